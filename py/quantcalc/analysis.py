@@ -1,0 +1,170 @@
+"""The analysis pipeline: calibrate, compute scale / zero point, quantize in chunks, measure.
+
+The tensor is walked in its own memory order in chunks of `CHUNK` values, each converted to
+float64 only for the duration of the chunk, so a tensor of N float32 values needs O(N) extra memory
+only for the per-value outputs a caller asks to keep (`keep` values at most), never a float64 copy
+of the whole tensor.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .config import Config
+from .core import SCALE_FLOOR, qparams, round_in_place, QParams
+from .errors import QuantcalcError
+from .metrics import ErrorAccumulator
+from .ranges import calibrate
+from .segments import Segmentation
+
+CHUNK = 1 << 16
+DEFAULT_KEEP = 1_000_000
+
+
+@dataclass
+class PerValue:
+    """The first `len(original)` values of the tensor (flat, C order) and what became of them."""
+
+    original: np.ndarray      # input dtype
+    codes: np.ndarray         # int32
+    dequantized: np.ndarray   # float64
+    error: np.ndarray         # float64, original - dequantized
+    clipped: np.ndarray       # bool
+
+
+@dataclass
+class Result:
+    config: Config
+    shape: tuple
+    dtype: str
+    q_min: int
+    q_max: int
+    params: QParams
+    calibrated_min: np.ndarray
+    calibrated_max: np.ndarray
+    segment_sizes: np.ndarray
+    metrics: dict
+    per_value: Optional[PerValue]
+    notes: list = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return int(self.metrics["count"])
+
+    def summary(self) -> dict:
+        """The JSON summary: configuration, parameters and metrics under their public names."""
+        cfg = self.config
+        per_tensor = self.params.scale.size == 1 and cfg.granularity == "tensor"
+
+        def listed(values, kind):
+            out = [kind(v) for v in values]
+            return out[0] if per_tensor else out
+
+        return {
+            "name": cfg.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "count": self.count,
+            "bits": cfg.bits,
+            "mode": cfg.mode,
+            "narrow_range": cfg.narrow_range,
+            "rounding": cfg.rounding,
+            "seed": cfg.seed if cfg.rounding == "stochastic" else None,
+            "calibration": cfg.calibration,
+            "percentile": cfg.percentile if cfg.calibration == "percentile" else None,
+            "granularity": cfg.granularity,
+            "axis": cfg.axis if cfg.granularity == "channel" else None,
+            "group_size": cfg.group_size if cfg.granularity == "group" else None,
+            "segments": int(self.params.scale.size),
+            "q_min": self.q_min,
+            "q_max": self.q_max,
+            "real_min": listed(self.params.real_min, float),
+            "real_max": listed(self.params.real_max, float),
+            "scale": listed(self.params.scale, float),
+            "zero_point": listed(self.params.zero_point, int),
+            "range_widened": bool(self.params.widened.any()),
+            "scale_floored": bool(self.params.floored.any()),
+            **self.metrics,
+            "notes": list(self.notes),
+        }
+
+
+def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK) -> Result:
+    """Quantize `values` with `config` and measure the error.
+
+    Args:
+        values: a float array of any shape (finite values; see `inputs.as_tensor`).
+        config: the settings.
+        keep: how many leading values (flat, C order) to return per-value results for; 0 for none.
+        chunk: values per processing step (a tuning knob; results do not depend on it).
+    Returns:
+        A `Result`.
+    """
+    x = np.ascontiguousarray(values)
+    if x.size == 0:
+        raise QuantcalcError("there are no values to quantize", "values")
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    segmentation = Segmentation(x.shape, config.granularity, config.axis, config.group_size)
+    fmt = config.number_format
+    lo, hi = calibrate(x, segmentation, config)
+    params = qparams(lo, hi, fmt, config.mode)
+    rng = np.random.default_rng(config.seed) if config.rounding == "stochastic" else None
+
+    flat = x.reshape(-1)
+    keep = int(min(max(keep, 0), flat.size))
+    per_value = PerValue(flat[:keep].copy(), np.empty(keep, np.int32), np.empty(keep),
+                         np.empty(keep), np.empty(keep, bool)) if keep else None
+    acc = ErrorAccumulator()
+    sizes = segmentation.sizes()
+    scale_all, zp_all = params.scale, params.zero_point.astype(np.float64)
+    single = segmentation.count == 1
+    for start in range(0, flat.size, chunk):
+        stop = min(start + chunk, flat.size)
+        original = flat[start:stop].astype(np.float64)
+        if single:
+            scale, zero_point = scale_all[0], zp_all[0]
+        else:
+            ids = segmentation.ids(start, stop)
+            scale, zero_point = scale_all[ids], zp_all[ids]
+        codes = original / scale
+        codes += zero_point
+        round_in_place(codes, config.rounding, rng)
+        if codes.min() < fmt.q_min or codes.max() > fmt.q_max:
+            clipped = (codes < fmt.q_min) | (codes > fmt.q_max)
+            np.clip(codes, fmt.q_min, fmt.q_max, out=codes)
+        else:
+            clipped = None
+        dequantized = codes - zero_point
+        dequantized *= scale
+        error = original - dequantized
+        if start < keep:
+            n = min(stop, keep) - start
+            per_value.codes[start:start + n] = codes[:n]
+            per_value.dequantized[start:start + n] = dequantized[:n]
+            per_value.error[start:start + n] = error[:n]
+            per_value.clipped[start:start + n] = clipped[:n] if clipped is not None else False
+        acc.add(original, error, clipped)  # overwrites `error` with |error|
+
+    metrics = acc.finish()
+    metrics["uniform_noise_mse"] = float(np.dot(sizes, scale_all ** 2) / 12.0 / flat.size)
+    return Result(config, x.shape, str(x.dtype), fmt.q_min, fmt.q_max, params, lo, hi, sizes,
+                  metrics, per_value, _notes(config, params, metrics, flat.size, keep))
+
+
+def _notes(config, params, metrics, count, keep):
+    notes = []
+    n = params.scale.size
+    where = "" if n == 1 else f" in {int(params.widened.sum())} of {n} segments"
+    if params.widened.any():
+        notes.append(f"range widened to include 0{where} (asymmetric mode keeps zero exact)")
+    if params.floored.any():
+        where = "" if n == 1 else f" in {int(params.floored.sum())} of {n} segments"
+        notes.append(f"zero-width range{where}: scale floored to float32 eps = {SCALE_FLOOR:.9g}")
+    if metrics["clip_count"]:
+        notes.append(f"{metrics['clip_count']} of {count} values clipped "
+                     f"({metrics['clip_rate']:.4%}) to [q_min, q_max]")
+    if keep < count:
+        notes.append(f"per-value results kept for the first {keep} of {count} values")
+    return notes

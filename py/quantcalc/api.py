@@ -1,0 +1,102 @@
+"""The facade: the only functions the page's worker and the command line call.
+
+Stateless on purpose: each call takes a plain configuration dict and a plain source dict and
+returns plain data (numbers, strings, lists, bytes, numpy arrays), so the same call gives the
+same answer from CPython and from Pyodide, and nothing has to be kept in sync between calls.
+
+A source is one of:
+  {"text": "-1.25, -0.92, ..."}                                    pasted values
+  {"file_name": "w.safetensors", "file_bytes": b"...", "tensor": "layer.weight"}   a loaded file
+Errors are returned, not raised, as {"error": {"kind", "message", "field"}}.
+"""
+
+import traceback
+
+from . import analysis, figures, inputs, report
+from .config import Config
+from .errors import QuantcalcError
+
+MAX_TABLE_VALUES = analysis.DEFAULT_KEEP
+EXPORTS = {
+    "csv": report.per_value_csv,
+    "summary_csv": report.summary_csv,
+    "json": report.summary_json,
+    "pdf": report.pdf,
+}
+
+
+def load(source: dict):
+    """The source's values as a finite float array; raises QuantcalcError."""
+    if not isinstance(source, dict):
+        raise QuantcalcError("no values given", "values")
+    if source.get("file_bytes") is not None:
+        name = str(source.get("file_name") or "file")
+        tensor = source.get("tensor") or None
+        values = inputs.parse_file(bytes(source["file_bytes"]), name, tensor)
+        return inputs.check_finite(values, "file")
+    text = source.get("text")
+    if text is None or not str(text).strip():
+        raise QuantcalcError("enter some sample values or choose a file", "values")
+    return inputs.check_finite(inputs.parse_text(str(text)), "values")
+
+
+def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES):
+    """Parse the configuration and the values, and analyse them; raises QuantcalcError."""
+    cfg = Config.from_dict(config)
+    return analysis.analyze(load(source), cfg, keep=keep)
+
+
+def _guarded(work):
+    """Run `work()`; turn any failure into the error dict the page shows at a field."""
+    try:
+        return work()
+    except QuantcalcError as exc:
+        return {"error": exc.to_dict()}
+    except MemoryError:
+        return {"error": {"kind": "memory", "field": "values",
+                          "message": "not enough memory for this tensor; try a smaller one"}}
+    except Exception as exc:  # a bug: say so plainly, keep the trace for the console
+        return {"error": {"kind": "internal", "field": "values",
+                          "message": f"internal error: {type(exc).__name__}: {exc}",
+                          "trace": traceback.format_exc()}}
+
+
+def analyze(config: dict, source: dict) -> dict:
+    """Numbers only (no matplotlib): summary, notes and the per-value arrays for the table."""
+    def work():
+        result = run(config, source)
+        pv = result.per_value
+        return {
+            "summary": report.to_jsonable(result.summary()),
+            "per_value": {"original": pv.original, "codes": pv.codes,
+                          "dequantized": pv.dequantized, "error": pv.error,
+                          "clipped": pv.clipped.view("uint8")},
+        }
+    return _guarded(work)
+
+
+def figures_svg(config: dict, source: dict) -> dict:
+    """{"figures": {name: svg text}, "titles": {name: title}} of the same analysis."""
+    def work():
+        result = run(config, source)
+        rendered = figures.render(result, "svg")
+        return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
+                "titles": dict(figures.TITLES)}
+    return _guarded(work)
+
+
+def export(config: dict, source: dict, kind: str) -> dict:
+    """{"bytes": ..., "mime": ...} of one report: csv, summary_csv, json or pdf."""
+    def work():
+        if kind not in EXPORTS:
+            raise QuantcalcError(f"unknown report {kind!r}", "download")
+        data = EXPORTS[kind](run(config, source))
+        mime = "application/pdf" if kind == "pdf" else (
+            "application/json" if kind == "json" else "text/csv")
+        return {"bytes": data, "mime": mime}
+    return _guarded(work)
+
+
+def describe_file(file_name: str, file_bytes) -> dict:
+    """Names of the arrays in a multi-tensor file, so the page can offer a chooser."""
+    return _guarded(lambda: {"tensors": inputs.tensor_names(bytes(file_bytes), file_name)})

@@ -1,0 +1,106 @@
+"""Scale and zero point, rounding, quantize and dequantize for integer grids.
+
+Conventions follow PyTorch's observers and ONNX Runtime:
+  symmetric:  scale = max(|real_min|, |real_max|) / q_max,            zero_point = 0
+  asymmetric: scale = (real_max - real_min) / (q_max - q_min),       zero_point = round(q_min - real_min / scale)
+  q = clamp(round(x / scale + zero_point), q_min, q_max);           x_hat = (q - zero_point) * scale
+All arithmetic is float64 so that what the calculator shows is the exact value of the formula.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .formats import IntegerFormat
+
+# PyTorch's observers floor the scale at float32 eps so an all-zero (or constant-zero) range never
+# divides by zero; we use the same documented floor.
+SCALE_FLOOR = float(np.finfo(np.float32).eps)
+
+
+@dataclass
+class QParams:
+    """Per-segment quantization parameters (float64 / int64 arrays of one length)."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    real_min: np.ndarray   # the range the scale was computed from, after widening / symmetrising
+    real_max: np.ndarray
+    widened: np.ndarray    # asymmetric range had to be stretched to include 0
+    floored: np.ndarray    # zero-width range: scale set to SCALE_FLOOR
+
+
+def qparams(lo, hi, fmt: IntegerFormat, mode: str) -> QParams:
+    """Scale and zero point for each segment's range [lo, hi].
+
+    Args:
+        lo, hi: arrays of range ends, lo <= hi.
+        fmt: the integer grid (gives q_min, q_max).
+        mode: "symmetric" (zero point 0) or "asymmetric" (range widened to include 0 so that
+            zero is exactly representable, zero point rounded half to even and clamped).
+    """
+    lo = np.asarray(lo, np.float64)
+    hi = np.asarray(hi, np.float64)
+    if mode == "symmetric":
+        amax = np.maximum(np.abs(lo), np.abs(hi))
+        real_min, real_max = -amax, amax
+        raw = amax / fmt.q_max
+        widened = np.zeros(lo.shape, bool)
+    else:
+        real_min, real_max = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+        widened = (real_min != lo) | (real_max != hi)
+        raw = (real_max - real_min) / (fmt.q_max - fmt.q_min)
+    floored = raw < SCALE_FLOOR
+    scale = np.where(floored, SCALE_FLOOR, raw)
+    if mode == "symmetric":
+        zero_point = np.zeros(lo.shape, np.int64)
+    else:
+        zero_point = np.clip(np.rint(fmt.q_min - real_min / scale), fmt.q_min, fmt.q_max)
+        zero_point = zero_point.astype(np.int64)
+    return QParams(scale, zero_point, real_min, real_max, widened, floored)
+
+
+def round_in_place(scaled: np.ndarray, rounding: str, rng=None) -> np.ndarray:
+    """Round float64 `scaled` in place to integers by the named rule; returns it.
+
+    "stochastic" rounds up with probability equal to the fractional part, drawing from `rng`
+    (a numpy Generator), so it is unbiased and reproducible for a given seed.
+    """
+    if rounding == "half-even":
+        np.rint(scaled, out=scaled)
+    elif rounding == "floor":
+        np.floor(scaled, out=scaled)
+    elif rounding == "ceil":
+        np.ceil(scaled, out=scaled)
+    elif rounding == "toward-zero":
+        np.trunc(scaled, out=scaled)
+    elif rounding == "half-away":
+        whole = np.trunc(scaled)
+        # |fraction| >= 0.5 steps away from zero; exact for every float (no +0.5 before floor).
+        away = np.abs(scaled - whole) >= 0.5
+        np.add(whole, np.copysign(away, scaled), out=scaled)
+    elif rounding == "stochastic":
+        down = np.floor(scaled)
+        up = rng.random(scaled.shape[0]) < (scaled - down)
+        np.add(down, up, out=scaled)
+    else:
+        raise ValueError(f"unknown rounding {rounding!r}")
+    return scaled
+
+
+def quantize(x, scale, zero_point, fmt: IntegerFormat, rounding="half-even", rng=None):
+    """Integer codes of `x` (as int64) and which values were clipped.
+
+    A value is clipped when its rounded code fell outside [q_min, q_max] so clamping moved it
+    (the mask PyTorch's fake-quantize keeps for its gradient).
+    """
+    scaled = np.asarray(x, np.float64) / scale + zero_point
+    scaled = round_in_place(np.array(scaled, np.float64, ndmin=1), rounding, rng)
+    clipped = (scaled < fmt.q_min) | (scaled > fmt.q_max)
+    np.clip(scaled, fmt.q_min, fmt.q_max, out=scaled)
+    return scaled.astype(np.int64), clipped
+
+
+def dequantize(codes, scale, zero_point):
+    """Reconstruction x_hat = (q - zero_point) * scale, in float64."""
+    return (np.asarray(codes, np.float64) - zero_point) * scale

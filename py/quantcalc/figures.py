@@ -1,0 +1,176 @@
+"""Figures of one analysis as matplotlib `Figure` objects (Agg; never pyplot), and their bytes.
+
+  values     original vs reconstructed values (by index for short inputs, a scatter otherwise)
+  error      the error per value (short inputs) or its histogram (long ones), with +-scale/2
+  histogram  the distribution of the values with the quantization levels and clipping bounds
+  transfer   the staircase x -> x_hat over the range, with the clipping bounds
+Sized 6 x 3.6 in with 10 pt text so they stay legible when the page shows them 400 px wide.
+"""
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from .core import quantize, dequantize  # noqa: E402
+
+FIGURE_NAMES = ("values", "error", "histogram", "transfer")
+TITLES = {
+    "values": "Original vs reconstructed values",
+    "error": "Quantization error",
+    "histogram": "Value distribution and quantization levels",
+    "transfer": "Transfer function x -> x_hat",
+}
+SHORT = 200        # up to this many values, plot each one
+SCATTER_POINTS = 4000
+STYLE = {
+    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
+    "svg.hashsalt": "quantcalc", "svg.fonttype": "path", "axes.grid": True, "grid.alpha": 0.3,
+}
+ORIGINAL, RECONSTRUCTED, BOUND = "#1f5fa8", "#d9480f", "#7048e8"
+
+
+def _new(title):
+    fig = Figure(figsize=(6, 3.6), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    return fig, ax
+
+
+def _sample(result):
+    """Indices and values for plotting: the kept per-value results, thinned evenly if long."""
+    pv = result.per_value
+    n = len(pv.original)
+    idx = np.arange(n) if n <= SCATTER_POINTS else np.linspace(0, n - 1, SCATTER_POINTS).astype(int)
+    return idx, pv
+
+
+def values_figure(result):
+    fig, ax = _new(TITLES["values"])
+    idx, pv = _sample(result)
+    if len(pv.original) <= SHORT:
+        ax.plot(idx, pv.original[idx], "o-", color=ORIGINAL, label="original x", ms=4, lw=1)
+        ax.plot(idx, pv.dequantized[idx], "s--", color=RECONSTRUCTED, label="reconstructed x_hat",
+                ms=3, lw=1)
+        ax.set_xlabel("index")
+        ax.set_ylabel("value")
+    else:
+        ax.plot(pv.original[idx], pv.dequantized[idx], ".", color=RECONSTRUCTED, ms=2,
+                label="values (x, x_hat)")
+        lo, hi = float(pv.original.min()), float(pv.original.max())
+        ax.plot([lo, hi], [lo, hi], "-", color=ORIGINAL, lw=1, label="x_hat = x")
+        ax.set_xlabel("original x")
+        ax.set_ylabel("reconstructed x_hat")
+    ax.legend(loc="best")
+    return fig
+
+
+def error_figure(result):
+    fig, ax = _new(TITLES["error"])
+    idx, pv = _sample(result)
+    half_step = float(np.max(result.params.scale)) / 2
+    if len(pv.original) <= SHORT:
+        colors = np.where(pv.clipped[idx], BOUND, RECONSTRUCTED)
+        ax.bar(idx, pv.error[idx], color=colors, width=0.8)
+        ax.set_xlabel("index")
+        ax.set_ylabel("error x - x_hat")
+        for y in (-half_step, half_step):
+            ax.axhline(y, color="0.3", ls=":", lw=1)
+        ax.text(0.01, 0.98, f"dotted: +-scale/2 = +-{half_step:.4g}", transform=ax.transAxes,
+                va="top", fontsize=9)
+    else:
+        ax.hist(pv.error, bins=80, color=RECONSTRUCTED)
+        ax.set_yscale("log")  # clipped outliers are rare but large; a log count shows both
+        ax.set_xlabel("error x - x_hat")
+        ax.set_ylabel("count (log)")
+        for x in (-half_step, half_step):
+            ax.axvline(x, color="0.3", ls=":", lw=1)
+    ax.axhline(0, color="black", lw=0.6)
+    return fig
+
+
+def _bounds(result):
+    """Clipping bounds of the first segment: the reals that map to q_min and q_max."""
+    scale = float(result.params.scale[0])
+    zp = int(result.params.zero_point[0])
+    return (result.q_min - zp) * scale, (result.q_max - zp) * scale, scale, zp
+
+
+def histogram_figure(result):
+    fig, ax = _new(TITLES["histogram"])
+    pv = result.per_value
+    lo, hi, scale, zp = _bounds(result)
+    ax.hist(pv.original, bins=min(100, max(10, len(pv.original) // 5)), color=ORIGINAL,
+            alpha=0.8, label="values")
+    levels = result.q_max - result.q_min + 1
+    if levels <= 64 and result.params.scale.size == 1:
+        for q in range(result.q_min, result.q_max + 1):
+            ax.axvline((q - zp) * scale, color="0.55", lw=0.5)
+        ax.plot([], [], color="0.55", lw=0.5, label=f"{levels} quantization levels")
+    for x in (lo, hi):
+        ax.axvline(x, color=BOUND, ls="--", lw=1.2)
+    ax.plot([], [], color=BOUND, ls="--", label="clipping bounds")
+    ax.set_xlabel("value")
+    ax.set_ylabel("count")
+    ax.legend(loc="best")
+    if result.params.scale.size > 1:
+        ax.text(0.01, 0.98, "bounds of segment 0 shown", transform=ax.transAxes, va="top",
+                fontsize=9)
+    return fig
+
+
+def transfer_figure(result):
+    fig, ax = _new(TITLES["transfer"])
+    lo, hi, scale, zp = _bounds(result)
+    data_lo, data_hi = float(result.per_value.original.min()), float(result.per_value.original.max())
+    left, right = min(lo, data_lo), max(hi, data_hi)
+    pad = 0.1 * ((right - left) or 1.0)
+    xs = np.linspace(left - pad, right + pad, 4001)
+    fmt = result.config.number_format
+    codes, _ = quantize(xs, scale, zp, fmt, "half-even" if result.config.rounding == "stochastic"
+                        else result.config.rounding)
+    ax.plot(xs, dequantize(codes, scale, zp), color=RECONSTRUCTED, lw=1.2, label="x_hat(x)")
+    ax.plot(xs, xs, color=ORIGINAL, lw=0.8, ls=":", label="x")
+    for x in (lo, hi):
+        ax.axvline(x, color=BOUND, ls="--", lw=1)
+    ax.set_xlabel("input x")
+    ax.set_ylabel("reconstruction x_hat")
+    ax.legend(loc="best")
+    notes = []
+    if result.params.scale.size > 1:
+        notes.append("segment 0")
+    if result.config.rounding == "stochastic":
+        notes.append("expected staircase: half-even shown")
+    if notes:
+        ax.text(0.99, 0.02, "; ".join(notes), transform=ax.transAxes, ha="right", fontsize=9)
+    return fig
+
+
+BUILDERS = {"values": values_figure, "error": error_figure, "histogram": histogram_figure,
+            "transfer": transfer_figure}
+
+
+def build(result, names=FIGURE_NAMES):
+    """{name: Figure} for an analysis whose per-value results were kept."""
+    if result.per_value is None:
+        raise ValueError("figures need per-value results (analyze with keep > 0)")
+    with matplotlib.rc_context(STYLE):
+        return {name: BUILDERS[name](result) for name in names}
+
+
+def to_bytes(fig, fmt="svg") -> bytes:
+    """Serialise a figure; SVG/PDF output carries no date so equal input gives equal bytes."""
+    buffer = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else None
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buffer, format=fmt, metadata=metadata)
+    return buffer.getvalue()
+
+
+def render(result, fmt="svg", names=FIGURE_NAMES) -> dict:
+    """{name: bytes} of every figure."""
+    return {name: to_bytes(fig, fmt) for name, fig in build(result, names).items()}

@@ -1,0 +1,165 @@
+"""Reports as bytes: per-value CSV, summary CSV, JSON summary, PDF.
+
+CSV follows RFC 4180 (CRLF line ends, quoted fields where needed). Text a user typed (the tensor
+name) is neutralised against spreadsheet formula injection (OWASP: a leading = + - @ tab or CR
+gets a leading apostrophe). The PDF carries no creation date, so the same input gives the same
+bytes.
+"""
+
+import csv
+import io
+import json
+import math
+
+import numpy as np
+
+from . import figures
+
+PER_VALUE_HEADER = ("index", "original", "quantized", "dequantized", "error", "clipped")
+PDF_TABLE_ROWS = 40
+LIST_ROWS_LIMIT = 4096
+# Keys of the summary that describe the configuration, then the measurements, in report order.
+CONFIG_KEYS = ("name", "shape", "dtype", "count", "bits", "mode", "narrow_range", "rounding",
+               "seed", "calibration", "percentile", "granularity", "axis", "group_size",
+               "segments", "q_min", "q_max", "real_min", "real_max", "scale", "zero_point",
+               "range_widened", "scale_floored")
+METRIC_KEYS = ("mse", "rmse", "mae", "max_abs_error", "sqnr_db", "rel_rmse", "clip_count",
+               "clip_rate", "uniform_noise_mse")
+
+
+def safe_cell(text: str) -> str:
+    """Neutralise spreadsheet formulas in user text (OWASP CSV injection guidance)."""
+    text = str(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def format_number(value) -> str:
+    """Shortest round-trip text for a number; inf/-inf/nan spelled as spreadsheets read them."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    value = float(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(value)
+
+
+def _writer(buffer):
+    return csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+
+
+def per_value_csv(result) -> bytes:
+    """index,original,quantized,dequantized,error,clipped for the kept values.
+
+    For a large tensor only the first values are kept (`analysis.DEFAULT_KEEP`); the CSV then
+    stays a plain table (a trailing note row would break parsers) and the cap is stated in the
+    summary's notes.
+    """
+    pv = result.per_value
+    buffer = io.StringIO()
+    writer = _writer(buffer)
+    writer.writerow(PER_VALUE_HEADER)
+    if pv is not None:
+        # The input's own dtype gives the shortest text that reads back to the same value.
+        originals = pv.original.astype(str)
+        dequantized = pv.dequantized.astype(str)
+        errors = pv.error.astype(str)
+        clipped = np.where(pv.clipped, "1", "0")
+        writer.writerows(zip(range(len(originals)), originals, pv.codes.tolist(), dequantized,
+                             errors, clipped))
+    return buffer.getvalue().encode("utf-8")
+
+
+def summary_rows(summary: dict):
+    """(metric, value) pairs; per-segment lists become scale[0], scale[1], ... rows."""
+    rows = []
+    for key in CONFIG_KEYS + METRIC_KEYS:
+        value = summary.get(key)
+        if value is None:
+            continue
+        if key == "shape":
+            rows.append((key, "x".join(str(n) for n in value)))
+        elif isinstance(value, list):
+            for i, item in enumerate(value[:LIST_ROWS_LIMIT]):
+                rows.append((f"{key}[{i}]", format_number(item)))
+            if len(value) > LIST_ROWS_LIMIT:
+                rows.append((f"{key}_rows_omitted", str(len(value) - LIST_ROWS_LIMIT)))
+        elif isinstance(value, str):
+            rows.append((key, safe_cell(value)))
+        else:
+            rows.append((key, format_number(value)))
+    for i, note in enumerate(summary.get("notes", [])):
+        rows.append((f"note[{i}]", safe_cell(note)))
+    return rows
+
+
+def summary_csv(result) -> bytes:
+    buffer = io.StringIO()
+    writer = _writer(buffer)
+    writer.writerow(("metric", "value"))
+    writer.writerows(summary_rows(result.summary()))
+    return buffer.getvalue().encode("utf-8")
+
+
+def to_jsonable(value):
+    """JSON has no inf: infinite SQNR is written as the string "inf" (and "-inf")."""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def summary_json(result) -> bytes:
+    return json.dumps(to_jsonable(result.summary()), indent=2).encode("utf-8")
+
+
+def _text_page(pdf_pages, title, rows, columns, subtitle=None):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.27, 11.69))  # A4 portrait
+    fig.text(0.08, 0.95, title, fontsize=16, weight="bold")
+    if subtitle:
+        fig.text(0.08, 0.925, subtitle, fontsize=10)
+    ax = fig.add_axes([0.08, 0.05, 0.84, 0.85])
+    ax.axis("off")
+    if rows:
+        table = ax.table(cellText=rows, colLabels=columns, loc="upper left", cellLoc="left",
+                         colLoc="left")
+        table.auto_set_font_size(False)
+        table.set_fontsize(8)
+        table.scale(1, 1.25)
+    pdf_pages.savefig(fig)
+
+
+def pdf(result) -> bytes:
+    """A PDF report: configuration and metrics, the figures, the first rows of the table."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    summary = result.summary()
+    buffer = io.BytesIO()
+    # No dates in the metadata: equal input, equal bytes (auditable, diffable).
+    metadata = {"Title": f"quantcalc report: {summary['name']}", "Creator": "quantcalc",
+                "Producer": "quantcalc", "CreationDate": None, "ModDate": None}
+    with figures.matplotlib.rc_context(figures.STYLE), PdfPages(buffer, metadata=metadata) as pages:
+        rows = [(k, _short(v)) for k, v in summary_rows(summary)[:60]]
+        _text_page(pages, f"Quantization report: {summary['name']}", rows, ("setting / metric",
+                   "value"), subtitle="quantcalc - integer quantization error analysis")
+        for fig in figures.build(result).values():
+            pages.savefig(fig)
+        pv = result.per_value
+        if pv is not None:
+            n = min(PDF_TABLE_ROWS, len(pv.original))
+            table = [(str(i), f"{pv.original[i]:.8g}", str(pv.codes[i]),
+                      f"{pv.dequantized[i]:.8g}", f"{pv.error[i]:.4g}",
+                      "yes" if pv.clipped[i] else "") for i in range(n)]
+            _text_page(pages, "Per-value results", table, PER_VALUE_HEADER,
+                       subtitle=f"first {n} of {summary['count']} values")
+    return buffer.getvalue()
+
+
+def _short(text, limit=70):
+    return text if len(text) <= limit else text[:limit - 3] + "..."
