@@ -12,7 +12,7 @@ Errors are returned, not raised, as {"error": {"kind", "message", "field"}}.
 
 import traceback
 
-from . import analysis, figures, inputs, report
+from . import analysis, inputs, report
 from .config import Config
 from .errors import QuantcalcError
 
@@ -78,6 +78,8 @@ def analyze(config: dict, source: dict) -> dict:
 def figures_svg(config: dict, source: dict) -> dict:
     """{"figures": {name: svg text}, "titles": {name: title}} of the same analysis."""
     def work():
+        from . import figures  # matplotlib loads only when figures are first asked for
+
         result = run(config, source)
         rendered = figures.render(result, "svg")
         return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
@@ -97,6 +99,7 @@ def export(config: dict, source: dict, kind: str) -> dict:
     return _guarded(work)
 
 
-def describe_file(file_name: str, file_bytes) -> dict:
+def describe_file(source: dict) -> dict:
     """Names of the arrays in a multi-tensor file, so the page can offer a chooser."""
-    return _guarded(lambda: {"tensors": inputs.tensor_names(bytes(file_bytes), file_name)})
+    return _guarded(lambda: {"tensors": inputs.tensor_names(
+        bytes(source["file_bytes"]), str(source.get("file_name") or "file"))})

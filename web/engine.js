@@ -1,0 +1,85 @@
+// The page's side of the worker: request ids, boot progress, a boot timeout and restart.
+const BOOT_TIMEOUT_MS = 120_000;
+
+export class Engine extends EventTarget {
+  constructor(workerUrl = new URL("./worker.js", import.meta.url)) {
+    super();
+    this.workerUrl = workerUrl;
+    this.pending = new Map();
+    this.nextId = 1;
+    this.start();
+  }
+
+  // (Re)start the worker. A boot that neither succeeds nor fails in time (a wrong wasm MIME type
+  // can make Pyodide wait forever) is reported as failed so the page can offer a retry.
+  start() {
+    this.worker?.terminate();
+    for (const { reject } of this.pending.values()) reject(new Error("the engine restarted"));
+    this.pending.clear();
+    this.state = "booting";
+    this.figuresReady = false;
+    this.worker = new Worker(this.workerUrl, { type: "module" });
+    this.worker.onmessage = (event) => this.receive(event.data);
+    this.worker.onerror = (event) => {
+      event.preventDefault?.();
+      this.fail(event.message || "the Python worker could not start");
+    };
+    clearTimeout(this.bootTimer);
+    this.bootTimer = setTimeout(
+      () => this.fail(`Python did not start within ${BOOT_TIMEOUT_MS / 1000} s`), BOOT_TIMEOUT_MS);
+  }
+
+  fail(message) {
+    if (this.state !== "booting") return;
+    clearTimeout(this.bootTimer);
+    this.state = "failed";
+    this.worker.terminate();
+    this.emit("failed", { message });
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  receive(message) {
+    switch (message.type) {
+      case "progress":
+        this.emit("progress", message);
+        break;
+      case "ready":
+        clearTimeout(this.bootTimer);
+        this.state = "ready";
+        this.emit("ready", message);
+        break;
+      case "boot-failed":
+        this.fail(message.message);
+        break;
+      case "figures-ready":
+        this.figuresReady = true;
+        this.emit("figures-ready", message);
+        break;
+      case "figures-failed":
+        this.emit("figures-failed", message);
+        break;
+      case "reply": {
+        const entry = this.pending.get(message.id);
+        if (entry) {
+          this.pending.delete(message.id);
+          entry.resolve(message.result);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // One request; resolves with the engine's plain result ({error: ...} on bad input).
+  request(op, payload) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, ...payload });
+    });
+  }
+}

@@ -1,0 +1,129 @@
+// Module worker: boots Pyodide, loads numpy and the quantcalc package, and answers requests by
+// calling quantcalc.api. It never builds Python source text: it imports the module and calls its
+// functions with plain data, then copies results out of the wasm heap once and transfers them.
+import { loadPyodide } from "./pyodide/pyodide.mjs";
+
+const here = (path) => new URL(path, import.meta.url).href;
+let pyodide = null;
+let api = null;
+let matplotlibLoading = null;
+
+function progress(phase, text) {
+  postMessage({ type: "progress", phase, text });
+}
+
+// Start-up in small named phases, as jupyterlite's pyodide-kernel does: each can fail on its own
+// and the page shows which one.
+async function startRuntime() {
+  progress("runtime", "Starting Python (Pyodide 0.27.7)…");
+  pyodide = await loadPyodide({ indexURL: here("./pyodide/"), fullStdLib: false });
+}
+
+async function loadNumpy() {
+  progress("numpy", "Loading numpy…");
+  await pyodide.loadPackage(["numpy"], { checkIntegrity: true, messageCallback: () => {} });
+}
+
+async function installQuantcalc() {
+  progress("quantcalc", "Loading the quantcalc engine…");
+  const response = await fetch(here("./quantcalc.zip"));
+  if (!response.ok) throw new Error(`quantcalc.zip: HTTP ${response.status}`);
+  pyodide.unpackArchive(await response.arrayBuffer(), "zip", {
+    extractDir: "/lib/python3.12/site-packages",
+  });
+  api = pyodide.pyimport("quantcalc.api");
+}
+
+function loadMatplotlib() {
+  // Figures are drawn only after matplotlib is in; numbers never wait for it.
+  matplotlibLoading ??= pyodide
+    .loadPackage(["matplotlib"], { checkIntegrity: true, messageCallback: () => {} })
+    .then(() => postMessage({ type: "figures-ready" }));
+  return matplotlibLoading;
+}
+
+async function boot() {
+  try {
+    await startRuntime();
+    await loadNumpy();
+    await installQuantcalc();
+    postMessage({ type: "ready" });
+    loadMatplotlib().catch((error) =>
+      postMessage({ type: "figures-failed", message: String(error) }));
+  } catch (error) {
+    postMessage({ type: "boot-failed", message: String(error && error.message || error) });
+  }
+}
+
+// Python value -> plain JS value. numpy arrays are copied out of the wasm heap once (getBuffer +
+// slice) so the page owns the memory and the copy can be transferred, not cloned again.
+function toPlain(value, transfers) {
+  if (!(value instanceof pyodide.ffi.PyProxy)) return value;
+  const type = value.type;
+  if (type === "numpy.ndarray") {
+    const view = value.getBuffer();
+    try {
+      const copy = view.data.slice();
+      transfers.push(copy.buffer);
+      return copy;
+    } finally {
+      view.release();
+    }
+  }
+  if (type === "bytes") {
+    const copy = value.toJs();
+    transfers.push(copy.buffer);
+    return copy;
+  }
+  if (type === "dict") {
+    const out = {};
+    for (const key of value) {
+      const item = value.get(key);
+      out[key] = toPlain(item, transfers);
+      if (item instanceof pyodide.ffi.PyProxy) item.destroy();
+    }
+    return out;
+  }
+  if (type === "list" || type === "tuple") {
+    const out = [];
+    for (const item of value) {
+      out.push(toPlain(item, transfers));
+      if (item instanceof pyodide.ffi.PyProxy) item.destroy();
+    }
+    return out;
+  }
+  return value.toJs();
+}
+
+async function handle({ id, op, config, source, kind }) {
+  if (!api) throw new Error("the engine is not ready");
+  if (op === "figures" || (op === "export" && kind === "pdf")) await loadMatplotlib();
+  const pyConfig = pyodide.toPy(config ?? {});
+  const pySource = pyodide.toPy(source ?? {});
+  let result;
+  try {
+    if (op === "analyze") result = api.analyze(pyConfig, pySource);
+    else if (op === "figures") result = api.figures_svg(pyConfig, pySource);
+    else if (op === "export") result = api.export(pyConfig, pySource, kind);
+    else if (op === "describe") result = api.describe_file(pySource);
+    else throw new Error(`unknown request ${op}`);
+  } finally {
+    pyConfig.destroy();
+    pySource.destroy();
+  }
+  const transfers = [];
+  const plain = toPlain(result, transfers);
+  result.destroy();
+  postMessage({ type: "reply", id, result: plain }, transfers);
+}
+
+self.onmessage = (event) => {
+  const request = event.data;
+  handle(request).catch((error) =>
+    postMessage({
+      type: "reply", id: request.id,
+      result: { error: { kind: "internal", field: "values", message: String(error.message || error) } },
+    }));
+};
+
+boot();
