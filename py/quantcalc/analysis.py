@@ -108,7 +108,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
         x = x.astype(np.float64)
     segmentation = Segmentation(x.shape, config.granularity, config.axis, config.group_size)
     fmt = config.number_format
-    lo, hi = calibrate(x, segmentation, config)
+    data_min, data_max = segmentation.min_max(x)
+    lo, hi = calibrate(x, segmentation, config, data_min, data_max)
     params = qparams(lo, hi, fmt, config.mode)
     rng = np.random.default_rng(config.seed) if config.rounding == "stochastic" else None
 
@@ -116,7 +117,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     keep = int(min(max(keep, 0), flat.size))
     per_value = PerValue(flat[:keep].copy(), np.empty(keep, np.int32), np.empty(keep),
                          np.empty(keep), np.empty(keep, bool)) if keep else None
-    acc = ErrorAccumulator()
+    data_min, data_max = float(data_min.min()), float(data_max.max())
+    acc = ErrorAccumulator(max(abs(data_min), abs(data_max)))
     sizes = segmentation.sizes()
     scale_all, zp_all = params.scale, params.zero_point.astype(np.float64)
     single = segmentation.count == 1
@@ -147,7 +149,7 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
             per_value.clipped[start:start + n] = clipped[:n] if clipped is not None else False
         acc.add(original, error, clipped)  # overwrites `error` with |error|
 
-    metrics = acc.finish()
+    metrics = {"data_min": data_min, "data_max": data_max, **acc.finish()}
     metrics["uniform_noise_mse"] = float(np.dot(sizes, scale_all ** 2) / 12.0 / flat.size)
     return Result(config, x.shape, str(x.dtype), fmt.q_min, fmt.q_max, params, lo, hi, sizes,
                   metrics, per_value, _notes(config, params, metrics, flat.size, keep))

@@ -11,39 +11,84 @@ import math
 import numpy as np
 
 
-class ErrorAccumulator:
-    """Running sums over chunks of (original, error) pairs."""
+def power_of_two_unit(bound: float) -> float:
+    """A power of two to divide values of magnitude <= `bound` by before squaring them.
+
+    Squares of float64 values beyond ~1e154 overflow and below ~1e-154 underflow, which would
+    turn SQNR into inf or 0 silently; dividing by a power of two is exact and keeps them in range.
+    Returns 1.0 when no scaling is needed (the usual case: no extra work).
+    """
+    if bound == 0 or 1e-100 < bound < 1e100:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(bound)[1])
+
+
+class SumOfSquares:
+    """sum v^2 kept as (ssq, unit) with the true value ssq * unit^2, safe from over/underflow.
+
+    LAPACK's dnrm2 idea at chunk granularity: each chunk is squared in units of a power of two
+    near its own maximum, so tiny or huge values (1e-300, 1e200) still give exact ratios.
+    """
 
     def __init__(self):
+        self.ssq = 0.0
+        self.unit = 1.0
+
+    def add(self, values: np.ndarray, max_abs: float):
+        unit = power_of_two_unit(max_abs)
+        scaled = values if unit == 1.0 else values / unit
+        part = float(np.dot(scaled, scaled))
+        if self.ssq == 0.0:
+            self.ssq, self.unit = part, unit
+        elif unit > self.unit:
+            self.ssq = self.ssq * (self.unit / unit) ** 2 + part
+            self.unit = unit
+        else:
+            self.ssq += part * (unit / self.unit) ** 2
+
+    def value(self) -> float:
+        return self.ssq * self.unit * self.unit
+
+
+class ErrorAccumulator:
+    """Running sums over chunks of (original, error) pairs, accumulated in float64."""
+
+    def __init__(self, signal_bound: float = 1.0):
+        self.signal_bound = signal_bound
         self.count = 0
-        self.sum_sq_error = 0.0
+        self.error_sq = SumOfSquares()
+        self.signal_sq = SumOfSquares()
         self.sum_abs_error = 0.0
         self.max_abs_error = 0.0
-        self.sum_sq_signal = 0.0
         self.clip_count = 0
 
     def add(self, original: np.ndarray, error: np.ndarray, clipped=None):
         """Add one chunk; `original` and `error` are float64, `clipped` a bool mask or None."""
         self.count += error.size
-        self.sum_sq_error += float(np.dot(error, error))
-        self.sum_sq_signal += float(np.dot(original, original))
         magnitude = np.abs(error, out=error)  # the caller is done with `error` except as |e|
+        largest = float(magnitude.max())
+        self.max_abs_error = max(self.max_abs_error, largest)
         self.sum_abs_error += float(magnitude.sum())
-        self.max_abs_error = max(self.max_abs_error, float(magnitude.max()))
+        self.error_sq.add(magnitude, largest)
+        self.signal_sq.add(original, self.signal_bound)
         if clipped is not None:
             self.clip_count += int(np.count_nonzero(clipped))
 
     def finish(self) -> dict:
         n = self.count
-        mse = self.sum_sq_error / n
+        error, signal = self.error_sq, self.signal_sq
+        mse_in_units = error.ssq / n
+        sqnr = sqnr_db(signal.ssq, error.ssq)
+        if math.isfinite(sqnr):
+            sqnr += 20.0 * math.log10(signal.unit / error.unit)
         return {
             "count": n,
-            "mse": mse,
-            "rmse": math.sqrt(mse),
+            "mse": mse_in_units * error.unit * error.unit,
+            "rmse": math.sqrt(mse_in_units) * error.unit,
             "mae": self.sum_abs_error / n,
             "max_abs_error": self.max_abs_error,
-            "sqnr_db": sqnr_db(self.sum_sq_signal, self.sum_sq_error),
-            "rel_rmse": relative_rmse(self.sum_sq_signal, self.sum_sq_error),
+            "sqnr_db": sqnr,
+            "rel_rmse": relative_rmse(signal.ssq, error.ssq) * (error.unit / signal.unit),
             "clip_count": self.clip_count,
             "clip_rate": self.clip_count / n,
         }

@@ -24,13 +24,16 @@ ENTROPY_BINS = 2048
 ENTROPY_MAX_SEGMENTS = 4096
 
 
-def calibrate(x, segmentation, config):
-    """Per-segment (lo, hi) for `config.calibration`; see the module docstring."""
+def calibrate(x, segmentation, config, lo, hi):
+    """Per-segment (lo, hi) for `config.calibration`; see the module docstring.
+
+    Args:
+        lo, hi: each segment's data minimum and maximum (already computed by the caller).
+    """
     method = config.calibration
     if method == "custom":
         n = segmentation.count
         return np.full(n, config.range_min, np.float64), np.full(n, config.range_max, np.float64)
-    lo, hi = segmentation.min_max(x)
     if method == "minmax":
         return lo, hi
     if method == "percentile":
