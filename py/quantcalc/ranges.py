@@ -3,9 +3,10 @@
   minmax      the segment's smallest and largest value.
   percentile  symmetric: the P-th percentile of |x| (both ends); asymmetric: the (100-P)-th and
               P-th percentiles of x. Values beyond are clipped.
-  mse         the clipping threshold, out of 200 evenly spaced candidates up to the min-max range,
-              whose round-to-nearest quantization has the smallest mean squared error (evaluated on
-              the values, or on a 4096-bin histogram when a segment has more values than that).
+  mse         the clipping range, out of 200 evenly spaced candidates per end up to the min-max
+              range, whose round-to-nearest quantization has the smallest mean squared error
+              (evaluated on the values, or on a 4096-bin histogram when a segment has more values
+              than that); asymmetric ranges search each end in turn.
   entropy     TensorRT's KL-divergence calibration: a 2048-bin histogram of |x|, the threshold
               whose 2^(bits-1)-level requantized distribution diverges least from the original.
   custom      the user's [range_min, range_max] for every segment.
@@ -65,7 +66,8 @@ def _percentile(x, segmentation, config):
     lo, hi = [], []
     for block in groups:
         if config.mode == "symmetric":
-            t = np.percentile(np.abs(block), p, axis=1).astype(np.float64)
+            # the |x| copy is ours to reorder: no second copy inside percentile
+            t = np.percentile(np.abs(block), p, axis=1, overwrite_input=True).astype(np.float64)
             lo.append(-t)
             hi.append(t)
         else:
@@ -86,7 +88,26 @@ def _weighted_values(seg):
     return centres[keep], counts[keep].astype(np.float64)
 
 
+def _candidate_mse(values, weights, los, his, fmt, mode):
+    """Mean squared round-to-nearest error of `values` for each candidate range (los[i], his[i])."""
+    params = qparams(los, his, fmt, mode)
+    scale = params.scale[:, None]
+    zero_point = params.zero_point[:, None]
+    scaled = round_in_place((values[None, :] / scale + zero_point).reshape(-1), "half-even")
+    codes = np.clip(scaled, fmt.q_min, fmt.q_max).reshape(len(los), -1)
+    error = values[None, :] - (codes - zero_point) * scale
+    return (error ** 2) @ (weights if weights is not None else np.ones(values.size))
+
+
+def _best(mse):
+    # On a tie keep the widest range (candidates ascend): it clips less for the same error.
+    return len(mse) - 1 - int(np.argmin(mse[::-1]))
+
+
 def _mse_search(seg, fmt, mode):
+    """Symmetric: the best of 200 thresholds t = amax * k/200. Asymmetric: the ends are searched
+    in turn (max with min fixed, then min with max fixed, twice), 200 candidates each. Min-max is
+    always a candidate, so the result is never worse than min-max on the searched values."""
     values, weights = _weighted_values(seg)
     lo, hi = float(values.min()), float(values.max())
     if mode == "symmetric":
@@ -95,16 +116,17 @@ def _mse_search(seg, fmt, mode):
     if hi - lo == 0:
         return lo, hi
     fractions = np.arange(1, MSE_CANDIDATES + 1) / MSE_CANDIDATES
-    params = qparams(lo * fractions, hi * fractions, fmt, mode)
-    scale = params.scale[:, None]
-    zero_point = params.zero_point[:, None]
-    scaled = round_in_place((values[None, :] / scale + zero_point).reshape(-1), "half-even")
-    codes = np.clip(scaled, fmt.q_min, fmt.q_max).reshape(len(fractions), -1)
-    error = values[None, :] - (codes - zero_point) * scale
-    mse = (error ** 2) @ (weights if weights is not None else np.ones(values.size))
-    # On a tie keep the widest range: it clips less for the same measured error.
-    best = len(mse) - 1 - int(np.argmin(mse[::-1]))
-    return lo * fractions[best], hi * fractions[best]
+    if mode == "symmetric":
+        best = fractions[_best(_candidate_mse(values, weights, lo * fractions, hi * fractions,
+                                              fmt, mode))]
+        return lo * best, hi * best
+    full_lo, full_hi = lo, hi
+    for _ in range(2):
+        his = full_hi * fractions
+        hi = his[_best(_candidate_mse(values, weights, np.full_like(his, lo), his, fmt, mode))]
+        los = full_lo * fractions
+        lo = los[_best(_candidate_mse(values, weights, los, np.full_like(los, hi), fmt, mode))]
+    return lo, hi
 
 
 def kl_divergence(p, q):

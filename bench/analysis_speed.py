@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Speed of a full per-tensor 8-bit analysis, as a ratio to one np.abs(x).max() pass.
+
+Both are timed in the same run on the same 10^7 float32 values (best of 5 each, after a warm-up),
+so the ratio is about the code, not the machine. Target (issue 2): 10x or less.
+
+    python3 bench/analysis_speed.py [--size N]
+"""
+
+import argparse
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py"))
+from quantcalc import Config, analyze  # noqa: E402
+
+
+def best_of(work, repeats=5):
+    work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=10_000_000)
+    args = parser.parse_args()
+    x = np.random.default_rng(0).standard_normal(args.size).astype(np.float32)
+    baseline = best_of(lambda: np.abs(x).max())
+    print(f"values: {args.size:,} float32 ({x.nbytes / 1e6:.0f} MB)")
+    print(f"np.abs(x).max():            {baseline * 1e3:8.1f} ms   1.00x")
+    cases = {
+        "per tensor, min-max": Config(),
+        "per tensor, asymmetric": Config(mode="asymmetric"),
+        "per channel (1000 ch)": None,
+        "per group of 128": Config(granularity="group", group_size=128),
+        "per tensor, percentile": Config(calibration="percentile"),
+    }
+    for label, config in cases.items():
+        data = x
+        if config is None:
+            data, config = x.reshape(1000, -1), Config(granularity="channel")
+        elapsed = best_of(lambda: analyze(data, config, keep=0))
+        tracemalloc.start()
+        analyze(data, config, keep=0)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"{label + ':':27s} {elapsed * 1e3:8.1f} ms  {elapsed / baseline:5.2f}x"
+              f"   peak extra memory {peak / x.nbytes:4.2f}x the input")
+
+
+if __name__ == "__main__":
+    main()

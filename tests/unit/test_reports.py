@@ -1,0 +1,92 @@
+"""CSV, summary CSV, JSON and PDF reports, and the figures."""
+
+import csv
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+from quantcalc import Config, analyze
+from quantcalc import figures, report
+
+EXAMPLE = np.array([-1.25, -0.92, -0.51, -0.10, 0, 0.14, 0.37, 0.79, 1.12, 1.46])
+
+
+@pytest.fixture(scope="module")
+def result():
+    return analyze(EXAMPLE, Config(calibration="custom", range_min=-1.5, range_max=1.5,
+                                   name="=HYPERLINK(\"x\")"))
+
+
+def test_per_value_csv_is_rfc4180_and_matches_the_engine(result):
+    data = report.per_value_csv(result)
+    text = data.decode("utf-8")
+    assert text.startswith("index,original,quantized,dequantized,error,clipped\r\n")
+    assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", "")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 10
+    for i, row in enumerate(rows):
+        assert int(row["index"]) == i
+        assert float(row["original"]) == EXAMPLE[i]
+        assert int(row["quantized"]) == result.per_value.codes[i]
+        assert float(row["dequantized"]) == result.per_value.dequantized[i]  # round-trips exactly
+        assert float(row["error"]) == result.per_value.error[i]
+        assert row["clipped"] == "0"
+
+
+def test_summary_csv_has_every_metric_and_neutralises_formulas(result):
+    rows = dict(csv.reader(io.StringIO(report.summary_csv(result).decode())))
+    assert rows.pop("metric") == "value"
+    assert rows["name"] == "'=HYPERLINK(\"x\")"
+    for key in report.METRIC_KEYS:
+        assert float(rows[key]) == pytest.approx(result.summary()[key])
+    assert rows["scale"] == repr(1.5 / 127)
+    assert rows["q_min"] == "-128"
+
+
+def test_summary_lists_become_indexed_rows():
+    r = analyze(np.random.default_rng(0).standard_normal((3, 4)), Config(granularity="channel"))
+    rows = dict(csv.reader(io.StringIO(report.summary_csv(r).decode())))
+    assert {"scale[0]", "scale[1]", "scale[2]", "zero_point[2]"} <= rows.keys()
+
+
+def test_json_summary_spells_infinity_as_a_string():
+    r = analyze(np.zeros(3), Config())
+    summary = json.loads(report.summary_json(r))
+    assert summary["sqnr_db"] == "inf"
+    assert {"name", "count", "bits", "mode", "rounding", "granularity", "q_min", "q_max",
+            "real_min", "real_max", "scale", "zero_point", "mse", "rmse", "mae",
+            "max_abs_error", "sqnr_db", "rel_rmse", "clip_count", "clip_rate"} <= summary.keys()
+
+
+def test_pdf_is_a_pdf_with_the_name_and_is_reproducible(result):
+    first, second = report.pdf(result), report.pdf(result)
+    assert first.startswith(b"%PDF-") and first.rstrip().endswith(b"%%EOF")
+    assert first == second
+    assert b"quantcalc report: =HYPERLINK" in first  # the Title in the document info
+    assert len(first) > 10_000
+
+
+@pytest.mark.parametrize("n", [10, 5000])
+def test_figures_render_with_labelled_axes(n):
+    x = np.random.default_rng(n).standard_normal(n)
+    r = analyze(x, Config(bits=3, calibration="percentile", percentile=99))
+    built = figures.build(r)
+    assert set(built) == set(figures.FIGURE_NAMES)
+    for name, fig in built.items():
+        ax = fig.axes[0]
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title(), name
+    svgs = figures.render(r, "svg")
+    assert all(svg.startswith(b"<?xml") and b"<svg" in svg for svg in svgs.values())
+    assert figures.render(r, "svg") == svgs  # no dates or random ids
+    png = figures.to_bytes(built["values"], "png")
+    assert png.startswith(b"\x89PNG")
+
+
+def test_format_number():
+    assert report.format_number(math.inf) == "inf"
+    assert report.format_number(0.1) == "0.1"
+    assert report.format_number(np.int64(-3)) == "-3"
+    assert report.format_number(True) == "true"
