@@ -2,9 +2,11 @@
 const BOOT_TIMEOUT_MS = 120_000;
 
 export class Engine extends EventTarget {
-  constructor(workerUrl = new URL("./worker.js", import.meta.url)) {
+  constructor({ workerUrl = new URL("./worker.js", import.meta.url),
+    bootTimeoutMs = BOOT_TIMEOUT_MS } = {}) {
     super();
     this.workerUrl = workerUrl;
+    this.bootTimeoutMs = bootTimeoutMs;
     this.pending = new Map();
     this.nextId = 1;
     this.start();
@@ -26,7 +28,8 @@ export class Engine extends EventTarget {
     };
     clearTimeout(this.bootTimer);
     this.bootTimer = setTimeout(
-      () => this.fail(`Python did not start within ${BOOT_TIMEOUT_MS / 1000} s`), BOOT_TIMEOUT_MS);
+      () => this.fail(`Python did not start within ${this.bootTimeoutMs / 1000} s`),
+      this.bootTimeoutMs);
   }
 
   fail(message) {

@@ -147,10 +147,10 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
             per_value.dequantized[start:start + n] = dequantized[:n]
             per_value.error[start:start + n] = error[:n]
             per_value.clipped[start:start + n] = clipped[:n] if clipped is not None else False
-        acc.add(original, error, clipped)  # overwrites `error` with |error|
+        acc.add(original, error, clipped)  # uses up `original` and `error`
 
     metrics = {"data_min": data_min, "data_max": data_max, **acc.finish()}
-    metrics["uniform_noise_mse"] = float(np.dot(sizes, scale_all ** 2) / 12.0 / flat.size)
+    metrics["uniform_noise_mse"] = float(np.sum(sizes * scale_all ** 2) / 12.0 / flat.size)
     return Result(config, x.shape, str(x.dtype), fmt.q_min, fmt.q_max, params, lo, hi, sizes,
                   metrics, per_value, _notes(config, params, metrics, flat.size, keep))
 

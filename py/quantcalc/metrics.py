@@ -35,9 +35,13 @@ class SumOfSquares:
         self.unit = 1.0
 
     def add(self, values: np.ndarray, max_abs: float):
+        """Add sum(values^2); `values` (float64, owned by the caller) is overwritten."""
         unit = power_of_two_unit(max_abs)
-        scaled = values if unit == 1.0 else values / unit
-        part = float(np.dot(scaled, scaled))
+        if unit != 1.0:
+            values /= unit
+        # square + numpy's pairwise sum, not np.dot: BLAS sums in a machine-dependent order, and
+        # the page (Pyodide, no BLAS) must give the same last digit as the command line.
+        part = float(np.square(values, out=values).sum())
         if self.ssq == 0.0:
             self.ssq, self.unit = part, unit
         elif unit > self.unit:
@@ -63,7 +67,8 @@ class ErrorAccumulator:
         self.clip_count = 0
 
     def add(self, original: np.ndarray, error: np.ndarray, clipped=None):
-        """Add one chunk; `original` and `error` are float64, `clipped` a bool mask or None."""
+        """Add one chunk; `original` and `error` are float64 and are used up (overwritten);
+        `clipped` is a bool mask or None."""
         self.count += error.size
         magnitude = np.abs(error, out=error)  # the caller is done with `error` except as |e|
         largest = float(magnitude.max())
@@ -80,7 +85,7 @@ class ErrorAccumulator:
         mse_in_units = error.ssq / n
         sqnr = sqnr_db(signal.ssq, error.ssq)
         if math.isfinite(sqnr):
-            sqnr += 20.0 * math.log10(signal.unit / error.unit)
+            sqnr += 20.0 * portable_log10(signal.unit / error.unit)
         return {
             "count": n,
             "mse": mse_in_units * error.unit * error.unit,
@@ -94,12 +99,38 @@ class ErrorAccumulator:
         }
 
 
+LOG10_2 = 0.30102999566398120
+LOG10_E = 0.43429448190325182
+SQRT_HALF = 0.70710678118654752
+
+
+def portable_log10(x: float) -> float:
+    """log10(x) for x > 0 from IEEE +, -, *, / only, so it is the same on every platform.
+
+    The C library's log10 differs in the last bit between glibc (CPython on Linux) and musl
+    (Pyodide), and the page must show exactly what the command line prints. x = m * 2^e with
+    m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(z), z = (m-1)/(m+1), |z| < 0.172, whose odd power
+    series reaches full double precision within 12 terms. Within 8 units in the last place of
+    the C library (tests/unit/test_golden.py checks it over the whole float range).
+    """
+    m, e = math.frexp(x)
+    if m < SQRT_HALF:
+        m, e = m * 2.0, e - 1
+    z = (m - 1.0) / (m + 1.0)
+    z2 = z * z
+    power, total = z, 0.0
+    for k in range(1, 40, 2):
+        total += power / k
+        power *= z2
+    return e * LOG10_2 + 2.0 * total * LOG10_E
+
+
 def sqnr_db(sum_sq_signal: float, sum_sq_error: float) -> float:
     if sum_sq_error == 0:
         return math.inf
     if sum_sq_signal == 0:
         return -math.inf
-    return 10.0 * math.log10(sum_sq_signal / sum_sq_error)
+    return 10.0 * portable_log10(sum_sq_signal / sum_sq_error)
 
 
 def relative_rmse(sum_sq_signal: float, sum_sq_error: float) -> float:

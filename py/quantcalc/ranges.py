@@ -96,7 +96,10 @@ def _candidate_mse(values, weights, los, his, fmt, mode):
     scaled = round_in_place((values[None, :] / scale + zero_point).reshape(-1), "half-even")
     codes = np.clip(scaled, fmt.q_min, fmt.q_max).reshape(len(los), -1)
     error = values[None, :] - (codes - zero_point) * scale
-    return (error ** 2) @ (weights if weights is not None else np.ones(values.size))
+    squared = np.square(error, out=error)
+    if weights is not None:
+        squared *= weights
+    return squared.sum(axis=1)  # pairwise sums: the same last digit with or without BLAS
 
 
 def _best(mse):

@@ -70,6 +70,14 @@ class Segmentation:
         per_row[-1] = self.row_length - self.group_size * (self.groups_per_row - 1)
         return np.tile(per_row, self.size // self.row_length)
 
+    def starts(self) -> np.ndarray:
+        """Flat offset of each segment's first value, for segments of consecutive values.
+
+        As np.intp: reduceat wants the platform's index type, which is 32-bit in Pyodide.
+        """
+        sizes = self.sizes()
+        return (np.cumsum(sizes) - sizes).astype(np.intp)
+
     def min_max(self, x: np.ndarray):
         """Per-segment minimum and maximum (float64 arrays), without copying `x`."""
         if self.granularity == "tensor":
@@ -79,7 +87,7 @@ class Segmentation:
             return (x.min(axis=other).astype(np.float64).reshape(-1),
                     x.max(axis=other).astype(np.float64).reshape(-1))
         flat = x.reshape(-1)
-        starts = np.cumsum(self.sizes()) - self.sizes()
+        starts = self.starts()
         return (np.minimum.reduceat(flat, starts).astype(np.float64),
                 np.maximum.reduceat(flat, starts).astype(np.float64))
 
@@ -100,7 +108,5 @@ class Segmentation:
             yield from rows
             return
         flat = x.reshape(-1)
-        sizes = self.sizes()
-        starts = np.cumsum(sizes) - sizes
-        for start, n in zip(starts, sizes):
+        for start, n in zip(self.starts(), self.sizes()):
             yield flat[start:start + n]

@@ -134,3 +134,14 @@ def test_asymmetric_zero_point_clamped_and_positive_range_widened():
     s = analyze(np.array([2.0, 4.0]), Config(mode="asymmetric")).summary()
     assert s["real_min"] == 0.0 and s["range_widened"] and s["zero_point"] == 0
     assert s["scale"] == pytest.approx(4 / 255)
+
+
+def test_portable_log10_agrees_with_the_c_library():
+    from quantcalc.metrics import portable_log10
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([10.0 ** rng.uniform(-300, 300, 20_000), rng.uniform(0.5, 2, 20_000),
+                             [1.0, 2.0, 10.0, 1e-300, 1.7e308, 5e-324]])
+    for x in values:
+        expected = math.log10(x)
+        assert abs(portable_log10(x) - expected) <= 8 * np.spacing(abs(expected)) + 1e-300
