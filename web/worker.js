@@ -14,9 +14,25 @@ function progress(phase, text) {
 
 // Start-up in small named phases, as jupyterlite's pyodide-kernel does: each can fail on its own
 // and the page shows which one.
+// Pyodide 0.27 only warns and then waits forever when its wasm is missing or served with the
+// wrong MIME type; a HEAD request in parallel turns both into an immediate, named failure.
+async function checkWasm() {
+  const url = here("./pyodide/pyodide.asm.wasm");
+  const response = await fetch(url, { method: "HEAD" });
+  if (!response.ok) throw new Error(`pyodide.asm.wasm: HTTP ${response.status}`);
+  const type = response.headers.get("Content-Type") || "";
+  if (!type.startsWith("application/wasm")) {
+    throw new Error(`pyodide.asm.wasm is served as "${type}"; the server must send ` +
+      "application/wasm");
+  }
+}
+
 async function startRuntime() {
   progress("runtime", "Starting Python (Pyodide 0.27.7)…");
-  pyodide = await loadPyodide({ indexURL: here("./pyodide/"), fullStdLib: false });
+  [, pyodide] = await Promise.all([
+    checkWasm(),
+    loadPyodide({ indexURL: here("./pyodide/"), fullStdLib: false }),
+  ]);
 }
 
 async function loadNumpy() {

@@ -1,0 +1,153 @@
+"""File input of every type, the responsive grid, boot failure and retry, accessibility basics."""
+
+import io
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from helpers import assert_same_numbers, calculate, engine_summary, field_error, fill
+
+BASE = {"name": "f", "bits": "6", "mode": "asymmetric", "narrow_range": False,
+        "rounding": "half-even", "calibration": "minmax", "granularity": "tensor"}
+MATRIX = np.random.default_rng(21).standard_normal((6, 8)).astype(np.float32)
+
+
+def npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def npz(**arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def safetensors(**arrays):
+    header, blobs, offset = {}, [], 0
+    for name, array in arrays.items():
+        raw = array.astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+
+
+FILES = {
+    "weights.npy": (npy(MATRIX), None),
+    "model.npz": (npz(first=np.ones(3), second=MATRIX), "second"),
+    "model.safetensors": (safetensors(**{"a.weight": MATRIX, "b.bias": np.arange(4.0)}),
+                          "a.weight"),
+    "values.csv": (b"x,y\n" + b"\n".join(b"%r,%r" % (float(a), float(b))
+                                         for a, b in MATRIX[:, :2]), None),
+    "values.txt": (" ".join(repr(float(v)) for v in MATRIX.reshape(-1)).encode(), None),
+}
+
+
+@pytest.mark.parametrize("file_name", sorted(FILES))
+def test_each_file_type_gives_the_engines_result(app, file_name):
+    page = app.page
+    data, tensor = FILES[file_name]
+    page.set_input_files("#file", files=[{"name": file_name, "mimeType":
+                                          "application/octet-stream", "buffer": data}])
+    page.wait_for_selector("#clear-file:visible")
+    assert file_name in page.inner_text("#file-info")
+    if tensor:
+        page.wait_for_selector(".qc-tensor-choice:not([hidden])")
+        page.select_option("#tensor", tensor)
+    fill(page, **BASE)
+    calculate(page)
+    summary = engine_summary(BASE, {"file_name": file_name, "file_bytes": data, "tensor": tensor})
+    assert_same_numbers(page, summary)
+    assert page.inner_text("#results-name").startswith(f"f · {summary['count']} values")
+    page.click("#clear-file")
+
+
+def test_a_broken_file_is_reported_and_kept(app):
+    page = app.page
+    page.fill("#values", "1 2 3")
+    page.set_input_files("#file", files=[{"name": "broken.safetensors", "mimeType":
+                                          "application/octet-stream", "buffer": b"\x10\0\0"}])
+    page.wait_for_selector("#error-file:visible")
+    assert "too short" in field_error(page, "file")
+    fill(page, **BASE)
+    calculate(page)
+    assert "broken.safetensors" in field_error(page, "file")
+    assert "broken.safetensors" in page.inner_text("#file-info")  # the chosen file stays
+    assert page.input_value("#values") == "1 2 3"
+    page.click("#clear-file")
+
+
+@pytest.mark.parametrize("width, columns", [(1280, 3), (800, 2), (400, 1)])
+def test_the_grid_has_3_2_1_columns(app, width, columns):
+    page = app.page
+    page.set_viewport_size({"width": width, "height": 900})
+    template = page.locator("#calculator .qc-grid").evaluate(
+        "e => getComputedStyle(e).gridTemplateColumns")
+    assert len(template.split()) == columns
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scroll
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_every_control_has_a_label(app):
+    unlabelled = app.page.locator("input, select, textarea").evaluate_all(
+        "els => els.filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length))"
+        ".map(e => e.id || e.name)")
+    assert unlabelled == []
+
+
+def test_keyboard_only_calculation(fresh):
+    page = fresh.open()
+    page.focus("#values")
+    page.keyboard.type("0.5 -0.25 1")
+    page.keyboard.press("Enter")  # a newline in the text area, not a submit
+    page.focus("#calculate")
+    before = int(page.evaluate("document.body.dataset.calculations || 0"))
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"body[data-calculations='{before + 1}']", state="attached")
+    assert page.locator("[data-metric=scale]").get_attribute("data-value") == repr(1 / 127)
+    assert fresh.errors == []
+
+
+def test_calculate_waits_for_the_engine_with_a_reason(fresh):
+    page = fresh.page
+    fresh.context.route("**/quantcalc.zip", lambda route: None)  # hold the engine back
+    page.goto(fresh.base_url)
+    assert page.locator("#calculate").is_disabled()
+    assert "Waiting" in page.inner_text("#calculate-reason")
+
+
+def test_a_failed_boot_shows_an_error_and_retry_recovers(fresh):
+    page = fresh.page
+    fresh.context.route("**/pyodide.asm.wasm",
+                        lambda route: route.fulfill(status=404, body="gone"))
+    page.goto(fresh.base_url)
+    page.wait_for_selector("#engine-error:visible", timeout=60_000)
+    assert "HTTP 404" in page.inner_text("#engine-error")
+    assert page.locator("#calculate").is_disabled()
+    fresh.context.unroute("**/pyodide.asm.wasm")
+    page.click("#engine-retry")
+    page.wait_for_selector("#engine-status[data-state=ready]", timeout=120_000)
+    assert not page.locator("#calculate").is_disabled()
+
+
+def test_a_wrong_wasm_mime_type_is_named(fresh):
+    page = fresh.page
+    fresh.context.route("**/pyodide.asm.wasm", lambda route: route.fulfill(
+        status=200, body=b"\0asm", headers={"Content-Type": "text/plain"}))
+    page.goto(fresh.base_url)
+    page.wait_for_selector("#engine-error:visible", timeout=60_000)
+    assert "must send application/wasm" in page.inner_text("#engine-error")
+
+
+def test_a_stuck_boot_times_out_visibly(fresh):
+    page = fresh.page
+    fresh.context.route("**/pyodide.mjs", lambda route: None)  # never answered
+    page.goto(fresh.base_url + "?boot_timeout=3000")
+    page.wait_for_selector("#engine-error:visible", timeout=30_000)
+    assert "did not start within 3 s" in page.inner_text("#engine-error")
