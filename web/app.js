@@ -211,8 +211,15 @@ function display(key, value) {
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (key === "clip_rate") return `${(value * 100).toPrecision(4)} %`;
   if (Number.isInteger(value)) return String(value);
-  if (typeof value === "number") return Number(value.toPrecision(6)).toString();
+  if (typeof value === "number") return formatNumber(value);
   return String(value);
+}
+
+// Six significant digits; scientific notation where fixed notation would hide them.
+function formatNumber(value) {
+  const size = Math.abs(value);
+  if (size !== 0 && (size < 1e-3 || size >= 1e6)) return value.toExponential(5);
+  return Number(value.toPrecision(6)).toString();
 }
 
 function renderMetric(key, label, summary) {
@@ -275,7 +282,7 @@ function renderPage() {
       pv.clipped[i] ? "yes" : ""]) {
       const cell = document.createElement("td");
       cell.textContent = typeof text === "number" && !Number.isInteger(text)
-        ? Number(text.toPrecision(8)).toString() : String(text);
+        ? formatNumber(text) : String(text);
       row.append(cell);
     }
     rows.push(row);

@@ -4,7 +4,8 @@
   error      the error per value (short inputs) or its histogram (long ones), with +-scale/2
   histogram  the distribution of the values with the quantization levels and clipping bounds
   transfer   the staircase x -> x_hat over the range, with the clipping bounds
-Sized 6 x 3.6 in with 10 pt text so they stay legible when the page shows them 400 px wide.
+Sized 4.8 x 3.3 in with 11 pt text: on a phone the page shows them about 340 px wide, where
+that text is still about 10 px high.
 """
 
 import io
@@ -28,14 +29,14 @@ TITLES = {
 SHORT = 200        # up to this many values, plot each one
 SCATTER_POINTS = 4000
 STYLE = {
-    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
+    "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
     "svg.hashsalt": "quantcalc", "svg.fonttype": "path", "axes.grid": True, "grid.alpha": 0.3,
 }
 ORIGINAL, RECONSTRUCTED, BOUND = "#1f5fa8", "#d9480f", "#7048e8"
 
 
 def _new(title):
-    fig = Figure(figsize=(6, 3.6), dpi=100, layout="constrained")
+    fig = Figure(figsize=(4.8, 3.3), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title)
     return fig, ax
@@ -81,7 +82,7 @@ def error_figure(result):
         for y in (-half_step, half_step):
             ax.axhline(y, color="0.3", ls=":", lw=1)
         ax.text(0.01, 0.98, f"dotted: +-scale/2 = +-{half_step:.4g}", transform=ax.transAxes,
-                va="top", fontsize=9)
+                va="top", fontsize=10)
     else:
         ax.hist(pv.error, bins=80, color=RECONSTRUCTED)
         ax.set_yscale("log")  # clipped outliers are rare but large; a log count shows both
@@ -119,7 +120,7 @@ def histogram_figure(result):
     ax.legend(loc="best")
     if result.params.scale.size > 1:
         ax.text(0.01, 0.98, "bounds of segment 0 shown", transform=ax.transAxes, va="top",
-                fontsize=9)
+                fontsize=10)
     return fig
 
 
@@ -146,7 +147,7 @@ def transfer_figure(result):
     if result.config.rounding == "stochastic":
         notes.append("expected staircase: half-even shown")
     if notes:
-        ax.text(0.99, 0.02, "; ".join(notes), transform=ax.transAxes, ha="right", fontsize=9)
+        ax.text(0.99, 0.02, "; ".join(notes), transform=ax.transAxes, ha="right", fontsize=10)
     return fig
 
 

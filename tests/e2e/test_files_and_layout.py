@@ -151,3 +151,23 @@ def test_a_stuck_boot_times_out_visibly(fresh):
     page.goto(fresh.base_url + "?boot_timeout=3000")
     page.wait_for_selector("#engine-error:visible", timeout=30_000)
     assert "did not start within 3 s" in page.inner_text("#engine-error")
+
+
+def test_drag_and_drop_a_file(app):
+    page = app.page
+    data = npy(MATRIX)
+    transfer = page.evaluate_handle(
+        """bytes => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], "dropped.npy"));
+            return transfer;
+        }""", list(data))
+    page.dispatch_event("#dropzone", "dragover", {"dataTransfer": transfer})
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector("#clear-file:visible")
+    assert "dropped.npy" in page.inner_text("#file-info")
+    fill(page, **BASE)
+    calculate(page)
+    summary = engine_summary(BASE, {"file_name": "dropped.npy", "file_bytes": data})
+    assert_same_numbers(page, summary)
+    page.click("#clear-file")
