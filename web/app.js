@@ -1,6 +1,7 @@
 // The page: form <-> configuration, results rendering, downloads. All computing happens in the
 // worker (engine.js -> worker.js -> quantcalc.api); this file only collects input and shows output.
 import { Engine } from "./engine.js";
+import * as saved from "./state.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
@@ -24,6 +25,10 @@ const METRICS = [
   ["clip_rate", "Clip rate"], ["uniform_noise_mse", "Predicted MSE (scale²/12)"],
 ];
 
+const pageParams = new URLSearchParams(location.search);
+const EMBED = pageParams.get("embed") === "1";
+if (EMBED) document.documentElement.classList.add("qc-embed");
+
 const state = {
   file: null,          // {name, bytes: Uint8Array}
   request: null,       // the {config, source} of the results shown, for figures and downloads
@@ -34,7 +39,7 @@ const state = {
 
 // ---------------------------------------------------------------- engine and its status
 // ?boot_timeout=MS shortens the start-up limit (used by the tests of a stuck boot).
-const bootTimeoutMs = Number(new URLSearchParams(location.search).get("boot_timeout")) || undefined;
+const bootTimeoutMs = Number(pageParams.get("boot_timeout")) || undefined;
 const engine = new Engine({ bootTimeoutMs });
 const status = $("#engine-status");
 
@@ -89,11 +94,31 @@ function updateVisibility() {
   if (narrow.disabled) narrow.checked = false;
 }
 
-function readConfig() {
-  const config = {};
-  for (const name of FIELDS) {
+// Everything the user set, as strings (and one boolean): what links and storage keep.
+function readForm() {
+  const fields = {};
+  for (const name of [...FIELDS, "values"]) {
     const element = form.elements[name];
-    config[name] = element.type === "checkbox" ? element.checked : element.value.trim();
+    fields[name] = element.type === "checkbox" ? element.checked : element.value;
+  }
+  return fields;
+}
+
+function applyForm(fields) {
+  for (const [name, value] of Object.entries(fields)) {
+    const element = form.elements[name];
+    if (!element) continue;
+    if (element.type === "checkbox") element.checked = value === true;
+    else element.value = String(value);
+  }
+  updateVisibility();
+}
+
+function readConfig() {
+  const config = readForm();
+  delete config.values;
+  for (const [key, value] of Object.entries(config)) {
+    if (typeof value === "string") config[key] = value.trim();
   }
   if (config.calibration !== "custom") {
     delete config.range_min;
@@ -195,6 +220,7 @@ async function calculate() {
     }
     state.request = request;
     renderResults(reply);
+    rememberInUrl();
     state.figuresWanted = true;
     if (engine.figuresReady) drawFigures();
     else $("#figures-status").textContent = "Loading matplotlib to draw the figures…";
@@ -362,15 +388,108 @@ async function download(kind) {
   note.textContent = `Saved ${link.download}.`;
 }
 
+// ---------------------------------------------------------------- links and saved state
+function linkFor(fields) {
+  const { query, valuesIncluded } = saved.toQuery(fields, { embed: EMBED });
+  const url = new URL(location.href);
+  url.search = query;
+  return { url: url.href, valuesIncluded };
+}
+
+// The address bar always holds a link to what is shown (settings, and short values).
+function rememberInUrl() {
+  const { url } = linkFor(readForm());
+  history.replaceState(null, "", url);
+}
+
+async function copyLink() {
+  const { url, valuesIncluded } = linkFor(readForm());
+  const note = $("#link-status");
+  try {
+    await navigator.clipboard.writeText(url);
+    note.textContent = "Link copied.";
+  } catch {
+    note.textContent = `Copy this link: ${url}`;
+  }
+  if (!valuesIncluded) {
+    note.textContent += " The sample values are too long for a link; it carries the settings only.";
+  }
+}
+
+let saveTimer = null;
+function saveSoon() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => saved.save(readForm()), 250);
+}
+
+// Start-up: what was typed last time, unless a link says otherwise; a link with values computes.
+function restore() {
+  applyForm(saved.load());
+  const link = saved.fromQuery(location.search);
+  if (link.hasSettings) applyForm({ ...saved.DEFAULTS, ...link.fields });
+  const problems = $("#link-problems");
+  problems.replaceChildren(...link.problems.map((text) => {
+    const item = document.createElement("li");
+    item.textContent = text;
+    return item;
+  }));
+  problems.hidden = link.problems.length === 0;
+  if (link.fields.values) calculate();
+}
+
+// ---------------------------------------------------------------- offline (service worker)
+async function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  const note = $("#offline-status");
+  let updateRequested = false;
+  try {
+    const registration = await navigator.serviceWorker.register("sw.js");
+    const offerUpdate = (worker) => {
+      const button = $("#update-button");
+      button.hidden = false;
+      note.textContent = "A new version is available.";
+      button.onclick = () => {
+        updateRequested = true;
+        worker.postMessage({ type: "skip-waiting" });
+      };
+    };
+    navigator.serviceWorker.addEventListener("controllerchange", () => {
+      if (updateRequested) location.reload();
+    });
+    if (registration.waiting && navigator.serviceWorker.controller) {
+      offerUpdate(registration.waiting);
+    }
+    registration.addEventListener("updatefound", () => {
+      const worker = registration.installing;
+      worker?.addEventListener("statechange", () => {
+        if (worker.state === "installed" && navigator.serviceWorker.controller) {
+          offerUpdate(worker);
+        }
+      });
+    });
+    await navigator.serviceWorker.ready;
+    if ($("#update-button").hidden) note.textContent = "Ready for offline use.";
+    note.dataset.state = "ready";
+  } catch (error) {
+    note.textContent = `Offline use is unavailable here (${error.message}).`;
+  }
+}
+
+// ---------------------------------------------------------------- embedding
+// In an iframe, tell the parent page how tall the calculator is so the frame can fit it.
+function reportHeight() {
+  if (window.parent === window) return;
+  const send = () => window.parent.postMessage(
+    { type: "quantcalc:height", height: document.documentElement.scrollHeight }, "*");
+  new ResizeObserver(send).observe(document.body);
+  send();
+}
+
 // ---------------------------------------------------------------- wiring
 function useExample() {
   forgetFile();
-  for (const [name, value] of Object.entries(EXAMPLE)) {
-    const element = form.elements[name];
-    if (element.type === "checkbox") element.checked = value;
-    else element.value = value;
-  }
-  updateVisibility();
+  applyForm(EXAMPLE);
+  saveSoon();
   calculate();
 }
 
@@ -379,6 +498,9 @@ form.addEventListener("submit", (event) => {
   calculate();
 });
 form.addEventListener("change", updateVisibility);
+form.addEventListener("input", saveSoon);
+form.addEventListener("change", saveSoon);
+$("#copy-link").addEventListener("click", copyLink);
 form.elements.file.addEventListener("change", () => {
   const file = form.elements.file.files[0];
   if (file) takeFile(file);
@@ -404,3 +526,6 @@ for (const button of $$("[data-download]")) {
   button.addEventListener("click", () => download(button.dataset.download));
 }
 updateVisibility();
+restore();
+registerServiceWorker();
+reportHeight();

@@ -1,7 +1,8 @@
 // Module worker: boots Pyodide, loads numpy and the quantcalc package, and answers requests by
 // calling quantcalc.api. It never builds Python source text: it imports the module and calls its
 // functions with plain data, then copies results out of the wasm heap once and transfers them.
-import { loadPyodide } from "./pyodide/pyodide.mjs";
+// This file is served from app/<build>/; Pyodide lives in pyodide/ at the top of the site.
+import { loadPyodide } from "../../pyodide/pyodide.mjs";
 
 const here = (path) => new URL(path, import.meta.url).href;
 let pyodide = null;
@@ -17,7 +18,7 @@ function progress(phase, text) {
 // Pyodide 0.27 only warns and then waits forever when its wasm is missing or served with the
 // wrong MIME type; a HEAD request in parallel turns both into an immediate, named failure.
 async function checkWasm() {
-  const url = here("./pyodide/pyodide.asm.wasm");
+  const url = here("../../pyodide/pyodide.asm.wasm");
   const response = await fetch(url, { method: "HEAD" });
   if (!response.ok) throw new Error(`pyodide.asm.wasm: HTTP ${response.status}`);
   const type = response.headers.get("Content-Type") || "";
@@ -31,7 +32,7 @@ async function startRuntime() {
   progress("runtime", "Starting Python (Pyodide 0.27.7)…");
   [, pyodide] = await Promise.all([
     checkWasm(),
-    loadPyodide({ indexURL: here("./pyodide/"), fullStdLib: false }),
+    loadPyodide({ indexURL: here("../../pyodide/"), fullStdLib: false }),
   ]);
 }
 

@@ -6,7 +6,6 @@ Chromium is the system one (Debian's package): Playwright cannot download browse
 import os
 import sys
 import threading
-from functools import partial
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
@@ -35,13 +34,35 @@ def dist():
     return build.build()
 
 
-class Server:
-    """dist/ served by build.py's own handler (same MIME types, cache headers and CSP)."""
+class SubPathHandler(build.Handler):
+    """build.py's handler, with the site mounted under a sub-path as on a documentation host."""
 
-    def __init__(self, directory, handler=build.Handler):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler,
-                                                                   directory=str(directory)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+    prefix = "/"
+
+    def translate_path(self, path):
+        if not path.startswith(self.prefix):
+            return "/nonexistent"
+        return super().translate_path("/" + path[len(self.prefix):])
+
+
+class Server:
+    """dist/ served by build.py's own handler (same MIME types, cache headers and CSP).
+
+    `directory` may be changed while serving (a new build deployed); `prefix` mounts the site
+    under a sub-path.
+    """
+
+    def __init__(self, directory, prefix="/", port=0):
+        self.directory = str(directory)
+        server = self
+
+        class Handler(SubPathHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=server.directory, **kwargs)
+
+        Handler.prefix = prefix
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}{prefix}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
