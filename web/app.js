@@ -62,7 +62,8 @@ engine.addEventListener("ready", () => {
     calculate();
   }
 });
-engine.addEventListener("figures-ready", () => {
+engine.addEventListener("figures-ready", (event) => {
+  console.debug("quantcalc worker phases (ms since worker start):", JSON.stringify(event.detail.phases));
   status.textContent = "Ready. Calculations and figures run in this page.";
   if (state.figuresWanted) drawFigures();
 });
@@ -285,6 +286,7 @@ function renderResults(reply) {
     return item;
   }));
   $("#metrics").replaceChildren(...METRICS.map(([key, label]) => renderMetric(key, label, summary)));
+  performance.mark("quantcalc:metrics"); // read by bench/startup.py
   state.perValue = perValue;
   state.summary = summary;
   state.page = 0;
@@ -326,28 +328,34 @@ function renderPage() {
 async function drawFigures() {
   state.figuresWanted = false;
   const request = state.request;
+  const current = () => request === state.request; // a newer calculation replaces these
   $("#figures-status").textContent = "Drawing figures…";
-  const reply = await engine.request("figures", request);
-  if (request !== state.request) return; // a newer calculation replaced these results
-  if (reply.error) {
-    $("#figures-status").textContent = `Figures failed: ${reply.error.message}`;
-    return;
-  }
   for (const img of $$("#figures img")) URL.revokeObjectURL(img.src);
-  const figures = Object.entries(reply.figures).map(([name, svg]) => {
+  $("#figures").replaceChildren();
+  const shown = [];
+  const show = ({ name, title, svg }) => {
+    if (!current()) return;
     const figure = document.createElement("figure");
     figure.dataset.figure = name;
     const img = document.createElement("img");
     // An <img> of a blob keeps the SVG inert (no scripts, no styles leaking) and CSP-clean.
     img.src = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
-    img.alt = `${reply.titles[name]} for ${state.summary.name}: ${altText(name)}`;
+    img.alt = `${title} for ${state.summary.name}: ${altText(name)}`;
     const caption = document.createElement("figcaption");
-    caption.textContent = reply.titles[name];
+    caption.textContent = title;
     figure.append(img, caption);
-    return figure;
-  });
-  $("#figures").replaceChildren(...figures);
+    $("#figures").append(figure);
+    shown.push(img.decode().catch(() => {}));
+  };
+  const reply = await engine.request("figures", request, show);
+  if (!current()) return;
+  if (reply.error) {
+    $("#figures-status").textContent = `Figures failed: ${reply.error.message}`;
+    return;
+  }
+  await Promise.all(shown);
   $("#figures-status").textContent = "";
+  performance.mark("quantcalc:figures");
 }
 
 function altText(name) {

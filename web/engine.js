@@ -64,6 +64,9 @@ export class Engine extends EventTarget {
       case "figures-failed":
         this.emit("figures-failed", message);
         break;
+      case "partial":
+        this.pending.get(message.id)?.onPartial?.(message.data);
+        break;
       case "reply": {
         const entry = this.pending.get(message.id);
         if (entry) {
@@ -78,10 +81,11 @@ export class Engine extends EventTarget {
   }
 
   // One request; resolves with the engine's plain result ({error: ...} on bad input).
-  request(op, payload) {
+  // `onPartial` receives pieces sent before the reply (figures, one at a time).
+  request(op, payload, onPartial = null) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, onPartial });
       this.worker.postMessage({ id, op, ...payload });
     });
   }

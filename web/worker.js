@@ -9,8 +9,16 @@ let pyodide = null;
 let api = null;
 let matplotlibLoading = null;
 
+// Each phase's start is a performance mark in the worker; the page gets the times with "ready".
 function progress(phase, text) {
+  performance.mark(`quantcalc:${phase}`);
   postMessage({ type: "progress", phase, text });
+}
+
+function phaseTimes() {
+  return Object.fromEntries(performance.getEntriesByType("mark")
+    .filter((m) => m.name.startsWith("quantcalc:"))
+    .map((m) => [m.name.slice(10), Math.round(m.startTime)]));
 }
 
 // Start-up in small named phases, as jupyterlite's pyodide-kernel does: each can fail on its own
@@ -55,7 +63,12 @@ function loadMatplotlib() {
   // Figures are drawn only after matplotlib is in; numbers never wait for it.
   matplotlibLoading ??= pyodide
     .loadPackage(["matplotlib"], { checkIntegrity: true, messageCallback: () => {} })
-    .then(() => postMessage({ type: "figures-ready" }));
+    .then(() => {
+      performance.mark("quantcalc:matplotlib-loaded");
+      api.prepare_figures().destroy(); // import it now rather than on the first figure
+      performance.mark("quantcalc:matplotlib-imported");
+      postMessage({ type: "figures-ready", phases: phaseTimes() });
+    });
   return matplotlibLoading;
 }
 
@@ -64,7 +77,8 @@ async function boot() {
     await startRuntime();
     await loadNumpy();
     await installQuantcalc();
-    postMessage({ type: "ready" });
+    progress("ready", "Ready.");
+    postMessage({ type: "ready", phases: phaseTimes() });
     loadMatplotlib().catch((error) =>
       postMessage({ type: "figures-failed", message: String(error) }));
   } catch (error) {
@@ -120,7 +134,12 @@ async function handle({ id, op, config, source, kind }) {
   let result;
   try {
     if (op === "analyze") result = api.analyze(pyConfig, pySource);
-    else if (op === "figures") result = api.figures_svg(pyConfig, pySource);
+    else if (op === "figures") {
+      // each figure goes to the page as soon as it is drawn
+      const onFigure = (name, title, svg) =>
+        postMessage({ type: "partial", id, data: { name, title, svg } });
+      result = api.figures_svg(pyConfig, pySource, onFigure);
+    }
     else if (op === "export") result = api.export(pyConfig, pySource, kind);
     else if (op === "describe") result = api.describe_file(pySource);
     else throw new Error(`unknown request ${op}`);

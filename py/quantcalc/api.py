@@ -75,15 +75,32 @@ def analyze(config: dict, source: dict) -> dict:
     return _guarded(work)
 
 
-def figures_svg(config: dict, source: dict) -> dict:
-    """{"figures": {name: svg text}, "titles": {name: title}} of the same analysis."""
+def figures_svg(config: dict, source: dict, on_figure=None) -> dict:
+    """{"figures": {name: svg text}, "titles": {name: title}} of the same analysis.
+
+    `on_figure(name, title, svg_text)`, if given, is called as each figure is ready (the page
+    passes a function that shows it at once).
+    """
     def work():
         from . import figures  # matplotlib loads only when figures are first asked for
 
         result = run(config, source)
-        rendered = figures.render(result, "svg")
+        each = None
+        if on_figure is not None:
+            def each(name, data):
+                on_figure(name, figures.TITLES[name], data.decode("utf-8"))
+        rendered = figures.render(result, "svg", on_figure=each)
         return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
                 "titles": dict(figures.TITLES)}
+    return _guarded(work)
+
+
+def prepare_figures() -> dict:
+    """Import matplotlib and set up its fonts now, while the user reads the numbers."""
+    def work():
+        from . import figures  # noqa: F401 (importing is the work)
+
+        return {"ready": True}
     return _guarded(work)
 
 

@@ -10,7 +10,11 @@ that text is still about 10 px high.
 
 import io
 
-import matplotlib
+from .fontcache import repair_matplotlib_font_list
+
+repair_matplotlib_font_list()  # before matplotlib loads its font manager (see fontcache.py)
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
@@ -172,6 +176,16 @@ def to_bytes(fig, fmt="svg") -> bytes:
     return buffer.getvalue()
 
 
-def render(result, fmt="svg", names=FIGURE_NAMES) -> dict:
-    """{name: bytes} of every figure."""
-    return {name: to_bytes(fig, fmt) for name, fig in build(result, names).items()}
+def render(result, fmt="svg", names=FIGURE_NAMES, on_figure=None) -> dict:
+    """{name: bytes} of every figure; `on_figure(name, data)` is called as each one is ready,
+    so a caller can show the first figure before the last is drawn."""
+    if result.per_value is None:
+        raise ValueError("figures need per-value results (analyze with keep > 0)")
+    out = {}
+    for name in names:
+        with matplotlib.rc_context(STYLE):
+            fig = BUILDERS[name](result)
+        out[name] = to_bytes(fig, fmt)
+        if on_figure is not None:
+            on_figure(name, out[name])
+    return out

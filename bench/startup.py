@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Start-up times of the built page in the system Chromium, cold and warm.
+
+For each run: navigation to a link that computes the brief's example, then the times (from
+navigation start) at which the metrics and then all four figures were on screen, read from the
+page's own performance marks, and the long tasks (> 50 ms) on the main thread until then, with
+the total blocking time (sum of the part of each long task beyond 50 ms).
+
+  cold: a new browser profile per run (empty HTTP cache, no service worker), localhost.
+  warm: one persistent profile, visited once first; then each run is a new visit.
+
+    python3 bench/startup.py [--runs 5]
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+from functools import partial
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import build  # noqa: E402
+
+QUERY = ("?name=example&calibration=custom&range_min=-1.5&range_max=1.5&values="
+         "-1.25,-0.92,-0.51,-0.10,0,0.14,0.37,0.79,1.12,1.46")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Injected before any page script (Playwright init scripts are not subject to the page's CSP).
+LONG_TASKS = """
+window.__longTasks = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.__longTasks.push([e.startTime, e.duration]);
+}).observe({ type: "longtask", buffered: true });
+"""
+
+
+def measure(page, url):
+    page.goto(url)
+    page.wait_for_selector("[data-figure=transfer] img", timeout=180_000)
+    page.wait_for_selector("#figures-status:empty", state="attached", timeout=60_000)
+    marks = page.evaluate("""() => ({
+        metrics: performance.getEntriesByName('quantcalc:metrics')[0]?.startTime,
+        figures: performance.getEntriesByName('quantcalc:figures')[0]?.startTime,
+        tasks: window.__longTasks })""")
+    end = marks["figures"]
+    tasks = [(start, duration) for start, duration in marks["tasks"] if start < end]
+    return {"metrics": marks["metrics"] / 1000, "figures": end / 1000,
+            "longest_task_ms": max((d for _, d in tasks), default=0.0),
+            "tbt_ms": sum(max(0.0, d - 50) for _, d in tasks), "long_tasks": len(tasks)}
+
+
+def run_cold(playwright, url, runs):
+    results = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as profile:
+            context = playwright.chromium.launch_persistent_context(
+                profile, executable_path="/usr/bin/chromium", args=ARGS)
+            context.add_init_script(LONG_TASKS)
+            results.append(measure(context.new_page(), url))
+            context.close()
+    return results
+
+
+def run_warm(playwright, url, runs):
+    with tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path="/usr/bin/chromium", args=ARGS)
+        context.add_init_script(LONG_TASKS)
+        page = context.new_page()
+        measure(page, url)  # the first visit fills the caches and installs the service worker
+        page.wait_for_selector("#offline-status[data-state=ready]", timeout=180_000)
+        page.close()
+        results = []
+        for _ in range(runs):
+            page = context.new_page()
+            results.append(measure(page, url))
+            page.close()
+        context.close()
+    return results
+
+
+def report(label, results):
+    def median(key):
+        return statistics.median(r[key] for r in results)
+    print(f"{label}: metrics {median('metrics'):.2f} s, all figures {median('figures'):.2f} s, "
+          f"longest main-thread task {median('longest_task_ms'):.0f} ms, "
+          f"total blocking time {median('tbt_ms'):.0f} ms (medians of {len(results)})")
+    for r in results:
+        print(f"    metrics {r['metrics']:.2f} s  figures {r['figures']:.2f} s  "
+              f"long tasks {r['long_tasks']}  longest {r['longest_task_ms']:.0f} ms  "
+              f"TBT {r['tbt_ms']:.0f} ms")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    dist = build.build()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(build.Handler, directory=str(dist)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{QUERY}"
+    with sync_playwright() as playwright:
+        report("cold", run_cold(playwright, url, args.runs))
+        report("warm", run_warm(playwright, url, args.runs))
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
