@@ -12,11 +12,11 @@ from typing import Optional
 import numpy as np
 
 from .config import Config
-from .core import SCALE_FLOOR, qparams, round_in_place, QParams
+from .core import SCALE_FLOOR, QParams
 from .errors import QuantcalcError
 from .metrics import ErrorAccumulator
 from .ranges import calibrate
-from .segments import Segmentation
+from .schemes import scheme_for
 
 CHUNK = 1 << 16
 DEFAULT_KEEP = 1_000_000
@@ -47,6 +47,7 @@ class Result:
     metrics: dict
     per_value: Optional[PerValue]
     notes: list = field(default_factory=list)
+    scheme: object = None
 
     @property
     def count(self) -> int:
@@ -55,7 +56,8 @@ class Result:
     def summary(self) -> dict:
         """The JSON summary: configuration, parameters and metrics under their public names."""
         cfg = self.config
-        per_tensor = self.params.scale.size == 1 and cfg.granularity == "tensor"
+        per_tensor = self.params.scale.size == 1 and cfg.granularity == "tensor" \
+            and not self.scheme.block_size
 
         def listed(values, kind):
             out = [kind(v) for v in values]
@@ -63,6 +65,8 @@ class Result:
 
         return {
             "name": cfg.name,
+            "format": cfg.format,
+            "block_size": self.scheme.block_size or None,
             "shape": list(self.shape),
             "dtype": self.dtype,
             "count": self.count,
@@ -106,11 +110,11 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
         raise QuantcalcError("there are no values to quantize", "values")
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
-    segmentation = Segmentation(x.shape, config.granularity, config.axis, config.group_size)
-    fmt = config.number_format
+    scheme = scheme_for(config)
+    segmentation = scheme.segmentation(x.shape, config)
     data_min, data_max = segmentation.min_max(x)
-    lo, hi = calibrate(x, segmentation, config, data_min, data_max)
-    params = qparams(lo, hi, fmt, config.mode)
+    lo, hi = calibrate(x, segmentation, config, data_min, data_max, scheme)
+    params = scheme.params(x, lo, hi, segmentation)
     rng = np.random.default_rng(config.seed) if config.rounding == "stochastic" else None
 
     flat = x.reshape(-1)
@@ -120,26 +124,12 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     data_min, data_max = float(data_min.min()), float(data_max.max())
     acc = ErrorAccumulator(max(abs(data_min), abs(data_max)))
     sizes = segmentation.sizes()
-    scale_all, zp_all = params.scale, params.zero_point.astype(np.float64)
     single = segmentation.count == 1
     for start in range(0, flat.size, chunk):
         stop = min(start + chunk, flat.size)
         original = flat[start:stop].astype(np.float64)
-        if single:
-            scale, zero_point = scale_all[0], zp_all[0]
-        else:
-            ids = segmentation.ids(start, stop)
-            scale, zero_point = scale_all[ids], zp_all[ids]
-        codes = original / scale
-        codes += zero_point
-        round_in_place(codes, config.rounding, rng)
-        if codes.min() < fmt.q_min or codes.max() > fmt.q_max:
-            clipped = (codes < fmt.q_min) | (codes > fmt.q_max)
-            np.clip(codes, fmt.q_min, fmt.q_max, out=codes)
-        else:
-            clipped = None
-        dequantized = codes - zero_point
-        dequantized *= scale
+        p = scheme.gather(params, None if single else segmentation.ids(start, stop))
+        codes, dequantized, clipped = scheme.quantize(original, p, config.rounding, rng)
         error = original - dequantized
         if start < keep:
             n = min(stop, keep) - start
@@ -150,9 +140,11 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
         acc.add(original, error, clipped)  # uses up `original` and `error`
 
     metrics = {"data_min": data_min, "data_max": data_max, **acc.finish()}
-    metrics["uniform_noise_mse"] = float(np.sum(sizes * scale_all ** 2) / 12.0 / flat.size)
-    return Result(config, x.shape, str(x.dtype), fmt.q_min, fmt.q_max, params, lo, hi, sizes,
-                  metrics, per_value, _notes(config, params, metrics, flat.size, keep))
+    metrics["uniform_noise_mse"] = scheme.uniform_noise_mse(params, sizes, flat.size)
+    metrics["bits_per_value"] = scheme.bits_per_value(flat.size, segmentation.count)
+    return Result(config, x.shape, str(x.dtype), scheme.q_min, scheme.q_max, params, lo, hi,
+                  sizes, metrics, per_value, _notes(config, params, metrics, flat.size, keep),
+                  scheme)
 
 
 def _notes(config, params, metrics, count, keep):

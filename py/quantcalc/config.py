@@ -10,6 +10,7 @@ from typing import Optional
 
 from .errors import QuantcalcError
 from .formats import IntegerFormat
+from .schemes import FORMATS
 
 MODES = ("symmetric", "asymmetric")
 ROUNDINGS = ("half-even", "half-away", "floor", "ceil", "toward-zero", "stochastic")
@@ -79,6 +80,8 @@ class Config:
     group_size: int = 32
     name: str = "tensor"
     tensor: Optional[str] = None
+    format: str = "int"
+    block_size: Optional[int] = None
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -90,6 +93,12 @@ class Config:
         if not 0 < self.percentile <= 100:
             raise QuantcalcError(
                 f"percentile must be in (0, 100], got {self.percentile:g}", "percentile")
+        if self.format not in FORMATS:
+            raise QuantcalcError(f"format must be one of {', '.join(FORMATS)}; got "
+                                 f"{self.format!r}", "format")
+        if self.block_size is not None and self.block_size < 1:
+            raise QuantcalcError(f"block size must be at least 1, got {self.block_size}",
+                                 "block_size")
         if self.group_size < 1:
             raise QuantcalcError(f"group size must be at least 1, got {self.group_size}",
                                  "group_size")
@@ -122,6 +131,7 @@ class Config:
         kwargs = {}
         converters = {
             "bits": _integer, "seed": _integer, "axis": _integer, "group_size": _integer,
+            "block_size": _integer,
             "percentile": _real, "range_min": _real, "range_max": _real,
             "narrow_range": _flag,
         }

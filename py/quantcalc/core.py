@@ -7,7 +7,7 @@ Conventions follow PyTorch's observers and ONNX Runtime:
 All arithmetic is float64 so that what the calculator shows is the exact value of the formula.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,7 @@ class QParams:
     real_max: np.ndarray
     widened: np.ndarray    # asymmetric range had to be stretched to include 0
     floored: np.ndarray    # zero-width range: scale set to SCALE_FLOOR
+    extra: dict = field(default_factory=dict)  # format-specific per-segment arrays
 
 
 def qparams(lo, hi, fmt: IntegerFormat, mode: str) -> QParams:

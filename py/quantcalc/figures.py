@@ -21,7 +21,6 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from .core import quantize, dequantize  # noqa: E402
 
 FIGURE_NAMES = ("values", "error", "histogram", "transfer")
 TITLES = {
@@ -99,10 +98,20 @@ def error_figure(result):
 
 
 def _bounds(result):
-    """Clipping bounds of the first segment: the reals that map to q_min and q_max."""
+    """Clipping bounds of the first segment: the reals that map to the ends of the grid."""
     scale = float(result.params.scale[0])
     zp = int(result.params.zero_point[0])
+    if result.config.format != "int":  # symmetric formats: +-amax maps to the grid's ends
+        return float(result.params.real_min[0]), float(result.params.real_max[0]), scale, zp
     return (result.q_min - zp) * scale, (result.q_max - zp) * scale, scale, zp
+
+
+def _reconstruct_first_segment(result, xs):
+    """x_hat of `xs` with the first segment's parameters (stochastic rounding: its expectation's
+    staircase, half-even)."""
+    rounding = "half-even" if result.config.rounding == "stochastic" else result.config.rounding
+    p = result.scheme.gather(result.params, None)
+    return result.scheme.quantize(np.asarray(xs, np.float64), p, rounding, None)[1]
 
 
 def histogram_figure(result):
@@ -111,11 +120,12 @@ def histogram_figure(result):
     lo, hi, scale, zp = _bounds(result)
     ax.hist(pv.original, bins=min(100, max(10, len(pv.original) // 5)), color=ORIGINAL,
             alpha=0.8, label="values")
-    levels = result.q_max - result.q_min + 1
-    if levels <= 64 and result.params.scale.size == 1:
-        for q in range(result.q_min, result.q_max + 1):
-            ax.axvline((q - zp) * scale, color="0.55", lw=0.5)
-        ax.plot([], [], color="0.55", lw=0.5, label=f"{levels} quantization levels")
+    # the distinct reconstructions of a fine sweep over the range are the levels
+    levels = np.unique(_reconstruct_first_segment(result, np.linspace(lo, hi, 20001)))
+    if len(levels) <= 64 and result.params.scale.size == 1:
+        for level in levels:
+            ax.axvline(level, color="0.55", lw=0.5)
+        ax.plot([], [], color="0.55", lw=0.5, label=f"{len(levels)} quantization levels")
     for x in (lo, hi):
         ax.axvline(x, color=BOUND, ls="--", lw=1.2)
     ax.plot([], [], color=BOUND, ls="--", label="clipping bounds")
@@ -135,10 +145,8 @@ def transfer_figure(result):
     left, right = min(lo, data_lo), max(hi, data_hi)
     pad = 0.1 * ((right - left) or 1.0)
     xs = np.linspace(left - pad, right + pad, 4001)
-    fmt = result.config.number_format
-    codes, _ = quantize(xs, scale, zp, fmt, "half-even" if result.config.rounding == "stochastic"
-                        else result.config.rounding)
-    ax.plot(xs, dequantize(codes, scale, zp), color=RECONSTRUCTED, lw=1.2, label="x_hat(x)")
+    ax.plot(xs, _reconstruct_first_segment(result, xs), color=RECONSTRUCTED, lw=1.2,
+            label="x_hat(x)")
     ax.plot(xs, xs, color=ORIGINAL, lw=0.8, ls=":", label="x")
     for x in (lo, hi):
         ax.axvline(x, color=BOUND, ls="--", lw=1)

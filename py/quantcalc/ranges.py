@@ -16,7 +16,6 @@ the range symmetric or widens it to include 0.
 
 import numpy as np
 
-from .core import qparams, round_in_place
 from .errors import QuantcalcError
 
 MSE_CANDIDATES = 200
@@ -25,7 +24,7 @@ ENTROPY_BINS = 2048
 ENTROPY_MAX_SEGMENTS = 4096
 
 
-def calibrate(x, segmentation, config, lo, hi):
+def calibrate(x, segmentation, config, lo, hi, scheme):
     """Per-segment (lo, hi) for `config.calibration`; see the module docstring.
 
     Args:
@@ -40,8 +39,7 @@ def calibrate(x, segmentation, config, lo, hi):
     if method == "percentile":
         return _percentile(x, segmentation, config)
     if method == "mse":
-        fmt = config.number_format
-        pairs = [_mse_search(seg, fmt, config.mode) for seg in segmentation.each(x)]
+        pairs = [_mse_search(seg, scheme, config.mode) for seg in segmentation.each(x)]
         return _unzip(pairs)
     if method == "entropy":
         if segmentation.count > ENTROPY_MAX_SEGMENTS:
@@ -88,14 +86,9 @@ def _weighted_values(seg):
     return centres[keep], counts[keep].astype(np.float64)
 
 
-def _candidate_mse(values, weights, los, his, fmt, mode):
+def _candidate_mse(values, weights, los, his, scheme):
     """Mean squared round-to-nearest error of `values` for each candidate range (los[i], his[i])."""
-    params = qparams(los, his, fmt, mode)
-    scale = params.scale[:, None]
-    zero_point = params.zero_point[:, None]
-    scaled = round_in_place((values[None, :] / scale + zero_point).reshape(-1), "half-even")
-    codes = np.clip(scaled, fmt.q_min, fmt.q_max).reshape(len(los), -1)
-    error = values[None, :] - (codes - zero_point) * scale
+    error = values[None, :] - scheme.fake_quantize(values, los, his)
     squared = np.square(error, out=error)
     if weights is not None:
         squared *= weights
@@ -107,7 +100,7 @@ def _best(mse):
     return len(mse) - 1 - int(np.argmin(mse[::-1]))
 
 
-def _mse_search(seg, fmt, mode):
+def _mse_search(seg, scheme, mode):
     """Symmetric: the best of 200 thresholds t = amax * k/200. Asymmetric: the ends are searched
     in turn (max with min fixed, then min with max fixed, twice), 200 candidates each. Min-max is
     always a candidate, so the result is never worse than min-max on the searched values."""
@@ -121,14 +114,14 @@ def _mse_search(seg, fmt, mode):
     fractions = np.arange(1, MSE_CANDIDATES + 1) / MSE_CANDIDATES
     if mode == "symmetric":
         best = fractions[_best(_candidate_mse(values, weights, lo * fractions, hi * fractions,
-                                              fmt, mode))]
+                                              scheme))]
         return lo * best, hi * best
     full_lo, full_hi = lo, hi
     for _ in range(2):
         his = full_hi * fractions
-        hi = his[_best(_candidate_mse(values, weights, np.full_like(his, lo), his, fmt, mode))]
+        hi = his[_best(_candidate_mse(values, weights, np.full_like(his, lo), his, scheme))]
         los = full_lo * fractions
-        lo = los[_best(_candidate_mse(values, weights, los, np.full_like(los, hi), fmt, mode))]
+        lo = los[_best(_candidate_mse(values, weights, los, np.full_like(los, hi), scheme))]
     return lo, hi
 
 
