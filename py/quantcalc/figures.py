@@ -197,3 +197,52 @@ def render(result, fmt="svg", names=FIGURE_NAMES, on_figure=None) -> dict:
         if on_figure is not None:
             on_figure(name, out[name])
     return out
+
+
+COMPARE_TITLES = {
+    "tradeoff": "SQNR against storage cost",
+    "sweep": "Integer bit-depth sweep",
+}
+
+
+def _finite_sqnr(value, ceiling):
+    return value if np.isfinite(value) else ceiling
+
+
+def tradeoff_figure(rows):
+    """SQNR (dB) against bits per value, one point per configuration, the Pareto front joined."""
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _new(COMPARE_TITLES["tradeoff"])
+        finite = [r["sqnr_db"] for r in rows if np.isfinite(r["sqnr_db"])]
+        ceiling = (max(finite) + 10) if finite else 100
+        for row in rows:
+            y = _finite_sqnr(row["sqnr_db"], ceiling)
+            ax.plot(row["bits_per_value"], y, "o", ms=6,
+                    color=ORIGINAL if row["pareto"] else "0.6")
+            ax.annotate(row["label"], (row["bits_per_value"], y), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["bits_per_value"])
+        ax.plot([r["bits_per_value"] for r in front],
+                [_finite_sqnr(r["sqnr_db"], ceiling) for r in front], "-", color=ORIGINAL,
+                lw=1.2, label="Pareto front")
+        ax.plot([], [], "o", color="0.6", label="dominated")
+        ax.set_xlabel("bits per value (with scales)")
+        ax.set_ylabel("SQNR (dB)")
+        ax.legend(loc="lower right")
+    return fig
+
+
+def sweep_figure(points):
+    """SQNR of the integer format from 2 to 16 bits, with the 6.02 dB per bit reference line."""
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _new(COMPARE_TITLES["sweep"])
+        bits = np.array([p["bits"] for p in points], float)
+        sqnr = np.array([p["sqnr_db"] for p in points], float)
+        ax.plot(bits, sqnr, "o-", color=RECONSTRUCTED, label="measured SQNR")
+        anchor = int(np.argmin(np.abs(bits - 8)))
+        ax.plot(bits, sqnr[anchor] + 20 * np.log10(2) * (bits - bits[anchor]), ":", color="0.3",
+                label="6.02 dB per bit")
+        ax.set_xlabel("bit depth")
+        ax.set_ylabel("SQNR (dB)")
+        ax.legend(loc="upper left")
+    return fig

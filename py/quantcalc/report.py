@@ -165,3 +165,39 @@ def pdf(result) -> bytes:
 
 def _short(text, limit=70):
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+COMPARE_HEADER = ("label", "format", "settings", "bits_per_value", "sqnr_db", "rmse",
+                  "rel_rmse", "max_abs_error", "clip_rate", "pareto")
+
+
+def compare_csv(rows) -> bytes:
+    buffer = io.StringIO()
+    writer = _writer(buffer)
+    writer.writerow(COMPARE_HEADER)
+    for row in rows:
+        writer.writerow([safe_cell(row[k]) if isinstance(row[k], str) else format_number(row[k])
+                         for k in COMPARE_HEADER])
+    return buffer.getvalue().encode("utf-8")
+
+
+def compare_pdf(rows, sweep, name) -> bytes:
+    """The comparison table, the SQNR-against-bits figure and the integer sweep, as a PDF."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from . import figures
+
+    buffer = io.BytesIO()
+    metadata = {"Title": f"quantcalc comparison: {name}", "Creator": "quantcalc",
+                "Producer": "quantcalc", "CreationDate": None, "ModDate": None}
+    with figures.matplotlib.rc_context(figures.STYLE), PdfPages(buffer, metadata=metadata) as pages:
+        table = [(r["label"], f"{r['bits_per_value']:.3f}", _short(format_number(r["sqnr_db"]), 10),
+                  f"{r['rel_rmse']:.4g}", f"{r['max_abs_error']:.4g}", f"{r['clip_rate']:.3%}",
+                  "yes" if r["pareto"] else "") for r in rows]
+        _text_page(pages, f"Format comparison: {name}", table,
+                   ("configuration", "bits/value", "SQNR dB", "rel. RMSE", "max |error|",
+                    "clipped", "Pareto"), subtitle="sorted by bits per value, scales included")
+        pages.savefig(figures.tradeoff_figure(rows))
+        if sweep:
+            pages.savefig(figures.sweep_figure(sweep))
+    return buffer.getvalue()

@@ -28,6 +28,11 @@ class Segmentation:
         self.granularity = granularity
         ndim = max(len(self.shape), 1)
         if granularity == "channel":
+            if len(self.shape) < 2:
+                raise QuantcalcError(
+                    "per-channel quantization needs a tensor of two or more dimensions; these "
+                    f"values are 1-D ({self.size}). Paste nested brackets such as [[1, 2], [3, 4]] "
+                    "or load a file", "granularity")
             if not -ndim <= axis < ndim:
                 raise QuantcalcError(
                     f"channel axis {axis} does not exist for a tensor of shape "

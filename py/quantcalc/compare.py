@@ -1,0 +1,127 @@
+"""Several configurations on one tensor, side by side at their storage cost.
+
+A configuration is written as `key=value` pairs ("format=int bits=4 granularity=group"), the same
+keys as the JSON configuration. Rows are sorted by bits per value; a row is on the Pareto front
+when no other row reaches at least its SQNR with no more bits per value (one of the two strictly).
+"""
+
+import math
+
+from . import analysis
+from .config import Config
+from .errors import QuantcalcError
+
+PRESETS = {
+    "common": [
+        "format=int bits=8",
+        "format=int bits=8 granularity=channel",
+        "format=int bits=4 granularity=channel",
+        "format=int bits=4 mode=asymmetric granularity=group group_size=128",
+        "format=fp8_e4m3",
+        "format=fp8_e5m2",
+        "format=mxfp8_e4m3",
+        "format=mxfp6_e2m3",
+        "format=mxfp4",
+        "format=nvfp4",
+        "format=nf4",
+        "format=q8_0",
+        "format=q4_0",
+    ],
+}
+PRESET_TITLES = {"common": "Common inference formats"}
+ROW_KEYS = ("label", "format", "settings", "bits_per_value", "sqnr_db", "rmse", "rel_rmse",
+            "max_abs_error", "clip_rate", "pareto")
+SWEEP_BITS = range(2, 17)
+
+
+def parse_spec(spec: str) -> dict:
+    """'format=int bits=4, mode=asymmetric' -> {'format': 'int', 'bits': '4', ...}."""
+    settings = {}
+    for part in spec.replace(",", " ").split():
+        key, sep, value = part.partition("=")
+        if not sep or not key or not value:
+            raise QuantcalcError(f"configuration '{spec}': '{part}' is not key=value", "configs")
+        settings[key.strip()] = value.strip()
+    if not settings:
+        raise QuantcalcError("an empty configuration", "configs")
+    return settings
+
+
+def label_of(settings: dict) -> str:
+    """A short readable name: the format, then what differs from its defaults."""
+    name = settings.get("format", "int")
+    if name == "int":
+        name = f"INT{settings.get('bits', 8)}"
+        if settings.get("mode") == "asymmetric":
+            name += " asym"
+    else:
+        name = name.upper().replace("_E", " E")  # FP8 E4M3, MXFP6 E2M3; Q4_0 stays
+    granularity = settings.get("granularity")
+    if granularity == "channel":
+        name += " per-channel"
+    elif granularity == "group":
+        name += f" g{settings.get('group_size', 32)}"
+    for key in ("calibration", "rounding"):
+        if key in settings:
+            name += f" {settings[key]}"
+    if "block_size" in settings:
+        name += f" b{settings['block_size']}"
+    return name
+
+
+def _row(values, settings, name):
+    config = Config.from_dict({**settings, "name": name})
+    result = analysis.analyze(values, config, keep=0)
+    s = result.summary()
+    return {"label": label_of(settings), "format": config.format,
+            "settings": " ".join(f"{k}={v}" for k, v in settings.items()),
+            **{k: s[k] for k in ("bits_per_value", "sqnr_db", "rmse", "rel_rmse",
+                                 "max_abs_error", "clip_rate")}}
+
+
+def mark_pareto(rows):
+    """Set row["pareto"]: no other row has <= bits and >= SQNR with one strictly better."""
+    for row in rows:
+        row["pareto"] = not any(
+            other is not row and other["bits_per_value"] <= row["bits_per_value"]
+            and other["sqnr_db"] >= row["sqnr_db"]
+            and (other["bits_per_value"] < row["bits_per_value"]
+                 or other["sqnr_db"] > row["sqnr_db"])
+            for other in rows)
+    return rows
+
+
+def compare(values, specs, name="tensor"):
+    """Rows for each configuration spec (strings or dicts), sorted by bits per value."""
+    if not specs:
+        raise QuantcalcError("give at least one configuration or a preset", "configs")
+    rows = []
+    for spec in specs:
+        settings = parse_spec(spec) if isinstance(spec, str) else dict(spec)
+        if settings.get("granularity") == "channel" and getattr(values, "ndim", 1) < 2:
+            continue  # a 1-D tensor has no channels (see segments.Segmentation)
+        try:
+            rows.append(_row(values, settings, name))
+        except QuantcalcError as exc:
+            raise QuantcalcError(f"{label_of(settings)}: {exc.message}", "configs") from None
+    if not rows:
+        raise QuantcalcError("no configuration applies to a 1-D tensor (per-channel needs "
+                             "two or more dimensions)", "configs")
+    rows.sort(key=lambda r: (r["bits_per_value"], -_finite(r["sqnr_db"])))
+    return mark_pareto(rows)
+
+
+def bit_sweep(values, base=None, name="tensor"):
+    """SQNR of the integer format at 2..16 bits, other settings from `base`."""
+    base = {k: v for k, v in (base or {}).items() if k not in ("bits", "format")}
+    points = []
+    for bits in SWEEP_BITS:
+        config = Config.from_dict({**base, "bits": bits, "name": name})
+        s = analysis.analyze(values, config, keep=0).summary()
+        points.append({"bits": bits, "bits_per_value": s["bits_per_value"],
+                       "sqnr_db": s["sqnr_db"]})
+    return points
+
+
+def _finite(value):
+    return value if math.isfinite(value) else 1e300

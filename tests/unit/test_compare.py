@@ -1,0 +1,91 @@
+"""Comparing configurations: order, Pareto front, presets, the sweep, reports and the CLI."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from quantcalc import QuantcalcError, report
+from quantcalc.compare import PRESETS, bit_sweep, compare, mark_pareto, parse_spec
+
+from test_cli import run
+
+
+def test_pareto_front_on_a_known_case():
+    rows = mark_pareto([
+        {"label": "a", "bits_per_value": 4.0, "sqnr_db": 20.0},
+        {"label": "b", "bits_per_value": 4.5, "sqnr_db": 19.0},   # more bits, less SQNR
+        {"label": "c", "bits_per_value": 4.5, "sqnr_db": 22.0},
+        {"label": "d", "bits_per_value": 8.0, "sqnr_db": 22.0},   # same SQNR, more bits
+        {"label": "e", "bits_per_value": 8.5, "sqnr_db": 45.0},
+    ])
+    assert [r["label"] for r in rows if r["pareto"]] == ["a", "c", "e"]
+
+
+def test_rows_are_sorted_by_bits_and_measured_per_configuration():
+    x = np.random.default_rng(0).standard_normal((32, 128)).astype(np.float32)
+    rows = compare(x, PRESETS["common"], "w")
+    bits = [r["bits_per_value"] for r in rows]
+    assert bits == sorted(bits) and len(rows) == len(PRESETS["common"])
+    by_label = {r["label"]: r for r in rows}
+    assert by_label["MXFP4"]["bits_per_value"] == 4.25
+    assert by_label["Q8_0"]["bits_per_value"] == 8.5
+    assert by_label["INT8"]["sqnr_db"] > by_label["INT4 per-channel"]["sqnr_db"] + 20
+    assert by_label["FP8 E4M3"]["sqnr_db"] > by_label["FP8 E5M2"]["sqnr_db"]
+    assert by_label["Q8_0"]["pareto"]  # the most bits here and the best SQNR
+
+
+def test_per_channel_rows_are_skipped_for_1d_values():
+    rows = compare(np.linspace(-1, 1, 64), ["format=int bits=8 granularity=channel",
+                                            "format=int bits=8"])
+    assert [r["label"] for r in rows] == ["INT8"]
+
+
+def test_bad_specs_name_the_configuration():
+    with pytest.raises(QuantcalcError, match="not key=value"):
+        parse_spec("format int")
+    with pytest.raises(QuantcalcError, match="INT4: narrow_range must be true or false") as err:
+        compare(np.ones(4), ["format=int bits=4 narrow_range=maybe"])
+    assert err.value.field == "configs"
+
+
+def test_sweep_gains_about_6_db_per_bit():
+    points = bit_sweep(np.random.default_rng(1).uniform(-1, 1, 20_000))
+    assert [p["bits"] for p in points] == list(range(2, 17))
+    gains = np.diff([p["sqnr_db"] for p in points])[6:]
+    assert np.allclose(gains, 6.02, atol=0.15)
+
+
+def test_compare_reports():
+    rows = compare(np.random.default_rng(2).standard_normal((8, 64)),
+                   ["format=int bits=8", "format=nf4"], "=cmd")
+    table = list(csv.DictReader(io.StringIO(report.compare_csv(rows).decode())))
+    assert [r["label"] for r in table] == ["NF4", "INT8"]
+    assert table[0].keys() == set(report.COMPARE_HEADER)
+    pdf = report.compare_pdf(rows, bit_sweep(np.linspace(-1, 1, 100)), "=cmd")
+    assert pdf.startswith(b"%PDF") and b"quantcalc comparison: =cmd" in pdf
+
+
+def test_cli_compare(tmp_path):
+    np.save(tmp_path / "w.npy", np.random.default_rng(3).standard_normal((16, 64)))
+    out = run("compare", str(tmp_path / "w.npy"), "--preset", "common", "--config",
+              "format=int bits=6", "--json", "--sweep", "--csv", str(tmp_path / "c.csv"),
+              "--pdf", str(tmp_path / "c.pdf"))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert len(data["rows"]) == len(PRESETS["common"]) + 1 and len(data["sweep"]) == 15
+    assert (tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")
+    table = run("compare", "--values", "1 2 3 4", "--config", "format=int bits=4",
+                "--config", "format=q8_0")
+    assert table.returncode == 0 and "Q8_0" in table.stdout and "bits/value" in table.stdout
+    bad = run("compare", "--values", "1 2", "--config", "format=fp7")
+    assert bad.returncode == 2 and "format must be one of" in bad.stderr
+
+
+def test_cli_analyze_with_a_format():
+    out = run("analyze", "--values", "7.5 -2.4 0.3", "--format", "mxfp4", "--json")
+    summary = json.loads(out.stdout)
+    assert summary["format"] == "mxfp4" and summary["bits_per_value"] > 4.25
+    assert summary["scale"] == [1.0] and summary["clip_count"] == 1
