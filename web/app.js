@@ -9,7 +9,7 @@ const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
 const form = $("#calculator");
 const calculateButton = $("#calculate");
 const PAGE_ROWS = 50;
-const FIELDS = ["name", "bits", "mode", "narrow_range", "rounding", "seed", "calibration",
+const FIELDS = ["name", "format", "block_size", "bits", "mode", "narrow_range", "rounding", "seed", "calibration",
   "percentile", "range_min", "range_max", "granularity", "axis", "group_size"];
 const EXAMPLE = {
   name: "example", bits: "8", mode: "symmetric", narrow_range: false, rounding: "half-even",
@@ -23,6 +23,7 @@ const METRICS = [
   ["mse", "MSE"], ["rmse", "RMSE"], ["mae", "MAE"], ["max_abs_error", "Max |error|"],
   ["sqnr_db", "SQNR (dB)"], ["rel_rmse", "Relative RMSE"], ["clip_count", "Clipped values"],
   ["clip_rate", "Clip rate"], ["uniform_noise_mse", "Predicted MSE (scale²/12)"],
+  ["bits_per_value", "Bits per value (with scales)"],
 ];
 
 const pageParams = new URLSearchParams(location.search);
@@ -53,6 +54,7 @@ engine.addEventListener("progress", (event) => {
   setReady(false, `Waiting for the calculator: ${event.detail.text}`);
 });
 engine.addEventListener("ready", () => {
+  loadPresets();
   status.dataset.state = "ready";
   status.textContent = "Ready. Calculations run in this page; figures load in the background.";
   $("#engine-error").hidden = true;
@@ -121,6 +123,7 @@ function readConfig() {
   for (const [key, value] of Object.entries(config)) {
     if (typeof value === "string") config[key] = value.trim();
   }
+  if (config.format !== "nf4") delete config.block_size;
   if (config.calibration !== "custom") {
     delete config.range_min;
     delete config.range_max;
@@ -178,7 +181,7 @@ async function takeFile(file) {
   if (/\.(npz|safetensors)$/i.test(file.name)) {
     if (engine.state !== "ready") await new Promise((resolve) =>
       engine.addEventListener("ready", resolve, { once: true }));
-    const reply = await engine.request("describe", { source: { file_name: file.name, file_bytes: bytes } });
+    const reply = await engine.request("describe_file", [{ file_name: file.name, file_bytes: bytes }]);
     if (reply.error) {
       showError({ ...reply.error, field: "file" });
       return;
@@ -214,7 +217,7 @@ async function calculate() {
   calculateButton.disabled = true;
   $("#calculate-reason").textContent = "Calculating…";
   try {
-    const reply = await engine.request("analyze", request);
+    const reply = await engine.request("analyze", [request.config, request.source]);
     if (reply.error) {
       showError(reply.error);
       return;
@@ -233,6 +236,7 @@ async function calculate() {
 }
 
 function display(key, value) {
+  if (value === null || value === undefined) return "n/a";
   if (value === "inf") return "∞ (no error)";
   if (value === "-inf") return "−∞";
   if (typeof value === "boolean") return value ? "yes" : "no";
@@ -254,7 +258,8 @@ function renderMetric(key, label, summary) {
   const card = document.createElement("div");
   card.className = "qc-metric";
   card.dataset.metric = key;
-  card.dataset.value = Array.isArray(value) ? JSON.stringify(value) : String(value);
+  card.dataset.value = Array.isArray(value) ? JSON.stringify(value)
+    : value === null || value === undefined ? "null" : String(value);
   const name = document.createElement("div");
   name.className = "qc-metric-label";
   name.textContent = label;
@@ -268,7 +273,10 @@ function renderMetric(key, label, summary) {
     detail.textContent = `from ${display(key, Math.min(...numbers))} to ${display(key, Math.max(...numbers))}`;
   } else {
     shown.textContent = display(key, value);
-    if (key === "uniform_noise_mse") detail.textContent = `measured MSE: ${display("mse", summary.mse)}`;
+    if (key === "uniform_noise_mse") {
+      detail.textContent = value === null ? "the grid is not uniform"
+        : `measured MSE: ${display("mse", summary.mse)}`;
+    }
     if (key === "real_min" && summary.range_widened) detail.textContent = "widened to include 0";
   }
   card.append(name, shown, detail);
@@ -335,19 +343,11 @@ async function drawFigures() {
   const shown = [];
   const show = ({ name, title, svg }) => {
     if (!current()) return;
-    const figure = document.createElement("figure");
-    figure.dataset.figure = name;
-    const img = document.createElement("img");
-    // An <img> of a blob keeps the SVG inert (no scripts, no styles leaking) and CSP-clean.
-    img.src = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
-    img.alt = `${title} for ${state.summary.name}: ${altText(name)}`;
-    const caption = document.createElement("figcaption");
-    caption.textContent = title;
-    figure.append(img, caption);
+    const figure = figureElement(name, title, svg, altText(name));
     $("#figures").append(figure);
-    shown.push(img.decode().catch(() => {}));
+    shown.push(figure.querySelector("img").decode().catch(() => {}));
   };
-  const reply = await engine.request("figures", request, show);
+  const reply = await engine.request("figures_svg", [request.config, request.source], show);
   if (!current()) return;
   if (reply.error) {
     $("#figures-status").textContent = `Figures failed: ${reply.error.message}`;
@@ -356,6 +356,19 @@ async function drawFigures() {
   await Promise.all(shown);
   $("#figures-status").textContent = "";
   performance.mark("quantcalc:figures");
+}
+
+function figureElement(name, title, svg, description) {
+  const figure = document.createElement("figure");
+  figure.dataset.figure = name;
+  const img = document.createElement("img");
+  // An <img> of a blob keeps the SVG inert (no scripts, no styles leaking) and CSP-clean.
+  img.src = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
+  img.alt = `${title} for ${form.elements.name.value.trim() || "tensor"}: ${description}`;
+  const caption = document.createElement("figcaption");
+  caption.textContent = title;
+  figure.append(img, caption);
+  return figure;
 }
 
 function altText(name) {
@@ -380,20 +393,131 @@ async function download(kind) {
   if (!state.request) return;
   const note = $("#download-status");
   note.textContent = kind === "pdf" ? "Preparing the PDF…" : "Preparing…";
-  const reply = await engine.request("export", { ...state.request, kind });
+  const reply = await engine.request("export", [state.request.config, state.request.source, kind]);
   if (reply.error) {
     note.textContent = `Download failed: ${reply.error.message}`;
     return;
   }
   const suffix = { csv: "_values.csv", summary_csv: "_summary.csv", pdf: "_report.pdf" }[kind];
+  note.textContent = `Saved ${saveBlob(reply, safeFileName(state.request.config.name) + suffix)}.`;
+}
+
+// Hand the engine's bytes to the browser as a download; returns the file name.
+function saveBlob({ bytes, mime }, fileName) {
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([reply.bytes], { type: reply.mime }));
-  link.download = safeFileName(state.request.config.name) + suffix;
+  link.href = URL.createObjectURL(new Blob([bytes], { type: mime }));
+  link.download = fileName;
   document.body.append(link);
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
-  note.textContent = `Saved ${link.download}.`;
+  return fileName;
+}
+
+// ---------------------------------------------------------------- compare formats
+async function loadPresets() {
+  const reply = await engine.request("compare_presets", []);
+  if (reply.error) return;
+  const boxes = [];
+  for (const preset of Object.values(reply)) {
+    for (const { spec, label } of preset.configs) {
+      const id = `compare-${boxes.length}`;
+      const wrapper = document.createElement("label");
+      wrapper.className = "qc-check";
+      wrapper.htmlFor = id;
+      const box = Object.assign(document.createElement("input"),
+        { type: "checkbox", id, value: spec, checked: true });
+      box.dataset.spec = spec;
+      wrapper.append(box, ` ${label}`);
+      boxes.push(wrapper);
+    }
+  }
+  $("#compare-configs").replaceChildren(...boxes);
+  $("#compare-run").disabled = false;
+}
+
+function compareRequest() {
+  const specs = $$("#compare-configs input:checked").map((box) => box.dataset.spec);
+  if ($("#compare-current").checked) {
+    const { name, ...current } = readConfig(); // the name labels the report, not a row
+    specs.push(current);
+  }
+  specs.push(...$("#compare-extra").value.split("\n").map((l) => l.trim()).filter(Boolean));
+  return [readSource(), specs, form.elements.name.value.trim() || "tensor"];
+}
+
+async function runCompare() {
+  clearErrors();
+  const args = compareRequest();
+  $("#compare-status").textContent = "Comparing…";
+  $("#compare-run").disabled = true;
+  try {
+    const reply = await engine.request("compare", args);
+    if (reply.error) {
+      $("#compare-status").textContent = "";
+      showError(reply.error);
+      return;
+    }
+    state.compareArgs = args;
+    renderComparison(reply.rows);
+    $("#compare-status").textContent = `${reply.rows.length} configurations compared.`;
+    drawComparisonFigures(args);
+  } finally {
+    $("#compare-run").disabled = false;
+    document.body.dataset.comparisons = String(Number(document.body.dataset.comparisons || 0) + 1);
+  }
+}
+
+function renderComparison(rows) {
+  $("#compare-results").hidden = false;
+  $("#compare-table tbody").replaceChildren(...rows.map((row) => {
+    const tr = document.createElement("tr");
+    if (row.pareto) tr.className = "qc-pareto";
+    tr.dataset.label = row.label;
+    const cells = [row.label, row.bits_per_value.toFixed(3), display("sqnr_db", row.sqnr_db),
+      display("rmse", row.rmse), display("rel_rmse", row.rel_rmse),
+      display("max_abs_error", row.max_abs_error), display("clip_rate", row.clip_rate),
+      row.pareto ? "★" : ""];
+    const keys = [null, "bits_per_value", "sqnr_db", "rmse", "rel_rmse", "max_abs_error",
+      "clip_rate", null];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      if (keys[i]) {
+        td.dataset.metric = keys[i];
+        td.dataset.value = String(row[keys[i]]);
+      }
+      tr.append(td);
+    });
+    return tr;
+  }));
+}
+
+async function drawComparisonFigures(args) {
+  const holder = $("#compare-figures");
+  for (const img of $$("img", holder)) URL.revokeObjectURL(img.src);
+  holder.replaceChildren();
+  if (!engine.figuresReady) await new Promise((resolve) =>
+    engine.addEventListener("figures-ready", resolve, { once: true }));
+  const reply = await engine.request("compare_figures", args, ({ name, title, svg }) => {
+    if (args !== state.compareArgs) return;
+    holder.append(figureElement(name, title, svg,
+      name === "tradeoff" ? "each configuration's SQNR against its bits per value, the Pareto "
+        + "front joined" : "integer SQNR from 2 to 16 bits beside the 6.02 dB per bit line"));
+  });
+  if (reply.error) $("#compare-status").textContent = `Figures failed: ${reply.error.message}`;
+}
+
+async function downloadComparison(kind) {
+  if (!state.compareArgs) return;
+  const note = $("#compare-download-status");
+  note.textContent = "Preparing…";
+  const reply = await engine.request("compare_export", [...state.compareArgs, kind]);
+  if (reply.error) {
+    note.textContent = `Download failed: ${reply.error.message}`;
+    return;
+  }
+  note.textContent = `Saved ${saveBlob(reply, `${safeFileName(state.compareArgs[2])}_comparison.${kind}`)}.`;
 }
 
 // ---------------------------------------------------------------- links and saved state
@@ -509,6 +633,10 @@ form.addEventListener("change", updateVisibility);
 form.addEventListener("input", saveSoon);
 form.addEventListener("change", saveSoon);
 $("#copy-link").addEventListener("click", copyLink);
+$("#compare-run").addEventListener("click", runCompare);
+for (const button of $$("[data-compare-download]")) {
+  button.addEventListener("click", () => downloadComparison(button.dataset.compareDownload));
+}
 form.elements.file.addEventListener("change", () => {
   const file = form.elements.file.files[0];
   if (file) takeFile(file);

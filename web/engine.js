@@ -80,13 +80,13 @@ export class Engine extends EventTarget {
     }
   }
 
-  // One request; resolves with the engine's plain result ({error: ...} on bad input).
-  // `onPartial` receives pieces sent before the reply (figures, one at a time).
-  request(op, payload, onPartial = null) {
+  // One call of quantcalc.api.<op>(...args); resolves with its plain result ({error: ...} on
+  // bad input). `onPartial` receives pieces sent before the reply (figures, one at a time).
+  request(op, args, onPartial = null) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onPartial });
-      this.worker.postMessage({ id, op, ...payload });
+      this.worker.postMessage({ id, op, args });
     });
   }
 }

@@ -5,11 +5,13 @@ const STORAGE_KEY = "quantcalc.form.v1";
 const MAX_LINK_VALUES = 2000;       // characters of sample values a link carries
 const MAX_STORED_VALUES = 2_000_000;
 export const DEFAULTS = {
-  name: "tensor", bits: "8", mode: "symmetric", narrow_range: false, rounding: "half-even",
+  name: "tensor", format: "int", block_size: "64", bits: "8", mode: "symmetric", narrow_range: false, rounding: "half-even",
   seed: "0", calibration: "minmax", percentile: "99.99", range_min: "-1.5", range_max: "1.5",
   granularity: "tensor", axis: "0", group_size: "32", values: "",
 };
 const CHOICES = {
+  format: ["int", "fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp6_e3m2", "fp4_e2m1", "nf4", "mxfp8_e4m3",
+    "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4", "mxint8", "nvfp4", "q8_0", "q4_0"],
   mode: ["symmetric", "asymmetric"],
   rounding: ["half-even", "half-away", "floor", "ceil", "toward-zero", "stochastic"],
   calibration: ["minmax", "percentile", "mse", "entropy", "custom"],
@@ -34,10 +36,8 @@ const CHECKS = {
   },
   seed: (v) => whole(v),
   axis: (v) => whole(v),
-  group_size: (v) => {
-    if (!WHOLE.test(v) || +v < 1) throw new Error("a whole number of at least 1");
-    return v;
-  },
+  group_size: (v) => atLeastOne(v),
+  block_size: (v) => atLeastOne(v),
   percentile: (v) => {
     if (!NUMBER.test(v) || +v <= 0 || +v > 100) throw new Error("a number in (0, 100]");
     return v;
@@ -51,6 +51,11 @@ for (const [key, options] of Object.entries(CHOICES)) {
     if (!options.includes(v)) throw new Error(`one of ${options.join(", ")}`);
     return v;
   };
+}
+
+function atLeastOne(v) {
+  if (!WHOLE.test(v) || +v < 1) throw new Error("a whole number of at least 1");
+  return v;
 }
 
 function whole(v) {
@@ -98,6 +103,8 @@ export function toQuery(state, { embed = false } = {}) {
     if (key === "seed" && state.rounding !== "stochastic") continue;
     if (key === "axis" && state.granularity !== "channel") continue;
     if (key === "group_size" && state.granularity !== "group") continue;
+    if (key === "block_size" && state.format !== "nf4") continue;
+    if (key === "bits" && state.format !== "int") continue;
     if (String(value) !== String(DEFAULTS[key])) params.set(key, value === true ? "1" : String(value));
   }
   const values = (state.values || "").trim();

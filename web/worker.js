@@ -126,26 +126,26 @@ function toPlain(value, transfers) {
   return value.toJs();
 }
 
-async function handle({ id, op, config, source, kind }) {
+// The quantcalc.api functions the page may call, and which of them draw with matplotlib.
+const CALLS = new Set(["analyze", "figures_svg", "export", "describe_file", "compare_presets",
+  "compare", "compare_figures", "compare_export"]);
+const STREAMS_FIGURES = new Set(["figures_svg", "compare_figures"]);
+const needsMatplotlib = (op, args) => STREAMS_FIGURES.has(op) || args.includes("pdf");
+
+async function handle({ id, op, args = [] }) {
   if (!api) throw new Error("the engine is not ready");
-  if (op === "figures" || (op === "export" && kind === "pdf")) await loadMatplotlib();
-  const pyConfig = pyodide.toPy(config ?? {});
-  const pySource = pyodide.toPy(source ?? {});
+  if (!CALLS.has(op)) throw new Error(`unknown request ${op}`);
+  if (needsMatplotlib(op, args)) await loadMatplotlib();
+  const pyArgs = args.map((arg) => pyodide.toPy(arg));
+  if (STREAMS_FIGURES.has(op)) {
+    // each figure goes to the page as soon as it is drawn
+    pyArgs.push((name, title, svg) => postMessage({ type: "partial", id, data: { name, title, svg } }));
+  }
   let result;
   try {
-    if (op === "analyze") result = api.analyze(pyConfig, pySource);
-    else if (op === "figures") {
-      // each figure goes to the page as soon as it is drawn
-      const onFigure = (name, title, svg) =>
-        postMessage({ type: "partial", id, data: { name, title, svg } });
-      result = api.figures_svg(pyConfig, pySource, onFigure);
-    }
-    else if (op === "export") result = api.export(pyConfig, pySource, kind);
-    else if (op === "describe") result = api.describe_file(pySource);
-    else throw new Error(`unknown request ${op}`);
+    result = api[op](...pyArgs);
   } finally {
-    pyConfig.destroy();
-    pySource.destroy();
+    for (const arg of pyArgs) if (arg instanceof pyodide.ffi.PyProxy) arg.destroy();
   }
   const transfers = [];
   const plain = toPlain(result, transfers);

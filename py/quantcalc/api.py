@@ -12,7 +12,7 @@ Errors are returned, not raised, as {"error": {"kind", "message", "field"}}.
 
 import traceback
 
-from . import analysis, inputs, report
+from . import analysis, compare as comparison, inputs, report
 from .config import Config
 from .errors import QuantcalcError
 
@@ -120,3 +120,55 @@ def describe_file(source: dict) -> dict:
     """Names of the arrays in a multi-tensor file, so the page can offer a chooser."""
     return _guarded(lambda: {"tensors": inputs.tensor_names(
         bytes(source["file_bytes"]), str(source.get("file_name") or "file"))})
+
+
+def compare_presets() -> dict:
+    """The ready sets of configurations: {preset: {"title", "configs": [{"spec", "label"}]}}."""
+    return {name: {"title": comparison.PRESET_TITLES[name],
+                   "configs": [{"spec": spec, "label": comparison.label_of(
+                       comparison.parse_spec(spec))} for spec in specs]}
+            for name, specs in comparison.PRESETS.items()}
+
+
+def _compared(source, specs, name):
+    values = load(source)
+    rows = comparison.compare(values, list(specs), str(name or "tensor"))
+    return values, rows
+
+
+def compare(source: dict, specs: list, name: str = "tensor") -> dict:
+    """{"rows": [...], "sweep": [...]}: each configuration's metrics, and the integer sweep."""
+    def work():
+        values, rows = _compared(source, specs, name)
+        return report.to_jsonable({"rows": rows, "sweep": comparison.bit_sweep(values)})
+    return _guarded(work)
+
+
+def compare_figures(source: dict, specs: list, name: str = "tensor", on_figure=None) -> dict:
+    """The SQNR-against-bits figure and the sweep, as SVG text (streamed like figures_svg)."""
+    def work():
+        from . import figures
+
+        values, rows = _compared(source, specs, name)
+        built = {"tradeoff": figures.tradeoff_figure(rows),
+                 "sweep": figures.sweep_figure(comparison.bit_sweep(values))}
+        out = {}
+        for key, fig in built.items():
+            out[key] = figures.to_bytes(fig, "svg").decode("utf-8")
+            if on_figure is not None:
+                on_figure(key, figures.COMPARE_TITLES[key], out[key])
+        return {"figures": out, "titles": dict(figures.COMPARE_TITLES)}
+    return _guarded(work)
+
+
+def compare_export(source: dict, specs: list, name: str, kind: str) -> dict:
+    """{"bytes", "mime"} of the comparison as csv or pdf."""
+    def work():
+        values, rows = _compared(source, specs, name)
+        if kind == "csv":
+            return {"bytes": report.compare_csv(rows), "mime": "text/csv"}
+        if kind == "pdf":
+            return {"bytes": report.compare_pdf(rows, comparison.bit_sweep(values), name),
+                    "mime": "application/pdf"}
+        raise QuantcalcError(f"unknown report {kind!r}", "download")
+    return _guarded(work)

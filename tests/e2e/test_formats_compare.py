@@ -1,0 +1,68 @@
+"""Number formats and the compare view in the page, against the CPython engine."""
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from helpers import assert_same_numbers, calculate, engine_summary, fill, shown_metrics
+from quantcalc.compare import PRESETS, compare
+
+MATRIX = np.random.default_rng(5).standard_normal((4, 64))
+TEXT = "[" + ", ".join("[" + ", ".join(f"{v:.5g}" for v in row) + "]" for row in MATRIX) + "]"
+BASE = {"name": "m", "mode": "symmetric", "narrow_range": False, "rounding": "half-even",
+        "calibration": "minmax", "granularity": "tensor"}
+
+
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp4_e2m1", "nf4", "mxfp4", "nvfp4", "q4_0"])
+def test_each_format_gives_the_engines_result(app, fmt):
+    page = app.page
+    fields = {**BASE, "format": fmt}
+    fill(page, values=TEXT, **fields)
+    calculate(page)
+    config = {**fields, "block_size": "64"} if fmt == "nf4" else fields
+    summary = engine_summary(config, {"text": TEXT})
+    assert_same_numbers(page, summary)
+    assert shown_metrics(page)["bits_per_value"] == summary["bits_per_value"]
+    assert page.is_hidden("#bits")  # bit depth belongs to the integer format
+    fill(page, format="int")
+
+
+def test_a_setting_that_does_not_apply_is_reported_at_its_field(app):
+    page = app.page
+    fill(page, values="1 2 3", **{**BASE, "format": "mxfp4", "calibration": "percentile"})
+    calculate(page)
+    assert "largest magnitude" in page.inner_text("#error-calibration")
+    fill(page, format="int", calibration="minmax")
+
+
+def test_compare_view(app, tmp_path):
+    page = app.page
+    fill(page, values=TEXT, **BASE)
+    page.wait_for_selector("#compare-configs input")
+    page.fill("#compare-extra", "format=int bits=6")
+    before = int(page.evaluate("document.body.dataset.comparisons || 0"))
+    page.click("#compare-run")
+    page.wait_for_selector(f"body[data-comparisons='{before + 1}']", state="attached")
+    from quantcalc import api
+    expected = compare(api.load({"text": TEXT}), PRESETS["common"] + ["format=int bits=6"], "m")
+    rows = page.locator("#compare-table tbody tr").all()
+    assert [r.get_attribute("data-label") for r in rows] == [e["label"] for e in expected]
+    for row, want in zip(rows, expected):
+        cell = row.locator("[data-metric=sqnr_db]")
+        assert float(cell.get_attribute("data-value")) == want["sqnr_db"]
+        assert (row.locator("td").last.inner_text() == "★") == want["pareto"]
+    page.wait_for_selector("#compare-figures [data-figure=sweep] img", timeout=120_000)
+    assert page.locator("#compare-figures [data-figure=tradeoff] img").count() == 1
+    with page.expect_download() as info:
+        page.click("[data-compare-download=csv]")
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert path.name == "m_comparison.csv"
+    table = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert [r["label"] for r in table] == [e["label"] for e in expected]
+    with page.expect_download(timeout=120_000) as info:
+        page.click("[data-compare-download=pdf]")
+    info.value.save_as(tmp_path / "c.pdf")
+    assert (tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")
