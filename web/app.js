@@ -345,7 +345,9 @@ async function drawFigures() {
     if (!current()) return;
     const figure = figureElement(name, title, svg, altText(name));
     $("#figures").append(figure);
-    shown.push(figure.querySelector("img").decode().catch(() => {}));
+    const decoded = figure.querySelector("img").decode().catch(() => {});
+    if (shown.length === 0) decoded.then(() => performance.mark("quantcalc:first-figure"));
+    shown.push(decoded);
   };
   const reply = await engine.request("figures_svg", [request.config, request.source], show);
   if (!current()) return;
