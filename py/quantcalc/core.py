@@ -89,17 +89,28 @@ def round_in_place(scaled: np.ndarray, rounding: str, rng=None) -> np.ndarray:
     return scaled
 
 
-def quantize(x, scale, zero_point, fmt: IntegerFormat, rounding="half-even", rng=None):
-    """Integer codes of `x` (as int64) and which values were clipped.
+def round_and_clamp(scaled, zero_point, q_min, q_max, rounding="half-even", rng=None):
+    """Turn float64 `scaled` (x / scale, owned by the caller) into codes in place: add the zero
+    point, round, clamp to [q_min, q_max]. Returns the clipped mask, or None when nothing was
+    clipped (the common case, which then costs no mask at all).
 
     A value is clipped when its rounded code fell outside [q_min, q_max] so clamping moved it
     (the mask PyTorch's fake-quantize keeps for its gradient).
     """
-    scaled = np.asarray(x, np.float64) / scale + zero_point
-    scaled = round_in_place(np.array(scaled, np.float64, ndmin=1), rounding, rng)
-    clipped = (scaled < fmt.q_min) | (scaled > fmt.q_max)
-    np.clip(scaled, fmt.q_min, fmt.q_max, out=scaled)
-    return scaled.astype(np.int64), clipped
+    scaled += zero_point
+    round_in_place(scaled, rounding, rng)
+    if scaled.min() >= q_min and scaled.max() <= q_max:
+        return None
+    clipped = (scaled < q_min) | (scaled > q_max)
+    np.clip(scaled, q_min, q_max, out=scaled)
+    return clipped
+
+
+def quantize(x, scale, zero_point, fmt: IntegerFormat, rounding="half-even", rng=None):
+    """Integer codes of `x` (as int64) and which values were clipped (see round_and_clamp)."""
+    codes = np.array(np.asarray(x, np.float64) / scale, np.float64, ndmin=1)
+    clipped = round_and_clamp(codes, zero_point, fmt.q_min, fmt.q_max, rounding, rng)
+    return codes.astype(np.int64), (np.zeros(codes.shape, bool) if clipped is None else clipped)
 
 
 def dequantize(codes, scale, zero_point):

@@ -167,10 +167,14 @@ BUILDERS = {"values": values_figure, "error": error_figure, "histogram": histogr
             "transfer": transfer_figure}
 
 
-def build(result, names=FIGURE_NAMES):
-    """{name: Figure} for an analysis whose per-value results were kept."""
+def _require_per_value(result):
     if result.per_value is None:
         raise ValueError("figures need per-value results (analyze with keep > 0)")
+
+
+def build(result, names=FIGURE_NAMES):
+    """{name: Figure} for an analysis whose per-value results were kept."""
+    _require_per_value(result)
     with matplotlib.rc_context(STYLE):
         return {name: BUILDERS[name](result) for name in names}
 
@@ -187,8 +191,7 @@ def to_bytes(fig, fmt="svg") -> bytes:
 def render(result, fmt="svg", names=FIGURE_NAMES, on_figure=None) -> dict:
     """{name: bytes} of every figure; `on_figure(name, data)` is called as each one is ready,
     so a caller can show the first figure before the last is drawn."""
-    if result.per_value is None:
-        raise ValueError("figures need per-value results (analyze with keep > 0)")
+    _require_per_value(result)
     out = {}
     for name in names:
         with matplotlib.rc_context(STYLE):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import SCALE_FLOOR, QParams, qparams, round_in_place
+from .core import SCALE_FLOOR, QParams, qparams, round_and_clamp, round_in_place
 from .errors import QuantcalcError
 from .formats import IntegerFormat
 from .grids import FLOAT_GRIDS, FloatGrid, nf4_round
@@ -81,12 +81,8 @@ class IntegerScheme(Scheme):
 
     def quantize(self, original, p, rounding, rng):
         codes = original / p["scale"]
-        codes += p["zero_point"]
-        round_in_place(codes, rounding, rng)
-        clipped = None
-        if codes.min() < self.fmt.q_min or codes.max() > self.fmt.q_max:
-            clipped = (codes < self.fmt.q_min) | (codes > self.fmt.q_max)
-            np.clip(codes, self.fmt.q_min, self.fmt.q_max, out=codes)
+        clipped = round_and_clamp(codes, p["zero_point"], self.fmt.q_min, self.fmt.q_max,
+                                  rounding, rng)
         dequantized = codes - p["zero_point"]
         dequantized *= p["scale"]
         return codes, dequantized, clipped
