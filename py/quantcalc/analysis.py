@@ -18,7 +18,7 @@ from .metrics import ErrorAccumulator
 from .ranges import calibrate
 from .schemes import scheme_for
 
-CHUNK = 1 << 16
+CHUNK = 1 << 14  # 128 KiB of float64 per buffer: the dozen passes per chunk stay in L2 cache
 DEFAULT_KEEP = 1_000_000
 
 

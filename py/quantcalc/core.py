@@ -97,7 +97,8 @@ def round_and_clamp(scaled, zero_point, q_min, q_max, rounding="half-even", rng=
     A value is clipped when its rounded code fell outside [q_min, q_max] so clamping moved it
     (the mask PyTorch's fake-quantize keeps for its gradient).
     """
-    scaled += zero_point
+    if np.any(zero_point):  # symmetric mode: skip a pass that adds zeros
+        scaled += zero_point
     round_in_place(scaled, rounding, rng)
     if scaled.min() >= q_min and scaled.max() <= q_max:
         return None

@@ -83,8 +83,11 @@ class IntegerScheme(Scheme):
         codes = original / p["scale"]
         clipped = round_and_clamp(codes, p["zero_point"], self.fmt.q_min, self.fmt.q_max,
                                   rounding, rng)
-        dequantized = codes - p["zero_point"]
-        dequantized *= p["scale"]
+        if np.any(p["zero_point"]):
+            dequantized = codes - p["zero_point"]
+            dequantized *= p["scale"]
+        else:
+            dequantized = codes * p["scale"]
         return codes, dequantized, clipped
 
     def fake_quantize(self, values, lo, hi):
