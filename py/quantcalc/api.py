@@ -10,6 +10,7 @@ A source is one of:
 Errors are returned, not raised, as {"error": {"kind", "message", "field"}}.
 """
 
+import importlib
 import traceback
 
 from . import analysis, compare as comparison, inputs, report
@@ -85,10 +86,8 @@ def figures_svg(config: dict, source: dict, on_figure=None) -> dict:
         from . import figures  # matplotlib loads only when figures are first asked for
 
         result = run(config, source)
-        each = None
-        if on_figure is not None:
-            def each(name, data):
-                on_figure(name, figures.TITLES[name], data.decode("utf-8"))
+        each = None if on_figure is None else (
+            lambda name, data: on_figure(name, figures.TITLES[name], data.decode("utf-8")))
         rendered = figures.render(result, "svg", on_figure=each)
         return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
                 "titles": dict(figures.TITLES)}
@@ -98,8 +97,7 @@ def figures_svg(config: dict, source: dict, on_figure=None) -> dict:
 def prepare_figures() -> dict:
     """Import matplotlib and set up its fonts now, while the user reads the numbers."""
     def work():
-        from . import figures  # noqa: F401 (importing is the work)
-
+        importlib.import_module(".figures", __package__)  # importing is the work
         return {"ready": True}
     return _guarded(work)
 

@@ -8,11 +8,9 @@ import time
 import threading
 from functools import partial
 
-import pytest
-
 import build
 from conftest import BOOT_TIMEOUT_MS, Server, Watched
-from helpers import calculate, fill, field_error, shown_metrics
+from helpers import calculate, fill, shown_metrics
 
 EXAMPLE = "-1.25, -0.92, -0.51, -0.10, 0, 0.14, 0.37, 0.79, 1.12, 1.46"
 

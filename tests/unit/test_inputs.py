@@ -3,7 +3,6 @@
 import io
 import json
 import struct
-import zipfile
 
 import numpy as np
 import pytest
