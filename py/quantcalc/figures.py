@@ -218,12 +218,16 @@ def tradeoff_figure(rows):
         fig, ax = _new(COMPARE_TITLES["tradeoff"])
         finite = [r["sqnr_db"] for r in rows if np.isfinite(r["sqnr_db"])]
         ceiling = (max(finite) + 10) if finite else 100
-        for row in rows:
-            y = _finite_sqnr(row["sqnr_db"], ceiling)
-            ax.plot(row["bits_per_value"], y, "o", ms=6,
-                    color=ORIGINAL if row["pareto"] else "0.6")
-            ax.annotate(row["label"], (row["bits_per_value"], y), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+        span = max(finite, default=1) - min(finite, default=0) or 1
+        gap = span / 16  # labels of points close in bits are stacked at least this far apart
+        placed = []
+        for row in sorted(rows, key=lambda r: _finite_sqnr(r["sqnr_db"], ceiling)):
+            x, y = row["bits_per_value"], _finite_sqnr(row["sqnr_db"], ceiling)
+            ax.plot(x, y, "o", ms=6, color=ORIGINAL if row["pareto"] else "0.6")
+            label_y = max([y] + [py + gap for px, py in placed if abs(px - x) < 1.2])
+            placed.append((x, label_y))
+            ax.annotate(row["label"], (x, y), xytext=(x + 0.12, label_y), fontsize=7,
+                        va="center", arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"})
         front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["bits_per_value"])
         ax.plot([r["bits_per_value"] for r in front],
                 [_finite_sqnr(r["sqnr_db"], ceiling) for r in front], "-", color=ORIGINAL,
