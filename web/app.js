@@ -9,8 +9,8 @@ const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
 const form = $("#calculator");
 const calculateButton = $("#calculate");
 const PAGE_ROWS = 50;
-const FIELDS = ["name", "format", "block_size", "bits", "mode", "narrow_range", "rounding", "seed", "calibration",
-  "percentile", "range_min", "range_max", "granularity", "axis", "group_size"];
+// Every setting the form has (the saved state's keys, less the sample values).
+const FIELDS = Object.keys(saved.DEFAULTS).filter((key) => key !== "values");
 const EXAMPLE = {
   name: "example", bits: "8", mode: "symmetric", narrow_range: false, rounding: "half-even",
   calibration: "custom", range_min: "-1.5", range_max: "1.5", granularity: "tensor",

@@ -85,13 +85,18 @@ def figures_svg(config: dict, source: dict, on_figure=None) -> dict:
     def work():
         from . import figures  # matplotlib loads only when figures are first asked for
 
-        result = run(config, source)
-        each = None if on_figure is None else (
-            lambda name, data: on_figure(name, figures.TITLES[name], data.decode("utf-8")))
-        rendered = figures.render(result, "svg", on_figure=each)
+        rendered = figures.render(run(config, source), "svg",
+                                  on_figure=_as_svg_text(on_figure, figures.TITLES))
         return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
                 "titles": dict(figures.TITLES)}
     return _guarded(work)
+
+
+def _as_svg_text(on_figure, titles):
+    """Adapt the page's on_figure(name, title, svg_text) to render's on_figure(name, bytes)."""
+    if on_figure is None:
+        return None
+    return lambda name, data: on_figure(name, titles[name], data.decode("utf-8"))
 
 
 def prepare_figures() -> dict:
@@ -148,14 +153,12 @@ def compare_figures(source: dict, specs: list, name: str = "tensor", on_figure=N
         from . import figures
 
         values, rows = _compared(source, specs, name)
-        built = {"tradeoff": figures.tradeoff_figure(rows),
-                 "sweep": figures.sweep_figure(comparison.bit_sweep(values))}
-        out = {}
-        for key, fig in built.items():
-            out[key] = figures.to_bytes(fig, "svg").decode("utf-8")
-            if on_figure is not None:
-                on_figure(key, figures.COMPARE_TITLES[key], out[key])
-        return {"figures": out, "titles": dict(figures.COMPARE_TITLES)}
+        rendered = figures.render_each(
+            {"tradeoff": lambda: figures.tradeoff_figure(rows),
+             "sweep": lambda: figures.sweep_figure(comparison.bit_sweep(values))},
+            "svg", _as_svg_text(on_figure, figures.COMPARE_TITLES))
+        return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
+                "titles": dict(figures.COMPARE_TITLES)}
     return _guarded(work)
 
 

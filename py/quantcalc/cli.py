@@ -143,7 +143,7 @@ def run_compare(args):
     source, default_name = _source(args)
     name = args.name or default_name
     specs = list(PRESETS.get(args.preset, [])) + args.config
-    values = api.load({**source, "tensor": args.tensor} if "file_bytes" in source else source)
+    values = api.load(source)
     rows = compare(values, specs, name)
     sweep = bit_sweep(values, name=name) if args.sweep else None
     problem = _write({"csv": lambda: report.compare_csv(rows),

@@ -1,4 +1,4 @@
-"""Scale and zero point, rounding, quantize and dequantize for integer grids.
+"""Scale and zero point, rounding and quantization for integer grids.
 
 Conventions follow PyTorch's observers and ONNX Runtime:
   symmetric:  scale = max(|real_min|, |real_max|) / q_max,            zero_point = 0
@@ -113,7 +113,3 @@ def quantize(x, scale, zero_point, fmt: IntegerFormat, rounding="half-even", rng
     clipped = round_and_clamp(codes, zero_point, fmt.q_min, fmt.q_max, rounding, rng)
     return codes.astype(np.int64), (np.zeros(codes.shape, bool) if clipped is None else clipped)
 
-
-def dequantize(codes, scale, zero_point):
-    """Reconstruction x_hat = (q - zero_point) * scale, in float64."""
-    return (np.asarray(codes, np.float64) - zero_point) * scale

@@ -9,6 +9,7 @@ that text is still about 10 px high.
 """
 
 import io
+from functools import partial
 
 from .fontcache import repair_matplotlib_font_list
 
@@ -188,18 +189,24 @@ def to_bytes(fig, fmt="svg") -> bytes:
     return buffer.getvalue()
 
 
-def render(result, fmt="svg", names=FIGURE_NAMES, on_figure=None) -> dict:
-    """{name: bytes} of every figure; `on_figure(name, data)` is called as each one is ready,
-    so a caller can show the first figure before the last is drawn."""
-    _require_per_value(result)
+def render_each(makers, fmt="svg", on_figure=None) -> dict:
+    """{name: bytes} from {name: function making a Figure}, drawn one at a time;
+    `on_figure(name, data)` is called as each one is ready, so a caller can show the first figure
+    before the last is drawn."""
     out = {}
-    for name in names:
+    for name, make in makers.items():
         with matplotlib.rc_context(STYLE):
-            fig = BUILDERS[name](result)
+            fig = make()
         out[name] = to_bytes(fig, fmt)
         if on_figure is not None:
             on_figure(name, out[name])
     return out
+
+
+def render(result, fmt="svg", names=FIGURE_NAMES, on_figure=None) -> dict:
+    """{name: bytes} of the analysis figures (see render_each)."""
+    _require_per_value(result)
+    return render_each({name: partial(BUILDERS[name], result) for name in names}, fmt, on_figure)
 
 
 COMPARE_TITLES = {

@@ -24,15 +24,6 @@ from .segments import Segmentation
 SCALE_BITS = 32  # a float32 scale (and zero point) per segment for int / float formats
 
 
-def _gathered(params: QParams, ids):
-    """The parameters of each value of a chunk (ids: segment of each value, None for one)."""
-    pick = (lambda a: a[0]) if ids is None else (lambda a: a[ids])
-    out = {"scale": pick(params.scale), "zero_point": pick(params.zero_point).astype(np.float64)
-           if ids is not None else float(params.zero_point[0])}
-    out.update({k: pick(v) for k, v in params.extra.items()})
-    return out
-
-
 @dataclass
 class Scheme:
     name: str
@@ -61,8 +52,13 @@ class Scheme:
             raise QuantcalcError(f"{self.label} is symmetric (sign and magnitude); choose "
                                  f"symmetric mode", "mode")
 
-    def gather(self, params, ids):
-        return _gathered(params, ids)
+    def gather(self, params: QParams, ids):
+        """The parameters of each value of a chunk (ids: segment of each value, None for one)."""
+        pick = (lambda a: a[0]) if ids is None else (lambda a: a[ids])
+        out = {"scale": pick(params.scale),
+               "zero_point": pick(params.zero_point.astype(np.float64))}
+        out.update({k: pick(v) for k, v in params.extra.items()})
+        return out
 
     def uniform_noise_mse(self, params, sizes, count):
         return None  # the error of a non-uniform grid is not scale^2/12
@@ -92,10 +88,8 @@ class IntegerScheme(Scheme):
 
     def fake_quantize(self, values, lo, hi):
         params = qparams(lo, hi, self.fmt, self.config.mode)
-        scale, zero_point = params.scale[:, None], params.zero_point[:, None]
-        scaled = round_in_place((values[None, :] / scale + zero_point).reshape(-1), "half-even")
-        codes = np.clip(scaled, self.fmt.q_min, self.fmt.q_max).reshape(len(lo), -1)
-        return (codes - zero_point) * scale
+        p = {"scale": params.scale[:, None], "zero_point": params.zero_point[:, None]}
+        return self.quantize(values[None, :], p, "half-even", None)[1]
 
     def bits_per_value(self, count, segments):
         per_segment = SCALE_BITS + (self.config.bits if self.config.mode == "asymmetric" else 0)
