@@ -180,6 +180,107 @@ def package_zip() -> bytes:
     return buffer.getvalue()
 
 
+# ------------------------------------------------------------------------------------ bytecode
+# Pyodide's stdlib zip and its wheels hold .py sources only, so every visit compiled each imported
+# module again: about 1 s of a cold start went to compiling the stdlib at boot and 0.25 s to
+# compiling numpy on import (and the wasm of CPython's compiler is itself compiled lazily on that
+# first use). The build compiles them once, with Pyodide's own CPython 3.12 run under Node, into:
+#   python_stdlib.pyc.zip    the stdlib zip with each .py replaced by its .pyc (zipimport finds
+#                            it by name; there is no source left to check it against)
+#   <wheel>.pycache.zip      __pycache__/*.cpython-312.pyc for every .py of one wheel, unpacked
+#                            over the installed wheel by the worker
+# and adds quantcalc's own __pycache__ to quantcalc.zip. All are "unchecked hash" pycs: a pyc is
+# used without looking at its source, which is right because it is built from those exact bytes
+# and shipped with them. Outputs are cached by the sha256 of their input.
+
+STDLIB_PYC = "python_stdlib.pyc.zip"
+SITE_PACKAGES = "/lib/python3.12/site-packages/"
+
+# Runs inside Pyodide: compile every .py of each job's zip; job = [input, output, layout].
+PYODIDE_COMPILER = r"""
+import importlib.util, json, zipfile
+from importlib._bootstrap_external import _code_to_hash_pyc
+
+def pyc(source, filename):
+    code = compile(source, filename, "exec", dont_inherit=True, optimize=0)
+    return _code_to_hash_pyc(code, importlib.util.source_hash(source), checked=False)
+
+for source_zip, target_zip, layout in json.load(open("/work/jobs.json")):
+    with zipfile.ZipFile(source_zip) as src, \
+            zipfile.ZipFile(target_zip, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            data = src.read(info)
+            if not info.filename.endswith(".py"):
+                if layout != "overlay":
+                    out.writestr(info, data)
+                continue
+            try:
+                if layout == "stdlib":
+                    info.filename += "c"  # x.py -> x.pyc, in place
+                    out.writestr(info, pyc(data, "/lib/python312.zip/" + info.filename[:-1]))
+                else:
+                    if layout == "package":
+                        out.writestr(info, data)
+                    cached = importlib.util.cache_from_source(info.filename)
+                    entry = zipfile.ZipInfo(cached, (1980, 1, 1, 0, 0, 0))
+                    entry.compress_type = zipfile.ZIP_DEFLATED
+                    out.writestr(entry, pyc(data, "%s" + info.filename))
+            except SyntaxError:  # a file no import can load (some test data): keep it as it is
+                if layout == "stdlib":
+                    info.filename = info.filename[:-1]
+                    out.writestr(info, data)
+""" % SITE_PACKAGES
+
+NODE_RUNNER = r"""
+import { pathToFileURL } from "node:url";
+const [core, work] = process.argv.slice(2);
+const { loadPyodide } = await import(pathToFileURL(`${core}/pyodide.mjs`).href);
+const pyodide = await loadPyodide({ indexURL: `${core}/`, stdout: () => {} });
+pyodide.FS.mkdirTree("/work");
+pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: work }, "/work");
+pyodide.runPython(pyodide.FS.readFile("/work/compile.py", { encoding: "utf8" }));
+"""
+
+
+def compiled(core: dict, jobs: list) -> list:
+    """[(archive bytes, layout)] -> the compiled archives, each cached under its input's hash."""
+    results, todo = [], []
+    for data, layout in jobs:
+        cached = CACHE / "bytecode" / f"{layout}-{sha256(data)}.zip"
+        results.append(cached)
+        if not cached.exists():
+            todo.append((data, layout, cached))
+    if todo:
+        log(f"compiling {len(todo)} archive(s) to bytecode with Pyodide's CPython under Node")
+        work = CACHE / "bytecode" / "work"
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "core").mkdir(parents=True)
+        for name, data in core.items():
+            (work / "core" / name).write_bytes(data)
+        plan = []
+        for index, (data, layout, _) in enumerate(todo):
+            (work / f"in-{index}.zip").write_bytes(data)
+            plan.append([f"/work/in-{index}.zip", f"/work/out-{index}.zip", layout])
+        (work / "jobs.json").write_text(json.dumps(plan))
+        (work / "compile.py").write_text(PYODIDE_COMPILER)
+        (work / "run.mjs").write_text(NODE_RUNNER)
+        try:
+            subprocess.run(["node", str(work / "run.mjs"), str(work / "core"), str(work)],
+                           check=True, stdout=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise BuildError("'node' is not installed; it runs Pyodide to compile bytecode") from None
+        except subprocess.CalledProcessError as exc:
+            raise BuildError(f"compiling bytecode under Node failed ({exc.returncode})") from None
+        for index, (_, _, cached) in enumerate(todo):
+            (work / f"out-{index}.zip").replace(cached)
+        shutil.rmtree(work)
+    return [path.read_bytes() for path in results]
+
+
+def pycache_name(wheel_name: str) -> str:
+    return wheel_name.removesuffix(".whl") + ".pycache.zip"
+
+
 def build(out_dir: Path = DIST, web_dir: Path = WEB) -> Path:
     """Write dist/:
 
@@ -193,13 +294,28 @@ def build(out_dir: Path = DIST, web_dir: Path = WEB) -> Path:
     core = core_files()
     lock = json.loads(core["pyodide-lock.json"])
     pyodide_files = dict(core)
+    wheels = {}
     for name in needed_packages(lock):
         entry = lock["packages"][name]
+        wheels[name] = entry["file_name"]
         pyodide_files[entry["file_name"]] = wheel(entry["file_name"], entry["sha256"])
     app_files = {p.relative_to(web_dir).as_posix(): p.read_bytes()
                  for p in sorted(web_dir.rglob("*")) if p.is_file()}
     top_files = {name: app_files.pop(name) for name in TOP_LEVEL}
-    app_files["quantcalc.zip"] = package_zip()
+
+    jobs = [(core["python_stdlib.zip"], "stdlib"), (package_zip(), "package")]
+    jobs += [(pyodide_files[file_name], "overlay") for file_name in wheels.values()]
+    stdlib, package, *overlays = compiled(core, jobs)
+    pyodide_files[STDLIB_PYC] = stdlib
+    del pyodide_files["python_stdlib.zip"]  # replaced by its compiled copy
+    app_files["quantcalc.zip"] = package
+    for file_name, overlay in zip(wheels.values(), overlays):
+        pyodide_files[pycache_name(file_name)] = overlay
+    # what the worker unpacks after loading each package, by the package's name
+    app_files["bytecode.json"] = json.dumps(
+        {"stdlib": STDLIB_PYC, "packages": {name: pycache_name(file_name)
+                                            for name, file_name in wheels.items()}},
+        indent=1, sort_keys=True).encode()
 
     digest = hashlib.sha256()
     for group in (top_files, app_files, pyodide_files):
