@@ -6,13 +6,18 @@ navigation start) at which the metrics and then all four figures were on screen,
 page's own performance marks, and the long tasks (> 50 ms) on the main thread until then, with
 the total blocking time (sum of the part of each long task beyond 50 ms).
 
-  cold: a new browser profile per run (empty HTTP cache, no service worker), localhost.
-  warm: one persistent profile, visited once first; then each run is a new visit.
+  cold: a new browser profile per run (empty HTTP cache, no service worker), localhost; the
+        browser is left to finish its own start-up for 3 s before the visit.
+  warm: one persistent profile, visited once first; then each run is a new visit, either of the
+        same link (the page shows the result it saved while Python starts) or of the link with
+        one more value (nothing saved applies: the time of the engine itself).
+The time at which the engine was ready is reported too, and which of the two gave the result.
 
     python3 bench/startup.py [--runs 5]
 """
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -31,6 +36,7 @@ QUERY = ("?name=example&calibration=custom&range_min=-1.5&range_max=1.5&values="
          "-1.25,-0.92,-0.51,-0.10,0,0.14,0.37,0.79,1.12,1.46")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+SETTLE_MS = 3000
 # Injected before any page script (Playwright init scripts are not subject to the page's CSP).
 LONG_TASKS = """
 window.__longTasks = [];
@@ -41,6 +47,12 @@ new PerformanceObserver((list) => {
 
 
 def measure(page, url):
+    phases = {}
+
+    def on_console(message):
+        if message.text.startswith("quantcalc worker phases"):
+            phases.update(json.loads(message.text.split(":", 1)[1]))
+    page.on("console", on_console)
     page.goto(url)
     page.wait_for_selector("[data-figure=transfer] img", timeout=180_000)
     page.wait_for_selector("#figures-status:empty", state="attached", timeout=60_000)
@@ -48,11 +60,18 @@ def measure(page, url):
         metrics: performance.getEntriesByName('quantcalc:metrics')[0]?.startTime,
         first: performance.getEntriesByName('quantcalc:first-figure')[0]?.startTime,
         figures: performance.getEntriesByName('quantcalc:figures')[0]?.startTime,
+        ready: performance.getEntriesByName('quantcalc:engine-ready')[0]?.startTime,
+        origin: document.querySelector('#results').dataset.origin,
         tasks: window.__longTasks })""")
     end = marks["figures"]
     tasks = [(start, duration) for start, duration in marks["tasks"] if start < end]
     return {"metrics": marks["metrics"] / 1000, "first": marks["first"] / 1000,
-            "figures": end / 1000,
+            "figures": end / 1000, "phases": phases, "origin": marks["origin"],
+            # the engine may still be starting when a saved result is on screen
+            "engine_ready": page.evaluate("""async () => {
+                const ready = () => performance.getEntriesByName('quantcalc:engine-ready')[0];
+                while (!ready()) await new Promise((r) => setTimeout(r, 20));
+                return ready().startTime; }""") / 1000,
             "longest_task_ms": max((d for _, d in tasks), default=0.0),
             "tbt_ms": sum(max(0.0, d - 50) for _, d in tasks), "long_tasks": len(tasks)}
 
@@ -64,12 +83,15 @@ def run_cold(playwright, url, runs):
             context = playwright.chromium.launch_persistent_context(
                 profile, executable_path="/usr/bin/chromium", args=ARGS)
             context.add_init_script(LONG_TASKS)
-            results.append(measure(context.new_page(), url))
+            page = context.new_page()
+            # a first visit in a browser that is already running, not one still launching
+            page.wait_for_timeout(SETTLE_MS)
+            results.append(measure(page, url))
             context.close()
     return results
 
 
-def run_warm(playwright, url, runs):
+def run_warm(playwright, url, runs, same_values):
     with tempfile.TemporaryDirectory() as profile:
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path="/usr/bin/chromium", args=ARGS)
@@ -79,9 +101,10 @@ def run_warm(playwright, url, runs):
         page.wait_for_selector("#offline-status[data-state=ready]", timeout=180_000)
         page.close()
         results = []
-        for _ in range(runs):
+        for run in range(runs):
             page = context.new_page()
-            results.append(measure(page, url))
+            # new values on each visit: nothing saved applies, the engine computes them
+            results.append(measure(page, url if same_values else f"{url},0.{run + 1}"))
             page.close()
         context.close()
     return results
@@ -91,27 +114,37 @@ def report(label, results):
     def median(key):
         return statistics.median(r[key] for r in results)
     print(f"{label}: metrics {median('metrics'):.2f} s, first figure {median('first'):.2f} s, "
-          f"all figures {median('figures'):.2f} s, "
+          f"all figures {median('figures'):.2f} s, engine ready {median('engine_ready'):.2f} s, "
           f"longest main-thread task {median('longest_task_ms'):.0f} ms, "
           f"total blocking time {median('tbt_ms'):.0f} ms (medians of {len(results)})")
     for r in results:
         print(f"    metrics {r['metrics']:.2f} s  first figure {r['first']:.2f} s  "
               f"figures {r['figures']:.2f} s  "
               f"long tasks {r['long_tasks']}  longest {r['longest_task_ms']:.0f} ms  "
-              f"TBT {r['tbt_ms']:.0f} ms")
+              f"TBT {r['tbt_ms']:.0f} ms  engine ready {r['engine_ready']:.2f} s  "
+              f"result: {r['origin']}")
+    names = [name for name in results[0]["phases"]]
+    if names:
+        print("    worker phases, ms from the worker's start (median): " + ", ".join(
+            f"{name} {statistics.median(r['phases'].get(name, float('nan')) for r in results):.0f}"
+            for name in names))
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", choices=["cold", "warm"], help="run one kind of visit")
     args = parser.parse_args()
     dist = build.build()
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(build.Handler, directory=str(dist)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/{QUERY}"
     with sync_playwright() as playwright:
-        report("cold", run_cold(playwright, url, args.runs))
-        report("warm", run_warm(playwright, url, args.runs))
+        if args.only != "warm":
+            report("cold", run_cold(playwright, url, args.runs))
+        if args.only != "cold":
+            report("warm, same link (its saved result)", run_warm(playwright, url, args.runs, True))
+            report("warm, new values (computed)", run_warm(playwright, url, args.runs, False))
     server.shutdown()
 
 

@@ -2,6 +2,7 @@
 // worker (engine.js -> worker.js -> quantcalc.api); this file only collects input and shows output.
 import { Engine } from "./engine.js";
 import * as saved from "./state.js";
+import * as savedResults from "./saved-results.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
@@ -33,6 +34,7 @@ if (EMBED) document.documentElement.classList.add("qc-embed");
 const state = {
   file: null,          // {name, bytes: Uint8Array}
   request: null,       // the {config, source} of the results shown, for figures and downloads
+  reply: null,         // the engine's reply for it, kept with its figures once they are drawn
   perValue: null,
   page: 0,
   figuresWanted: false,
@@ -54,6 +56,7 @@ engine.addEventListener("progress", (event) => {
   setReady(false, `Waiting for the calculator: ${event.detail.text}`);
 });
 engine.addEventListener("ready", () => {
+  performance.mark("quantcalc:engine-ready"); // read by bench/startup.py
   loadPresets();
   status.dataset.state = "ready";
   status.textContent = "Ready. Calculations run in this page; figures load in the background.";
@@ -179,8 +182,7 @@ async function takeFile(file) {
   chooser.replaceChildren();
   $(".qc-tensor-choice").hidden = true;
   if (/\.(npz|safetensors)$/i.test(file.name)) {
-    if (engine.state !== "ready") await new Promise((resolve) =>
-      engine.addEventListener("ready", resolve, { once: true }));
+    await engine.whenReady();
     const reply = await engine.request("describe_file", [{ file_name: file.name, file_bytes: bytes }]);
     if (reply.error) {
       showError({ ...reply.error, field: "file" });
@@ -210,6 +212,7 @@ function formatBytes(n) {
 async function calculate() {
   if (engine.state !== "ready") {
     state.pendingCalculate = true;
+    showSavedResult();
     return;
   }
   clearErrors();
@@ -223,7 +226,8 @@ async function calculate() {
       return;
     }
     state.request = request;
-    renderResults(reply);
+    state.reply = reply;
+    renderResults(reply, "engine");
     rememberInUrl();
     state.figuresWanted = true;
     if (engine.figuresReady) drawFigures();
@@ -283,9 +287,29 @@ function renderMetric(key, label, summary) {
   return card;
 }
 
-function renderResults(reply) {
+// While Python starts, show what this build computed earlier for exactly these settings and
+// values (saved-results.js); the engine then has nothing to redo for them.
+async function showSavedResult() {
+  const request = { config: readConfig(), source: readSource() };
+  const saved = await savedResults.find(request);
+  // Meanwhile the engine may have started (it computes the input itself), or the form changed.
+  const unchanged = JSON.stringify(request) === JSON.stringify({ config: readConfig(), source: readSource() });
+  if (!saved || !unchanged || engine.state === "ready" || state.request) return;
+  state.pendingCalculate = false;
+  state.request = request;
+  state.reply = saved.reply;
+  renderResults(saved.reply, "saved");
+  $("#figures-status").textContent = "";
+  await Promise.all(saved.figures.map(showFigure));
+  performance.mark("quantcalc:figures");
+}
+
+// origin: "engine" (just computed) or "saved" (restored by showSavedResult)
+function renderResults(reply, origin) {
   const { summary, per_value: perValue } = reply;
   $("#results").hidden = false;
+  $("#results").dataset.origin = origin;
+  $("#results-origin").hidden = origin !== "saved";
   $("#results-name").textContent =
     `${summary.name} · ${summary.count} values · ${summary.bits}-bit ${summary.mode}`;
   $("#notes").replaceChildren(...summary.notes.map((note) => {
@@ -299,6 +323,7 @@ function renderResults(reply) {
   state.summary = summary;
   state.page = 0;
   renderPage();
+  for (const img of $$("#figures img")) URL.revokeObjectURL(img.src);
   $("#figures").replaceChildren();
   for (const button of $$("[data-download]")) button.disabled = false;
 }
@@ -333,23 +358,29 @@ function renderPage() {
   $("#page-next").disabled = state.page >= pages - 1;
 }
 
+// Add one figure ({name, title, svg}) to the results; resolves once its image is decoded.
+function showFigure({ name, title, svg }) {
+  const holder = $("#figures");
+  const first = holder.childElementCount === 0;
+  const figure = figureElement(name, title, svg, altText(name));
+  holder.append(figure);
+  const decoded = figure.querySelector("img").decode().catch(() => {});
+  if (first) decoded.then(() => performance.mark("quantcalc:first-figure"));
+  return decoded;
+}
+
 async function drawFigures() {
   state.figuresWanted = false;
-  const request = state.request;
+  const { request, reply: result } = state;
   const current = () => request === state.request; // a newer calculation replaces these
   $("#figures-status").textContent = "Drawing figures…";
-  for (const img of $$("#figures img")) URL.revokeObjectURL(img.src);
-  $("#figures").replaceChildren();
+  const figures = [];
   const shown = [];
-  const show = ({ name, title, svg }) => {
+  const reply = await engine.request("figures_svg", [request.config, request.source], (figure) => {
     if (!current()) return;
-    const figure = figureElement(name, title, svg, altText(name));
-    $("#figures").append(figure);
-    const decoded = figure.querySelector("img").decode().catch(() => {});
-    if (shown.length === 0) decoded.then(() => performance.mark("quantcalc:first-figure"));
-    shown.push(decoded);
-  };
-  const reply = await engine.request("figures_svg", [request.config, request.source], show);
+    figures.push(figure);
+    shown.push(showFigure(figure));
+  });
   if (!current()) return;
   if (reply.error) {
     $("#figures-status").textContent = `Figures failed: ${reply.error.message}`;
@@ -358,6 +389,7 @@ async function drawFigures() {
   await Promise.all(shown);
   $("#figures-status").textContent = "";
   performance.mark("quantcalc:figures");
+  savedResults.keep(request, result, figures);
 }
 
 function figureElement(name, title, svg, description) {
@@ -394,6 +426,10 @@ function safeFileName(name) {
 async function download(kind) {
   if (!state.request) return;
   const note = $("#download-status");
+  if (engine.state !== "ready") {
+    note.textContent = "Waiting for the calculator to start…";
+    await engine.whenReady();
+  }
   note.textContent = kind === "pdf" ? "Preparing the PDF…" : "Preparing…";
   const reply = await engine.request("export", [state.request.config, state.request.source, kind]);
   if (reply.error) {
@@ -499,8 +535,7 @@ async function drawComparisonFigures(args) {
   const holder = $("#compare-figures");
   for (const img of $$("img", holder)) URL.revokeObjectURL(img.src);
   holder.replaceChildren();
-  if (!engine.figuresReady) await new Promise((resolve) =>
-    engine.addEventListener("figures-ready", resolve, { once: true }));
+  await engine.whenFiguresReady();
   const reply = await engine.request("compare_figures", args, ({ name, title, svg }) => {
     if (args !== state.compareArgs) return;
     holder.append(figureElement(name, title, svg,
@@ -569,6 +604,7 @@ function restore() {
   }));
   problems.hidden = link.problems.length === 0;
   if (link.fields.values) calculate();
+  else if (form.elements.values.value.trim()) showSavedResult(); // a reload shows what it showed
 }
 
 // ---------------------------------------------------------------- offline (service worker)
@@ -665,5 +701,15 @@ for (const button of $$("[data-download]")) {
 }
 updateVisibility();
 restore();
-registerServiceWorker();
+// The service worker's precaching (27 MB) is left until the figures are up: on a first visit it
+// would otherwise compete with Pyodide's start for the same network, disk and two CPU cores.
+let serviceWorkerStarted = false;
+const startServiceWorker = () => {
+  if (serviceWorkerStarted) return;
+  serviceWorkerStarted = true;
+  registerServiceWorker();
+};
+for (const type of ["figures-ready", "figures-failed", "failed"]) {
+  engine.addEventListener(type, startServiceWorker, { once: true });
+}
 reportHeight();

@@ -80,6 +80,19 @@ export class Engine extends EventTarget {
     }
   }
 
+  // Resolve when the engine is ready (now or later), and when matplotlib is in.
+  whenReady() {
+    return this.state === "ready" ? Promise.resolve() : this.next("ready");
+  }
+
+  whenFiguresReady() {
+    return this.figuresReady ? Promise.resolve() : this.next("figures-ready");
+  }
+
+  next(type) {
+    return new Promise((resolve) => this.addEventListener(type, resolve, { once: true }));
+  }
+
   // One call of quantcalc.api.<op>(...args); resolves with its plain result ({error: ...} on
   // bad input). `onPartial` receives pieces sent before the reply (figures, one at a time).
   request(op, args, onPartial = null) {

@@ -20,7 +20,8 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
     const names = await caches.keys();
-    await Promise.all(names.filter((n) => n.startsWith("quantcalc-") && n !== CACHE)
+    // quantcalc-<build> and quantcalc-<build>-results (the page's saved results) stay
+    await Promise.all(names.filter((n) => n.startsWith("quantcalc-") && !n.startsWith(CACHE))
       .map((n) => caches.delete(n)));
     await self.clients.claim();
   })());

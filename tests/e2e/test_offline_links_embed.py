@@ -114,6 +114,57 @@ def test_typed_values_survive_a_reload(fresh):
     assert page.input_value("#group_size") == "64" and page.is_visible("#group_size")
 
 
+def per_value_rows(page):
+    return page.locator("#per-value tbody").inner_text()
+
+
+def test_a_return_visit_shows_the_saved_result_while_python_starts(browser, server):
+    """The result of a link, kept after its figures are drawn, is shown on the next visit
+    before Python is up (here: never up, its wasm request is held), digit for digit."""
+    link = server.url + "?name=kept&bits=5&mode=asymmetric&values=0.5,1.5,2.5,-0.25,3"
+    context = browser.new_context(service_workers="block")  # so page.route sees the wasm
+    try:
+        first = context.new_page()
+        first.goto(link)
+        first.wait_for_selector("[data-figure=transfer] img", timeout=BOOT_TIMEOUT_MS)
+        first.wait_for_selector("#figures-status:empty", state="attached")
+        assert first.get_attribute("#results", "data-origin") == "engine"
+        assert first.is_hidden("#results-origin")
+        computed, rows = shown_metrics(first), per_value_rows(first)
+        first.wait_for_timeout(500)  # the entry is written just after the last figure
+        first.close()
+
+        held = []
+        stalled = context.new_page()
+        stalled.route("**/pyodide.asm.wasm", lambda route: held.append(route))  # never answered
+        stalled.goto(link)
+        stalled.wait_for_selector("#results[data-origin=saved]", timeout=30_000)
+        assert stalled.is_visible("#results-origin")
+        assert shown_metrics(stalled) == computed and per_value_rows(stalled) == rows
+        assert stalled.locator("#figures figure img").count() == 4
+        assert stalled.evaluate("[...document.images].every((i) => i.naturalWidth > 0)")
+        assert stalled.get_attribute("#engine-status", "data-state") == "booting"
+        assert held, "the engine did ask for its wasm"
+        # another input has nothing saved: no result until the engine computes one
+        stalled.goto(link.replace("values=0.5", "values=0.75"))
+        stalled.wait_for_selector("#engine-status", state="attached")
+        stalled.wait_for_timeout(1000)
+        assert stalled.is_hidden("#results")
+        stalled.close()
+
+        # with Python up, Calculate replaces the saved result by the same numbers, computed
+        live = context.new_page()
+        live.goto(link)
+        live.wait_for_selector("#results[data-origin=saved]", timeout=30_000)
+        live.wait_for_selector("#engine-status[data-state=ready]", timeout=BOOT_TIMEOUT_MS)
+        calculate(live)
+        assert live.get_attribute("#results", "data-origin") == "engine"
+        assert live.is_hidden("#results-origin")
+        assert shown_metrics(live) == computed and per_value_rows(live) == rows
+    finally:
+        context.close()
+
+
 HOST_PAGE = """<!doctype html><html><body><h1>Docs</h1>
 <iframe id="calc" src="{src}" style="width:100%;border:0;height:200px"
         title="quantcalc"></iframe>
@@ -168,7 +219,14 @@ def test_a_new_build_offers_reload_to_update(browser, tmp_path):
     context, watched = open_page(browser, server.url)
     try:
         page = watched.open()
+        fill(page, values="1 2 3")
+        calculate(page)  # its result is saved under the first build's name
         wait_offline_ready(page)
+        for _ in range(100):  # the result is saved just after its last figure
+            if len(page.evaluate("caches.keys()")) == 2:
+                break
+            page.wait_for_timeout(100)
+        assert len(page.evaluate("caches.keys()")) == 2
         old_css = page.get_attribute("link[rel=stylesheet]", "href")
         server.directory = str(second)  # deploy the new build
         page.evaluate("navigator.serviceWorker.getRegistration().then(r => r.update())")
@@ -179,8 +237,10 @@ def test_a_new_build_offers_reload_to_update(browser, tmp_path):
         new_css = page.get_attribute("link[rel=stylesheet]", "href")
         assert new_css != old_css and second.name not in new_css
         assert new_css.split("/")[1] in {p.name for p in (second / "app").iterdir()}
-        names = page.evaluate("caches.keys()")
-        assert len(names) == 1 and names[0].endswith(new_css.split("/")[1])
+        names = page.evaluate("caches.keys()")  # the first build's caches, results too, are gone
+        old_build, new_build = old_css.split("/")[1], new_css.split("/")[1]
+        assert f"quantcalc-{new_build}" in names
+        assert not [name for name in names if old_build in name]
     finally:
         context.close()
         server.stop()
