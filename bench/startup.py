@@ -62,11 +62,14 @@ def measure(page, url):
         figures: performance.getEntriesByName('quantcalc:figures')[0]?.startTime,
         ready: performance.getEntriesByName('quantcalc:engine-ready')[0]?.startTime,
         origin: document.querySelector('#results').dataset.origin,
+        workerCreated: performance.getEntriesByName('quantcalc:worker-created')[0]?.startTime,
+        html: performance.getEntriesByType('navigation')[0].responseEnd,
         tasks: window.__longTasks })""")
     end = marks["figures"]
     tasks = [(start, duration) for start, duration in marks["tasks"] if start < end]
     return {"metrics": marks["metrics"] / 1000, "first": marks["first"] / 1000,
             "figures": end / 1000, "phases": phases, "origin": marks["origin"],
+            "html": marks["html"] / 1000, "worker_created": marks["workerCreated"] / 1000,
             # the engine may still be starting when a saved result is on screen
             "engine_ready": page.evaluate("""async () => {
                 const ready = () => performance.getEntriesByName('quantcalc:engine-ready')[0];
@@ -121,7 +124,8 @@ def report(label, results):
         print(f"    metrics {r['metrics']:.2f} s  first figure {r['first']:.2f} s  "
               f"figures {r['figures']:.2f} s  "
               f"long tasks {r['long_tasks']}  longest {r['longest_task_ms']:.0f} ms  "
-              f"TBT {r['tbt_ms']:.0f} ms  engine ready {r['engine_ready']:.2f} s  "
+              f"TBT {r['tbt_ms']:.0f} ms  page loaded {r['html']:.2f} s  "
+              f"worker created {r['worker_created']:.2f} s  engine ready {r['engine_ready']:.2f} s  "
               f"result: {r['origin']}")
     names = [name for name in results[0]["phases"]]
     if names:

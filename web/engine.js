@@ -20,6 +20,7 @@ export class Engine extends EventTarget {
     this.pending.clear();
     this.state = "booting";
     this.figuresReady = false;
+    performance.mark("quantcalc:worker-created"); // read by bench/startup.py
     this.worker = new Worker(this.workerUrl, { type: "module" });
     this.worker.onmessage = (event) => this.receive(event.data);
     this.worker.onerror = (event) => {
