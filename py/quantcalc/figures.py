@@ -83,17 +83,19 @@ def error_figure(result):
         ax.bar(idx, pv.error[idx], color=colors, width=0.8)
         ax.set_xlabel("index")
         ax.set_ylabel("error x - x_hat")
-        for y in (-half_step, half_step):
-            ax.axhline(y, color="0.3", ls=":", lw=1)
-        ax.text(0.01, 0.98, f"dotted: +-scale/2 = +-{half_step:.4g}", transform=ax.transAxes,
-                va="top", fontsize=10)
+        for y, label in ((-half_step, f"±scale/2 = ±{half_step:.4g}"), (half_step, None)):
+            ax.axhline(y, color="0.3", ls=":", lw=1, label=label)
+        ax.margins(y=0.15)  # the ±scale/2 lines inside the frame, not on it
+        ax.legend(loc="best", fontsize=10)
     else:
-        ax.hist(pv.error, bins=80, color=RECONSTRUCTED)
+        counts, _, _ = ax.hist(pv.error, bins=80, color=RECONSTRUCTED)
         ax.set_yscale("log")  # clipped outliers are rare but large; a log count shows both
+        ax.set_ylim(0.5, counts.max() * 6)  # bars from a count of 1; room above for the legend
         ax.set_xlabel("error x - x_hat")
         ax.set_ylabel("count (log)")
-        for x in (-half_step, half_step):
-            ax.axvline(x, color="0.3", ls=":", lw=1)
+        for x, label in ((-half_step, f"±scale/2 = ±{half_step:.4g}"), (half_step, None)):
+            ax.axvline(x, color="0.3", ls=":", lw=1, label=label)
+        ax.legend(loc="best", fontsize=10)
     ax.axhline(0, color="black", lw=0.6)
     return fig
 
