@@ -76,7 +76,8 @@ def measure(page, url):
                 while (!ready()) await new Promise((r) => setTimeout(r, 20));
                 return ready().startTime; }""") / 1000,
             "longest_task_ms": max((d for _, d in tasks), default=0.0),
-            "tbt_ms": sum(max(0.0, d - 50) for _, d in tasks), "long_tasks": len(tasks)}
+            "tbt_ms": sum(max(0.0, d - 50) for _, d in tasks), "long_tasks": len(tasks),
+            "task_list": tasks}
 
 
 def run_cold(playwright, url, runs):
@@ -127,6 +128,9 @@ def report(label, results):
               f"TBT {r['tbt_ms']:.0f} ms  page loaded {r['html']:.2f} s  "
               f"worker created {r['worker_created']:.2f} s  engine ready {r['engine_ready']:.2f} s  "
               f"result: {r['origin']}")
+        if r["task_list"]:
+            print("      long tasks (start s, ms): " + ", ".join(
+                f"{start / 1000:.2f} s {duration:.0f} ms" for start, duration in r["task_list"]))
     names = [name for name in results[0]["phases"]]
     if names:
         print("    worker phases, ms from the worker's start (median): " + ", ".join(
