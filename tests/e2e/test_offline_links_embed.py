@@ -130,7 +130,7 @@ def test_a_return_visit_shows_the_saved_result_while_python_starts(browser, serv
         first.wait_for_selector("#figures-status:empty", state="attached")
         assert first.get_attribute("#results", "data-origin") == "engine"
         assert first.is_hidden("#results-origin")
-        computed, rows = shown_metrics(first), per_value_rows(first)
+        computed, table = shown_metrics(first), per_value_rows(first)
         first.wait_for_timeout(500)  # the entry is written just after the last figure
         first.close()
 
@@ -140,7 +140,7 @@ def test_a_return_visit_shows_the_saved_result_while_python_starts(browser, serv
         stalled.goto(link)
         stalled.wait_for_selector("#results[data-origin=saved]", timeout=30_000)
         assert stalled.is_visible("#results-origin")
-        assert shown_metrics(stalled) == computed and per_value_rows(stalled) == rows
+        assert shown_metrics(stalled) == computed and per_value_rows(stalled) == table
         assert stalled.locator("#figures figure img").count() == 4
         assert stalled.evaluate("[...document.images].every((i) => i.naturalWidth > 0)")
         assert stalled.get_attribute("#engine-status", "data-state") == "booting"
@@ -152,15 +152,33 @@ def test_a_return_visit_shows_the_saved_result_while_python_starts(browser, serv
         assert stalled.is_hidden("#results")
         stalled.close()
 
-        # with Python up, Calculate replaces the saved result by the same numbers, computed
+        # a download asked for while Python starts waits for it; then Calculate replaces the
+        # saved result by the same numbers, computed
         live = context.new_page()
+        held, released = [], []
+
+        def hold(route):  # the wasm (its HEAD check, then the GET) until released
+            if released:
+                route.continue_()
+            else:
+                held.append(route)
+        live.route("**/pyodide.asm.wasm", hold)
         live.goto(link)
         live.wait_for_selector("#results[data-origin=saved]", timeout=30_000)
+        with live.expect_download(timeout=BOOT_TIMEOUT_MS) as info:
+            live.click("[data-download=csv]")
+            live.wait_for_selector("#download-status:has-text('Waiting for the calculator')")
+            live.wait_for_timeout(200)
+            released.append(True)  # now let Python start
+            for route in held:
+                route.continue_()
+        rows = info.value.path().read_text().splitlines()
+        assert rows[0].startswith("index,original,quantized") and len(rows) == 6
         live.wait_for_selector("#engine-status[data-state=ready]", timeout=BOOT_TIMEOUT_MS)
         calculate(live)
         assert live.get_attribute("#results", "data-origin") == "engine"
         assert live.is_hidden("#results-origin")
-        assert shown_metrics(live) == computed and per_value_rows(live) == rows
+        assert shown_metrics(live) == computed and per_value_rows(live) == table
     finally:
         context.close()
 
