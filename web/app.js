@@ -57,7 +57,6 @@ engine.addEventListener("progress", (event) => {
 });
 engine.addEventListener("ready", () => {
   performance.mark("quantcalc:engine-ready"); // read by bench/startup.py
-  loadPresets();
   status.dataset.state = "ready";
   status.textContent = "Ready. Calculations run in this page; figures load in the background.";
   $("#engine-error").hidden = true;
@@ -66,6 +65,7 @@ engine.addEventListener("ready", () => {
     state.pendingCalculate = false;
     calculate();
   }
+  loadPresets();
 });
 engine.addEventListener("figures-ready", (event) => {
   console.debug("quantcalc worker phases (ms since worker start):", JSON.stringify(event.detail.phases));

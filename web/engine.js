@@ -53,7 +53,8 @@ export class Engine extends EventTarget {
       case "ready":
         clearTimeout(this.bootTimer);
         this.state = "ready";
-        this.emit("ready", message);
+        this.emit("ready", message); // listeners send their waiting requests first...
+        this.worker.postMessage({ type: "load-figures" }); // ...then matplotlib loads
         break;
       case "boot-failed":
         this.fail(message.message);

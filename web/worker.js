@@ -105,8 +105,8 @@ async function boot() {
     await installQuantcalc();
     progress("ready", "Ready.");
     postMessage({ type: "ready", phases: phaseTimes() });
-    loadMatplotlib().catch((error) =>
-      postMessage({ type: "figures-failed", message: String(error) }));
+    // matplotlib waits for the page's "load-figures", sent after the requests it had waiting:
+    // unpacking its wheels here would hold up the first numbers by a few hundred ms.
   } catch (error) {
     postMessage({ type: "boot-failed", message: String(error && error.message || error) });
   }
@@ -181,6 +181,11 @@ async function handle({ id, op, args = [] }) {
 
 self.onmessage = (event) => {
   const request = event.data;
+  if (request.type === "load-figures") {
+    loadMatplotlib().catch((error) =>
+      postMessage({ type: "figures-failed", message: String(error) }));
+    return;
+  }
   handle(request).catch((error) =>
     postMessage({
       type: "reply", id: request.id,
