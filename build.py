@@ -274,6 +274,8 @@ def compiled(core: dict, jobs: list) -> list:
         for index, (_, _, cached) in enumerate(todo):
             (work / f"out-{index}.zip").replace(cached)
         shutil.rmtree(work)
+    for stale in set((CACHE / "bytecode").glob("*.zip")) - set(results):
+        stale.unlink()  # an earlier quantcalc's, say: the cache holds what this build uses
     return [path.read_bytes() for path in results]
 
 
