@@ -143,6 +143,11 @@ function readSource() {
   return { text: form.elements.values.value };
 }
 
+// What the engine is asked to compute for the form as it stands.
+function readRequest() {
+  return { config: readConfig(), source: readSource() };
+}
+
 function clearErrors() {
   for (const element of $$(".qc-error")) {
     element.hidden = true;
@@ -216,7 +221,7 @@ async function calculate() {
     return;
   }
   clearErrors();
-  const request = { config: readConfig(), source: readSource() };
+  const request = readRequest();
   calculateButton.disabled = true;
   $("#calculate-reason").textContent = "Calculating…";
   try {
@@ -290,11 +295,10 @@ function renderMetric(key, label, summary) {
 // While Python starts, show what this build computed earlier for exactly these settings and
 // values (saved-results.js); the engine then has nothing to redo for them.
 async function showSavedResult() {
-  const request = { config: readConfig(), source: readSource() };
-  const saved = await savedResults.find(request);
-  // Meanwhile the engine may have started (it computes the input itself), or the form changed.
-  const unchanged = JSON.stringify(request) === JSON.stringify({ config: readConfig(), source: readSource() });
-  if (!saved || !unchanged || engine.state === "ready" || state.request) return;
+  const request = readRequest();
+  const saved = await savedResults.find(request); // null for a file: those are not kept
+  if (!saved || engine.state === "ready" || state.request) return; // the engine got there first
+  if (JSON.stringify(request) !== JSON.stringify(readRequest())) return; // the form changed meanwhile
   state.pendingCalculate = false;
   state.request = request;
   state.reply = saved.reply;

@@ -40,17 +40,17 @@ async function checkWasm() {
   }
 }
 
-async function fetchBytes(url) {
+async function fetchOk(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url.split("/").pop()}: HTTP ${response.status}`);
-  return response.arrayBuffer();
+  return response;
 }
+
+const fetchBytes = async (url) => (await fetchOk(url)).arrayBuffer();
 
 async function startRuntime() {
   progress("runtime", "Starting Python (Pyodide 0.27.7)…");
-  const listing = await fetch(here("./bytecode.json"));
-  if (!listing.ok) throw new Error(`bytecode.json: HTTP ${listing.status}`);
-  bytecode = await listing.json();
+  bytecode = await (await fetchOk(here("./bytecode.json"))).json();
   [, pyodide] = await Promise.all([
     checkWasm(),
     loadPyodide({ indexURL: here("../../pyodide/"), fullStdLib: false,
