@@ -191,12 +191,13 @@ def package_zip() -> bytes:
 #                            over the installed wheel by the worker
 # and adds quantcalc's own __pycache__ to quantcalc.zip. All are "unchecked hash" pycs: a pyc is
 # used without looking at its source, which is right because it is built from those exact bytes
-# and shipped with them. Outputs are cached by the sha256 of their input.
+# and shipped with them. Outputs are cached under the sha256 of their input and of the compiler.
 
 STDLIB_PYC = "python_stdlib.pyc.zip"
 SITE_PACKAGES = "/lib/python3.12/site-packages/"
 
-# Runs inside Pyodide: compile every .py of each job's zip; job = [input, output, layout].
+# Runs inside Pyodide: compile every .py of each job's zip. A job is [input, output, layout,
+# where the files will be], the last giving each code object its real file name for tracebacks.
 PYODIDE_COMPILER = r"""
 import importlib.util, json, zipfile
 from importlib._bootstrap_external import _code_to_hash_pyc
@@ -205,31 +206,32 @@ def pyc(source, filename):
     code = compile(source, filename, "exec", dont_inherit=True, optimize=0)
     return _code_to_hash_pyc(code, importlib.util.source_hash(source), checked=False)
 
-for source_zip, target_zip, layout in json.load(open("/work/jobs.json")):
+for source_zip, target_zip, layout, where in json.load(open("/work/jobs.json")):
     with zipfile.ZipFile(source_zip) as src, \
             zipfile.ZipFile(target_zip, "w", zipfile.ZIP_DEFLATED) as out:
         for info in src.infolist():
             data = src.read(info)
-            if not info.filename.endswith(".py"):
+            try:
+                compiled = pyc(data, where + info.filename) if info.filename.endswith(".py") else None
+            except SyntaxError:  # a file no import can load (some test data): ship it as it is
+                compiled = None
+            if compiled is None:
                 if layout != "overlay":
                     out.writestr(info, data)
-                continue
-            try:
-                if layout == "stdlib":
-                    info.filename += "c"  # x.py -> x.pyc, in place
-                    out.writestr(info, pyc(data, "/lib/python312.zip/" + info.filename[:-1]))
-                else:
-                    if layout == "package":
-                        out.writestr(info, data)
-                    cached = importlib.util.cache_from_source(info.filename)
-                    entry = zipfile.ZipInfo(cached, (1980, 1, 1, 0, 0, 0))
-                    entry.compress_type = zipfile.ZIP_DEFLATED
-                    out.writestr(entry, pyc(data, "%s" + info.filename))
-            except SyntaxError:  # a file no import can load (some test data): keep it as it is
-                if layout == "stdlib":
-                    info.filename = info.filename[:-1]
+            elif layout == "stdlib":
+                info.filename += "c"  # x.py -> x.pyc, in place: zipimport looks for it there
+                out.writestr(info, compiled)
+            else:
+                if layout == "package":
                     out.writestr(info, data)
-""" % SITE_PACKAGES
+                entry = zipfile.ZipInfo(importlib.util.cache_from_source(info.filename),
+                                        (1980, 1, 1, 0, 0, 0))
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                out.writestr(entry, compiled)
+"""
+# where each layout's files are in Pyodide's file system
+INSTALLED_AT = {"stdlib": "/lib/python312.zip/", "package": SITE_PACKAGES,
+                "overlay": SITE_PACKAGES}
 
 NODE_RUNNER = r"""
 import { pathToFileURL } from "node:url";
@@ -246,7 +248,9 @@ def compiled(core: dict, jobs: list) -> list:
     """[(archive bytes, layout)] -> the compiled archives, each cached under its input's hash."""
     results, todo = [], []
     for data, layout in jobs:
-        cached = CACHE / "bytecode" / f"{layout}-{sha256(data)}.zip"
+        # named by what decides its bytes: the input, and how it is compiled
+        key = sha256(data + layout.encode() + PYODIDE_COMPILER.encode())
+        cached = CACHE / "bytecode" / f"{layout}-{key}.zip"
         results.append(cached)
         if not cached.exists():
             todo.append((data, layout, cached))
@@ -260,7 +264,8 @@ def compiled(core: dict, jobs: list) -> list:
         plan = []
         for index, (data, layout, _) in enumerate(todo):
             (work / f"in-{index}.zip").write_bytes(data)
-            plan.append([f"/work/in-{index}.zip", f"/work/out-{index}.zip", layout])
+            plan.append([f"/work/in-{index}.zip", f"/work/out-{index}.zip", layout,
+                         INSTALLED_AT[layout]])
         (work / "jobs.json").write_text(json.dumps(plan))
         (work / "compile.py").write_text(PYODIDE_COMPILER)
         (work / "run.mjs").write_text(NODE_RUNNER)
