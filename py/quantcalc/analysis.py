@@ -155,7 +155,8 @@ def _notes(config, params, metrics, count, keep):
         notes.append(f"range widened to include 0{where} (asymmetric mode keeps zero exact)")
     if params.floored.any():
         where = "" if n == 1 else f" in {int(params.floored.sum())} of {n} segments"
-        notes.append(f"zero-width range{where}: scale floored to float32 eps = {SCALE_FLOOR:.9g}")
+        notes.append(f"zero-width or tiny range{where}: scale floored to float32 eps = "
+                     f"{SCALE_FLOOR:.9g}")
     if metrics["clip_count"]:
         notes.append(f"{metrics['clip_count']} of {count} values clipped "
                      f"({metrics['clip_rate']:.4%}) to [q_min, q_max]")

@@ -27,7 +27,7 @@ class QParams:
     real_min: np.ndarray   # the range the scale was computed from, after widening / symmetrising
     real_max: np.ndarray
     widened: np.ndarray    # asymmetric range had to be stretched to include 0
-    floored: np.ndarray    # zero-width range: scale set to SCALE_FLOOR
+    floored: np.ndarray    # zero-width or tiny range: scale raised to SCALE_FLOOR
     extra: dict = field(default_factory=dict)  # format-specific per-segment arrays
 
 

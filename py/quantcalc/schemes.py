@@ -100,10 +100,16 @@ class IntegerScheme(Scheme):
 
 
 def _amax_params(lo, hi, top):
-    """Symmetric scale mapping the larger magnitude of [lo, hi] to `top` (floored at eps)."""
+    """Symmetric scale mapping the larger magnitude of [lo, hi] onto `top`.
+
+    A float or NF4 grid is scaled by amax / top for any positive amax, however small, as torchao
+    and Transformer Engine do (flooring the scale at float32 eps, as the integer formats do,
+    would leave a tensor with amax below eps * top, 6.8e-3 for E5M2, short of the grid's end).
+    Only a range with no usable scale (all zeros) takes SCALE_FLOOR.
+    """
     amax = np.maximum(np.abs(lo), np.abs(hi))
     raw = amax / top
-    floored = raw < SCALE_FLOOR
+    floored = ~(raw >= np.finfo(np.float64).tiny)
     scale = np.where(floored, SCALE_FLOOR, raw)
     zeros = np.zeros(amax.shape, np.int64)
     return QParams(scale, zeros, -amax, amax, zeros.astype(bool), floored)

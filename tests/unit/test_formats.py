@@ -97,6 +97,20 @@ def test_fp8_per_tensor_scaling_maps_amax_to_the_maximum():
     assert custom.summary()["scale"] == 0.5 and custom.per_value.clipped.tolist() == [True, False]
 
 
+@pytest.mark.parametrize("name", ["fp8_e5m2", "fp8_e4m3", "fp4_e2m1", "nf4"])
+def test_a_tiny_tensor_is_still_scaled_onto_the_grids_end(name):
+    # amax / max is far below float32 eps here (the integer formats' scale floor); a float grid
+    # has the exponent range for it, and the largest value must come back exactly.
+    x = np.array([-2e-8, 5e-8, 1e-9])
+    r = analyze(x, Config(format=name))
+    top = 1.0 if name == "nf4" else FLOAT_GRIDS[name].max_value
+    assert r.params.scale.tolist() == [5e-8 / top]
+    assert r.per_value.dequantized[1] == 5e-8
+    assert not r.params.floored.any() and not any("floored" in n for n in r.summary()["notes"])
+    zeros = analyze(np.zeros(4), Config(format=name))
+    assert zeros.params.floored.all() and zeros.metrics["max_abs_error"] == 0
+
+
 def test_nf4_levels_and_absmax_blocks():
     assert NF4_LEVELS.size == 16 and NF4_LEVELS[7] == 0 and NF4_LEVELS[[0, -1]].tolist() == [-1, 1]
     x = np.concatenate([NF4_LEVELS * 2.0, NF4_LEVELS * 0.5])  # two blocks of 16
@@ -117,6 +131,15 @@ def test_mxfp4_worked_case():
     assert r.params.scale.tolist() == [1.0]  # 2^(floor(log2 7.5) - 2) = 2^0
     assert r.per_value.dequantized[:3].tolist() == [6.0, -2.0, 0.5]
     assert r.per_value.clipped[:3].tolist() == [True, False, False]
+
+
+def test_mxfp4_can_round_the_block_maximum_up_by_almost_a_fifth():
+    # 81: scale 2^(floor(log2 81) - 2) = 16, 81 / 16 = 5.0625 lies between the E2M1 values 4 and
+    # 6 and is nearer 6, so the block's largest value comes back as 96 (+18.5 %). Up to 6/5 is
+    # possible: anything in (5, 6) rounds up to 6 (5 itself ties to 4, the even neighbour).
+    r = analyze(np.array([81.0, 5 * 16.0, 5.0001 * 16]), Config(format="mxfp4"))
+    assert r.params.scale.tolist() == [16.0]
+    assert r.per_value.dequantized.tolist() == [96.0, 64.0, 96.0]
 
 
 @pytest.mark.parametrize("name, emax", [("mxfp8_e4m3", 8), ("mxfp8_e5m2", 15),
@@ -244,7 +267,9 @@ def test_every_format_reconstructs_on_its_grid_whatever_the_chunking(x, name, ch
         distance = np.abs(units[:, None] - grid[None, :]).min(axis=1)
         assert np.all(distance <= 1e-12 * grid[-1])
     # amax maps onto the grid's end (fp, nf4), or near it: fp16 block scales (GGUF) and
-    # power-of-two / E4M3 block scales (MX, NVFP4) may round the largest value up by half a step
-    # of the element grid, at most 1/8 for E5M2 / E3M2 / E2M1 elements.
-    growth = 1 / 8 if name.startswith(("mx", "nv")) else 2 ** -7
+    # power-of-two / E4M3 block scales (MX, NVFP4) may round the largest value up to the next
+    # element: by less than 1/9 for MX E5M2 / E3M2 elements (18 -> 20 on E3M2's step of 4 from
+    # 16), less than 1/16 for NVFP4, and by less than 1/5 for MXFP4, whose E2M1 elements have
+    # nothing between 4 and 6 (see test_mxfp4_can_round_the_block_maximum_up_by_almost_a_fifth).
+    growth = 1 / 5 if name == "mxfp4" else 1 / 8 if name.startswith(("mx", "nv")) else 2 ** -7
     assert np.abs(r.per_value.dequantized).max() <= np.abs(x).max() * (1 + growth) + 1e-30
