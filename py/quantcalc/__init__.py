@@ -8,9 +8,19 @@
 """
 
 __version__ = "0.1.0"
-
-from .analysis import Result, analyze  # noqa: E402
-from .config import Config  # noqa: E402
-from .errors import QuantcalcError  # noqa: E402
-
 __all__ = ["Config", "Result", "QuantcalcError", "analyze", "__version__"]
+
+
+def __getattr__(name):
+    # Imported on first use (PEP 562), so build.py can read the registry, the settings schema
+    # and the result fields (plain Python) on a machine without numpy.
+    if name in ("Result", "analyze"):
+        from . import analysis
+        return getattr(analysis, name)
+    if name == "Config":
+        from .config import Config
+        return Config
+    if name == "QuantcalcError":
+        from .errors import QuantcalcError
+        return QuantcalcError
+    raise AttributeError(f"module 'quantcalc' has no attribute {name!r}")

@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import fields
 from .config import Config
 from .core import SCALE_FLOOR, QParams
 from .errors import QuantcalcError
@@ -38,60 +39,93 @@ class Result:
     config: Config
     shape: tuple
     dtype: str
-    q_min: int
-    q_max: int
     params: QParams
-    calibrated_min: np.ndarray
-    calibrated_max: np.ndarray
+    calibrated_min: np.ndarray  # the range source's range per segment, before the format makes
+    calibrated_max: np.ndarray  # it symmetric or widens it to 0 (params.real_min / real_max)
     segment_sizes: np.ndarray
     metrics: dict
     per_value: Optional[PerValue]
+    scheme: object
     notes: list = field(default_factory=list)
-    scheme: object = None
 
     @property
     def count(self) -> int:
         return int(self.metrics["count"])
 
+    @property
+    def q_min(self):
+        return self.scheme.q_min
+
+    @property
+    def q_max(self):
+        return self.scheme.q_max
+
     def summary(self) -> dict:
-        """The JSON summary: configuration, parameters and metrics under their public names."""
-        cfg = self.config
-        per_tensor = self.params.scale.size == 1 and cfg.granularity == "tensor" \
-            and not self.scheme.block_size
+        """The JSON summary: every field of fields.FIELDS, in that order (None: not applicable)."""
+        cfg, scheme, params = self.config, self.scheme, self.params
+        per_tensor = params.scale.size == 1 and scheme.segment_kind == "tensor"
 
         def listed(values, kind):
             out = [kind(v) for v in values]
             return out[0] if per_tensor else out
 
-        return {
+        integer_codes = scheme.format.element == "int"
+        out = {
             "name": cfg.name,
             "format": cfg.format,
-            "block_size": self.scheme.block_size or None,
+            "format_label": scheme.label,
+            "description": describe(self),
             "shape": list(self.shape),
             "dtype": self.dtype,
             "count": self.count,
-            "bits": cfg.bits,
-            "mode": cfg.mode,
-            "narrow_range": cfg.narrow_range,
-            "rounding": cfg.rounding,
-            "seed": cfg.seed if cfg.rounding == "stochastic" else None,
-            "calibration": cfg.calibration,
-            "percentile": cfg.percentile if cfg.calibration == "percentile" else None,
-            "granularity": cfg.granularity,
-            "axis": cfg.axis if cfg.granularity == "channel" else None,
-            "group_size": cfg.group_size if cfg.granularity == "group" else None,
-            "segments": int(self.params.scale.size),
-            "q_min": self.q_min,
-            "q_max": self.q_max,
-            "real_min": listed(self.params.real_min, float),
-            "real_max": listed(self.params.real_max, float),
-            "scale": listed(self.params.scale, float),
-            "zero_point": listed(self.params.zero_point, int),
-            "range_widened": bool(self.params.widened.any()),
-            "scale_floored": bool(self.params.floored.any()),
+            "bits": scheme.element_bits(),
+            **{key: cfg.effective(key) for key in (
+                "mode", "narrow_range", "rounding", "seed", "calibration", "percentile",
+                "granularity", "axis", "group_size")},
+            "block_size": scheme.block_size or None,
+            "segments": int(params.scale.size),
+            "segment_kind": scheme.segment_kind,
+            "scale_format": scheme.format.scale_format,
+            "scale": listed(params.scale, float),
+            "zero_point": listed(params.zero_point, int) if integer_codes else None,
+            "q_min": scheme.q_min,
+            "q_max": scheme.q_max,
+            "grid_max": scheme.grid_max,
+            "real_min": listed(params.real_min, float),
+            "real_max": listed(params.real_max, float),
+            "range_widened": bool(params.widened.any()),
+            "scale_floored": bool(params.floored.any()),
             **self.metrics,
             "notes": list(self.notes),
         }
+        if scheme.block_size:
+            out["granularity"] = None  # blocks, not a granularity the user chose
+        return {key: out.get(key) for key in (*fields.KEYS, "notes")}
+
+
+def describe(result) -> str:
+    """One line saying what the format did: "NF4 · 4-bit codebook elements · 2 blocks of 64 ·
+    float32 scale per block"."""
+    scheme, n = result.scheme, int(result.params.scale.size)
+    element = {"int": "integer", "float": "float", "codebook": "codebook"}[scheme.format.element]
+    parts = [scheme.label, f"{scheme.element_bits()}-bit {element} elements"]
+    kind = scheme.segment_kind
+    shorter = result.segment_sizes.min() if result.segment_sizes.size else 0
+    if scheme.block_size:
+        parts.append(f"{n} block{'s' if n != 1 else ''} of {scheme.block_size}"
+                     + (f" (the last of each row holds {shorter})"
+                        if shorter < scheme.block_size else ""))
+    elif kind == "group":
+        parts.append(f"{n} group{'s' if n != 1 else ''} of {result.config.group_size}")
+    elif kind == "channel":
+        parts.append(f"{n} channel{'s' if n != 1 else ''} along axis {result.config.axis}")
+    else:
+        parts.append("one scale for the tensor")
+    per = "" if kind == "tensor" and not scheme.block_size else f" per {kind}"
+    parts.append(f"{scheme.format.scale_format} scale{per}")
+    if result.config.format == "int":
+        parts.append(result.config.mode)
+    return " · ".join(parts)
 
 
 def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK) -> Result:
@@ -142,13 +176,14 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     metrics = {"data_min": data_min, "data_max": data_max, **acc.finish()}
     metrics["uniform_noise_mse"] = scheme.uniform_noise_mse(params, sizes, flat.size)
     metrics["bits_per_value"] = scheme.bits_per_value(flat.size, segmentation.count)
-    return Result(config, x.shape, str(x.dtype), scheme.q_min, scheme.q_max, params, lo, hi,
-                  sizes, metrics, per_value, _notes(config, params, metrics, flat.size, keep),
-                  scheme)
+    return Result(config, x.shape, str(x.dtype), params, lo, hi, sizes, metrics, per_value, scheme,
+                  _notes(scheme, params, metrics, flat.size, keep))
 
 
-def _notes(config, params, metrics, count, keep):
+def _notes(scheme, params, metrics, count, keep):
     notes = []
+    if scheme.format.name != "int":
+        notes.append(f"{scheme.format.label}: {scheme.format.rule}")
     n = params.scale.size
     where = "" if n == 1 else f" in {int(params.widened.sum())} of {n} segments"
     if params.widened.any():
@@ -159,7 +194,7 @@ def _notes(config, params, metrics, count, keep):
                      f"{SCALE_FLOOR:.9g}")
     if metrics["clip_count"]:
         notes.append(f"{metrics['clip_count']} of {count} values clipped "
-                     f"({metrics['clip_rate']:.4%}) to [q_min, q_max]")
+                     f"({metrics['clip_rate']:.4%}) to the ends of the grid")
     if keep < count:
         notes.append(f"per-value results kept for the first {keep} of {count} values")
     return notes

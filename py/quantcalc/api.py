@@ -1,23 +1,31 @@
 """The facade: the only functions the page's worker and the command line call.
 
-Stateless on purpose: each call takes a plain configuration dict and a plain source dict and
-returns plain data (numbers, strings, lists, bytes, numpy arrays), so the same call gives the
-same answer from CPython and from Pyodide, and nothing has to be kept in sync between calls.
+Each call takes a plain configuration dict and a plain source dict and returns plain data
+(numbers, strings, lists, bytes, numpy arrays), so the same call gives the same answer from
+CPython and from Pyodide. One analysis serves a whole request: `analyze` keeps its Result under
+the `analysis_id` the caller gives, and the figures and downloads that follow pass the same id
+to reuse it instead of reading the file and quantizing again (the last few are kept).
 
 A source is one of:
-  {"text": "-1.25, -0.92, ..."}                                    pasted values
-  {"file_name": "w.safetensors", "file_bytes": b"...", "tensor": "layer.weight"}   a loaded file
+  {"text": "-1.25, -0.92, ..."}                                        pasted values
+  {"file_path": "/input/1/w.safetensors", "tensor": "layer.weight"}   a file (the page's worker
+                                                                       mounts the user's File)
+  {"file_name": "w.npy", "file_bytes": b"..."}                         bytes in memory
 Errors are returned, not raised, as {"error": {"kind", "message", "field"}}.
 """
 
 import importlib
+import os
 import traceback
+from collections import OrderedDict
 
 from . import analysis, compare as comparison, inputs, report
 from .config import Config
 from .errors import QuantcalcError
 
 MAX_TABLE_VALUES = analysis.DEFAULT_KEEP
+KEPT_ANALYSES = 2  # the one shown, and the one before it whose figures may still be drawing
+_kept = OrderedDict()
 EXPORTS = {
     "csv": report.per_value_csv,
     "summary_csv": report.summary_csv,
@@ -26,14 +34,25 @@ EXPORTS = {
 }
 
 
+def _file_bytes(source: dict):
+    if source.get("file_bytes") is not None:
+        return bytes(source["file_bytes"]), str(source.get("file_name") or "file")
+    path = str(source["file_path"])
+    name = str(source.get("file_name") or os.path.basename(path) or "file")
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(), name
+    except OSError as exc:
+        raise QuantcalcError(f"cannot read {name}: {exc.strerror}", "file") from None
+
+
 def load(source: dict):
     """The source's values as a finite float array; raises QuantcalcError."""
     if not isinstance(source, dict):
         raise QuantcalcError("no values given", "values")
-    if source.get("file_bytes") is not None:
-        name = str(source.get("file_name") or "file")
-        tensor = source.get("tensor") or None
-        values = inputs.parse_file(bytes(source["file_bytes"]), name, tensor)
+    if source.get("file_bytes") is not None or source.get("file_path") is not None:
+        data, name = _file_bytes(source)
+        values = inputs.parse_file(data, name, source.get("tensor") or None)
         return inputs.check_finite(values, "file")
     text = source.get("text")
     if text is None or not str(text).strip():
@@ -45,6 +64,18 @@ def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES):
     """Parse the configuration and the values, and analyse them; raises QuantcalcError."""
     cfg = Config.from_dict(config)
     return analysis.analyze(load(source), cfg, keep=keep)
+
+
+def _result(config, source, analysis_id):
+    """The analysis kept under `analysis_id`, or a new one (kept under it)."""
+    if analysis_id is not None and analysis_id in _kept:
+        return _kept[analysis_id]
+    result = run(config, source)
+    if analysis_id is not None:
+        _kept[analysis_id] = result
+        while len(_kept) > KEPT_ANALYSES:
+            _kept.popitem(last=False)
+    return result
 
 
 def _guarded(work):
@@ -62,10 +93,12 @@ def _guarded(work):
                           "trace": traceback.format_exc()}}
 
 
-def analyze(config: dict, source: dict) -> dict:
-    """Numbers only (no matplotlib): summary, notes and the per-value arrays for the table."""
+def analyze(config: dict, source: dict, analysis_id=None) -> dict:
+    """Numbers only (no matplotlib): summary, notes and the per-value arrays for the table.
+    With an `analysis_id` the result is kept for the figures and downloads that follow."""
     def work():
-        result = run(config, source)
+        _kept.pop(analysis_id, None)  # a new request under an old id computes afresh
+        result = _result(config, source, analysis_id)
         pv = result.per_value
         return {
             "summary": report.to_jsonable(result.summary()),
@@ -76,7 +109,7 @@ def analyze(config: dict, source: dict) -> dict:
     return _guarded(work)
 
 
-def figures_svg(config: dict, source: dict, on_figure=None) -> dict:
+def figures_svg(config: dict, source: dict, analysis_id=None, on_figure=None) -> dict:
     """{"figures": {name: svg text}, "titles": {name: title}} of the same analysis.
 
     `on_figure(name, title, svg_text)`, if given, is called as each figure is ready (the page
@@ -85,7 +118,7 @@ def figures_svg(config: dict, source: dict, on_figure=None) -> dict:
     def work():
         from . import figures  # matplotlib loads only when figures are first asked for
 
-        rendered = figures.render(run(config, source), "svg",
+        rendered = figures.render(_result(config, source, analysis_id), "svg",
                                   on_figure=_as_svg_text(on_figure, figures.TITLES))
         return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
                 "titles": dict(figures.TITLES)}
@@ -107,12 +140,12 @@ def prepare_figures() -> dict:
     return _guarded(work)
 
 
-def export(config: dict, source: dict, kind: str) -> dict:
+def export(config: dict, source: dict, kind: str, analysis_id=None) -> dict:
     """{"bytes": ..., "mime": ...} of one report: csv, summary_csv, json or pdf."""
     def work():
         if kind not in EXPORTS:
             raise QuantcalcError(f"unknown report {kind!r}", "download")
-        data = EXPORTS[kind](run(config, source))
+        data = EXPORTS[kind](_result(config, source, analysis_id))
         mime = "application/pdf" if kind == "pdf" else (
             "application/json" if kind == "json" else "text/csv")
         return {"bytes": data, "mime": mime}
@@ -121,8 +154,7 @@ def export(config: dict, source: dict, kind: str) -> dict:
 
 def describe_file(source: dict) -> dict:
     """Names of the arrays in a multi-tensor file, so the page can offer a chooser."""
-    return _guarded(lambda: {"tensors": inputs.tensor_names(
-        bytes(source["file_bytes"]), str(source.get("file_name") or "file"))})
+    return _guarded(lambda: {"tensors": inputs.tensor_names(*_file_bytes(source))})
 
 
 def compare_presets() -> dict:

@@ -9,37 +9,23 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, api, report
+from . import __version__, api, fields, report, settings
 from .compare import PRESET_TITLES, PRESETS, bit_sweep, compare
-from .config import CALIBRATIONS, DEFAULT_PERCENTILE, GRANULARITIES, MODES, ROUNDINGS
-from .schemes import FORMATS
 from .errors import QuantcalcError
+
+# Settings the command line takes in another shape: --range MIN MAX stands for a custom range.
+RANGE_KEYS = ("range_min", "range_max")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="quantcalc", description="Quantization error calculator: scale, zero point, codes, "
-        "reconstruction and error metrics of a tensor under integer quantization.")
+        "reconstruction and error metrics of a tensor under integer, float and block formats.")
     parser.add_argument("--version", action="version", version=f"quantcalc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("analyze", help="quantize one tensor and report the error")
     add_input_arguments(p)
-    p.add_argument("--format", choices=FORMATS, default="int",
-                   help="number format (default int)")
-    p.add_argument("--block-size", type=int, help="values per block (nf4; default 64)")
-    p.add_argument("--bits", type=int, default=8, help="bit depth, 2..16 (default 8)")
-    p.add_argument("--mode", choices=MODES, default="symmetric")
-    p.add_argument("--narrow-range", action="store_true",
-                   help="symmetric only: q_min = -q_max (TensorRT / ONNX Runtime weights)")
-    p.add_argument("--rounding", choices=ROUNDINGS, default="half-even")
-    p.add_argument("--seed", type=int, default=0, help="seed for stochastic rounding")
-    p.add_argument("--range", nargs=2, type=float, metavar=("MIN", "MAX"),
-                   help="a custom range (values outside are clipped)")
-    p.add_argument("--calibration", choices=[c for c in CALIBRATIONS if c != "custom"],
-                   help="derive the range from the samples (default minmax)")
-    p.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
-    p.add_argument("--granularity", choices=GRANULARITIES, default="tensor")
-    p.add_argument("--axis", type=int, default=0, help="channel axis for --granularity channel")
-    p.add_argument("--group-size", type=int, default=32)
+    add_setting_arguments(p)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--csv", metavar="PATH", help="write the per-value CSV")
     p.add_argument("--summary-csv", metavar="PATH", help="write the summary CSV")
@@ -61,6 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_setting_arguments(p):
+    """One option per setting of the schema (settings.SETTINGS): --key-with-dashes. Values stay
+    text here and are converted and checked by Config, so the command line says exactly what the
+    page says about a bad value."""
+    for setting in settings.SETTINGS:
+        if setting.key in RANGE_KEYS or setting.key == "name":
+            continue
+        flag = "--" + setting.key.replace("_", "-")
+        default = "" if setting.default is None else f" (default {setting.default})"
+        if setting.kind == "flag":
+            p.add_argument(flag, action="store_const", const=True, default=None,
+                           help=setting.help)
+        elif setting.kind == "choice":
+            p.add_argument(flag, choices=setting.values, help=setting.help + default)
+        else:
+            p.add_argument(flag, metavar=setting.key.upper(), help=setting.help + default)
+    p.add_argument("--range", nargs=2, metavar=("MIN", "MAX"),
+                   help="a custom range (values outside are clipped); the same as "
+                   "--calibration custom with range_min / range_max")
+
+
 def add_input_arguments(p):
     p.add_argument("input", nargs="?", help="a .npy/.npz/.safetensors/.csv/.txt file, or - for "
                    "text on stdin")
@@ -78,31 +85,28 @@ def _source(args):
     if args.input == "-":
         return {"text": sys.stdin.read()}, "stdin"
     path = Path(args.input)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise QuantcalcError(f"cannot read {args.input}: {exc.strerror}", "file") from None
-    return {"file_name": path.name, "file_bytes": data, "tensor": args.tensor}, \
+    return {"file_path": str(path), "file_name": path.name, "tensor": args.tensor}, \
         args.tensor or path.stem
 
 def _config(args, default_name):
-    config = {"bits": args.bits, "mode": args.mode, "narrow_range": args.narrow_range,
-              "rounding": args.rounding, "seed": args.seed, "percentile": args.percentile,
-              "granularity": args.granularity, "axis": args.axis,
-              "group_size": args.group_size, "name": args.name or default_name,
-              "tensor": args.tensor, "format": args.format, "block_size": args.block_size}
+    """The settings given on the command line (only those: Config supplies the defaults)."""
+    config = {s.key: getattr(args, s.key) for s in settings.SETTINGS
+              if getattr(args, s.key, None) is not None}
+    config["name"] = args.name or default_name
     if args.range is not None:
-        if args.calibration:
+        if config.get("calibration", "custom") != "custom":
             raise QuantcalcError("give either --range or --calibration, not both", "calibration")
         config.update(calibration="custom", range_min=args.range[0], range_max=args.range[1])
-    else:
-        config["calibration"] = args.calibration or "minmax"
+    elif config.get("calibration") == "custom":
+        raise QuantcalcError("--calibration custom needs --range MIN MAX", "range_min")
     return config
 
+
 def _table(summary: dict) -> str:
-    rows = [(k, v) for k, v in report.summary_rows(summary)]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    rows = [(label, value) for _, value, label in report.summary_rows(summary)]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
 
 def _write(outputs, args):
     """Write each requested report; returns an error message or None."""
@@ -117,12 +121,16 @@ def _write(outputs, args):
 
 
 def _compare_table(rows) -> str:
-    lines = [f"{'configuration':34s} {'bits/value':>10s} {'SQNR dB':>8s} {'RMSE':>11s} "
-             f"{'rel RMSE':>9s} {'max |err|':>10s} {'clipped':>8s}  Pareto"]
+    keys = fields.COMPARE_KEYS
+    width = max([len("configuration")] + [len(r["label"]) for r in rows])
+    columns = [max(len(fields.heading(k)), 10) for k in keys]
+    head = [f"{'configuration':{width}s}"] + [f"{fields.heading(k):>{w}s}" for k, w in
+                                              zip(keys, columns)] + ["Pareto"]
+    lines = ["  ".join(head)]
     for r in rows:
-        lines.append(f"{r['label']:34s} {r['bits_per_value']:10.3f} {r['sqnr_db']:8.2f} "
-                     f"{r['rmse']:11.4g} {r['rel_rmse']:9.4f} {r['max_abs_error']:10.4g} "
-                     f"{r['clip_rate']:8.3%}  {'*' if r['pareto'] else ''}")
+        cells = [f"{r['label']:{width}s}"] + [f"{report.display(k, r[k]):>{w}s}" for k, w in
+                                              zip(keys, columns)] + ["*" if r["pareto"] else ""]
+        lines.append("  ".join(cells))
     return "\n".join(lines)
 
 

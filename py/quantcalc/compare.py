@@ -7,7 +7,7 @@ when no other row reaches at least its SQNR with no more bits per value (one of 
 
 import math
 
-from . import analysis
+from . import analysis, fields, registry
 from .config import Config
 from .errors import QuantcalcError
 
@@ -29,8 +29,6 @@ PRESETS = {
     ],
 }
 PRESET_TITLES = {"common": "Common inference formats"}
-ROW_KEYS = ("label", "format", "settings", "bits_per_value", "sqnr_db", "rmse", "rel_rmse",
-            "max_abs_error", "clip_rate", "pareto")
 SWEEP_BITS = range(2, 17)
 
 
@@ -49,13 +47,15 @@ def parse_spec(spec: str) -> dict:
 
 def label_of(settings: dict) -> str:
     """A short readable name: the format, then what differs from its defaults."""
-    name = settings.get("format", "int")
-    if name == "int":
+    fmt = registry.BY_NAME.get(settings.get("format", "int"))
+    if fmt is None:
+        name = str(settings.get("format"))
+    elif fmt.name == "int":
         name = f"INT{settings.get('bits', 8)}"
         if settings.get("mode") == "asymmetric":
             name += " asym"
     else:
-        name = name.upper().replace("_E", " E")  # FP8 E4M3, MXFP6 E2M3; Q4_0 stays
+        name = fmt.label.removeprefix("GGUF ")
     granularity = settings.get("granularity")
     if granularity == "channel":
         name += " per-channel"
@@ -75,8 +75,7 @@ def _row(values, settings, name):
     s = result.summary()
     return {"label": label_of(settings), "format": config.format,
             "settings": " ".join(f"{k}={v}" for k, v in settings.items()),
-            **{k: s[k] for k in ("bits_per_value", "sqnr_db", "rmse", "rel_rmse",
-                                 "max_abs_error", "clip_rate")}}
+            **{k: s[k] for k in fields.COMPARE_KEYS}}
 
 
 def mark_pareto(rows):

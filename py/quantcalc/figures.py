@@ -102,11 +102,8 @@ def error_figure(result):
 
 def _bounds(result):
     """Clipping bounds of the first segment: the reals that map to the ends of the grid."""
-    scale = float(result.params.scale[0])
-    zp = int(result.params.zero_point[0])
-    if result.config.format != "int":  # symmetric formats: +-amax maps to the grid's ends
-        return float(result.params.real_min[0]), float(result.params.real_max[0]), scale, zp
-    return (result.q_min - zp) * scale, (result.q_max - zp) * scale, scale, zp
+    lo, hi = result.scheme.grid_ends(result.params)
+    return lo, hi, float(result.params.scale[0]), int(result.params.zero_point[0])
 
 
 def _reconstruct_first_segment(result, xs):

@@ -13,16 +13,12 @@ import math
 
 import numpy as np
 
+from . import fields
+
 PER_VALUE_HEADER = ("index", "original", "quantized", "dequantized", "error", "clipped")
+SUMMARY_HEADER = ("field", "value", "label")
 PDF_TABLE_ROWS = 40
 LIST_ROWS_LIMIT = 4096
-# Keys of the summary that describe the configuration, then the measurements, in report order.
-CONFIG_KEYS = ("name", "shape", "dtype", "count", "bits", "mode", "narrow_range", "rounding",
-               "seed", "calibration", "percentile", "granularity", "axis", "group_size",
-               "segments", "q_min", "q_max", "real_min", "real_max", "scale", "zero_point",
-               "range_widened", "scale_floored")
-METRIC_KEYS = ("mse", "rmse", "mae", "max_abs_error", "sqnr_db", "rel_rmse", "clip_count",
-               "clip_rate", "uniform_noise_mse")
 
 
 def safe_cell(text: str) -> str:
@@ -41,6 +37,26 @@ def format_number(value) -> str:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return repr(value)
+
+
+def display(key: str, value) -> str:
+    """A value as people read it (six significant digits, dB, percent), by its field's style;
+    the page's display() in web/results.js follows the same rules."""
+    style = fields.BY_KEY[key].style
+    if value is None:
+        return "n/a"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, str) or style in ("text", "shape"):
+        return {"inf": "∞", "-inf": "−∞"}.get(value, str(value))
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if style == "percent":
+        return f"{value * 100:.4g} %"
+    if style == "int" or isinstance(value, (int, np.integer)):
+        return str(int(value))
+    text = f"{value:.6g}"
+    return f"{text} dB" if style == "db" else text
 
 
 def _writer(buffer):
@@ -70,32 +86,34 @@ def per_value_csv(result) -> bytes:
 
 
 def summary_rows(summary: dict):
-    """(metric, value) pairs; per-segment lists become scale[0], scale[1], ... rows."""
+    """(field, value, label) rows in fields.FIELDS order, leaving out what does not apply (None);
+    per-segment lists become scale[0], scale[1], ... rows."""
     rows = []
-    for key in CONFIG_KEYS + METRIC_KEYS:
-        value = summary.get(key)
+    for field in fields.FIELDS:
+        key, value = field.key, summary.get(field.key)
         if value is None:
             continue
-        if key == "shape":
-            rows.append((key, "x".join(str(n) for n in value)))
+        if field.style == "shape":
+            rows.append((key, "x".join(str(n) for n in value) or "scalar", field.label))
         elif isinstance(value, list):
             for i, item in enumerate(value[:LIST_ROWS_LIMIT]):
-                rows.append((f"{key}[{i}]", format_number(item)))
+                rows.append((f"{key}[{i}]", format_number(item), f"{field.label} [{i}]"))
             if len(value) > LIST_ROWS_LIMIT:
-                rows.append((f"{key}_rows_omitted", str(len(value) - LIST_ROWS_LIMIT)))
+                rows.append((f"{key}_rows_omitted", str(len(value) - LIST_ROWS_LIMIT),
+                             f"{field.label}: rows left out"))
         elif isinstance(value, str):
-            rows.append((key, safe_cell(value)))
+            rows.append((key, safe_cell(value), field.label))
         else:
-            rows.append((key, format_number(value)))
+            rows.append((key, format_number(value), field.label))
     for i, note in enumerate(summary.get("notes", [])):
-        rows.append((f"note[{i}]", safe_cell(note)))
+        rows.append((f"note[{i}]", safe_cell(note), "Note"))
     return rows
 
 
 def summary_csv(result) -> bytes:
     buffer = io.StringIO()
     writer = _writer(buffer)
-    writer.writerow(("metric", "value"))
+    writer.writerow(SUMMARY_HEADER)
     writer.writerows(summary_rows(result.summary()))
     return buffer.getvalue().encode("utf-8")
 
@@ -147,9 +165,9 @@ def pdf(result) -> bytes:
     metadata = {"Title": f"quantcalc report: {summary['name']}", "Creator": "quantcalc",
                 "Producer": "quantcalc", "CreationDate": None, "ModDate": None}
     with figures.matplotlib.rc_context(figures.STYLE), PdfPages(buffer, metadata=metadata) as pages:
-        rows = [(k, _short(v)) for k, v in summary_rows(summary)[:60]]
+        rows = [(label, _short(value)) for _, value, label in summary_rows(summary)[:60]]
         _text_page(pages, f"Quantization report: {summary['name']}", rows, ("setting / metric",
-                   "value"), subtitle="quantcalc - integer quantization error analysis")
+                   "value"), subtitle=_short(summary["description"], 100))
         for fig in figures.build(result).values():
             pages.savefig(fig)
         pv = result.per_value
@@ -167,8 +185,7 @@ def _short(text, limit=70):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-COMPARE_HEADER = ("label", "format", "settings", "bits_per_value", "sqnr_db", "rmse",
-                  "rel_rmse", "max_abs_error", "clip_rate", "pareto")
+COMPARE_HEADER = ("label", "format", "settings", *fields.COMPARE_KEYS, "pareto")
 
 
 def compare_csv(rows) -> bytes:
@@ -191,12 +208,11 @@ def compare_pdf(rows, sweep, name) -> bytes:
     metadata = {"Title": f"quantcalc comparison: {name}", "Creator": "quantcalc",
                 "Producer": "quantcalc", "CreationDate": None, "ModDate": None}
     with figures.matplotlib.rc_context(figures.STYLE), PdfPages(buffer, metadata=metadata) as pages:
-        table = [(r["label"], f"{r['bits_per_value']:.3f}", _short(format_number(r["sqnr_db"]), 10),
-                  f"{r['rel_rmse']:.4g}", f"{r['max_abs_error']:.4g}", f"{r['clip_rate']:.3%}",
+        table = [(r["label"], *(display(key, r[key]) for key in fields.COMPARE_KEYS),
                   "yes" if r["pareto"] else "") for r in rows]
         _text_page(pages, f"Format comparison: {name}", table,
-                   ("configuration", "bits/value", "SQNR dB", "rel. RMSE", "max |error|",
-                    "clipped", "Pareto"), subtitle="sorted by bits per value, scales included")
+                   ("configuration", *(fields.heading(k) for k in fields.COMPARE_KEYS), "Pareto"),
+                   subtitle="sorted by bits per value, scales included")
         pages.savefig(figures.tradeoff_figure(rows))
         if sweep:
             pages.savefig(figures.sweep_figure(sweep))

@@ -1,56 +1,56 @@
 """Quantization schemes: how a format gets its scales and turns a chunk of values into codes.
 
 Every scheme answers the same questions for the analysis pipeline (analysis.py):
-  segmentation(shape)            which values share a scale (block formats fix their blocks)
-  params(x, segmentation, ...)   per-segment scale and zero point (QParams, extra arrays allowed)
-  quantize(x, p, rounding, rng)  codes, reconstruction and saturation of one chunk (float64)
+  segmentation(shape, config)    which values share a scale (block formats fix their blocks)
+  params(x, lo, hi, segmentation) per-segment scale and zero point (QParams, extra arrays allowed)
+  quantize(x, p, rounding, rng)  codes, reconstruction and the clipped mask of one chunk (float64)
   fake_quantize(values, lo, hi)  round-to-nearest reconstruction for a candidate range (MSE search)
-  bits_per_value(count, segments) storage cost including scales
-The integer scheme is the brief's affine quantization; the others follow their specifications:
-small floats scaled by amax / max; NF4 (QLoRA); OCP Microscaling v1.0 (MXFP8/6/4, MXINT8);
-NVIDIA NVFP4; llama.cpp's Q8_0 and Q4_0 reference code (float32 arithmetic, fp16 block scales).
-"""
+  bits_per_value(count, segments) storage cost including scales, from the registry row's facts
+The facts of each format (element bits, block size, scale storage) come from its registry row
+(registry.py); a scheme class implements one family of formats: affine integers (TensorRT /
+ONNX Runtime conventions), small floats scaled by amax / max, NF4 (QLoRA), OCP Microscaling v1.0
+(MXFP8/6/4, MXINT8), NVIDIA NVFP4, llama.cpp's Q8_0 and Q4_0 reference code (float32 arithmetic,
+fp16 block scales).
 
-from dataclasses import dataclass, field
+Clipped, for every format: a value is clipped (saturated) when rounding it onto the format's grid,
+without the grid's limits, would give a code beyond the grid's end, so it was clamped to that end
+(the mask PyTorch's fake-quantize keeps). Formats that scale each block by its own largest
+magnitude can still clip, e.g. MXFP4's power-of-two scale or Q4_0's opposite-sign values.
+"""
 
 import numpy as np
 
+from . import registry
 from .core import SCALE_FLOOR, QParams, qparams, round_and_clamp, round_in_place
-from .errors import QuantcalcError
 from .formats import IntegerFormat
-from .grids import FLOAT_GRIDS, FloatGrid, nf4_round
+from .grids import FLOAT_GRIDS, nf4_round
 from .segments import Segmentation
 
-SCALE_BITS = 32  # a float32 scale (and zero point) per segment for int / float formats
 
-
-@dataclass
 class Scheme:
-    name: str
-    label: str
-    symmetric_only: bool = True
-    block_size: int = 0           # > 0: fixed blocks along the last axis
-    calibrations: tuple = ("minmax", "percentile", "mse", "custom")
-    q_min: float = 0
-    q_max: float = 0
-    config: object = field(default=None, repr=False)
+    """The arithmetic of one registry row; subclasses implement params and quantize."""
+
+    def __init__(self, config, fmt: registry.Format):
+        self.config = config
+        self.format = fmt
+        self.name, self.label = fmt.name, fmt.label
+        # a block format's blocks: its own size, or the user's where the format allows it
+        self.block_size = (config.block_size if not fmt.block_size_fixed and config.block_size
+                           else fmt.block_size) or 0
+
+    # where the codes live: an integer range for integer elements, else None
+    q_min = None
+    q_max = None
+    grid_max = None  # largest element value, for float and codebook elements
 
     def segmentation(self, shape, config):
         if self.block_size:
             return Segmentation(shape, "group", group_size=self.block_size)
         return Segmentation(shape, config.granularity, config.axis, config.group_size)
 
-    def check(self, config):
-        if config.calibration not in self.calibrations:
-            if self.block_size:
-                raise QuantcalcError(
-                    f"{self.label} sets each block's scale from the block's largest magnitude; "
-                    f"choose min-max as the range source", "calibration")
-            raise QuantcalcError(f"{config.calibration} calibration is not available for "
-                                 f"{self.label}", "calibration")
-        if self.symmetric_only and config.mode != "symmetric":
-            raise QuantcalcError(f"{self.label} is symmetric (sign and magnitude); choose "
-                                 f"symmetric mode", "mode")
+    @property
+    def segment_kind(self) -> str:
+        return "block" if self.block_size else self.config.granularity
 
     def gather(self, params: QParams, ids):
         """The parameters of each value of a chunk (ids: segment of each value, None for one)."""
@@ -60,17 +60,39 @@ class Scheme:
         out.update({k: pick(v) for k, v in params.extra.items()})
         return out
 
+    def grid_ends(self, params: QParams):
+        """The reals the first segment's grid ends stand for (values beyond are clipped)."""
+        return float(params.real_min[0]), float(params.real_max[0])
+
+    def element_bits(self) -> int:
+        return self.format.element_bits
+
+    def bits_per_value(self, count, segments):
+        """Element bits plus each scale (and zero point) and any tensor scale, spread over the
+        values: MXFP4 4 + 8/32 = 4.25, Q4_0 4 + 16/32 = 4.5, NVFP4 4 + 8/16 + 32/N."""
+        per_segment = self.format.scale_bits + self.zero_point_bits()
+        return (self.element_bits() + per_segment * segments / count
+                + self.format.tensor_scale_bits / count)
+
+    def zero_point_bits(self) -> int:
+        return 0
+
     def uniform_noise_mse(self, params, sizes, count):
         return None  # the error of a non-uniform grid is not scale^2/12
 
 
 class IntegerScheme(Scheme):
-    def __init__(self, config):
-        fmt = config.number_format
-        super().__init__("int", f"INT{config.bits}", symmetric_only=False,
-                         calibrations=("minmax", "percentile", "mse", "entropy", "custom"),
-                         q_min=fmt.q_min, q_max=fmt.q_max, config=config)
-        self.fmt: IntegerFormat = fmt
+    def __init__(self, config, fmt):
+        super().__init__(config, fmt)
+        self.fmt: IntegerFormat = config.number_format
+        self.q_min, self.q_max = self.fmt.q_min, self.fmt.q_max
+        self.label = f"INT{config.bits}" if config.mode == "symmetric" else f"UINT{config.bits}"
+
+    def element_bits(self):
+        return self.config.bits
+
+    def zero_point_bits(self):
+        return self.config.bits if self.config.mode == "asymmetric" else 0
 
     def params(self, x, lo, hi, segmentation):
         return qparams(lo, hi, self.fmt, self.config.mode)
@@ -91,9 +113,9 @@ class IntegerScheme(Scheme):
         p = {"scale": params.scale[:, None], "zero_point": params.zero_point[:, None]}
         return self.quantize(values[None, :], p, "half-even", None)[1]
 
-    def bits_per_value(self, count, segments):
-        per_segment = SCALE_BITS + (self.config.bits if self.config.mode == "asymmetric" else 0)
-        return self.config.bits + per_segment * segments / count
+    def grid_ends(self, params):
+        scale, zero_point = float(params.scale[0]), int(params.zero_point[0])
+        return (self.q_min - zero_point) * scale, (self.q_max - zero_point) * scale
 
     def uniform_noise_mse(self, params, sizes, count):
         return float(np.sum(sizes * params.scale ** 2) / 12.0 / count)
@@ -118,10 +140,10 @@ def _amax_params(lo, hi, top):
 class FloatScheme(Scheme):
     """FP8/FP6/FP4 elements, scaled per tensor, channel or group so amax lands on the max."""
 
-    def __init__(self, config, grid: FloatGrid):
-        super().__init__(grid.name, grid.name.upper().replace("_", " "), q_min=-grid.max_value,
-                         q_max=grid.max_value, config=config)
-        self.grid = grid
+    def __init__(self, config, fmt):
+        super().__init__(config, fmt)
+        self.grid = FLOAT_GRIDS[fmt.grid]
+        self.grid_max = self.grid.max_value
 
     def params(self, x, lo, hi, segmentation):
         return _amax_params(lo, hi, self.grid.max_value)
@@ -134,48 +156,35 @@ class FloatScheme(Scheme):
         scale = _amax_params(lo, hi, self.grid.max_value).scale[:, None]
         return self.grid.round(values[None, :] / scale)[0] * scale
 
-    def bits_per_value(self, count, segments):
-        return self.grid.bits + SCALE_BITS * segments / count
 
-
-class BlockScheme(Scheme):
-    """Formats with fixed blocks along the last axis whose scale comes from the block's amax."""
-
-    def __init__(self, name, label, config, block_size, q_min, q_max):
-        super().__init__(name, label, block_size=block_size, calibrations=("minmax",),
-                         q_min=q_min, q_max=q_max, config=config)
-
-    def fake_quantize(self, values, lo, hi):  # block formats have no range search
-        raise NotImplementedError
-
-
-class NF4Scheme(BlockScheme):
-    def __init__(self, config, block_size):
-        super().__init__("nf4", "NF4", config, block_size, -1.0, 1.0)
+class NF4Scheme(Scheme):
+    grid_max = 1.0
+    q_min, q_max = 0, 15  # codes are indices into the 16 levels
 
     def params(self, x, lo, hi, segmentation):
         return _amax_params(lo, hi, 1.0)  # absmax per block (bitsandbytes)
 
     def quantize(self, original, p, rounding, rng):
-        levels, index = nf4_round(original / p["scale"])
-        return index, levels * p["scale"], None
-
-    def bits_per_value(self, count, segments):
-        return 4 + SCALE_BITS * segments / count
+        scaled = original / p["scale"]
+        levels, index = nf4_round(scaled)
+        return index, levels * p["scale"], np.abs(scaled) > 1.0
 
 
 E8M0_MIN, E8M0_MAX = -127, 127
+MXINT8_MAX = 127 / 64  # int8 with 6 fraction bits
 
 
-class MXScheme(BlockScheme):
+class MXScheme(Scheme):
     """OCP Microscaling: blocks of 32 share an E8M0 scale 2^(floor(log2 amax) - emax_elem)."""
 
-    def __init__(self, config, name, element):
-        self.element = element  # a FloatGrid, or None for MXINT8
-        emax = 0 if element is None else int(np.floor(np.log2(element.max_value)))
-        self.emax_elem = emax
-        top = 127 / 64 if element is None else element.max_value
-        super().__init__(name, name.upper().replace("_", " "), config, 32, -top, top)
+    def __init__(self, config, fmt):
+        super().__init__(config, fmt)
+        self.element = FLOAT_GRIDS[fmt.grid] if fmt.grid else None  # None: MXINT8
+        self.emax_elem = 0 if self.element is None else int(np.floor(np.log2(
+            self.element.max_value)))
+        if self.element is None:
+            self.q_min, self.q_max = -127, 127
+        self.grid_max = MXINT8_MAX if self.element is None else self.element.max_value
 
     def params(self, x, lo, hi, segmentation):
         amax = np.maximum(np.abs(lo), np.abs(hi))
@@ -188,7 +197,7 @@ class MXScheme(BlockScheme):
 
     def quantize(self, original, p, rounding, rng):
         scaled = original / p["scale"]
-        if self.element is None:  # MXINT8: int8 with 6 fraction bits, clamped to +-127/64
+        if self.element is None:
             codes = round_in_place(scaled * 64.0, rounding, rng)
             saturated = np.abs(codes) > 127
             np.clip(codes, -127, 127, out=codes)
@@ -196,27 +205,25 @@ class MXScheme(BlockScheme):
         rounded, saturated = self.element.round(scaled, rounding, rng)
         return self.element.encode(rounded), rounded * p["scale"], saturated
 
-    def bits_per_value(self, count, segments):
-        bits = 8 if self.element is None else self.element.bits
-        return bits + 8 * segments / count
 
-
-class NVFP4Scheme(BlockScheme):
+class NVFP4Scheme(Scheme):
     """NVFP4: FP4 E2M1 in blocks of 16 with an FP8 E4M3 block scale times an FP32 tensor scale
     amax / (6 * 448)."""
 
-    def __init__(self, config):
-        super().__init__("nvfp4", "NVFP4", config, 16, -6.0, 6.0)
-        self.fp4, self.e4m3 = FLOAT_GRIDS["fp4_e2m1"], FLOAT_GRIDS["fp8_e4m3"]
+    def __init__(self, config, fmt):
+        super().__init__(config, fmt)
+        self.fp4, self.e4m3 = FLOAT_GRIDS[fmt.grid], FLOAT_GRIDS["fp8_e4m3"]
+        self.grid_max = self.fp4.max_value
 
     def params(self, x, lo, hi, segmentation):
         amax = np.maximum(np.abs(lo), np.abs(hi))
         amax32 = amax.astype(np.float32)  # NVFP4's scales are computed in float32
-        tensor_scale = np.float32(amax32.max()) / np.float32(6 * 448)
+        top = np.float32(self.fp4.max_value)
+        tensor_scale = np.float32(amax32.max()) / (top * np.float32(self.e4m3.max_value))
         if tensor_scale == 0:
             block = np.zeros(amax.shape)
         else:
-            block, _ = self.e4m3.round((amax32 / np.float32(6)) / tensor_scale)
+            block, _ = self.e4m3.round((amax32 / top) / tensor_scale)
         scale = block * np.float64(tensor_scale)  # exact: 4 x 24 significant bits
         zeros = np.zeros(amax.shape, np.int64)
         return QParams(scale, zeros, -amax, amax, zeros.astype(bool), scale == 0)
@@ -228,19 +235,17 @@ class NVFP4Scheme(BlockScheme):
         rounded, saturated = self.fp4.round(scaled, rounding, rng)
         return self.fp4.encode(rounded), rounded * scale, saturated
 
-    def bits_per_value(self, count, segments):
-        return 4 + 8 * segments / count + 32 / count
 
-
-class GGUFScheme(BlockScheme):
+class GGUFScheme(Scheme):
     """llama.cpp's Q8_0 and Q4_0, transcribed from quantize_row_q8_0_ref / q4_0_ref: float32
     arithmetic, the block scale d stored as fp16 and used as such to dequantize."""
 
-    def __init__(self, config, name):
-        bits = 8 if name == "q8_0" else 4
-        super().__init__(name, name.upper(), config, 32, -127 if bits == 8 else 0,
-                         127 if bits == 8 else 15)
-        self.bits = bits
+    def __init__(self, config, fmt):
+        super().__init__(config, fmt)
+        self.bits = fmt.element_bits
+        # Q8_0: codes -127..127 around 0; Q4_0: codes 0..15 around 8 (x = (q - 8) d)
+        self.q_min, self.q_max = (-127, 127) if self.bits == 8 else (0, 15)
+        self.offset = 0 if self.bits == 8 else 8
 
     def params(self, x, lo, hi, segmentation):
         lo32, hi32 = lo.astype(np.float32), hi.astype(np.float32)
@@ -254,8 +259,8 @@ class GGUFScheme(BlockScheme):
             inverse = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), np.float32(0))
         stored = d.astype(np.float16).astype(np.float64)
         amax = np.maximum(np.abs(lo), np.abs(hi))
-        zeros = np.zeros(d.shape, np.int64)
-        return QParams(stored, zeros, -amax, amax, zeros.astype(bool), d == 0,
+        offsets = np.full(d.shape, self.offset, np.int64)
+        return QParams(stored, offsets, -amax, amax, np.zeros(d.shape, bool), d == 0,
                        extra={"inverse": inverse.astype(np.float32)})
 
     def quantize(self, original, p, rounding, rng):
@@ -263,45 +268,22 @@ class GGUFScheme(BlockScheme):
         if self.bits == 8:
             exact = scaled.astype(np.float64)  # roundf: half away from zero, no float32 sum
             codes = np.trunc(exact + np.copysign(0.5, exact))
-            return codes, codes * p["scale"], None
-        # (int8_t)(x0 + 8.5f): a float32 sum, truncated
-        codes = np.minimum(15, np.trunc(scaled + np.float32(8.5))).astype(np.float64)
-        return codes, (codes - 8) * p["scale"], None
+            return codes, codes * p["scale"], np.abs(codes) > 127
+        # (int8_t)(x0 + 8.5f): a float32 sum, truncated, then MIN(15, ...)
+        unclamped = np.trunc(scaled + np.float32(8.5)).astype(np.float64)
+        codes = np.minimum(15, unclamped)
+        return codes, (codes - 8) * p["scale"], unclamped > 15
 
-    def bits_per_value(self, count, segments):
-        return self.bits + 16 * segments / count
+    def grid_ends(self, params):
+        d = float(params.scale[0])
+        return tuple(sorted(((self.q_min - self.offset) * d, (self.q_max - self.offset) * d)))
 
 
-FORMATS = ("int", "fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp6_e3m2", "fp4_e2m1", "nf4",
-           "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4", "mxint8", "nvfp4",
-           "q8_0", "q4_0")
-DEFAULT_BLOCK = {"nf4": 64}
+FAMILIES = {"int": IntegerScheme, "float": FloatScheme, "nf4": NF4Scheme, "mx": MXScheme,
+            "nvfp4": NVFP4Scheme, "gguf": GGUFScheme}
 
 
 def scheme_for(config) -> Scheme:
-    """The scheme of `config.format`, checked against the rest of the configuration."""
-    name = config.format
-    if name == "int":
-        scheme = IntegerScheme(config)
-    elif name in FLOAT_GRIDS:
-        scheme = FloatScheme(config, FLOAT_GRIDS[name])
-    elif name == "nf4":
-        scheme = NF4Scheme(config, config.block_size or DEFAULT_BLOCK["nf4"])
-    elif name.startswith("mx"):
-        element = None if name == "mxint8" else FLOAT_GRIDS[
-            "fp4_e2m1" if name == "mxfp4" else name[2:]]
-        scheme = MXScheme(config, name, element)
-    elif name == "nvfp4":
-        scheme = NVFP4Scheme(config)
-    elif name in ("q8_0", "q4_0"):
-        scheme = GGUFScheme(config, name)
-    else:
-        raise QuantcalcError(f"format must be one of {', '.join(FORMATS)}; got {name!r}",
-                             "format")
-    if config.block_size is not None and scheme.block_size != config.block_size:
-        if name != "nf4":
-            fixed = f"{scheme.label} blocks are {scheme.block_size} values by definition" \
-                if scheme.block_size else f"{scheme.label} has no blocks (use granularity)"
-            raise QuantcalcError(fixed, "block_size")
-    scheme.check(config)
-    return scheme
+    """The scheme of `config.format` (the Config has already checked the settings against it)."""
+    fmt = config.format_row
+    return FAMILIES[fmt.family](config, fmt)

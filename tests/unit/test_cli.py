@@ -31,7 +31,9 @@ def test_json_for_the_example():
 def test_default_table_is_readable():
     out = run("analyze", "--values", "1 2 3", "--bits", "4", "--mode", "asymmetric")
     assert out.returncode == 0
-    assert "sqnr_db" in out.stdout and "zero_point" in out.stdout
+    # labelled rows, the format and the storage cost included
+    for label in ("SQNR", "Zero point", "Format name", "Bits per value (with scales)"):
+        assert label in out.stdout
     assert "range widened to include 0" in out.stdout
 
 

@@ -79,7 +79,7 @@ def test_cli_compare(tmp_path):
     assert (tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")
     table = run("compare", "--values", "1 2 3 4", "--config", "format=int bits=4",
                 "--config", "format=q8_0")
-    assert table.returncode == 0 and "Q8_0" in table.stdout and "bits/value" in table.stdout
+    assert table.returncode == 0 and "Q8_0" in table.stdout and "Bits / value" in table.stdout
     bad = run("compare", "--values", "1 2", "--config", "format=fp7")
     assert bad.returncode == 2 and "format must be one of" in bad.stderr
 

@@ -249,7 +249,7 @@ def test_settings_that_do_not_apply_are_refused(settings, field):
 from hypothesis import given, settings, strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
-from quantcalc.schemes import FORMATS  # noqa: E402
+from quantcalc.registry import NAMES as FORMATS  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)

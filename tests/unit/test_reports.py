@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from quantcalc import Config, analyze
-from quantcalc import figures, report
+from quantcalc import fields, figures, report
 
 EXAMPLE = np.array([-1.25, -0.92, -0.51, -0.10, 0, 0.14, 0.37, 0.79, 1.12, 1.46])
 
@@ -36,19 +36,35 @@ def test_per_value_csv_is_rfc4180_and_matches_the_engine(result):
         assert row["clipped"] == "0"
 
 
+def summary_table(result):
+    """{field: value} of the summary CSV, checking each row's label against fields.FIELDS."""
+    rows = list(csv.reader(io.StringIO(report.summary_csv(result).decode())))
+    assert rows[0] == ["field", "value", "label"]
+    for key, _, label in rows[1:]:
+        base = key.split("[")[0]
+        if base in fields.BY_KEY:
+            assert label.startswith(fields.label(base))
+    return {key: value for key, value, _ in rows[1:]}
+
+
 def test_summary_csv_has_every_metric_and_neutralises_formulas(result):
-    rows = dict(csv.reader(io.StringIO(report.summary_csv(result).decode())))
-    assert rows.pop("metric") == "value"
+    rows = summary_table(result)
     assert rows["name"] == "'=HYPERLINK(\"x\")"
-    for key in report.METRIC_KEYS:
-        assert float(rows[key]) == pytest.approx(result.summary()[key])
+    summary = result.summary()
+    metrics = [f.key for f in fields.FIELDS if f.group == fields.METRIC]
+    for key in metrics:
+        if summary[key] is not None:
+            assert float(rows[key]) == pytest.approx(summary[key])
+    # what the format is and what it costs (the CSV used to leave these out)
+    assert rows["format"] == "int" and rows["bits_per_value"] == "11.2"  # 8 + 32 / 10
+    assert "block_size" not in rows  # None: integers have no blocks
     assert rows["scale"] == repr(1.5 / 127)
     assert rows["q_min"] == "-128"
 
 
 def test_summary_lists_become_indexed_rows():
     r = analyze(np.random.default_rng(0).standard_normal((3, 4)), Config(granularity="channel"))
-    rows = dict(csv.reader(io.StringIO(report.summary_csv(r).decode())))
+    rows = summary_table(r)
     assert {"scale[0]", "scale[1]", "scale[2]", "zero_point[2]"} <= rows.keys()
 
 

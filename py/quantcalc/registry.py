@@ -1,0 +1,167 @@
+"""The format registry: every number format a tensor can be quantized to, declared once.
+
+A row says what the format *is* (element kind and bits, blocks, how scales are stored) and which
+settings a user may change for it. Everything else reads these rows: the schemes take their facts
+from them (schemes.py), the settings schema decides from them which controls apply (settings.py),
+the page gets a generated copy (build.py writes it), the command line builds `--format` from them,
+and the reports describe a result with them. Adding a format is one row here plus, when no
+existing family fits, one scheme class.
+
+Plain Python with no numpy, so build.py can read it without the engine's dependencies.
+"""
+
+from dataclasses import dataclass, field
+
+# Settings a format may let the user change (the rest of the settings schema applies to all).
+FORMAT_SETTINGS = ("bits", "mode", "narrow_range", "rounding", "calibration", "granularity",
+                   "block_size")
+ALL_CALIBRATIONS = ("minmax", "percentile", "mse", "entropy", "custom")
+RANGE_CALIBRATIONS = ("minmax", "percentile", "mse", "custom")  # entropy is integer-only (TensorRT)
+
+
+@dataclass(frozen=True)
+class Format:
+    """One number format.
+
+    Args:
+        name: the value of the `format` setting ("fp8_e4m3").
+        label: how people write it ("FP8 E4M3").
+        menu: the group it is listed under in the page's format menu.
+        family: which scheme class implements it (schemes.FAMILIES).
+        element: what a code is: "int" (an integer on a uniform grid), "float" (a small float's
+            bit pattern) or "codebook" (an index into a table of levels).
+        element_bits: bits per element; None when the `bits` setting decides (integers).
+        grid: the element grid's name (grids.FLOAT_GRIDS, "nf4"), if any.
+        block_size: values per block along the last axis, for block formats; None otherwise.
+        block_size_fixed: True when the block size is part of the format's definition.
+        scale_format: how a scale is stored ("float32", "E8M0", "fp16", "FP8 E4M3").
+        scale_bits: storage bits per scale (per block, or per segment).
+        tensor_scale_bits: a second-level scale per tensor (NVFP4's FP32), 0 if none.
+        settings: which of FORMAT_SETTINGS the user may change for this format.
+        calibrations: the range sources this format accepts.
+        fixed: what a setting the user cannot change is for this format ({"mode": "symmetric"}),
+            reported in results and shown beside the disabled control.
+        rule: one line on how the format rounds and scales, for results and disabled controls.
+        reference: where its arithmetic comes from.
+    """
+
+    name: str
+    label: str
+    menu: str
+    family: str
+    element: str
+    element_bits: int | None
+    grid: str | None = None
+    block_size: int | None = None
+    block_size_fixed: bool = True
+    scale_format: str = "float32"
+    scale_bits: int = 32
+    tensor_scale_bits: int = 0
+    settings: frozenset = field(default_factory=frozenset)
+    calibrations: tuple = ("minmax",)
+    fixed: dict = field(default_factory=dict)
+    rule: str = ""
+    reference: str = ""
+
+    def applies(self, setting: str) -> bool:
+        """Whether the user may change `setting` for this format."""
+        return setting not in FORMAT_SETTINGS or setting in self.settings
+
+    def to_dict(self) -> dict:
+        """The row as JSON for the page."""
+        return {"name": self.name, "label": self.label, "menu": self.menu,
+                "element": self.element, "element_bits": self.element_bits,
+                "block_size": self.block_size, "block_size_fixed": self.block_size_fixed,
+                "scale_format": self.scale_format, "settings": sorted(self.settings),
+                "calibrations": list(self.calibrations), "fixed": dict(self.fixed),
+                "rule": self.rule}
+
+
+def _scaled_float(name, label, bits):
+    return Format(
+        name, label, "Floating point, scaled", "float", "float", bits, grid=name,
+        settings=frozenset({"rounding", "calibration", "granularity"}),
+        calibrations=RANGE_CALIBRATIONS, fixed={"mode": "symmetric"},
+        rule="a float32 scale maps the range's largest magnitude onto the format's largest "
+             "value; elements saturate there instead of becoming Inf/NaN",
+        reference="OCP 8-bit floating point (E4M3FN, E5M2), OCP MX v1.0 element types")
+
+
+def _mx(name, label, bits, grid):
+    return Format(
+        name, label, "Block formats (MX, OCP v1.0)", "mx", "int" if grid is None else "float",
+        bits, grid=grid, block_size=32, scale_format="E8M0", scale_bits=8,
+        settings=frozenset({"rounding"}), fixed={"mode": "symmetric", "calibration": "minmax"},
+        rule="each block of 32 shares a power-of-two (E8M0) scale 2^(floor(log2 amax) - emax)",
+        reference="OCP Microscaling Formats (MX) v1.0")
+
+
+FORMATS = (
+    Format("int", "Integer", "Integer", "int", "int", None,
+           settings=frozenset({"bits", "mode", "narrow_range", "rounding", "calibration",
+                               "granularity"}),
+           calibrations=ALL_CALIBRATIONS,
+           rule="affine: q = clamp(round(x / scale + zero_point), q_min, q_max)",
+           reference="PyTorch / ONNX Runtime / TensorRT integer quantization"),
+    _scaled_float("fp8_e4m3", "FP8 E4M3", 8),
+    _scaled_float("fp8_e5m2", "FP8 E5M2", 8),
+    _scaled_float("fp6_e2m3", "FP6 E2M3", 6),
+    _scaled_float("fp6_e3m2", "FP6 E3M2", 6),
+    _scaled_float("fp4_e2m1", "FP4 E2M1", 4),
+    Format("nf4", "NF4", "Block formats", "nf4", "codebook", 4, grid="nf4", block_size=64,
+           block_size_fixed=False, settings=frozenset({"block_size"}),
+           fixed={"mode": "symmetric", "calibration": "minmax"},
+           rule="each block is divided by its largest magnitude (absmax) and every value takes "
+                "the nearest of 16 NormalFloat levels",
+           reference="QLoRA (Dettmers et al. 2023), bitsandbytes"),
+    _mx("mxfp8_e4m3", "MXFP8 E4M3", 8, "fp8_e4m3"),
+    _mx("mxfp8_e5m2", "MXFP8 E5M2", 8, "fp8_e5m2"),
+    _mx("mxfp6_e2m3", "MXFP6 E2M3", 6, "fp6_e2m3"),
+    _mx("mxfp6_e3m2", "MXFP6 E3M2", 6, "fp6_e3m2"),
+    _mx("mxfp4", "MXFP4", 4, "fp4_e2m1"),
+    _mx("mxint8", "MXINT8", 8, None),
+    Format("nvfp4", "NVFP4", "Block formats", "nvfp4", "float", 4, grid="fp4_e2m1",
+           block_size=16, scale_format="FP8 E4M3 × FP32 per tensor", scale_bits=8,
+           tensor_scale_bits=32, settings=frozenset({"rounding"}),
+           fixed={"mode": "symmetric", "calibration": "minmax"},
+           rule="FP4 E2M1 elements in blocks of 16; each block's FP8 E4M3 scale is multiplied by "
+                "one FP32 scale amax / (6 × 448) for the tensor",
+           reference="NVIDIA NVFP4 (Blackwell)"),
+    Format("q8_0", "GGUF Q8_0", "Block formats (llama.cpp)", "gguf", "int", 8, block_size=32,
+           scale_format="fp16", scale_bits=16,
+           fixed={"mode": "symmetric", "calibration": "minmax", "rounding": "half-away"},
+           rule="blocks of 32: d = amax / 127 stored as fp16, q = round(x / d) in float32",
+           reference="llama.cpp ggml-quants.c quantize_row_q8_0_ref"),
+    Format("q4_0", "GGUF Q4_0", "Block formats (llama.cpp)", "gguf", "int", 4, block_size=32,
+           scale_format="fp16", scale_bits=16,
+           fixed={"mode": "symmetric", "calibration": "minmax"},
+           rule="blocks of 32: d = (the block's largest-magnitude value, sign kept) / -8 stored "
+                "as fp16, q = min(15, trunc(x / d + 8.5)), x̂ = (q - 8) d; a negative d means "
+                "that value was positive",
+           reference="llama.cpp ggml-quants.c quantize_row_q4_0_ref"),
+)
+
+BY_NAME = {f.name: f for f in FORMATS}
+NAMES = tuple(BY_NAME)
+
+
+def get(name: str) -> Format:
+    """The row of `name`; KeyError if there is none (settings.py turns that into a message)."""
+    return BY_NAME[name]
+
+
+def add(fmt: Format):
+    """Register one more format (a plug-in, or a test's throwaway row)."""
+    global FORMATS, NAMES
+    if fmt.name in BY_NAME:
+        raise ValueError(f"format {fmt.name!r} is already registered")
+    FORMATS = FORMATS + (fmt,)
+    BY_NAME[fmt.name] = fmt
+    NAMES = tuple(BY_NAME)
+
+
+def remove(name: str):
+    global FORMATS, NAMES
+    del BY_NAME[name]
+    FORMATS = tuple(f for f in FORMATS if f.name != name)
+    NAMES = tuple(BY_NAME)
