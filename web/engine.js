@@ -1,4 +1,8 @@
-// The page's side of the worker: request ids, boot progress, a boot timeout and restart.
+// The page's side of the worker: request ids, boot progress, a boot timeout, and recovery. If the
+// worker dies or Python fails fatally after start-up, every waiting request is answered with an
+// error (never left waiting) and a new worker is started; the page keeps its form and file.
+import { MSG } from "./protocol.js";
+
 const BOOT_TIMEOUT_MS = 120_000;
 
 export class Engine extends EventTarget {
@@ -6,7 +10,7 @@ export class Engine extends EventTarget {
     bootTimeoutMs = BOOT_TIMEOUT_MS } = {}) {
     super();
     this.workerUrl = workerUrl;
-    this.bootTimeoutMs = bootTimeoutMs;
+    this.bootTimeoutMs = bootTimeoutMs || BOOT_TIMEOUT_MS;
     this.pending = new Map();
     this.nextId = 1;
     this.start();
@@ -16,8 +20,7 @@ export class Engine extends EventTarget {
   // can make Pyodide wait forever) is reported as failed so the page can offer a retry.
   start() {
     this.worker?.terminate();
-    for (const { reject } of this.pending.values()) reject(new Error("the engine restarted"));
-    this.pending.clear();
+    this.answerPending("the calculator restarted before answering; please try again");
     this.state = "booting";
     this.figuresReady = false;
     performance.mark("quantcalc:worker-created"); // read by bench/startup.py
@@ -25,7 +28,7 @@ export class Engine extends EventTarget {
     this.worker.onmessage = (event) => this.receive(event.data);
     this.worker.onerror = (event) => {
       event.preventDefault?.();
-      this.fail(event.message || "the Python worker could not start");
+      this.crashed(event.message || "the Python worker stopped");
     };
     clearTimeout(this.bootTimer);
     this.bootTimer = setTimeout(
@@ -33,12 +36,34 @@ export class Engine extends EventTarget {
       this.bootTimeoutMs);
   }
 
+  // Resolve every waiting request with an error the page shows at its field.
+  answerPending(message) {
+    for (const { resolve } of this.pending.values()) {
+      resolve({ error: { kind: "engine", field: "values", message } });
+    }
+    this.pending.clear();
+  }
+
   fail(message) {
     if (this.state !== "booting") return;
     clearTimeout(this.bootTimer);
     this.state = "failed";
     this.worker.terminate();
+    this.answerPending(`the calculator could not start: ${message}`);
     this.emit("failed", { message });
+  }
+
+  // After start-up: the worker died or Python can no longer run. Say so, start afresh.
+  crashed(message) {
+    if (this.state === "booting") {
+      this.fail(message);
+      return;
+    }
+    const text = `The calculator stopped (${message}) and is restarting; your settings and ` +
+      "values are kept. Press Calculate again once it is ready.";
+    this.answerPending(text);
+    this.emit("restarting", { message: text });
+    this.start();
   }
 
   emit(type, detail) {
@@ -47,29 +72,32 @@ export class Engine extends EventTarget {
 
   receive(message) {
     switch (message.type) {
-      case "progress":
+      case MSG.progress:
         this.emit("progress", message);
         break;
-      case "ready":
+      case MSG.ready:
         clearTimeout(this.bootTimer);
         this.state = "ready";
         this.emit("ready", message); // listeners send their waiting requests first...
-        this.worker.postMessage({ type: "load-figures" }); // ...then matplotlib loads
+        this.worker.postMessage({ type: MSG.loadFigures }); // ...then matplotlib loads
         break;
-      case "boot-failed":
+      case MSG.bootFailed:
         this.fail(message.message);
         break;
-      case "figures-ready":
+      case MSG.fatal:
+        this.crashed(message.message);
+        break;
+      case MSG.figuresReady:
         this.figuresReady = true;
         this.emit("figures-ready", message);
         break;
-      case "figures-failed":
+      case MSG.figuresFailed:
         this.emit("figures-failed", message);
         break;
-      case "partial":
+      case MSG.partial:
         this.pending.get(message.id)?.onPartial?.(message.data);
         break;
-      case "reply": {
+      case MSG.reply: {
         const entry = this.pending.get(message.id);
         if (entry) {
           this.pending.delete(message.id);
@@ -96,12 +124,13 @@ export class Engine extends EventTarget {
   }
 
   // One call of quantcalc.api.<op>(...args); resolves with its plain result ({error: ...} on
-  // bad input). `onPartial` receives pieces sent before the reply (figures, one at a time).
+  // bad input or a failed engine; it never rejects). `onPartial` receives pieces sent before the
+  // reply (figures, one at a time).
   request(op, args, onPartial = null) {
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onPartial });
-      this.worker.postMessage({ id, op, args });
+    return new Promise((resolve) => {
+      this.pending.set(id, { resolve, onPartial });
+      this.worker.postMessage({ type: MSG.call, id, op, args });
     });
   }
 }

@@ -3,6 +3,7 @@
 // functions with plain data, then copies results out of the wasm heap once and transfers them.
 // This file is served from app/<build>/; Pyodide lives in pyodide/ at the top of the site.
 import { loadPyodide } from "../../pyodide/pyodide.mjs";
+import { CALLS, MSG, STREAMS_FIGURES } from "./protocol.js";
 
 const here = (path) => new URL(path, import.meta.url).href;
 const SITE_PACKAGES = "/lib/python3.12/site-packages";
@@ -16,7 +17,7 @@ const compiledPackages = new Set();
 // Each phase's start is a performance mark in the worker; the page gets the times with "ready".
 function progress(phase, text) {
   performance.mark(`quantcalc:${phase}`);
-  postMessage({ type: "progress", phase, text });
+  postMessage({ type: MSG.progress, phase, text });
 }
 
 function phaseTimes() {
@@ -93,7 +94,7 @@ function loadMatplotlib() {
       performance.mark("quantcalc:matplotlib-loaded");
       api.prepare_figures().destroy(); // import it now rather than on the first figure
       performance.mark("quantcalc:matplotlib-imported");
-      postMessage({ type: "figures-ready", phases: phaseTimes() });
+      postMessage({ type: MSG.figuresReady, phases: phaseTimes() });
     });
   return matplotlibLoading;
 }
@@ -104,11 +105,11 @@ async function boot() {
     await loadNumpy();
     await installQuantcalc();
     progress("ready", "Ready.");
-    postMessage({ type: "ready", phases: phaseTimes() });
+    postMessage({ type: MSG.ready, phases: phaseTimes() });
     // matplotlib waits for the page's "load-figures", sent after the requests it had waiting:
     // unpacking its wheels here would hold up the first numbers by a few hundred ms.
   } catch (error) {
-    postMessage({ type: "boot-failed", message: String(error && error.message || error) });
+    postMessage({ type: MSG.bootFailed, message: String(error && error.message || error) });
   }
 }
 
@@ -152,20 +153,43 @@ function toPlain(value, transfers) {
   return value.toJs();
 }
 
-// The quantcalc.api functions the page may call, and which of them draw with matplotlib.
-const CALLS = new Set(["analyze", "figures_svg", "export", "describe_file", "compare_presets",
-  "compare", "compare_figures", "compare_export"]);
-const STREAMS_FIGURES = new Set(["figures_svg", "compare_figures"]);
-const needsMatplotlib = (op, args) => STREAMS_FIGURES.has(op) || args.includes("pdf");
+// The user's files are mounted, not copied: Pyodide's WORKERFS reads a File's bytes when Python
+// reads them. The page names each file it loads with an id; the last few stay mounted.
+const MOUNTED_FILES = 2;
+const mounts = new Map(); // file id -> {dir, path}
+let mountCount = 0;
+function mountFile(id, file) {
+  if (!mounts.has(id)) {
+    const dir = `/input/${++mountCount}`;
+    pyodide.FS.mkdirTree(dir);
+    pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: [file] }, dir);
+    mounts.set(id, { dir, path: `${dir}/${file.name}` });
+    while (mounts.size > MOUNTED_FILES) {
+      const [oldest, { dir: old }] = mounts.entries().next().value;
+      pyodide.FS.unmount(old);
+      mounts.delete(oldest);
+    }
+  }
+  return mounts.get(id).path;
+}
+
+// A source from the page ({file_id, file: File, tensor} or {text}) as quantcalc.api takes it.
+function sourceForPython(arg) {
+  if (!arg || typeof arg !== "object" || !(arg.file instanceof File)) return arg;
+  const { file, file_id: id, ...rest } = arg;
+  return { ...rest, file_name: file.name, file_path: mountFile(id, file) };
+}
+
+const needsMatplotlib = (op, args) => STREAMS_FIGURES.includes(op) || args.includes("pdf");
 
 async function handle({ id, op, args = [] }) {
   if (!api) throw new Error("the engine is not ready");
-  if (!CALLS.has(op)) throw new Error(`unknown request ${op}`);
+  if (!CALLS.includes(op)) throw new Error(`unknown request ${op}`);
   if (needsMatplotlib(op, args)) await loadMatplotlib();
-  const pyArgs = args.map((arg) => pyodide.toPy(arg));
-  if (STREAMS_FIGURES.has(op)) {
+  const pyArgs = args.map((arg) => pyodide.toPy(sourceForPython(arg)));
+  if (STREAMS_FIGURES.includes(op)) {
     // each figure goes to the page as soon as it is drawn
-    pyArgs.push((name, title, svg) => postMessage({ type: "partial", id, data: { name, title, svg } }));
+    pyArgs.push((name, title, svg) => postMessage({ type: MSG.partial, id, data: { name, title, svg } }));
   }
   let result;
   try {
@@ -176,21 +200,31 @@ async function handle({ id, op, args = [] }) {
   const transfers = [];
   const plain = toPlain(result, transfers);
   result.destroy();
-  postMessage({ type: "reply", id, result: plain }, transfers);
+  postMessage({ type: MSG.reply, id, result: plain }, transfers);
 }
+
+// Python cannot run any more after a fatal error (a wasm stack overflow, say): every later call
+// would answer "Pyodide already fatally failed". The page then starts a new worker.
+const isFatal = (error) => /fatal/i.test(String(error?.message ?? error))
+  || error instanceof RangeError || error instanceof WebAssembly.RuntimeError;
 
 self.onmessage = (event) => {
   const request = event.data;
-  if (request.type === "load-figures") {
+  if (request.type === MSG.loadFigures) {
     loadMatplotlib().catch((error) =>
-      postMessage({ type: "figures-failed", message: String(error) }));
+      postMessage({ type: MSG.figuresFailed, message: String(error) }));
     return;
   }
-  handle(request).catch((error) =>
+  handle(request).catch((error) => {
+    if (pyodide && isFatal(error)) {
+      postMessage({ type: MSG.fatal, message: String(error.message || error).split("\n")[0] });
+      return;
+    }
     postMessage({
-      type: "reply", id: request.id,
+      type: MSG.reply, id: request.id,
       result: { error: { kind: "internal", field: "values", message: String(error.message || error) } },
-    }));
+    });
+  });
 };
 
 boot();

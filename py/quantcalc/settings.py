@@ -86,7 +86,7 @@ CALIBRATIONS = registry.ALL_CALIBRATIONS
 GRANULARITIES = ("tensor", "channel", "group")
 MIN_BITS, MAX_BITS = 2, 16
 MAX_BLOCK = 1 << 31  # a block or group longer than any row a wasm32 array can hold
-MAX_SEED = (1 << 64) - 1
+MAX_SEED = (1 << 32) - 1  # numpy's classic seed range; exact as a JavaScript number
 
 SETTINGS = (
     Setting("name", "Tensor name", "text", "tensor",
@@ -148,6 +148,8 @@ SETTINGS = (
 BY_KEY = {s.key: s for s in SETTINGS}
 DEFAULTS = {s.key: s.default for s in SETTINGS}
 
+# Controls that only some formats have: hidden, not shown disabled, where the format has none.
+HIDDEN_WHEN_OFF = ("narrow_range", "block_size")
 # Why a control is off for a format, in the user's words (shown beside the disabled control).
 _NOT_APPLICABLE = {
     "bits": "{label} has {element_bits}-bit elements by definition.",
@@ -295,6 +297,8 @@ def page_schema() -> dict:
         "not_applicable": {f.name: {key: not_applicable_reason(key, f)
                                     for key in registry.FORMAT_SETTINGS if not f.applies(key)}
                            for f in registry.FORMATS},
+        "format_settings": list(registry.FORMAT_SETTINGS),
+        "hidden_when_off": list(HIDDEN_WHEN_OFF),
         "number_pattern": NUMBER,
         "true_words": list(TRUE_WORDS),
         "false_words": list(FALSE_WORDS),

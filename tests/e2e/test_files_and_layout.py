@@ -148,9 +148,17 @@ def test_a_wrong_wasm_mime_type_is_named(fresh):
 def test_a_stuck_boot_times_out_visibly(fresh):
     page = fresh.page
     fresh.context.route("**/pyodide.mjs", lambda route: None)  # never answered
-    page.goto(fresh.base_url + "?boot_timeout=3000")
+    # the test hook is set by the test, out of reach of a shared link
+    fresh.context.add_init_script("globalThis.quantcalcTestHooks = {bootTimeoutMs: 3000}")
+    page.goto(fresh.base_url)
     page.wait_for_selector("#engine-error:visible", timeout=30_000)
     assert "did not start within 3 s" in page.inner_text("#engine-error")
+
+
+def test_a_link_cannot_reach_the_test_hooks(fresh):
+    page = fresh.open("?boot_timeout=1")  # once made the engine "fail" for whoever opened it
+    assert page.get_attribute("#engine-status", "data-state") == "ready"
+    assert "Unknown link parameter “boot_timeout”" in page.inner_text("#link-problems")
 
 
 def test_drag_and_drop_a_file(app):

@@ -15,26 +15,44 @@ BASE = {"name": "m", "mode": "symmetric", "narrow_range": False, "rounding": "ha
         "calibration": "minmax", "granularity": "tensor"}
 
 
-@pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp4_e2m1", "nf4", "mxfp4", "nvfp4", "q4_0"])
-def test_each_format_gives_the_engines_result(app, fmt):
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp6_e2m3", "fp4_e2m1", "nf4", "mxfp4", "nvfp4",
+                                 "q4_0", "q8_0"])
+def test_each_format_gives_the_engines_result_and_says_what_it_is(app, fmt):
     page = app.page
     fields = {**BASE, "format": fmt}
     fill(page, values=TEXT, **fields)
     calculate(page)
-    config = {**fields, "block_size": "64"} if fmt == "nf4" else fields
-    summary = engine_summary(config, {"text": TEXT})
+    summary = engine_summary({k: v for k, v in fields.items() if k in ("name", "format")},
+                             {"text": TEXT})
     assert_same_numbers(page, summary)
     assert shown_metrics(page)["bits_per_value"] == summary["bits_per_value"]
-    assert page.is_hidden("#bits")  # bit depth belongs to the integer format
+    # the heading says what the format is (it said "8-bit symmetric" for every format)
+    heading = page.inner_text("#results-name")
+    assert summary["description"] in heading and "8-bit symmetric" not in heading
+    # the bit depth shows the format's element bits, disabled, with the reason
+    assert page.is_disabled("#bits")
+    assert page.input_value("#bits") == str(summary["bits"])
+    assert f"{summary['bits']}-bit elements" in page.inner_text("#off-bits")
+    assert page.is_disabled("#mode") and "symmetric by definition" in page.inner_text("#off-mode")
     fill(page, format="int")
+    assert page.input_value("#bits") == "8" and not page.is_disabled("#bits")  # the user's again
 
 
-def test_a_setting_that_does_not_apply_is_reported_at_its_field(app):
+def test_controls_follow_the_format(app):
     page = app.page
-    fill(page, values="1 2 3", **{**BASE, "format": "mxfp4", "calibration": "percentile"})
-    calculate(page)
-    assert "largest magnitude" in page.inner_text("#error-calibration")
-    fill(page, format="int", calibration="minmax")
+    fill(page, **{**BASE, "format": "q4_0"})
+    for key in ("mode", "rounding", "calibration", "granularity"):
+        assert page.is_disabled(f"#{key}"), key
+        assert "Q4_0" in page.inner_text(f"#off-{key}"), key
+    assert page.is_hidden("#narrow_range")
+    fill(page, format="fp8_e4m3")
+    assert not page.is_disabled("#rounding") and not page.is_disabled("#calibration")
+    # entropy calibration is integer-only: offered, but not selectable, for FP8
+    assert page.locator("#calibration option[value=entropy]").is_disabled()
+    fill(page, format="nf4")
+    assert page.is_visible("#block_size") and page.get_attribute("#block_size", "placeholder") == "64"
+    fill(page, format="int")
+    assert page.is_hidden("#block_size") and not page.is_disabled("#mode")
 
 
 def test_compare_view(app, tmp_path):

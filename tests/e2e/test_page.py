@@ -158,8 +158,10 @@ def test_downloads(app, tmp_path):
         assert int(row["quantized"]) == code and float(row["dequantized"]) == recon
     with page.expect_download() as info:
         page.click("[data-download=summary_csv]")
-    summary_rows = dict(csv.reader(io.StringIO(save(info.value, tmp_path).read_text())))
-    for key in ("mse", "rmse", "mae", "max_abs_error", "sqnr_db", "clip_rate"):
+    summary_rows = {key: value for key, value, _ in csv.reader(io.StringIO(
+        save(info.value, tmp_path).read_text()))}
+    assert summary_rows["format"] == "int" and "bits_per_value" in summary_rows
+    for key in ("mse", "rmse", "mae", "max_abs_error", "sqnr_db", "clip_rate", "bits_per_value"):
         assert float(summary_rows[key]) == summary[key]
     with page.expect_download(timeout=120_000) as info:
         page.click("[data-download=pdf]")

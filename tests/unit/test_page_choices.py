@@ -1,51 +1,45 @@
-"""The page lists each setting's choices twice (the form's <select> and the link-parameter check
-in web/state.js); both must be exactly the engine's, in the engine's order."""
+"""The page's copy of the engine's declarations is generated, never written by hand.
+
+build.py writes schema.js from quantcalc.settings.page_schema(); the page builds its form, its
+hidden/disabled states and its link checks from it. These tests compare that generated output
+with the engine's declarations, and check that no hand-written copy is left in web/.
+"""
 
 import json
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from quantcalc import config, schemes
+from quantcalc import registry, settings
+from sitebuild import site
 
 WEB = Path(__file__).resolve().parents[2] / "web"
-ENGINE = {"format": schemes.FORMATS, "mode": config.MODES, "rounding": config.ROUNDINGS,
-          "calibration": config.CALIBRATIONS, "granularity": config.GRANULARITIES}
 
 
-class SelectOptions(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.options, self.current = {}, None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "select":
-            self.current = self.options.setdefault(attrs.get("name"), [])
-        elif tag == "option" and self.current is not None:
-            self.current.append(attrs["value"])
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self.current = None
+def generated_schema():
+    text = site.schema_module().decode("utf-8")
+    body = re.fullmatch(r"//[^\n]*\nexport default (.*);\n", text, re.S).group(1)
+    return json.loads(body)
 
 
-def form_options():
-    parser = SelectOptions()
-    parser.feed((WEB / "index.html").read_text())
-    return parser.options
+def test_schema_js_is_the_engines_declaration():
+    assert generated_schema() == json.loads(json.dumps(settings.page_schema()))
 
 
-def link_choices():
-    """CHOICES in state.js, an object literal of string arrays, read as JSON."""
-    source = (WEB / "state.js").read_text()
-    body = re.search(r"const CHOICES = (\{.*?\});", source, re.S).group(1)
-    return json.loads(re.sub(r"(\w+):", r'"\1":', body).replace(",\n}", "\n}"))
+@pytest.mark.parametrize("name", registry.NAMES[1:])
+def test_no_format_is_listed_by_hand_in_the_page(name):
+    # every format name appears in web/ only through the generated schema.js
+    for path in WEB.iterdir():
+        if path.suffix in (".js", ".html"):
+            assert f'"{name}"' not in path.read_text() and f"value=\"{name}\"" not in \
+                path.read_text(), (path.name, name)
 
 
-@pytest.mark.parametrize("setting", sorted(ENGINE))
-def test_the_form_and_link_check_offer_the_engines_choices(setting):
-    assert tuple(form_options()[setting]) == tuple(ENGINE[setting])
-    assert tuple(link_choices()[setting]) == tuple(ENGINE[setting])
+def test_no_setting_choices_are_listed_by_hand_in_the_page():
+    for path in WEB.iterdir():
+        if path.suffix in (".js", ".html"):
+            text = path.read_text()
+            for value in ("half-away", "toward-zero", "asymmetric", "entropy"):
+                assert f'"{value}"' not in text and f"value=\"{value}\"" not in text, \
+                    (path.name, value)

@@ -1,0 +1,115 @@
+// Compare formats: the presets' configurations, the calculator's current settings and lines the
+// user types, run on the same values; a table (columns from the engine's result fields) sorted by
+// bits per value, two figures, CSV and PDF.
+import { $, $$, engine, state } from "./store.js";
+import { COMPARE_KEYS, FIELD } from "./rules.js";
+import { clearErrors, form, readConfig, showError } from "./form.js";
+import { readSource } from "./files.js";
+import { display } from "./results.js";
+import { clearFigures, showFigure } from "./figures.js";
+import { safeFileName, saveBlob } from "./downloads.js";
+
+export async function loadPresets() {
+  const reply = await engine.request("compare_presets", []);
+  if (reply.error) return;
+  const boxes = [];
+  for (const preset of Object.values(reply)) {
+    for (const { spec, label } of preset.configs) {
+      const id = `compare-${boxes.length}`;
+      const wrapper = document.createElement("label");
+      wrapper.className = "qc-check";
+      wrapper.htmlFor = id;
+      const box = Object.assign(document.createElement("input"),
+        { type: "checkbox", id, value: spec, checked: true });
+      box.dataset.spec = spec;
+      wrapper.append(box, ` ${label}`);
+      boxes.push(wrapper);
+    }
+  }
+  $("#compare-configs").replaceChildren(...boxes);
+  $("#compare-run").disabled = false;
+}
+
+function compareRequest() {
+  const specs = $$("#compare-configs input:checked").map((box) => box.dataset.spec);
+  if ($("#compare-current").checked) {
+    const { name, ...current } = readConfig(); // the name labels the report, not a row
+    specs.push(current);
+  }
+  specs.push(...$("#compare-extra").value.split("\n").map((l) => l.trim()).filter(Boolean));
+  return [readSource(), specs, form.elements.name.value.trim() || "tensor"];
+}
+
+export async function runCompare() {
+  clearErrors();
+  const args = compareRequest();
+  $("#compare-status").textContent = "Comparing…";
+  $("#compare-run").disabled = true;
+  try {
+    const reply = await engine.request("compare", args);
+    if (reply.error) {
+      $("#compare-status").textContent = "";
+      showError(reply.error, { fileLoaded: Boolean(state.file) });
+      return;
+    }
+    state.compareArgs = args;
+    renderComparison(reply.rows);
+    $("#compare-status").textContent = `${reply.rows.length} configurations compared.`;
+    drawComparisonFigures(args);
+  } finally {
+    $("#compare-run").disabled = false;
+    document.body.dataset.comparisons = String(Number(document.body.dataset.comparisons || 0) + 1);
+  }
+}
+
+export function buildCompareHead() {
+  const cells = ["Configuration", ...COMPARE_KEYS.map((key) => FIELD[key].heading), "Pareto"];
+  $("#compare-table thead").replaceChildren(Object.assign(document.createElement("tr"), {}));
+  $("#compare-table thead tr").append(...cells.map((text) => Object.assign(
+    document.createElement("th"), { scope: "col", textContent: text })));
+}
+
+function renderComparison(rows) {
+  $("#compare-results").hidden = false;
+  $("#compare-table tbody").replaceChildren(...rows.map((row) => {
+    const tr = document.createElement("tr");
+    if (row.pareto) tr.className = "qc-pareto";
+    tr.dataset.label = row.label;
+    const label = document.createElement("td");
+    label.textContent = row.label;
+    tr.append(label);
+    for (const key of COMPARE_KEYS) {
+      const td = document.createElement("td");
+      td.textContent = key === "bits_per_value" ? row[key].toFixed(3) : display(key, row[key]);
+      td.dataset.metric = key;
+      td.dataset.value = String(row[key]);
+      tr.append(td);
+    }
+    const pareto = document.createElement("td");
+    pareto.textContent = row.pareto ? "★" : "";
+    tr.append(pareto);
+    return tr;
+  }));
+}
+
+async function drawComparisonFigures(args) {
+  const holder = $("#compare-figures");
+  clearFigures(holder);
+  await engine.whenFiguresReady();
+  const reply = await engine.request("compare_figures", args, (figure) => {
+    if (args === state.compareArgs) showFigure(figure, holder);
+  });
+  if (reply.error) $("#compare-status").textContent = `Figures failed: ${reply.error.message}`;
+}
+
+export async function downloadComparison(kind) {
+  if (!state.compareArgs) return;
+  const note = $("#compare-download-status");
+  note.textContent = "Preparing…";
+  const reply = await engine.request("compare_export", [...state.compareArgs, kind]);
+  if (reply.error) {
+    note.textContent = `Download failed: ${reply.error.message}`;
+    return;
+  }
+  note.textContent = `Saved ${saveBlob(reply, `${safeFileName(state.compareArgs[2])}_comparison.${kind}`)}.`;
+}

@@ -1,0 +1,73 @@
+// Figures: SVG from matplotlib in the worker, shown as <img> of a blob (inert, CSP-clean), one
+// at a time as each is drawn; kept with the result once all are in (saved-results.js).
+import { $, $$, engine, state } from "./store.js";
+import { display } from "./results.js";
+import * as savedResults from "./saved-results.js";
+
+// Add one figure ({name, title, svg}) to `holder`; resolves once its image is decoded.
+export function showFigure({ name, title, svg }, holder = $("#figures")) {
+  const first = holder.childElementCount === 0;
+  const figure = figureElement(name, title, svg, altText(name));
+  holder.append(figure);
+  const decoded = figure.querySelector("img").decode().catch(() => {});
+  if (first && holder.id === "figures") decoded.then(() => performance.mark("quantcalc:first-figure"));
+  return decoded;
+}
+
+export async function drawFigures() {
+  state.figuresWanted = false;
+  const { request, reply: result } = state;
+  const current = () => request === state.request; // a newer calculation replaces these
+  $("#figures-status").textContent = "Drawing figures…";
+  const figures = [];
+  const shown = [];
+  const reply = await engine.request("figures_svg", [request.config, request.source, request.id],
+    (figure) => {
+      if (!current()) return;
+      figures.push(figure);
+      shown.push(showFigure(figure));
+    });
+  if (!current()) return;
+  if (reply.error) {
+    $("#figures-status").textContent = `Figures failed: ${reply.error.message}`;
+    return;
+  }
+  await Promise.all(shown);
+  $("#figures-status").textContent = "";
+  performance.mark("quantcalc:figures");
+  savedResults.keep(request, result, figures);
+}
+
+export function clearFigures(holder) {
+  for (const img of $$("img", holder)) URL.revokeObjectURL(img.src);
+  holder.replaceChildren();
+}
+
+function figureElement(name, title, svg, description) {
+  const figure = document.createElement("figure");
+  figure.dataset.figure = name;
+  const img = document.createElement("img");
+  img.src = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
+  img.alt = `${title} for ${state.summary?.name ?? "tensor"}: ${description}`;
+  const caption = document.createElement("figcaption");
+  caption.textContent = title;
+  figure.append(img, caption);
+  return figure;
+}
+
+const ALT = {
+  tradeoff: "each configuration's SQNR against its bits per value, the Pareto front joined",
+  sweep: "integer SQNR from 2 to 16 bits beside the 6.02 dB per bit line",
+};
+
+function altText(name) {
+  if (ALT[name]) return ALT[name];
+  const s = state.summary;
+  const scale = Array.isArray(s.scale) ? "per-segment scales" : `scale ${display("scale", s.scale)}`;
+  switch (name) {
+    case "values": return `reconstruction follows the ${s.count} original values; RMSE ${display("rmse", s.rmse)}.`;
+    case "error": return `errors up to ${display("max_abs_error", s.max_abs_error)} in magnitude, ${scale}.`;
+    case "histogram": return `distribution of the values with clipping bounds; ${s.clip_count} clipped.`;
+    default: return `staircase from input to reconstruction of ${s.description}, ${scale}.`;
+  }
+}

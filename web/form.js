@@ -1,0 +1,199 @@
+// The calculator's settings: fields built from the engine's schema (rules.js), what the form holds
+// (read / apply, for links and storage), and what the engine is asked (only settings that apply).
+// A control the chosen format does not let the user change is disabled with the reason beside it
+// and shows the format's own value; the user's value comes back when another format allows it.
+import { $, $$ } from "./store.js";
+import {
+  SETTINGS, SETTING, applies, fixedValue, formatAllows, formatOf, notApplicableReason,
+} from "./rules.js";
+import schema from "./schema.js";
+
+export const form = $("#calculator");
+export const SETTING_KEYS = SETTINGS.map((s) => s.key);
+// What a fresh form holds: every setting's default, as the form writes it, and no values.
+export const DEFAULTS = {
+  ...Object.fromEntries(SETTINGS.map((s) => [s.key, s.kind === "flag" ? Boolean(s.default)
+    : s.default === null ? "" : String(s.default)])),
+  values: "",
+};
+
+function element(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+function control(setting) {
+  const { key, kind } = setting;
+  const described = `help-${key}`;
+  if (kind === "choice") {
+    const select = element("select", { id: key, name: key });
+    let group = null;
+    for (const choice of setting.choices) {
+      if (!choice.group) {
+        group = null;
+        select.append(new Option(choice.label, choice.value));
+        continue;
+      }
+      if (group?.label !== choice.group) {
+        group = element("optgroup", { label: choice.group });
+        select.append(group);
+      }
+      group.append(new Option(choice.label, choice.value));
+    }
+    select.setAttribute("aria-describedby", described);
+    return select;
+  }
+  if (kind === "flag") {
+    return element("input", { id: key, name: key, type: "checkbox" });
+  }
+  const input = element("input", { id: key, name: key, autocomplete: "off" });
+  if (kind === "int") {
+    Object.assign(input, { type: "number", step: "1", inputMode: "numeric" });
+    if (setting.minimum !== undefined) input.min = String(setting.minimum);
+    if (setting.maximum !== undefined) input.max = String(setting.maximum);
+  } else {
+    Object.assign(input, { type: "text", inputMode: kind === "real" ? "decimal" : "text" });
+    if (kind === "text") input.maxLength = schema.name_length;
+  }
+  input.setAttribute("aria-describedby", described);
+  return input;
+}
+
+// One .qc-field per setting, in the schema's order, into `container`.
+export function buildSettingsFields(container) {
+  const fields = SETTINGS.map((setting) => {
+    const { key } = setting;
+    const input = control(setting);
+    const field = element("div", { className: "qc-field" });
+    field.dataset.setting = key;
+    if (setting.kind === "flag") {
+      field.append(element("label", { className: "qc-check", htmlFor: key }, input, ` ${setting.label}`));
+    } else {
+      field.append(element("label", { htmlFor: key, textContent: setting.label }), input);
+    }
+    field.append(
+      element("p", { className: "qc-help", id: `help-${key}`, textContent: setting.help }),
+      element("p", { className: "qc-off", id: `off-${key}`, hidden: true }),
+      element("p", { className: "qc-error", id: `error-${key}`, hidden: true }));
+    return field;
+  });
+  container.replaceChildren(...fields);
+  applyForm(DEFAULTS);
+}
+
+// The user's own value of a control (kept aside while the control shows a format's fixed value).
+function userValue(input) {
+  if ("userValue" in input.dataset) {
+    const kept = input.dataset.userValue;
+    return input.type === "checkbox" ? kept === "true" : kept;
+  }
+  return input.type === "checkbox" ? input.checked : input.value;
+}
+
+function show(input, value) {
+  if (input.type === "checkbox") input.checked = value === true;
+  else input.value = String(value);
+}
+
+// Everything the user set, as strings (and booleans): what links and storage keep.
+export function readForm() {
+  const fields = {};
+  for (const key of SETTING_KEYS) fields[key] = userValue(form.elements[key]);
+  fields.values = form.elements.values.value;
+  return fields;
+}
+
+export function applyForm(fields) {
+  for (const [key, value] of Object.entries(fields)) {
+    const input = form.elements[key];
+    if (!input || !(key in DEFAULTS)) continue;
+    delete input.dataset.userValue;
+    show(input, key === "values" || typeof value === "boolean" ? value : String(value ?? ""));
+  }
+  updateStates();
+}
+
+// Hide settings whose conditions do not hold (a percentile for min-max), disable the ones the
+// format fixes (with its reason and its value), and mark range sources it does not offer.
+export function updateStates() {
+  const values = readForm();
+  const fmt = formatOf(values);
+  for (const setting of SETTINGS) {
+    const { key } = setting;
+    const input = form.elements[key];
+    const field = input.closest(".qc-field");
+    const allowed = formatAllows(key, fmt);
+    const fixed = fixedValue(key, fmt);
+    const off = $(`#off-${key}`);
+    if (allowed) {
+      if ("userValue" in input.dataset) show(input, userValue(input));
+      delete input.dataset.userValue;
+      input.disabled = false;
+      off.hidden = true;
+      $(`#help-${key}`).hidden = false;
+      field.hidden = !applies(key, values);
+    } else {
+      if (!("userValue" in input.dataset)) input.dataset.userValue = String(userValue(input));
+      if (fixed !== null && fixed !== undefined) show(input, setting.kind === "flag" ? fixed : String(fixed));
+      input.disabled = true;
+      off.textContent = notApplicableReason(key, fmt);
+      off.hidden = false;
+      $(`#help-${key}`).hidden = true; // the reason says what matters now
+      field.hidden = schema.hidden_when_off.includes(key) || !requirementsHold(key, values);
+    }
+  }
+  for (const option of form.elements.calibration.options) {
+    option.disabled = !fmt.calibrations.includes(option.value);
+  }
+  const block = form.elements.block_size;
+  block.placeholder = fmt.block_size ? String(fmt.block_size) : "";
+}
+
+// A disabled control is still shown only where its own conditions hold.
+function requirementsHold(key, values) {
+  return Object.keys(SETTING[key].requires).every((other) => applies(other, values));
+}
+
+// What the engine is asked: the settings that apply, trimmed; an empty block size means the
+// format's own.
+export function readConfig() {
+  const values = readForm();
+  const config = {};
+  for (const key of SETTING_KEYS) {
+    if (key !== "name" && key !== "format" && !applies(key, values)) continue;
+    const value = values[key];
+    config[key] = typeof value === "string" ? value.trim() : value;
+  }
+  if (config.block_size === "") delete config.block_size;
+  config.name = config.name || "tensor";
+  return config;
+}
+
+export function clearErrors() {
+  for (const message of $$(".qc-error")) {
+    message.hidden = true;
+    message.textContent = "";
+  }
+  for (const input of $$("[aria-invalid]")) input.removeAttribute("aria-invalid");
+}
+
+// Show an engine error next to the field it concerns; the user's input is left as it was.
+export function showError(error, { fileLoaded = false } = {}) {
+  let field = error.field || "values";
+  if (field === "values" && fileLoaded) field = "file";
+  let message = $(`#error-${field}`);
+  if (!message) {
+    field = fileLoaded ? "file" : "values";
+    message = $(`#error-${field}`);
+  }
+  message.textContent = error.message;
+  message.hidden = false;
+  const input = form.elements[field];
+  if (input && input.setAttribute) {
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-errormessage", message.id);
+    if (input.closest("[hidden]") === null) input.focus({ preventScroll: false });
+  }
+  if (error.trace) console.warn(error.trace);
+}

@@ -1,0 +1,26 @@
+// What the page shows now, shared by the modules that render it and act on it, and the one
+// engine they all talk to.
+import { Engine } from "./engine.js";
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+export const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
+
+export const state = {
+  file: null,             // {id, name, size, file: File}: the loaded file; null for typed values
+  request: null,          // {id, config, source}: what the results shown were computed from
+  reply: null,            // the engine's reply for it ({summary, per_value})
+  summary: null,
+  perValue: null,
+  page: 0,                // of the per-value table
+  figuresWanted: false,   // the figures of `request` are still to be drawn
+  pendingCalculate: false, // Calculate was pressed while Python was starting
+  compareArgs: null,      // the arguments of the comparison shown
+};
+
+// Test hooks live outside the address bar, so a shared link can never reach them: a test sets
+// globalThis.quantcalcTestHooks before the page's scripts run (Playwright's add_init_script).
+const hooks = globalThis.quantcalcTestHooks ?? {};
+export const engine = new Engine({ bootTimeoutMs: hooks.bootTimeoutMs });
+
+let nextId = 1;
+export const newRequestId = () => `r${nextId++}`;
