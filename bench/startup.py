@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Start-up times of the built page in the system Chromium, cold and warm.
 
-For each run: navigation to a link that computes the brief's example, then the times (from
+For each run: navigation to a link that computes the page's worked example, then the times (from
 navigation start) at which the metrics and then all four figures were on screen, read from the
 page's own performance marks, and the long tasks (> 50 ms) on the main thread until then, with
 the total blocking time (sum of the part of each long task beyond 50 ms).

@@ -1,6 +1,8 @@
 """Scale and zero point, rounding and quantization for integer grids.
 
-Conventions follow PyTorch's observers and ONNX Runtime:
+The symmetric scale is TensorRT's and ONNX Runtime's amax / q_max (PyTorch's observers divide by
+(q_max - q_min) / 2 instead, which differs by half a code at 8 bits); the asymmetric one is the
+usual affine mapping:
   symmetric:  scale = max(|real_min|, |real_max|) / q_max,            zero_point = 0
   asymmetric: scale = (real_max - real_min) / (q_max - q_min),       zero_point = round(q_min - real_min / scale)
   q = clamp(round(x / scale + zero_point), q_min, q_max);           x_hat = (q - zero_point) * scale

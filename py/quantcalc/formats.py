@@ -1,9 +1,8 @@
-"""Number formats a tensor can be quantized to.
+"""Integer number formats: signed or unsigned, 2 to 16 bits, optionally narrow range.
 
-Only integer grids today. A format answers three questions the engine asks of every format:
-what codes exist (`q_min`, `q_max`), how many bits a value costs, and how to describe itself. The
-scale/zero-point arithmetic lives in `core.py`, so float grids (FP8/FP4), codebooks (NF4) and block
-formats (MX) can be added as further classes here without changing the analysis pipeline.
+The integer grid: which codes exist (`q_min`, `q_max`) for a bit depth, signedness and narrow
+range. The scale/zero-point arithmetic lives in `core.py`; the other formats' grids are in
+`grids.py` and what each format is, in `registry.py`.
 """
 
 from dataclasses import dataclass

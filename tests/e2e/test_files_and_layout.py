@@ -7,7 +7,9 @@ import struct
 import numpy as np
 import pytest
 
-from helpers import assert_same_numbers, calculate, engine_summary, field_error, fill
+from conftest import BOOT_TIMEOUT_MS
+from helpers import (assert_same_numbers, calculate, engine_summary, field_error, fill,
+                     shown_metrics)
 
 BASE = {"name": "f", "bits": "6", "mode": "asymmetric", "narrow_range": False,
         "rounding": "half-even", "calibration": "minmax", "granularity": "tensor"}
@@ -153,6 +155,25 @@ def test_a_stuck_boot_times_out_visibly(fresh):
     page.goto(fresh.base_url)
     page.wait_for_selector("#engine-error:visible", timeout=30_000)
     assert "did not start within 3 s" in page.inner_text("#engine-error")
+
+
+def test_a_worker_that_dies_after_start_up_is_replaced_and_the_form_kept(fresh):
+    page = fresh.open()
+    fill(page, values="1 2 3 4", bits="5", name="kept")
+    worker = page.workers[0]
+    # the next request makes the worker throw outside any handler: a crash, as after an
+    # out-of-memory abort; the page used to leave that request waiting forever
+    worker.evaluate("() => { self.onmessage = () => { throw new Error('simulated crash'); }; }")
+    before = int(page.evaluate("document.body.dataset.calculations || 0"))
+    page.click("#calculate")
+    page.wait_for_selector(f"body[data-calculations='{before + 1}']", state="attached")
+    assert "stopped" in page.inner_text("#error-values")
+    assert page.input_value("#values") == "1 2 3 4" and page.input_value("#bits") == "5"
+    page.wait_for_selector("#engine-status[data-state=ready]", timeout=BOOT_TIMEOUT_MS)
+    calculate(page)
+    assert shown_metrics(page)["q_max"] == 15
+    assert "kept" in page.inner_text("#results-name")
+    fresh.errors.clear()  # the simulated crash is logged, as a real one would be
 
 
 def test_a_link_cannot_reach_the_test_hooks(fresh):

@@ -38,6 +38,17 @@ def test_each_format_gives_the_engines_result_and_says_what_it_is(app, fmt):
     assert page.input_value("#bits") == "8" and not page.is_disabled("#bits")  # the user's again
 
 
+def test_the_form_offers_exactly_the_engines_choices(app):
+    # built from the generated schema.js: the select lists are the registry's and the schema's
+    from quantcalc import fields, settings
+    page = app.page
+    for key in ("format", "mode", "rounding", "calibration", "granularity"):
+        options = page.locator(f"#{key} option").evaluate_all("os => os.map(o => o.value)")
+        assert tuple(options) == settings.BY_KEY[key].values, key
+    headings = page.locator("#compare-table thead th").all_inner_texts()
+    assert headings[1:-1] == [fields.heading(k) for k in fields.COMPARE_KEYS]
+
+
 def test_controls_follow_the_format(app):
     page = app.page
     fill(page, **{**BASE, "format": "q4_0"})

@@ -80,6 +80,20 @@ def test_malformed_link_parameters_are_reported_and_ignored(fresh):
     assert fresh.errors == []
 
 
+def test_links_accept_what_the_engine_accepts_and_nothing_else(fresh):
+    # narrow_range=on/off is what the engine takes (the link check refused it); a full-width
+    # digit is refused by both (the engine's float() used to take it)
+    page = fresh.page
+    page.goto(fresh.base_url + "?narrow_range=on&bits=%EF%BC%98&format=q4_0&values=1,-2,3")
+    page.wait_for_selector("[data-metric=scale]", timeout=BOOT_TIMEOUT_MS)
+    problems = page.inner_text("#link-problems")
+    assert "narrow_range" not in problems and "bits=“８”" in problems
+    assert page.is_checked("#narrow_range")
+    assert page.input_value("#format") == "q4_0" and "GGUF Q4_0" in page.inner_text("#results-name")
+    # the link of what is shown carries only what applies to Q4_0 (no bits, no narrow range)
+    assert "format=q4_0" in page.url and "narrow_range" not in page.url and "bits" not in page.url
+
+
 def test_the_url_and_copy_link_carry_the_setup(browser, server):
     context, watched = open_page(browser, server.url)
     context.grant_permissions(["clipboard-read", "clipboard-write"])

@@ -1,4 +1,4 @@
-"""An independent reference: the brief's formulas in exact rational arithmetic (fractions).
+"""An independent reference: the affine quantization formulas in exact rational arithmetic (fractions).
 
 No numpy in the arithmetic, no shared code with quantcalc: if both agree, the engine computes the
 formulas, not just itself.

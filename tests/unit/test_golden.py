@@ -19,7 +19,7 @@ def custom(lo, hi, **settings):
     return Config(calibration="custom", range_min=lo, range_max=hi, **settings)
 
 
-def test_brief_example_symmetric_int8():
+def test_worked_example_symmetric_int8():
     r = analyze(np.array(EXAMPLE), custom(-1.5, 1.5))
     s = r.summary()
     assert s["scale"] == 1.5 / 127
