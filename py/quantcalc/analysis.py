@@ -6,6 +6,7 @@ only for the per-value outputs a caller asks to keep (`keep` values at most), ne
 of the whole tensor.
 """
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -123,7 +124,7 @@ def describe(result) -> str:
         parts.append("one scale for the tensor")
     per = "" if kind == "tensor" and not scheme.block_size else f" per {kind}"
     parts.append(f"{scheme.format.scale_format} scale{per}")
-    if result.config.format == "int":
+    if scheme.format.applies("mode"):
         parts.append(result.config.mode)
     return " · ".join(parts)
 
@@ -149,6 +150,7 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     data_min, data_max = segmentation.min_max(x)
     lo, hi = calibrate(x, segmentation, config, data_min, data_max, scheme)
     params = scheme.params(x, lo, hi, segmentation)
+    _refuse_overflow(params.scale, config, scheme)
     rng = np.random.default_rng(config.seed) if config.rounding == "stochastic" else None
 
     flat = x.reshape(-1)
@@ -174,15 +176,29 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
         acc.add(original, error, clipped)  # uses up `original` and `error`
 
     metrics = {"data_min": data_min, "data_max": data_max, **acc.finish()}
+    if not all(math.isfinite(metrics[k]) for k in ("mse", "mae", "max_abs_error")):
+        raise QuantcalcError(f"{scheme.label}: the error of these values overflows float64 "
+                             f"(largest magnitude {max(abs(data_min), abs(data_max)):.4g}); scale "
+                             f"them down before quantizing", "values")
     metrics["uniform_noise_mse"] = scheme.uniform_noise_mse(params, sizes, flat.size)
     metrics["bits_per_value"] = scheme.bits_per_value(flat.size, segmentation.count)
     return Result(config, x.shape, str(x.dtype), params, lo, hi, sizes, metrics, per_value, scheme,
                   _notes(scheme, params, metrics, flat.size, keep))
 
 
+def _refuse_overflow(scale, config, scheme):
+    """Results must be finite or refused: a scale of inf (a range wider than float64 can span,
+    such as -1.7e308..1.7e308 in asymmetric mode) would turn every metric into NaN."""
+    if np.all(np.isfinite(scale)):
+        return
+    field = "range_min" if config.applies("range_min") else "values"
+    raise QuantcalcError(f"{scheme.label}: the range is too wide for float64 arithmetic (its "
+                         f"scale overflows); narrow the range or scale the values down", field)
+
+
 def _notes(scheme, params, metrics, count, keep):
     notes = []
-    if scheme.format.name != "int":
+    if scheme.format.rule:
         notes.append(f"{scheme.format.label}: {scheme.format.rule}")
     n = params.scale.size
     where = "" if n == 1 else f" in {int(params.widened.sum())} of {n} segments"

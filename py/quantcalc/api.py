@@ -16,6 +16,7 @@ Errors are returned, not raised, as {"error": {"kind", "message", "field"}}.
 
 import importlib
 import os
+import stat
 import traceback
 from collections import OrderedDict
 
@@ -41,6 +42,11 @@ def _file_bytes(source: dict):
     name = str(source.get("file_name") or os.path.basename(path) or "file")
     try:
         with open(path, "rb") as stream:
+            # the size is checked before reading: /dev/zero (or a link to it named x.npy) is
+            # endless, and a pipe has no size to check
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise QuantcalcError(f"{name} is not a regular file (a device, pipe or "
+                                     f"folder); give a file, or - to read text on stdin", "file")
             return stream.read(), name
     except OSError as exc:
         raise QuantcalcError(f"cannot read {name}: {exc.strerror}", "file") from None

@@ -4,14 +4,15 @@ Exit status 0 on success, 2 with one line on stderr for bad input or settings.
 """
 
 import argparse
-import json
 import os
+import re
+import stat
 import sys
 from pathlib import Path
 
 from . import __version__, api, fields, report, settings
 from .compare import PRESET_TITLES, PRESETS, bit_sweep, compare
-from .errors import QuantcalcError
+from .errors import QuantcalcError, printable
 
 # Settings the command line takes in another shape: --range MIN MAX stands for a custom range.
 RANGE_KEYS = ("range_min", "range_max")
@@ -83,10 +84,30 @@ def _source(args):
     if args.input is None:
         raise QuantcalcError("no input: give a file, - for stdin, or --values", "values")
     if args.input == "-":
-        return {"text": sys.stdin.read()}, "stdin"
+        return {"text": _read_stdin()}, "stdin"
     path = Path(args.input)
     return {"file_path": str(path), "file_name": path.name, "tensor": args.tensor}, \
         args.tensor or path.stem
+
+MAX_STDIN_BYTES = 1 << 30
+
+
+def _read_stdin() -> str:
+    """Text on standard input, at most MAX_STDIN_BYTES (`< /dev/zero` must not read forever)."""
+    mode = os.fstat(sys.stdin.fileno()).st_mode
+    if stat.S_ISCHR(mode) and not sys.stdin.isatty():
+        raise QuantcalcError("standard input is a device such as /dev/zero, not text; pipe or "
+                             "redirect a file of values", "values")
+    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        raise QuantcalcError(f"more than {MAX_STDIN_BYTES >> 30} GiB on standard input; save "
+                             f"the values to a file (.npy reads fastest)", "values")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise QuantcalcError(f"standard input is not UTF-8 text (byte {exc.start} cannot be "
+                             f"decoded)", "values") from None
+
 
 def _config(args, default_name):
     """The settings given on the command line (only those: Config supplies the defaults)."""
@@ -103,7 +124,8 @@ def _config(args, default_name):
 
 
 def _table(summary: dict) -> str:
-    rows = [(label, value) for _, value, label in report.summary_rows(summary)]
+    # names come from files: escape control characters so none reaches the terminal
+    rows = [(label, printable(value)) for _, value, label in report.summary_rows(summary)]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
@@ -128,7 +150,7 @@ def _compare_table(rows) -> str:
                                               zip(keys, columns)] + ["Pareto"]
     lines = ["  ".join(head)]
     for r in rows:
-        cells = [f"{r['label']:{width}s}"] + [f"{report.display(k, r[k]):>{w}s}" for k, w in
+        cells = [f"{printable(r['label']):{width}s}"] + [f"{report.display(k, r[k]):>{w}s}" for k, w in
                                               zip(keys, columns)] + ["*" if r["pareto"] else ""]
         lines.append("  ".join(cells))
     return "\n".join(lines)
@@ -144,7 +166,7 @@ def run_analyze(args):
     if problem:
         raise QuantcalcError(problem, "output")
     summary = result.summary()
-    print(json.dumps(report.to_jsonable(summary)) if args.json else _table(summary))
+    print(report.json_text(summary) if args.json else _table(summary))
 
 
 def run_compare(args):
@@ -159,13 +181,50 @@ def run_compare(args):
     if problem:
         raise QuantcalcError(problem, "output")
     if args.json:
-        print(json.dumps(report.to_jsonable({"name": name, "rows": rows, "sweep": sweep})))
+        print(report.json_text({"name": name, "rows": rows, "sweep": sweep}))
     else:
         print(_compare_table(rows))
 
 
+# argparse takes "-1e-3" and "-x" for options; a value starting with "-" is the user's value
+# (--range -1e-3 1e-3, --name -x). Numbers in any notation count as numbers...
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _value_options(parser):
+    """Option strings that take exactly one value, in every command."""
+    commands = parser._subparsers._group_actions[0].choices.values()
+    return {option for command in commands for action in command._actions
+            if action.option_strings and action.nargs is None and action.const is None
+            for option in action.option_strings}
+
+
+def _attach_dash_values(argv, parser):
+    """...and any other value after an option that takes one is attached to it with "=", so
+    argparse cannot mistake it for an option: ["--name", "-x"] -> ["--name=-x"]."""
+    takes_value, known = _value_options(parser), set()
+    for command in parser._subparsers._group_actions[0].choices.values():
+        known |= set(command._option_string_actions)
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if token in takes_value and following is not None and following.startswith("-") \
+                and following not in known and following != "-":
+            out.append(f"{token}={following}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    for command in parser._subparsers._group_actions[0].choices.values():
+        command._negative_number_matcher = NEGATIVE_NUMBER
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_attach_dash_values(argv, parser))
     try:
         (run_compare if args.command == "compare" else run_analyze)(args)
     except QuantcalcError as exc:

@@ -50,7 +50,7 @@ def label_of(settings: dict) -> str:
     fmt = registry.BY_NAME.get(settings.get("format", "int"))
     if fmt is None:
         name = str(settings.get("format"))
-    elif fmt.name == "int":
+    elif fmt.applies("bits"):
         name = f"INT{settings.get('bits', 8)}"
         if settings.get("mode") == "asymmetric":
             name += " asym"

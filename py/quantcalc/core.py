@@ -44,6 +44,11 @@ def qparams(lo, hi, fmt: IntegerFormat, mode: str) -> QParams:
     """
     lo = np.asarray(lo, np.float64)
     hi = np.asarray(hi, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing range is refused later
+        return _qparams(lo, hi, fmt, mode)
+
+
+def _qparams(lo, hi, fmt, mode):
     if mode == "symmetric":
         amax = np.maximum(np.abs(lo), np.abs(hi))
         real_min, real_max = -amax, amax

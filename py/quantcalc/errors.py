@@ -5,6 +5,18 @@ show the message next to that field and the CLI can print it on one line.
 """
 
 
+import re
+
+# C0 and C1 control characters (ESC starts terminal escape sequences), DEL, and the Unicode line
+# and bidi controls: text from a file (a tensor name) must never steer a terminal or a page.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written as an escape (\\x1b, \\u202e)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
 class QuantcalcError(ValueError):
     """Bad input or configuration, described so a user can act on it.
 
@@ -15,6 +27,7 @@ class QuantcalcError(ValueError):
     """
 
     def __init__(self, message: str, field: str = "values"):
+        message = printable(message)
         super().__init__(message)
         self.message = message
         self.field = field

@@ -7,6 +7,7 @@ give a matrix), .npy, .npz and .safetensors (F64/F32/F16/BF16 and integer tensor
 numpy alone. Every failure is a `QuantcalcError` naming the token, position, file or tensor.
 """
 
+import array
 import io
 import json
 import re
@@ -21,7 +22,9 @@ from .errors import QuantcalcError
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)\Z", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\s,;\[\]()]+|[\[\]]")
-_NUMPY_REPR = re.compile(r"^\s*array\s*\((.*?)(?:,\s*dtype\s*=\s*[\w.']+)?\s*\)\s*$", re.DOTALL)
+_DTYPE_SUFFIX = re.compile(r",\s*dtype\s*=\s*[\w.']+\s*$")
+MAX_NESTING = 64          # brackets in pasted text; JSON objects/arrays in a file header
+NAMES_IN_MESSAGES = 8     # a message lists at most this many tensor names, then the count
 
 SAFETENSORS_DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
@@ -42,14 +45,15 @@ def parse_text(text: str, field: str = "values") -> np.ndarray:
     """Parse pasted numbers into a float64 array (1-D, or N-D from nested brackets)."""
     if not isinstance(text, str):
         raise QuantcalcError("the sample values must be text", field)
-    match = _NUMPY_REPR.match(text)
-    body = match.group(1) if match else text
-    shift = match.start(1) if match else 0
+    body, shift = _numpy_repr_body(text)
     numbers, rows, depth, max_depth = [], [[]], 0, 0
     for token in _TOKEN.finditer(body):
         word = token.group()
         if word == "[":
             depth += 1
+            if depth > MAX_NESTING:
+                raise QuantcalcError(f"brackets nested more than {MAX_NESTING} deep at "
+                                     f"{_where(text, token.start() + shift)}", field)
             max_depth = max(max_depth, depth)
             rows.append([])
             continue
@@ -89,37 +93,77 @@ def parse_text(text: str, field: str = "values") -> np.ndarray:
                              "the values must form a rectangular array", field) from None
 
 
+def _numpy_repr_body(text):
+    """The inside of "array([...], dtype=float32)" and where it starts; (text, 0) otherwise.
+
+    Plain string operations, linear in the length: a lazy regex over the whole text took time
+    quadratic in a run of spaces ("array(" and 200,000 spaces took 33 s)."""
+    stripped = text.strip()
+    if not (stripped.startswith("array") and stripped.endswith(")")):
+        return text, 0
+    rest = stripped[len("array"):].lstrip()
+    if not rest.startswith("("):
+        return text, 0
+    start = text.index("(", text.index("array")) + 1
+    end = text.rindex(")")
+    inner = text[start:end]
+    suffix = _DTYPE_SUFFIX.search(inner)
+    return (inner[:suffix.start()] if suffix else inner), start
+
+
 def _clip(word: str, limit: int = 30) -> str:
     return word if len(word) <= limit else word[:limit] + "..."
 
 
+_QUOTED_DECIMAL_COMMA = re.compile(r'"[+-]?\d+,\d+"')
+
+
 def parse_csv(data: bytes, name: str = "file") -> np.ndarray:
-    """Parse CSV/TXT bytes: one or more numeric columns; a non-numeric first row is a header."""
+    """Parse CSV/TXT bytes: one or more numeric columns; a non-numeric first row is a header.
+
+    Line by line into a float64 buffer, so a 92 MB file of 10^7 lines needs about its own size
+    again (it needed 3.3 GB as lists of Python floats)."""
     text = _decode(data, name)
-    lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    if not lines:
-        raise QuantcalcError(f"{name} is empty", "file")
-    first = [t for t in re.split(r"[\s,;]+", lines[0][1].strip()) if t]
-    if first and not any(_NUMBER.match(t) or _NON_FINITE.match(t) for t in first):
-        lines = lines[1:]
-    rows = []
-    for number, line in lines:
-        tokens = [t.strip().strip('"') for t in re.split(r"[,;\t]|\s+", line.strip())]
-        row = []
-        for column, token in enumerate((t for t in tokens if t), start=1):
+    values = array.array("d")
+    widths, header_done, number = set(), False, 0
+    for number, line in enumerate(io.StringIO(text), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if not header_done:
+            header_done = True
+            first = [t for t in re.split(r"[\s,;]+", line) if t]
+            if first and not any(_NUMBER.match(t.strip('"')) or _NON_FINITE.match(t)
+                                 for t in first):
+                continue
+        quoted = _QUOTED_DECIMAL_COMMA.search(line)
+        if quoted:
+            raise QuantcalcError(
+                f"{name}: {quoted.group()} on line {number} looks like a number with a decimal "
+                f"comma; quantcalc reads decimal points (1.5), so it would split it into two "
+                f"values. Export the file with points as the decimal separator", "file")
+        count = 0
+        for column, token in enumerate((t.strip().strip('"') for t in
+                                        re.split(r"[,;\t]|\s+", line)), start=1):
+            if not token:
+                continue
             if not _NUMBER.match(token):
                 reason = "not a finite number" if _NON_FINITE.match(token) else "not a number"
                 raise QuantcalcError(
                     f"{name}: '{_clip(token)}' on line {number}, field {column} is {reason}",
                     "file")
-            row.append(float(token))
-        rows.append(row)
-    if not rows or not any(rows):
+            values.append(float(token))
+            count += 1
+        widths.add(count)
+    if not header_done:
+        raise QuantcalcError(f"{name} is empty", "file")
+    if not values:
         raise QuantcalcError(f"{name} has a header but no numbers", "file")
-    widths = {len(r) for r in rows}
-    if len(widths) == 1 and len(rows) > 1 and widths != {1}:
-        return np.array(rows, np.float64)
-    return np.array([v for r in rows for v in r], np.float64)
+    out = np.frombuffer(values, np.float64).copy()
+    width = next(iter(widths))
+    if len(widths) == 1 and width > 1 and out.size > width:
+        return out.reshape(-1, width)
+    return out
 
 
 def _decode(data: bytes, name: str) -> str:
@@ -149,6 +193,7 @@ def parse_npy(data: bytes, name: str = "file") -> np.ndarray:
     if bytes(data[:6]) != b"\x93NUMPY":
         raise QuantcalcError(f"{name} is not a .npy file (it does not start with \\x93NUMPY)",
                              "file")
+    _check_npy_size(data, name)
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
@@ -159,6 +204,29 @@ def parse_npy(data: bytes, name: str = "file") -> np.ndarray:
     except (EOFError, OSError) as exc:
         raise QuantcalcError(f"{name} is truncated or damaged: {exc}", "file") from None
     return _checked_array(array, name)
+
+
+def _check_npy_size(data, name):
+    """Refuse a header that claims more values than the file holds: numpy would allocate the
+    claimed array first (a 200-byte file claiming 10^12 values is a MemoryError)."""
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+            else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+    except (ValueError, EOFError, OSError, SyntaxError, TypeError):
+        return  # np.load names what is wrong with the header
+    if dtype.hasobject:
+        return  # refused by np.load (pickled objects)
+    count = 1
+    for n in shape:
+        count *= n
+    need, have = count * dtype.itemsize, len(data) - stream.tell()
+    if need > have:
+        raise QuantcalcError(f"{name} is truncated or damaged: its header claims {count:,} "
+                             f"values ({need:,} bytes) but the file holds {have:,} bytes of "
+                             f"data", "file")
 
 
 def npz_names(data: bytes, name: str = "file") -> list:
@@ -180,14 +248,50 @@ def parse_npz(data: bytes, tensor=None, name: str = "file") -> np.ndarray:
     members = dict(_npz_members(data, name))
     chosen = tensor if tensor is not None else next(iter(members))
     if chosen not in members:
-        raise QuantcalcError(f"{name} has no array named '{chosen}'; it has: "
-                             f"{', '.join(members)}", "tensor")
+        raise QuantcalcError(f"{name} has no array named '{_clip(str(chosen), 60)}'; it has "
+                             f"{_names_in_message(members)}", "tensor")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            _check_expansion(archive.getinfo(members[chosen]), name, chosen)
             member = archive.read(members[chosen])
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
         raise QuantcalcError(f"{name}: array '{chosen}' cannot be read ({exc})", "file") from None
     return parse_npy(member, f"{name}[{chosen}]")
+
+
+# A compressed array may expand this much before it looks like a decompression bomb (zeros
+# compress about 1000:1, real weights barely at all); below SMALL_ARRAY_BYTES anything goes.
+MAX_EXPANSION = 100
+SMALL_ARRAY_BYTES = 64 << 20
+
+
+def _check_expansion(info, name, chosen):
+    size, packed = info.file_size, max(info.compress_size, 1)
+    if size > SMALL_ARRAY_BYTES and size > MAX_EXPANSION * packed:
+        raise QuantcalcError(
+            f"{name}: array '{_clip(chosen)}' would expand from {packed:,} to {size:,} bytes "
+            f"({size // packed:,}:1); such archives are refused as decompression bombs. Save "
+            f"it uncompressed (np.savez) if it is real", "file")
+
+
+def _names_in_message(names) -> str:
+    """A few names and the count, never a list of 700,000 names on one line."""
+    names = list(names)
+    shown = ", ".join(f"'{_clip(n, 60)}'" for n in names[:NAMES_IN_MESSAGES])
+    more = len(names) - NAMES_IN_MESSAGES
+    return f"{shown} and {more:,} more ({len(names):,} in all)" if more > 0 else shown
+
+
+def _json_nesting(raw: bytes) -> int:
+    """How deeply the JSON in `raw` nests objects and arrays, without parsing it (the parser
+    recurses, and a header nested 5,000 deep overflowed the stack in the page's wasm)."""
+    outside = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", raw)  # strings may hold brackets
+    codes = np.frombuffer(outside, np.uint8)
+    if codes.size == 0:
+        return 0
+    step = np.isin(codes, (ord("{"), ord("["))).astype(np.int64) \
+        - np.isin(codes, (ord("}"), ord("]"))).astype(np.int64)
+    return int(np.cumsum(step).max())
 
 
 def _safetensors_header(data, name):
@@ -197,9 +301,13 @@ def _safetensors_header(data, name):
     if length > len(data) - 8:
         raise QuantcalcError(f"{name} is truncated: its header says {length} bytes but the file "
                              f"has {len(data) - 8} after the length", "file")
+    raw = bytes(data[8:8 + length])
+    if _json_nesting(raw) > MAX_NESTING:
+        raise QuantcalcError(f"{name} has a malformed header (JSON nested more than "
+                             f"{MAX_NESTING} deep)", "file")
     try:
-        header = json.loads(bytes(data[8:8 + length]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise QuantcalcError(f"{name} has a malformed JSON header ({exc})", "file") from None
     if not isinstance(header, dict):
         raise QuantcalcError(f"{name} has a malformed header (not a JSON object)", "file")
@@ -207,6 +315,27 @@ def _safetensors_header(data, name):
     if not header:
         raise QuantcalcError(f"{name} holds no tensors", "file")
     return header, 8 + length
+
+
+def _whole(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _safetensors_entry(info, name, chosen):
+    """(dtype, shape, begin, end) of one header entry, each of the type the format says."""
+    bad = f"{name}: tensor '{_clip(str(chosen), 60)}' has a malformed entry"
+    if not isinstance(info, dict):
+        raise QuantcalcError(f"{bad} (not a JSON object)", "file")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if not isinstance(dtype, str):
+        raise QuantcalcError(f"{bad} (dtype must be a string such as \"F32\")", "file")
+    if not isinstance(shape, list) or not all(_whole(n) for n in shape):
+        raise QuantcalcError(f"{bad} (shape must be a list of non-negative whole numbers)",
+                             "file")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_whole, offsets))):
+        raise QuantcalcError(f"{bad} (data_offsets must be two non-negative whole numbers)",
+                             "file")
+    return dtype, shape, offsets[0], offsets[1]
 
 
 def safetensors_names(data: bytes, name: str = "file") -> list:
@@ -217,18 +346,16 @@ def parse_safetensors(data: bytes, tensor=None, name: str = "file") -> np.ndarra
     header, base = _safetensors_header(data, name)
     chosen = tensor if tensor is not None else next(iter(header))
     if chosen not in header:
-        raise QuantcalcError(f"{name} has no tensor named '{chosen}'; it has: "
-                             f"{', '.join(header)}", "tensor")
-    info = header[chosen]
-    try:
-        dtype_name, shape, (begin, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
-    except (KeyError, TypeError, ValueError):
-        raise QuantcalcError(f"{name}: tensor '{chosen}' has a malformed entry", "file") from None
+        raise QuantcalcError(f"{name} has no tensor named '{_clip(str(chosen), 60)}'; it has "
+                             f"{_names_in_message(header)}", "tensor")
+    dtype_name, shape, begin, end = _safetensors_entry(header[chosen], name, chosen)
     if dtype_name not in SAFETENSORS_DTYPES:
         raise QuantcalcError(f"{name}: tensor '{chosen}' has dtype {dtype_name}; supported: "
                              f"{', '.join(SAFETENSORS_DTYPES)}", "tensor")
     dtype = SAFETENSORS_DTYPES[dtype_name]
-    count = int(np.prod(shape, dtype=np.int64))
+    count = 1
+    for n in shape:
+        count *= n  # Python integers: a shape cannot overflow the check
     if not (0 <= begin <= end and end - begin == count * dtype.itemsize):
         raise QuantcalcError(f"{name}: tensor '{chosen}' has offsets {begin}..{end} that do not "
                              f"match its shape {shape} and dtype {dtype_name}", "file")

@@ -20,7 +20,9 @@ def power_of_two_unit(bound: float) -> float:
     """
     if bound == 0 or 1e-100 < bound < 1e100:
         return 1.0
-    return math.ldexp(1.0, math.frexp(bound)[1])
+    # 2^(e-1) <= bound < 2^e: dividing by 2^(e-1) leaves values below 2, and 2^(e-1) itself is
+    # finite for every finite bound (2^e overflows for bound >= 2^1023 = 8.99e307)
+    return math.ldexp(1.0, math.frexp(bound)[1] - 1)
 
 
 class SumOfSquares:

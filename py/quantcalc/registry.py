@@ -41,7 +41,8 @@ class Format:
         calibrations: the range sources this format accepts.
         fixed: what a setting the user cannot change is for this format ({"mode": "symmetric"}),
             reported in results and shown beside the disabled control.
-        rule: one line on how the format rounds and scales, for results and disabled controls.
+        rule: one line on how the format rounds and scales, shown as a note on its results and
+            beside controls it fixes.
         reference: where its arithmetic comes from.
     """
 
@@ -97,11 +98,11 @@ def _mx(name, label, bits, grid):
 
 
 FORMATS = (
-    Format("int", "Integer", "Integer", "int", "int", None,
+    Format("int", "Integer (INT2–INT16)", "Integer", "int", "int", None,
            settings=frozenset({"bits", "mode", "narrow_range", "rounding", "calibration",
                                "granularity"}),
            calibrations=ALL_CALIBRATIONS,
-           rule="affine: q = clamp(round(x / scale + zero_point), q_min, q_max)",
+           rule="",  # the formulas the page and the README explain; no note on each result
            reference="PyTorch / ONNX Runtime / TensorRT integer quantization"),
     _scaled_float("fp8_e4m3", "FP8 E4M3", 8),
     _scaled_float("fp8_e5m2", "FP8 E5M2", 8),

@@ -119,7 +119,8 @@ def summary_csv(result) -> bytes:
 
 
 def to_jsonable(value):
-    """JSON has no inf: infinite SQNR is written as the string "inf" (and "-inf")."""
+    """JSON has no inf or NaN: infinite SQNR is written as the string "inf" (and "-inf"), so
+    strict parsers read every report (json_text refuses anything else non-finite)."""
     if isinstance(value, float) and math.isinf(value):
         return "inf" if value > 0 else "-inf"
     if isinstance(value, dict):
@@ -129,8 +130,13 @@ def to_jsonable(value):
     return value
 
 
+def json_text(value, **options) -> str:
+    """Strict JSON (no bare NaN / Infinity, which strict parsers reject)."""
+    return json.dumps(to_jsonable(value), allow_nan=False, **options)
+
+
 def summary_json(result) -> bytes:
-    return json.dumps(to_jsonable(result.summary()), indent=2).encode("utf-8")
+    return json_text(result.summary(), indent=2).encode("utf-8")
 
 
 def _text_page(pdf_pages, title, rows, columns, subtitle=None):

@@ -18,10 +18,13 @@ without the grid's limits, would give a code beyond the grid's end, so it was cl
 magnitude can still clip, e.g. MXFP4's power-of-two scale or Q4_0's opposite-sign values.
 """
 
+import math
+
 import numpy as np
 
 from . import registry
 from .core import SCALE_FLOOR, QParams, qparams, round_and_clamp, round_in_place
+from .errors import QuantcalcError
 from .formats import IntegerFormat
 from .grids import FLOAT_GRIDS, nf4_round
 from .segments import Segmentation
@@ -118,7 +121,9 @@ class IntegerScheme(Scheme):
         return (self.q_min - zero_point) * scale, (self.q_max - zero_point) * scale
 
     def uniform_noise_mse(self, params, sizes, count):
-        return float(np.sum(sizes * params.scale ** 2) / 12.0 / count)
+        with np.errstate(over="ignore"):
+            predicted = float(np.sum(sizes * params.scale ** 2) / 12.0 / count)
+        return predicted if math.isfinite(predicted) else None  # beyond float64: no prediction
 
 
 def _amax_params(lo, hi, top):
@@ -255,9 +260,20 @@ class GGUFScheme(Scheme):
             d = np.array([block[np.argmax(np.abs(block))] for block in
                           (b.astype(np.float32) for b in segmentation.each(x))],
                          np.float32) / np.float32(-8)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", over="ignore")  # 1/d of a subnormal d: see below:
             inverse = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), np.float32(0))
-        stored = d.astype(np.float16).astype(np.float64)
+        with np.errstate(over="ignore"):
+            stored = d.astype(np.float16).astype(np.float64)
+        if not np.all(np.isfinite(stored)):
+            largest = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))
+            raise QuantcalcError(
+                f"{self.label} stores each block's scale as fp16 (at most 65504); a block whose "
+                f"largest magnitude is {largest:.4g} needs {float(np.max(np.abs(d))):.4g}. Scale "
+                f"the tensor down or choose another format", "format")
+        # A d so small that fp16 stores 0 (below 6e-8) makes every value of its block
+        # dequantize to 0; its float32 1/d can overflow to inf, where C's int8 cast of x * inf
+        # is undefined. Such a block takes code 0 (Q8_0) / 8 (Q4_0): the same reconstruction.
+        inverse = np.where(stored == 0, np.float32(0), inverse)
         amax = np.maximum(np.abs(lo), np.abs(hi))
         offsets = np.full(d.shape, self.offset, np.int64)
         return QParams(stored, offsets, -amax, amax, np.zeros(d.shape, bool), d == 0,

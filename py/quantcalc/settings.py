@@ -93,7 +93,7 @@ SETTINGS = (
             help="A label for the results and reports (the file's tensor name by default)."),
     Setting("format", "Format", "choice", "int",
             choices=lambda: tuple(
-                (f.name, f.label if f.name != "int" else "Integer (INT2–INT16)", f.menu)
+                (f.name, f.label, f.menu)
                 for f in registry.FORMATS),
             help="Block formats take their scales from each block's largest value, along the "
                  "last axis."),
@@ -249,16 +249,17 @@ def _finite_float(text, key):
 
 def _in_bounds(setting: Setting, number):
     low, high, above = setting.minimum, setting.maximum, setting.exclusive_minimum
+    show = (lambda v: str(int(v)) if len(str(int(v))) <= 24 else f"{v:.4g}") \
+        if setting.kind == "int" else (lambda v: f"{v:g}")
+    name = setting.label.lower()
     if above is not None and not number > above:
-        raise QuantcalcError(f"{setting.label.lower()} must be greater than {above:g} and at "
-                             f"most {high:g}, got {number:g}", setting.key)
+        raise QuantcalcError(f"{name} must be greater than {show(above)} and at most "
+                             f"{show(high)}, got {show(number)}", setting.key)
     if (low is not None and number < low) or (high is not None and number > high):
-        if setting.key == "bits":
-            raise QuantcalcError(f"bit depth must be between {low} and {high}, got {number}",
-                                 "bits")
-        span = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-        raise QuantcalcError(f"{setting.label.lower()} must be {span}, got {number:g}",
-                             setting.key)
+        span = f"greater than {show(above)} and at most {show(high)}" if low is None \
+            else f"between {show(low)} and {show(high)}" if high is not None \
+            else f"at least {show(low)}"
+        raise QuantcalcError(f"{name} must be {span}, got {show(number)}", setting.key)
     return number
 
 

@@ -105,7 +105,7 @@ def test_npz_choose_the_array():
     assert parse_file(data, "m.npz").shape == (2, 2)  # the first by default
     with pytest.raises(QuantcalcError) as err:
         parse_file(data, "m.npz", "gamma")
-    assert err.value.field == "tensor" and "weight, bias" in err.value.message
+    assert err.value.field == "tensor" and "'weight', 'bias'" in err.value.message
     with pytest.raises(QuantcalcError, match="not a readable .npz"):
         parse_file(data[:50], "m.npz")
 
