@@ -260,7 +260,7 @@ class GGUFScheme(Scheme):
             d = np.array([block[np.argmax(np.abs(block))] for block in
                           (b.astype(np.float32) for b in segmentation.each(x))],
                          np.float32) / np.float32(-8)
-        with np.errstate(divide="ignore", over="ignore")  # 1/d of a subnormal d: see below:
+        with np.errstate(divide="ignore", over="ignore"):  # 1/d of a subnormal d: see below
             inverse = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), np.float32(0))
         with np.errstate(over="ignore"):
             stored = d.astype(np.float16).astype(np.float64)
