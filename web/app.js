@@ -66,7 +66,8 @@ engine.addEventListener("failed", (event) => {
 engine.addEventListener("restarting", (event) => {
   status.dataset.state = "booting";
   status.textContent = event.detail.message;
-  state.request = null; // its kept analysis went with the old worker
+  // state.request stays: the new worker analyses it again when its figures or a download are
+  // asked for (the analysis kept under its id went with the old worker)
 });
 $("#engine-retry").addEventListener("click", () => {
   $("#engine-error").hidden = true;
@@ -91,10 +92,17 @@ async function calculate() {
   }
   clearErrors();
   const request = readRequest();
+  state.latestRequest = request;
   calculateButton.disabled = true;
   $("#calculate-reason").textContent = "Calculating…";
   try {
-    const reply = await engine.request("analyze", [request.config, request.source, request.id]);
+    const reply = await engine.request("analyze", [request.config, request.source, request.id],
+      ({ progress }) => showProgress(progress));
+    if (state.latestRequest !== request) return; // a newer Calculate supersedes this one
+    if (reply.error?.kind === "cancelled") {
+      $("#calculate-reason").textContent = "Cancelled.";
+      return;
+    }
     if (reply.error) {
       showError(reply.error, { fileLoaded: Boolean(state.file) });
       return;
@@ -107,11 +115,39 @@ async function calculate() {
     if (engine.figuresReady) drawFigures();
     else $("#figures-status").textContent = "Loading matplotlib to draw the figures…";
   } finally {
-    setReady(engine.state === "ready", "");
+    showProgress(null);
+    setReady(engine.state === "ready", $("#calculate-reason").textContent);
     // A counter tests (and scripts embedding the page) can wait on: one more finished request.
     document.body.dataset.calculations = String(Number(document.body.dataset.calculations || 0) + 1);
   }
 }
+
+const PHASES = { reading: "Reading the values…", calibrating: "Finding the range…",
+  quantizing: "Quantizing…" };
+
+// How far the analysis has come (null: done).
+function showProgress(progress) {
+  const bar = $("#calc-progress");
+  bar.hidden = progress === null;
+  if (progress === null) return;
+  bar.value = progress.fraction;
+  $("#calculate-reason").textContent =
+    `${PHASES[progress.phase] ?? "Calculating…"} ${Math.round(progress.fraction * 100)} %`;
+}
+
+// A Cancel button for any request that takes more than a moment (long analyses, figures of a
+// million values): the engine then starts afresh and the page keeps what it shows.
+const CANCEL_AFTER_MS = 1500;
+let cancelTimer = null;
+engine.addEventListener("busy", (event) => {
+  clearTimeout(cancelTimer);
+  if (event.detail.pending === 0) {
+    $("#cancel").hidden = true;
+    return;
+  }
+  cancelTimer = setTimeout(() => { $("#cancel").hidden = false; }, CANCEL_AFTER_MS);
+});
+$("#cancel").addEventListener("click", () => engine.cancel());
 
 // While Python starts, show what this build computed earlier for exactly these settings and
 // values (saved-results.js); the engine then has nothing to redo for them.
@@ -159,14 +195,25 @@ async function copyLink() {
 let saveTimer = null;
 function saveSoon() {
   clearTimeout(saveTimer);
-  saveTimer = setTimeout(() => saved.save(readForm()), 250);
+  saveTimer = setTimeout(() => {
+    const fields = readForm();
+    const { stored, valuesKept } = saved.save(fields);
+    const note = $("#values-note");
+    note.hidden = valuesKept || !fields.values.trim();
+    note.textContent = stored
+      ? "These values are too long for this browser to keep across a reload; the settings are " +
+        "kept. Load them as a file to keep them safe."
+      : "This browser does not let the page keep anything (private mode or blocked storage).";
+  }, 250);
 }
 
 // Start-up: what was typed last time, unless a link says otherwise; a link with values computes.
 function restore() {
-  applyForm(saved.load());
+  const stored = saved.load();
+  applyForm(stored);
   const link = saved.fromQuery(location.search);
-  if (link.hasSettings) applyForm({ ...DEFAULTS, ...link.fields });
+  // a link without values (they were too long for it) keeps the values this browser kept
+  if (link.hasSettings) applyForm({ ...DEFAULTS, values: stored.values ?? "", ...link.fields });
   const problems = $("#link-problems");
   problems.replaceChildren(...link.problems.map((text) => {
     const item = document.createElement("li");

@@ -37,11 +37,22 @@ export class Engine extends EventTarget {
   }
 
   // Resolve every waiting request with an error the page shows at its field.
-  answerPending(message) {
+  answerPending(message, kind = "engine") {
     for (const { resolve } of this.pending.values()) {
-      resolve({ error: { kind: "engine", field: "values", message } });
+      resolve({ error: { kind, field: "values", message } });
     }
     this.pending.clear();
+    this.emit("busy", { pending: 0 });
+  }
+
+  // Stop whatever the worker is computing: Python cannot be interrupted from outside, so the
+  // worker is replaced (a few seconds, from the browser's cache). The page keeps everything.
+  cancel() {
+    if (this.state !== "ready" || this.pending.size === 0) return;
+    this.answerPending("cancelled", "cancelled");
+    this.emit("restarting", { message: "Cancelled. The calculator is restarting; your settings " +
+      "and values are kept." });
+    this.start();
   }
 
   fail(message) {
@@ -102,6 +113,7 @@ export class Engine extends EventTarget {
         if (entry) {
           this.pending.delete(message.id);
           entry.resolve(message.result);
+          this.emit("busy", { pending: this.pending.size });
         }
         break;
       }
@@ -131,6 +143,7 @@ export class Engine extends EventTarget {
     return new Promise((resolve) => {
       this.pending.set(id, { resolve, onPartial });
       this.worker.postMessage({ type: MSG.call, id, op, args });
+      this.emit("busy", { pending: this.pending.size });
     });
   }
 }

@@ -29,7 +29,8 @@ export async function drawFigures() {
     });
   if (!current()) return;
   if (reply.error) {
-    $("#figures-status").textContent = `Figures failed: ${reply.error.message}`;
+    $("#figures-status").textContent = reply.error.kind === "cancelled"
+      ? "Figures cancelled." : `Figures failed: ${reply.error.message}`;
     return;
   }
   await Promise.all(shown);

@@ -1,10 +1,18 @@
 // A loaded file: kept as the user's File (never read into the page); the worker mounts it and
-// Python reads it there. Each file gets an id so the worker mounts it once.
+// Python reads it there. Each file gets an id so the worker mounts it once. Also the guard that
+// turns a paste too big for the values box into a file.
 import { $, engine, state } from "./store.js";
 import { clearErrors, form, showError } from "./form.js";
 
 const MULTI_TENSOR = /\.(npz|safetensors)$/i;
+// Python reads a file whole into the page's WebAssembly memory (at most 4 GB, and one buffer of
+// at most 2 GiB) until files are streamed tensor by tensor.
+export const MAX_FILE_BYTES = 2 ** 31 - 1;
+// Chromium's text box slows to a crawl and then crashes past a few million characters.
+export const MAX_PASTE_CHARS = 1_000_000;
+const LISTED_TENSORS = 200;   // the chooser shows this many matches of the filter
 let nextFileId = 1;
+let tensorNames = [];
 
 export async function takeFile(file) {
   clearErrors();
@@ -12,9 +20,14 @@ export async function takeFile(file) {
   state.file = loaded;
   $("#file-info").textContent = `Using ${file.name} (${formatBytes(file.size)}).`;
   $("#clear-file").hidden = false;
-  const chooser = $("#tensor");
-  chooser.replaceChildren();
-  $(".qc-tensor-choice").hidden = true;
+  setTensorNames([]);
+  if (file.size > MAX_FILE_BYTES) {
+    showError({ field: "file", message: `${file.name} is ${formatBytes(file.size)}; files of ` +
+      "2 GiB or more cannot be read here yet: Python in this page reads a file whole into its " +
+      "memory (one buffer of at most 2 GiB, 4 GB in all). Save the tensor you need to its own " +
+      ".npy or .safetensors file." }, { fileLoaded: true });
+    return;
+  }
   if (!MULTI_TENSOR.test(file.name)) return;
   await engine.whenReady();
   const reply = await engine.request("describe_file", [fileSource(loaded)]);
@@ -23,8 +36,34 @@ export async function takeFile(file) {
     showError({ ...reply.error, field: "file" }, { fileLoaded: true });
     return;
   }
-  for (const name of reply.tensors) chooser.append(new Option(name, name));
-  $(".qc-tensor-choice").hidden = reply.tensors.length < 2;
+  setTensorNames(reply.tensors);
+}
+
+// The tensor chooser: a filter box and the first matches, so a file of 700,000 tensors does
+// not build a menu of 700,000 options (that froze the tab for 10 s).
+function setTensorNames(names) {
+  tensorNames = names;
+  $("#tensor-filter").value = "";
+  $(".qc-tensor-choice").hidden = names.length < 2;
+  filterTensors();
+}
+
+function filterTensors() {
+  const chooser = $("#tensor");
+  const wanted = $("#tensor-filter").value.trim().toLowerCase();
+  const previous = chooser.value;
+  const matches = [];
+  let count = 0;
+  for (const name of tensorNames) {
+    if (wanted && !name.toLowerCase().includes(wanted)) continue;
+    count += 1;
+    if (matches.length < LISTED_TENSORS) matches.push(name);
+  }
+  chooser.replaceChildren(...matches.map((name) => new Option(name, name)));
+  chooser.value = matches.includes(previous) ? previous : (matches[0] ?? "");
+  $("#tensor-count").textContent = tensorNames.length < 2 ? ""
+    : `${count.toLocaleString("en")} of ${tensorNames.length.toLocaleString("en")} tensors match` +
+      (count > matches.length ? `; the first ${matches.length} are listed` : "");
 }
 
 export function forgetFile() {
@@ -32,8 +71,7 @@ export function forgetFile() {
   form.elements.file.value = "";
   $("#file-info").textContent = "";
   $("#clear-file").hidden = true;
-  $(".qc-tensor-choice").hidden = true;
-  $("#tensor").replaceChildren();
+  setTensorNames([]);
 }
 
 function fileSource(loaded, tensor = null) {
@@ -53,12 +91,24 @@ export function formatBytes(n) {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
+// A paste too long for the box becomes a file of pasted values (what the box holds is kept).
+function guardPaste(event) {
+  const text = event.clipboardData?.getData("text/plain") ?? "";
+  if (text.length <= MAX_PASTE_CHARS) return;
+  event.preventDefault();
+  takeFile(new File([text], "pasted-values.txt", { type: "text/plain" }));
+  $("#file-info").textContent = `The paste (${formatBytes(text.length)}) is too long for the ` +
+    "box, so it is used as a file, pasted-values.txt; Calculate reads it.";
+}
+
 export function wireFileInputs() {
   form.elements.file.addEventListener("change", () => {
     const file = form.elements.file.files[0];
     if (file) takeFile(file);
   });
   $("#clear-file").addEventListener("click", forgetFile);
+  $("#tensor-filter").addEventListener("input", filterTensors);
+  form.elements.values.addEventListener("paste", guardPaste);
   const dropzone = $("#dropzone");
   dropzone.addEventListener("dragover", (event) => {
     event.preventDefault();

@@ -16,3 +16,4 @@ export const MSG = Object.freeze({
 export const CALLS = Object.freeze(["analyze", "figures_svg", "export", "describe_file",
   "compare_presets", "compare", "compare_figures", "compare_export"]);
 export const STREAMS_FIGURES = Object.freeze(["figures_svg", "compare_figures"]);
+export const REPORTS_PROGRESS = Object.freeze(["analyze"]);

@@ -50,13 +50,23 @@ export function toQuery(state, { embed = false } = {}) {
   return { query: params.toString(), valuesIncluded: !values || fits };
 }
 
+// Keep the form; returns whether the values could be kept too (storage has a quota).
 export function save(state) {
-  try {
-    const copy = { ...state };
-    if ((copy.values || "").length > MAX_STORED_VALUES) delete copy.values;
-    localStorage.setItem(STORAGE_KEY, JSON.stringify(copy));
-  } catch {
-    // storage full or blocked (private mode, third-party iframe): keep working without it
+  const copy = { ...state };
+  let valuesKept = true;
+  if ((copy.values || "").length > MAX_STORED_VALUES) {
+    delete copy.values;
+    valuesKept = false;
+  }
+  for (;;) {
+    try {
+      localStorage.setItem(STORAGE_KEY, JSON.stringify(copy));
+      return { stored: true, valuesKept };
+    } catch {
+      if (!("values" in copy)) return { stored: false, valuesKept: false }; // blocked storage
+      delete copy.values; // over the quota: keep the settings at least
+      valuesKept = false;
+    }
   }
 }
 

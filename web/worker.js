@@ -3,7 +3,7 @@
 // functions with plain data, then copies results out of the wasm heap once and transfers them.
 // This file is served from app/<build>/; Pyodide lives in pyodide/ at the top of the site.
 import { loadPyodide } from "../../pyodide/pyodide.mjs";
-import { CALLS, MSG, STREAMS_FIGURES } from "./protocol.js";
+import { CALLS, MSG, REPORTS_PROGRESS, STREAMS_FIGURES } from "./protocol.js";
 
 const here = (path) => new URL(path, import.meta.url).href;
 const SITE_PACKAGES = "/lib/python3.12/site-packages";
@@ -190,6 +190,11 @@ async function handle({ id, op, args = [] }) {
   if (STREAMS_FIGURES.includes(op)) {
     // each figure goes to the page as soon as it is drawn
     pyArgs.push((name, title, svg) => postMessage({ type: MSG.partial, id, data: { name, title, svg } }));
+  }
+  if (REPORTS_PROGRESS.includes(op)) {
+    while (pyArgs.length < 3) pyArgs.push(null); // analyze(config, source, analysis_id, on_progress)
+    pyArgs.push((phase, fraction) =>
+      postMessage({ type: MSG.partial, id, data: { progress: { phase, fraction } } }));
   }
   let result;
   try {

@@ -129,7 +129,11 @@ def describe(result) -> str:
     return " · ".join(parts)
 
 
-def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK) -> Result:
+PROGRESS_VALUES = 1 << 20  # report progress about once per million values
+
+
+def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK,
+            progress=None) -> Result:
     """Quantize `values` with `config` and measure the error.
 
     Args:
@@ -137,6 +141,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
         config: the settings.
         keep: how many leading values (flat, C order) to return per-value results for; 0 for none.
         chunk: values per processing step (a tuning knob; results do not depend on it).
+        progress: if given, called as progress(phase, fraction) now and then: phase is
+            "calibrating" or "quantizing", fraction in [0, 1].
     Returns:
         A `Result`.
     """
@@ -148,7 +154,10 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     scheme = scheme_for(config)
     segmentation = scheme.segmentation(x.shape, config)
     data_min, data_max = segmentation.min_max(x)
-    lo, hi = calibrate(x, segmentation, config, data_min, data_max, scheme)
+    report = progress or (lambda phase, fraction: None)
+    report("calibrating", 0.0)
+    lo, hi = calibrate(x, segmentation, config, data_min, data_max, scheme,
+                       lambda fraction: report("calibrating", fraction))
     params = scheme.params(x, lo, hi, segmentation)
     _refuse_overflow(params.scale, config, scheme)
     rng = np.random.default_rng(config.seed) if config.rounding == "stochastic" else None
@@ -161,7 +170,10 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     acc = ErrorAccumulator(max(abs(data_min), abs(data_max)))
     sizes = segmentation.sizes()
     single = segmentation.count == 1
-    for start in range(0, flat.size, chunk):
+    every = max(1, PROGRESS_VALUES // chunk)
+    for number, start in enumerate(range(0, flat.size, chunk)):
+        if number % every == 0:
+            report("quantizing", start / flat.size)
         stop = min(start + chunk, flat.size)
         original = flat[start:stop].astype(np.float64)
         p = scheme.gather(params, None if single else segmentation.ids(start, stop))

@@ -66,17 +66,19 @@ def load(source: dict):
     return inputs.check_finite(inputs.parse_text(str(text)), "values")
 
 
-def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES):
+def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None):
     """Parse the configuration and the values, and analyse them; raises QuantcalcError."""
     cfg = Config.from_dict(config)
-    return analysis.analyze(load(source), cfg, keep=keep)
+    if progress is not None:
+        progress("reading", 0.0)
+    return analysis.analyze(load(source), cfg, keep=keep, progress=progress)
 
 
-def _result(config, source, analysis_id):
+def _result(config, source, analysis_id, progress=None):
     """The analysis kept under `analysis_id`, or a new one (kept under it)."""
     if analysis_id is not None and analysis_id in _kept:
         return _kept[analysis_id]
-    result = run(config, source)
+    result = run(config, source, progress=progress)
     if analysis_id is not None:
         _kept[analysis_id] = result
         while len(_kept) > KEPT_ANALYSES:
@@ -99,12 +101,13 @@ def _guarded(work):
                           "trace": traceback.format_exc()}}
 
 
-def analyze(config: dict, source: dict, analysis_id=None) -> dict:
+def analyze(config: dict, source: dict, analysis_id=None, on_progress=None) -> dict:
     """Numbers only (no matplotlib): summary, notes and the per-value arrays for the table.
-    With an `analysis_id` the result is kept for the figures and downloads that follow."""
+    With an `analysis_id` the result is kept for the figures and downloads that follow;
+    `on_progress(phase, fraction)` hears how far a long analysis has come."""
     def work():
         _kept.pop(analysis_id, None)  # a new request under an old id computes afresh
-        result = _result(config, source, analysis_id)
+        result = _result(config, source, analysis_id, on_progress)
         pv = result.per_value
         return {
             "summary": report.to_jsonable(result.summary()),

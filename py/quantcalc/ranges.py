@@ -24,11 +24,13 @@ ENTROPY_BINS = 2048
 ENTROPY_MAX_SEGMENTS = 4096
 
 
-def calibrate(x, segmentation, config, lo, hi, scheme):
+def calibrate(x, segmentation, config, lo, hi, scheme, progress=None):
     """Per-segment (lo, hi) for `config.calibration`; see the module docstring.
 
     Args:
         lo, hi: each segment's data minimum and maximum (already computed by the caller).
+        progress: called as progress(fraction) while a per-segment search runs (they can take
+            minutes for a large tensor per channel).
     """
     method = config.calibration
     if method == "custom":
@@ -39,7 +41,8 @@ def calibrate(x, segmentation, config, lo, hi, scheme):
     if method == "percentile":
         return _percentile(x, segmentation, config)
     if method == "mse":
-        pairs = [_mse_search(seg, scheme, config.mode) for seg in segmentation.each(x)]
+        pairs = [_mse_search(seg, scheme, config.mode)
+                 for seg in _reporting(segmentation, x, progress)]
         return _unzip(pairs)
     if method == "entropy":
         if segmentation.count > ENTROPY_MAX_SEGMENTS:
@@ -47,9 +50,19 @@ def calibrate(x, segmentation, config, lo, hi, scheme):
                 f"entropy calibration builds a 2048-bin histogram per segment and suits per "
                 f"tensor or per channel; this setting has {segmentation.count} segments. Use "
                 f"min-max, percentile or MSE for small groups.", "calibration")
-        pairs = [_entropy_range(seg, config.bits) for seg in segmentation.each(x)]
+        pairs = [_entropy_range(seg, config.bits)
+                 for seg in _reporting(segmentation, x, progress)]
         return _unzip(pairs)
     raise QuantcalcError(f"unknown calibration {method!r}", "calibration")
+
+
+def _reporting(segmentation, x, progress):
+    """segmentation.each(x), calling progress(fraction done) about a hundred times."""
+    every = max(1, segmentation.count // 100)
+    for i, segment in enumerate(segmentation.each(x)):
+        if progress is not None and i % every == 0:
+            progress(i / segmentation.count)
+        yield segment
 
 
 def _unzip(pairs):
