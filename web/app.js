@@ -173,7 +173,7 @@ function linkFor(fields) {
   return { url: url.href, valuesIncluded };
 }
 
-// The address bar always holds a link to what is shown (settings, and short values).
+// The address bar always holds a link to the form (settings, and short values).
 function rememberInUrl() {
   history.replaceState(null, "", linkFor(readForm()).url);
 }
@@ -196,6 +196,7 @@ let saveTimer = null;
 function saveSoon() {
   clearTimeout(saveTimer);
   saveTimer = setTimeout(() => {
+    rememberInUrl(); // the address bar follows the form, so a reload shows what was set
     const fields = readForm();
     const { stored, valuesKept } = saved.save(fields);
     const note = $("#values-note");
