@@ -145,3 +145,50 @@ def test_a_file_of_many_tensors_gets_a_filter_not_a_giant_menu(app):
     calculate(page)
     assert shown_metrics(page)["real_max"] == 2.5
     page.click("#clear-file")
+
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+from quantcalc import settings as engine_settings  # noqa: E402
+from quantcalc.errors import QuantcalcError  # noqa: E402
+
+VALUES = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["on", "off", "TRUE", "1", "0", "yes", "８", "٣", "1_000", "inf", "nan",
+                     "1e400", "-0", "+5", ".5", "5.", "1e-3", "0x10", " 7 ", "2.0", "99.999"]),
+    st.integers(-2 ** 66, 2 ** 66).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from([c["value"] for s in engine_settings.SETTINGS for c in
+                     s.to_dict().get("choices", [])]))
+
+
+def engine_accepts(key, raw):
+    try:
+        engine_settings.convert(key, raw.strip())
+        return True
+    except QuantcalcError:
+        return False
+
+
+def test_link_parameters_follow_the_engines_rules(app):
+    """Fuzz: for any value of any setting, the page's link check accepts it exactly when the
+    engine does (full-width digits, on/off, huge numbers, words): one rule for both."""
+    page = app.page
+    module = page.evaluate("document.querySelector('script[type=module]').src"
+                           ".replace('app.js', 'state.js')")
+    keys = [s.key for s in engine_settings.SETTINGS]
+
+    @hsettings(max_examples=300, deadline=None,
+               suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.sampled_from(keys), VALUES)
+    def check(key, raw):
+        if "\x00" in raw:
+            return
+        result = page.evaluate("async ([url, key, raw]) => { const m = await import(url);"
+                               "return m.fromQuery(new URLSearchParams([[key, raw]]).toString()); }",
+                               [module, key, raw])
+        accepted = key in result["fields"]
+        assert accepted == engine_accepts(key, raw), (key, raw, result["problems"])
+
+    check()
+    assert app.errors == []
