@@ -1,7 +1,7 @@
 // Compare formats: the presets' configurations, the calculator's current settings and lines the
 // user types, run on the same values; a table (columns from the engine's result fields) sorted by
 // bits per value, two figures, CSV and PDF.
-import { $, $$, engine, state } from "./store.js";
+import { $, $$, engine, newRequestId, state } from "./store.js";
 import { COMPARE_KEYS, FIELD } from "./rules.js";
 import { clearErrors, form, readConfig, showError } from "./form.js";
 import { readSource } from "./files.js";
@@ -9,25 +9,38 @@ import { display } from "./results.js";
 import { clearFigures, showFigure } from "./figures.js";
 import { safeFileName, saveBlob } from "./downloads.js";
 
+let presets = {};
+
+// One checkbox per configuration of any ready set (each once); a ready set checks its own.
 export async function loadPresets() {
   const reply = await engine.request("compare_presets", []);
   if (reply.error) return;
-  const boxes = [];
+  presets = reply;
+  const boxes = new Map();
   for (const preset of Object.values(reply)) {
     for (const { spec, label } of preset.configs) {
-      const id = `compare-${boxes.length}`;
+      if (boxes.has(spec)) continue;
+      const id = `compare-${boxes.size}`;
       const wrapper = document.createElement("label");
       wrapper.className = "qc-check";
       wrapper.htmlFor = id;
-      const box = Object.assign(document.createElement("input"),
-        { type: "checkbox", id, value: spec, checked: true });
+      const box = Object.assign(document.createElement("input"), { type: "checkbox", id, value: spec });
       box.dataset.spec = spec;
       wrapper.append(box, ` ${label}`);
-      boxes.push(wrapper);
+      boxes.set(spec, wrapper);
     }
   }
-  $("#compare-configs").replaceChildren(...boxes);
+  $("#compare-configs").replaceChildren(...boxes.values());
+  const chooser = $("#compare-preset");
+  chooser.replaceChildren(...Object.entries(reply).map(([name, { title }]) => new Option(title, name)));
+  chooser.onchange = () => checkPreset(chooser.value);
+  checkPreset(chooser.value);
   $("#compare-run").disabled = false;
+}
+
+function checkPreset(name) {
+  const wanted = new Set((presets[name]?.configs ?? []).map((c) => c.spec));
+  for (const box of $$("#compare-configs input")) box.checked = wanted.has(box.dataset.spec);
 }
 
 function compareRequest() {
@@ -37,7 +50,7 @@ function compareRequest() {
     specs.push(current);
   }
   specs.push(...$("#compare-extra").value.split("\n").map((l) => l.trim()).filter(Boolean));
-  return [readSource(), specs, form.elements.name.value.trim() || "tensor"];
+  return [readSource(), specs, form.elements.name.value.trim() || "tensor", newRequestId()];
 }
 
 export async function runCompare() {
@@ -55,6 +68,8 @@ export async function runCompare() {
     state.compareArgs = args;
     renderComparison(reply.rows);
     $("#compare-status").textContent = `${reply.rows.length} configurations compared.`;
+    $("#compare-skipped").replaceChildren(...reply.skipped.map(({ label, reason }) =>
+      Object.assign(document.createElement("li"), { textContent: `Skipped ${label}: ${reason}` })));
     drawComparisonFigures(args);
   } finally {
     $("#compare-run").disabled = false;
@@ -106,7 +121,8 @@ export async function downloadComparison(kind) {
   if (!state.compareArgs) return;
   const note = $("#compare-download-status");
   note.textContent = "Preparing…";
-  const reply = await engine.request("compare_export", [...state.compareArgs, kind]);
+  const [source, specs, name, id] = state.compareArgs;
+  const reply = await engine.request("compare_export", [source, specs, name, kind, id]);
   if (reply.error) {
     note.textContent = `Download failed: ${reply.error.message}`;
     return;

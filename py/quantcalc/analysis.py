@@ -70,7 +70,7 @@ class Result:
             out = [kind(v) for v in values]
             return out[0] if per_tensor else out
 
-        integer_codes = scheme.format.element == "int"
+        integer_codes = scheme.format.element == "int" and scheme.has_zero_point
         out = {
             "name": cfg.name,
             "format": cfg.format,
@@ -133,7 +133,7 @@ PROGRESS_VALUES = 1 << 20  # report progress about once per million values
 
 
 def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK,
-            progress=None) -> Result:
+            progress=None, importance=None) -> Result:
     """Quantize `values` with `config` and measure the error.
 
     Args:
@@ -143,6 +143,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
         chunk: values per processing step (a tuning knob; results do not depend on it).
         progress: if given, called as progress(phase, fraction) now and then: phase is
             "calibrating" or "quantizing", fraction in [0, 1].
+        importance: one non-negative weight per column (the tensor's last axis), as llama.cpp's
+            importance matrix gives for a weight; for formats whose search uses it.
     Returns:
         A `Result`.
     """
@@ -153,6 +155,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
         x = x.astype(np.float64)
     scheme = scheme_for(config)
     segmentation = scheme.segmentation(x.shape, config)
+    if importance is not None:
+        scheme.importance = _checked_importance(importance, x.shape, scheme)
     data_min, data_max = segmentation.min_max(x)
     report = progress or (lambda phase, fraction: None)
     report("calibrating", 0.0)
@@ -170,6 +174,7 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     acc = ErrorAccumulator(max(abs(data_min), abs(data_max)))
     sizes = segmentation.sizes()
     single = segmentation.count == 1
+    chunk = scheme.chunk_values or chunk
     every = max(1, PROGRESS_VALUES // chunk)
     for number, start in enumerate(range(0, flat.size, chunk)):
         if number % every == 0:
@@ -177,7 +182,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
         stop = min(start + chunk, flat.size)
         original = flat[start:stop].astype(np.float64)
         p = scheme.gather(params, None if single else segmentation.ids(start, stop))
-        codes, dequantized, clipped = scheme.quantize(original, p, config.rounding, rng)
+        codes, dequantized, clipped = scheme.quantize_span(start, original, p, config.rounding,
+                                                           rng)
         error = original - dequantized
         if start < keep:
             n = min(stop, keep) - start
@@ -196,6 +202,21 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     metrics["bits_per_value"] = scheme.bits_per_value(flat.size, segmentation.count)
     return Result(config, x.shape, str(x.dtype), params, lo, hi, sizes, metrics, per_value, scheme,
                   _notes(scheme, params, metrics, flat.size, keep))
+
+
+def _checked_importance(importance, shape, scheme):
+    weights = np.asarray(importance, np.float64).reshape(-1)
+    columns = shape[-1] if shape else 1
+    if not scheme.format.uses_importance:
+        raise QuantcalcError(f"{scheme.label} does not use an importance matrix (llama.cpp's "
+                             f"K-quants do); leave it out or choose one of them", "imatrix")
+    if weights.size != columns:
+        raise QuantcalcError(f"the importance matrix has {weights.size} values for this tensor "
+                             f"but its rows have {columns}", "imatrix")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise QuantcalcError("the importance matrix must hold finite, non-negative values",
+                             "imatrix")
+    return weights.astype(np.float32)
 
 
 def _refuse_overflow(scale, config, scheme):

@@ -174,43 +174,59 @@ def compare_presets() -> dict:
             for name, specs in comparison.PRESETS.items()}
 
 
-def _compared(source, specs, name):
+_kept_comparisons = OrderedDict()
+
+
+def _compared(source, specs, name, comparison_id=None):
+    """(values, rows, skipped, sweep) of a comparison; kept under `comparison_id` like analyses,
+    so its figures and downloads do not run every configuration again."""
+    if comparison_id is not None and comparison_id in _kept_comparisons:
+        return _kept_comparisons[comparison_id]
     values = load(source)
-    rows = comparison.compare(values, list(specs), str(name or "tensor"))
-    return values, rows
+    skipped = []
+    rows = comparison.compare(values, list(specs), str(name or "tensor"), skipped)
+    kept = (values, rows, skipped, comparison.bit_sweep(values))
+    if comparison_id is not None:
+        _kept_comparisons[comparison_id] = kept
+        while len(_kept_comparisons) > KEPT_ANALYSES:
+            _kept_comparisons.popitem(last=False)
+    return kept
 
 
-def compare(source: dict, specs: list, name: str = "tensor") -> dict:
-    """{"rows": [...], "sweep": [...]}: each configuration's metrics, and the integer sweep."""
+def compare(source: dict, specs: list, name: str = "tensor", comparison_id=None) -> dict:
+    """{"rows", "sweep", "skipped"}: each configuration's metrics, the integer sweep, and the
+    configurations that do not fit these values with the reason."""
     def work():
-        values, rows = _compared(source, specs, name)
-        return report.to_jsonable({"rows": rows, "sweep": comparison.bit_sweep(values)})
+        _kept_comparisons.pop(comparison_id, None)
+        _, rows, skipped, sweep = _compared(source, specs, name, comparison_id)
+        return report.to_jsonable({"rows": rows, "sweep": sweep, "skipped": skipped})
     return _guarded(work)
 
 
-def compare_figures(source: dict, specs: list, name: str = "tensor", on_figure=None) -> dict:
+def compare_figures(source: dict, specs: list, name: str = "tensor", comparison_id=None,
+                    on_figure=None) -> dict:
     """The SQNR-against-bits figure and the sweep, as SVG text (streamed like figures_svg)."""
     def work():
         from . import figures
 
-        values, rows = _compared(source, specs, name)
+        _, rows, _, sweep = _compared(source, specs, name, comparison_id)
         rendered = figures.render_each(
             {"tradeoff": lambda: figures.tradeoff_figure(rows),
-             "sweep": lambda: figures.sweep_figure(comparison.bit_sweep(values))},
+             "sweep": lambda: figures.sweep_figure(sweep)},
             "svg", _as_svg_text(on_figure, figures.COMPARE_TITLES))
         return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
                 "titles": dict(figures.COMPARE_TITLES)}
     return _guarded(work)
 
 
-def compare_export(source: dict, specs: list, name: str, kind: str) -> dict:
+def compare_export(source: dict, specs: list, name: str, kind: str, comparison_id=None) -> dict:
     """{"bytes", "mime"} of the comparison as csv or pdf."""
     def work():
-        values, rows = _compared(source, specs, name)
+        _, rows, _, sweep = _compared(source, specs, name, comparison_id)
         if kind == "csv":
             return {"bytes": report.compare_csv(rows), "mime": "text/csv"}
         if kind == "pdf":
-            return {"bytes": report.compare_pdf(rows, comparison.bit_sweep(values), name),
+            return {"bytes": report.compare_pdf(rows, sweep, name),
                     "mime": "application/pdf"}
         raise QuantcalcError(f"unknown report {kind!r}", "download")
     return _guarded(work)

@@ -28,7 +28,9 @@ PRESETS = {
         "format=q4_0",
     ],
 }
-PRESET_TITLES = {"common": "Common inference formats"}
+# llama.cpp's types that quantcalc computes bit-exactly (more follow as they are added)
+PRESETS["llama.cpp"] = ["format=q8_0", "format=q5_k", "format=q4_k", "format=q4_0"]
+PRESET_TITLES = {"common": "Common inference formats", "llama.cpp": "llama.cpp types"}
 SWEEP_BITS = range(2, 17)
 
 
@@ -69,8 +71,7 @@ def label_of(settings: dict) -> str:
     return name
 
 
-def _row(values, settings, name):
-    config = Config.from_dict({**settings, "name": name})
+def _row(values, settings, config):
     result = analysis.analyze(values, config, keep=0)
     s = result.summary()
     return {"label": label_of(settings), "format": config.format,
@@ -90,22 +91,35 @@ def mark_pareto(rows):
     return rows
 
 
-def compare(values, specs, name="tensor"):
-    """Rows for each configuration spec (strings or dicts), sorted by bits per value."""
+def compare(values, specs, name="tensor", skipped=None):
+    """Rows for each configuration spec (strings or dicts), sorted by bits per value.
+
+    Every spec is checked first, and all bad ones are reported together (a typo in the third of
+    five lines is not found one run at a time). A valid configuration that does not fit these
+    values (per channel on 1-D values, a K-quant on rows that are not whole super-blocks) is
+    left out and listed in `skipped` as {"label", "reason"}."""
     if not specs:
         raise QuantcalcError("give at least one configuration or a preset", "configs")
-    rows = []
+    configs, problems = [], []
     for spec in specs:
-        settings = parse_spec(spec) if isinstance(spec, str) else dict(spec)
-        if settings.get("granularity") == "channel" and getattr(values, "ndim", 1) < 2:
-            continue  # a 1-D tensor has no channels (see segments.Segmentation)
         try:
-            rows.append(_row(values, settings, name))
+            settings = parse_spec(spec) if isinstance(spec, str) else dict(spec)
+            configs.append((settings, Config.from_dict({**settings, "name": name})))
         except QuantcalcError as exc:
-            raise QuantcalcError(f"{label_of(settings)}: {exc.message}", "configs") from None
+            problems.append(f"'{spec if isinstance(spec, str) else label_of(spec)}': "
+                            f"{exc.message}")
+    if problems:
+        raise QuantcalcError("; ".join(problems), "configs")
+    skipped = [] if skipped is None else skipped
+    rows = []
+    for settings, config in configs:
+        try:
+            rows.append(_row(values, settings, config))
+        except QuantcalcError as exc:
+            skipped.append({"label": label_of(settings), "reason": exc.message})
     if not rows:
-        raise QuantcalcError("no configuration applies to a 1-D tensor (per-channel needs "
-                             "two or more dimensions)", "configs")
+        reasons = "; ".join(f"{s['label']}: {s['reason']}" for s in skipped[:3])
+        raise QuantcalcError(f"no configuration fits these values ({reasons})", "configs")
     rows.sort(key=lambda r: (r["bits_per_value"], -_finite(r["sqnr_db"])))
     return mark_pareto(rows)
 

@@ -43,6 +43,9 @@ class Format:
             reported in results and shown beside the disabled control.
         rule: one line on how the format rounds and scales, shown as a note on its results and
             beside controls it fixes.
+        super_block: values per super-block (K-quants: 256); a row's length must be a multiple.
+        fallback: the type llama.cpp uses instead for rows that are not (llama-quant.cpp).
+        uses_importance: an importance matrix changes its search (ggml's quantize_*_impl).
         reference: where its arithmetic comes from.
     """
 
@@ -63,6 +66,9 @@ class Format:
     fixed: dict = field(default_factory=dict)
     rule: str = ""
     reference: str = ""
+    super_block: int | None = None
+    fallback: str | None = None
+    uses_importance: bool = False
 
     def applies(self, setting: str) -> bool:
         """Whether the user may change `setting` for this format."""
@@ -75,7 +81,8 @@ class Format:
                 "block_size": self.block_size, "block_size_fixed": self.block_size_fixed,
                 "scale_format": self.scale_format, "settings": sorted(self.settings),
                 "calibrations": list(self.calibrations), "fixed": dict(self.fixed),
-                "rule": self.rule}
+                "rule": self.rule, "super_block": self.super_block,
+                "uses_importance": self.uses_importance}
 
 
 def _scaled_float(name, label, bits):
@@ -140,6 +147,27 @@ FORMATS = (
                 "as fp16, q = min(15, trunc(x / d + 8.5)), x̂ = (q - 8) d; a negative d means "
                 "that value was positive",
            reference="llama.cpp ggml-quants.c quantize_row_q4_0_ref"),
+)
+
+def _k_quant(name, label, bits, fallback, rmin_note):
+    return Format(
+        name, label, "Block formats (llama.cpp)", "kquant", "int", bits, block_size=32,
+        super_block=256, scale_format="6-bit × fp16",
+        scale_bits=16,  # 12 bits per sub-block of 32 + 32 bits per super-block of 8 sub-blocks
+        fixed={"mode": "asymmetric", "calibration": "minmax"}, fallback=fallback,
+        uses_importance=True,
+        rule=f"super-blocks of 256 in sub-blocks of 32, each with a scale and a min found by "
+             f"ggml's weighted search ({rmin_note}), both quantized to 6 bits against fp16 "
+             f"super-block scales (d, dmin); x̂ = d·sc·q − dmin·m",
+        reference=f"llama.cpp ggml-quants.c quantize_row_{name.replace('_k', '_K')}_ref / "
+                  f"quantize_{name.replace('_k', '_K')} with an importance matrix")
+
+
+FORMATS += (
+    _k_quant("q4_k", "GGUF Q4_K", 4, "q5_0", "make_qkx2_quants; with an importance matrix "
+             "make_qkx3_quants and make_qp_quants"),
+    _k_quant("q5_k", "GGUF Q5_K", 5, "q5_1", "make_qkx2_quants; with an importance matrix "
+             "make_qkx3_quants and make_qp_quants"),
 )
 
 BY_NAME = {f.name: f for f in FORMATS}

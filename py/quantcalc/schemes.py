@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from . import registry
+from . import kquants, registry
 from .core import SCALE_FLOOR, QParams, qparams, round_and_clamp, round_in_place
 from .errors import QuantcalcError
 from .formats import IntegerFormat
@@ -82,6 +82,13 @@ class Scheme:
 
     def uniform_noise_mse(self, params, sizes, count):
         return None  # the error of a non-uniform grid is not scale^2/12
+
+    chunk_values = None      # a scheme that quantizes whole spans at once sets its span size
+    has_zero_point = True    # integer codes around a zero point (reported with the scale)
+
+    def quantize_span(self, start, original, p, rounding, rng):
+        """Quantize the values at flat positions [start, start + len(original))."""
+        return self.quantize(original, p, rounding, rng)
 
 
 class IntegerScheme(Scheme):
@@ -295,8 +302,55 @@ class GGUFScheme(Scheme):
         return tuple(sorted(((self.q_min - self.offset) * d, (self.q_max - self.offset) * d)))
 
 
+class KQuantScheme(Scheme):
+    """llama.cpp's K-quants (kquants.py, bit-exact with ggml): the codes come out of a search
+    over whole super-blocks, so a span of super-blocks is quantized at once and each
+    sub-block's effective scale d·sc is filled in as it goes."""
+
+    def __init__(self, config, fmt):
+        super().__init__(config, fmt)
+        self.q_min, self.q_max = 0, (1 << fmt.element_bits) - 1
+        self.chunk_values = 1 << 18  # 1024 super-blocks: the search is vectorised across them
+        self.importance = None
+        self.scales = None
+
+    has_zero_point = False
+
+    def segmentation(self, shape, config):
+        width = shape[-1] if shape else 1
+        if width % self.format.super_block:
+            raise QuantcalcError(
+                f"{self.label} needs rows whose length is a multiple of "
+                f"{self.format.super_block} (its super-blocks); these rows have {width} values. "
+                f"llama.cpp quantizes such a tensor as {self.format.fallback.upper()} instead",
+                "format")
+        return super().segmentation(shape, config)
+
+    def params(self, x, lo, hi, segmentation):
+        self.scales = np.zeros(segmentation.count)  # filled by quantize_span
+        self.row_length = segmentation.row_length
+        zeros = np.zeros(segmentation.count, np.int64)
+        return QParams(self.scales, zeros, lo, hi, zeros.astype(bool), zeros.astype(bool))
+
+    def gather(self, params, ids):
+        return None  # a span carries its own scales
+
+    def quantize_span(self, start, original, p, rounding, rng):
+        blocks = original.astype(np.float32).reshape(-1, kquants.QK_K)
+        importance = None
+        if self.importance is not None:
+            columns = np.arange(start, start + original.size) % self.row_length
+            importance = self.importance[columns]
+        codes, recon, clipped, d_sub, _ = kquants.quantize_q45_k(
+            blocks, self.q_max, importance)
+        first = start // self.block_size
+        self.scales[first:first + d_sub.size] = d_sub.reshape(-1)
+        return (codes.reshape(-1).astype(np.float64), recon.reshape(-1).astype(np.float64),
+                clipped.reshape(-1))
+
+
 FAMILIES = {"int": IntegerScheme, "float": FloatScheme, "nf4": NF4Scheme, "mx": MXScheme,
-            "nvfp4": NVFP4Scheme, "gguf": GGUFScheme}
+            "nvfp4": NVFP4Scheme, "gguf": GGUFScheme, "kquant": KQuantScheme}
 
 
 def scheme_for(config) -> Scheme:

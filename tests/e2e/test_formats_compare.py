@@ -95,3 +95,42 @@ def test_compare_view(app, tmp_path):
         page.click("[data-compare-download=pdf]")
     info.value.save_as(tmp_path / "c.pdf")
     assert (tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")
+
+
+WIDE = np.random.default_rng(9).standard_t(4, (4, 512))
+WIDE_TEXT = "[" + ", ".join("[" + ", ".join(f"{v:.5g}" for v in row) + "]" for row in WIDE) + "]"
+
+
+@pytest.mark.parametrize("fmt", ["q4_k", "q5_k"])
+def test_k_quants_in_the_page_equal_the_engine_and_so_ggml(app, fmt):
+    # the CPython engine equals ggml bit for bit (tests/unit/test_kquants.py); the page's
+    # Pyodide must give the very same numbers
+    page = app.page
+    fill(page, values=WIDE_TEXT, name="m", format=fmt)
+    calculate(page)
+    summary = engine_summary({"name": "m", "format": fmt}, {"text": WIDE_TEXT})
+    assert_same_numbers(page, summary)
+    assert "GGUF" in page.inner_text("#results-name")
+    fill(page, format="int")
+
+
+def test_the_llama_cpp_preset_and_skipped_rows(app):
+    page = app.page
+    fill(page, values=WIDE_TEXT, name="m", format="int")
+    page.wait_for_selector("#compare-configs input")
+    page.select_option("#compare-preset", "llama.cpp")
+    page.fill("#compare-extra", "")
+    before = int(page.evaluate("document.body.dataset.comparisons || 0"))
+    page.click("#compare-run")
+    page.wait_for_selector(f"body[data-comparisons='{before + 1}']", state="attached")
+    from quantcalc import api
+    expected = compare(api.load({"text": WIDE_TEXT}), PRESETS["llama.cpp"], "m")
+    labels = [r.get_attribute("data-label") for r in page.locator("#compare-table tbody tr").all()]
+    assert labels == [e["label"] for e in expected] and "Q4_K" in labels
+    # values whose rows are not whole super-blocks: the K-quants are skipped, with the reason
+    fill(page, values="1 2 3 4 5 6 7 8")
+    page.click("#compare-run")
+    page.wait_for_selector(f"body[data-comparisons='{before + 2}']", state="attached")
+    skipped = page.inner_text("#compare-skipped")
+    assert "Skipped Q4_K" in skipped and "multiple of 256" in skipped
+    page.select_option("#compare-preset", "common")

@@ -37,18 +37,27 @@ def test_rows_are_sorted_by_bits_and_measured_per_configuration():
     assert by_label["Q8_0"]["pareto"]  # the most bits here and the best SQNR
 
 
-def test_per_channel_rows_are_skipped_for_1d_values():
+def test_rows_that_do_not_fit_the_values_are_skipped_with_the_reason():
+    skipped = []
     rows = compare(np.linspace(-1, 1, 64), ["format=int bits=8 granularity=channel",
-                                            "format=int bits=8"])
+                                            "format=int bits=8", "format=q4_k"], skipped=skipped)
     assert [r["label"] for r in rows] == ["INT8"]
+    assert [s["label"] for s in skipped] == ["INT8 per-channel", "Q4_K"]
+    assert "two or more dimensions" in skipped[0]["reason"]
+    assert "multiple of 256" in skipped[1]["reason"]
+    with pytest.raises(QuantcalcError, match="no configuration fits these values"):
+        compare(np.ones(8), ["format=q5_k"])
 
 
-def test_bad_specs_name_the_configuration():
+def test_bad_specs_are_all_named_at_once():
     with pytest.raises(QuantcalcError, match="not key=value"):
         parse_spec("format int")
-    with pytest.raises(QuantcalcError, match="INT4: narrow_range must be true or false") as err:
-        compare(np.ones(4), ["format=int bits=4 narrow_range=maybe"])
-    assert err.value.field == "configs"
+    with pytest.raises(QuantcalcError) as err:
+        compare(np.ones(4), ["format=int bits=4 narrow_range=maybe", "format=int",
+                             "format=int bits=99", "bit=3"])
+    message = err.value.message
+    assert "narrow_range must be true or false" in message and "between 2 and 16" in message
+    assert "unknown setting 'bit'" in message and err.value.field == "configs"
 
 
 def test_sweep_gains_about_6_db_per_bit():

@@ -249,13 +249,15 @@ def test_settings_that_do_not_apply_are_refused(settings, field):
 from hypothesis import given, settings, strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
-from quantcalc.registry import NAMES as FORMATS  # noqa: E402
+from quantcalc.registry import NAMES as FORMATS, get as get_format  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)
 @given(hnp.arrays(np.float32, st.integers(1, 100),
                   elements=st.floats(-1e4, 1e4, width=32, allow_subnormal=False)),
-       st.sampled_from([f for f in FORMATS if f != "int"]), st.integers(1, 9))
+       # K-quants need whole super-blocks of 256 per row: tests/unit/test_kquants.py
+       st.sampled_from([f for f in FORMATS if f != "int" and not get_format(f).super_block]),
+       st.integers(1, 9))
 def test_every_format_reconstructs_on_its_grid_whatever_the_chunking(x, name, chunk):
     r = analyze(x, Config(format=name))
     again = analyze(x, Config(format=name), chunk=chunk)

@@ -1,0 +1,74 @@
+"""ggml itself, through ctypes: the prebuilt libggml-base of the PyPI package libggml-python
+(a test-only dependency). quantize(type, rows, imatrix) returns ggml's block bytes and their
+reconstruction by the type's own to_float."""
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+libggml = pytest.importorskip("libggml", reason="libggml-python is a test dependency")
+
+TYPES = {"q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "q2_K": 10, "q3_K": 11,
+         "q4_K": 12, "q5_K": 13, "q6_K": 14, "iq4_nl": 20, "iq4_xs": 23}
+
+
+class Traits(ctypes.Structure):
+    _fields_ = [("type_name", ctypes.c_char_p), ("blck_size", ctypes.c_int64),
+                ("blck_size_interleave", ctypes.c_int64), ("type_size", ctypes.c_size_t),
+                ("is_quantized", ctypes.c_bool), ("to_float", ctypes.c_void_p),
+                ("from_float_ref", ctypes.c_void_p)]
+
+
+_lib = ctypes.CDLL(str(Path(libggml.__file__).parent / "lib64" / "libggml-base.so"))
+_lib.ggml_get_type_traits.restype = ctypes.POINTER(Traits)
+_lib.ggml_get_type_traits.argtypes = [ctypes.c_int]
+_lib.ggml_quantize_chunk.restype = ctypes.c_size_t
+_lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                                     ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                                     ctypes.c_void_p]
+_TO_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+
+
+def traits(name):
+    return _lib.ggml_get_type_traits(TYPES[name]).contents
+
+
+def quantize(name, rows, imatrix=None):
+    """(block bytes, reconstruction float32 of the same shape) of ggml_quantize_chunk."""
+    x = np.ascontiguousarray(rows, np.float32)
+    count, width = x.shape
+    info = traits(name)
+    out = np.zeros(x.size // info.blck_size * info.type_size, np.uint8)
+    weights = None if imatrix is None else np.ascontiguousarray(imatrix, np.float32)
+    size = _lib.ggml_quantize_chunk(TYPES[name], x.ctypes.data, out.ctypes.data, 0, count, width,
+                                    None if weights is None else weights.ctypes.data)
+    assert size == out.size
+    back = np.zeros(x.size, np.float32)
+    _TO_FLOAT(info.to_float)(out.ctypes.data, back.ctypes.data, x.size)
+    return out, back.reshape(x.shape)
+
+
+def bits_per_value(name):
+    info = traits(name)
+    return info.type_size * 8 / info.blck_size
+
+
+def codes(name, blocks):
+    """The per-value codes held in ggml's block bytes (the layouts of ggml-common.h)."""
+    info = traits(name)
+    b = blocks.reshape(-1, info.type_size)
+    if name == "q4_K":  # d, dmin (fp16), scales[12], qs[128]: 64 values per 32 bytes
+        qs = b[:, 16:].reshape(-1, 4, 32)
+        return np.concatenate([np.stack([qs[:, k] & 0xF, qs[:, k] >> 4], 1).reshape(-1, 64)
+                               for k in range(4)], 1)
+    if name == "q5_K":  # d, dmin, scales[12], qh[32], qs[128]
+        qh, qs = b[:, 16:48], b[:, 48:].reshape(-1, 4, 32)
+        out = []
+        for k in range(4):
+            low = (qs[:, k] & 0xF) | (((qh >> (2 * k)) & 1) << 4)
+            high = (qs[:, k] >> 4) | (((qh >> (2 * k + 1)) & 1) << 4)
+            out.append(np.concatenate([low, high], 1))
+        return np.concatenate(out, 1)
+    raise KeyError(name)
