@@ -46,6 +46,8 @@ class Format:
         super_block: values per super-block (K-quants: 256); a row's length must be a multiple.
         fallback: the type llama.cpp uses instead for rows that are not (llama-quant.cpp).
         uses_importance: an importance matrix changes its search (ggml's quantize_*_impl).
+        code_offset: the integer zero point of codes, x̂ = d·(q − offset), for formats that have
+            one (None where a real-valued min takes its place, as in Q4_1 and Q4_K).
         reference: where its arithmetic comes from.
     """
 
@@ -69,6 +71,7 @@ class Format:
     super_block: int | None = None
     fallback: str | None = None
     uses_importance: bool = False
+    code_offset: int | None = None
 
     def applies(self, setting: str) -> bool:
         """Whether the user may change `setting` for this format."""
@@ -135,39 +138,56 @@ FORMATS = (
            rule="FP4 E2M1 elements in blocks of 16; each block's FP8 E4M3 scale is multiplied by "
                 "one FP32 scale amax / (6 × 448) for the tensor",
            reference="NVIDIA NVFP4 (Blackwell)"),
-    Format("q8_0", "GGUF Q8_0", "Block formats (llama.cpp)", "gguf", "int", 8, block_size=32,
-           scale_format="fp16", scale_bits=16,
-           fixed={"mode": "symmetric", "calibration": "minmax", "rounding": "half-away"},
-           rule="blocks of 32: d = amax / 127 stored as fp16, q = round(x / d) in float32",
-           reference="llama.cpp ggml-quants.c quantize_row_q8_0_ref"),
-    Format("q4_0", "GGUF Q4_0", "Block formats (llama.cpp)", "gguf", "int", 4, block_size=32,
-           scale_format="fp16", scale_bits=16,
-           fixed={"mode": "symmetric", "calibration": "minmax"},
-           rule="blocks of 32: d = (the block's largest-magnitude value, sign kept) / -8 stored "
-                "as fp16, q = min(15, trunc(x / d + 8.5)), x̂ = (q - 8) d; a negative d means "
-                "that value was positive",
-           reference="llama.cpp ggml-quants.c quantize_row_q4_0_ref"),
 )
 
-def _k_quant(name, label, bits, fallback, rmin_note):
+def _ggml(name, bits, block, mode, scale_bits, rule, *, super_block=None,
+          scale_format="fp16", fallback="f16", uses_importance=True, code_offset=None):
+    ggml_name = name.replace("_k", "_K")
     return Format(
-        name, label, "Block formats (llama.cpp)", "kquant", "int", bits, block_size=32,
-        super_block=256, scale_format="6-bit × fp16",
-        scale_bits=16,  # 12 bits per sub-block of 32 + 32 bits per super-block of 8 sub-blocks
-        fixed={"mode": "asymmetric", "calibration": "minmax"}, fallback=fallback,
-        uses_importance=True,
-        rule=f"super-blocks of 256 in sub-blocks of 32, each with a scale and a min found by "
-             f"ggml's weighted search ({rmin_note}), both quantized to 6 bits against fp16 "
-             f"super-block scales (d, dmin); x̂ = d·sc·q − dmin·m",
-        reference=f"llama.cpp ggml-quants.c quantize_row_{name.replace('_k', '_K')}_ref / "
-                  f"quantize_{name.replace('_k', '_K')} with an importance matrix")
+        name, f"GGUF {ggml_name.upper().replace('_K', '_K')}", "Block formats (llama.cpp)",
+        "ggml", "int", bits, block_size=block, super_block=super_block,
+        scale_format=scale_format, scale_bits=scale_bits,
+        fixed={"mode": mode, "calibration": "minmax"}, fallback=fallback,
+        uses_importance=uses_importance, code_offset=code_offset, rule=rule,
+        reference=f"llama.cpp ggml-quants.c quantize_row_{ggml_name}_ref"
+                  + (f"; quantize_row_{ggml_name}_impl with an importance matrix"
+                     if uses_importance else ""))
 
 
+_SCALE_MIN = ("each sub-block's scale and min come from ggml's weighted search and are quantized "
+              "against fp16 super-block scales d and dmin; x̂ = d·sc·q − dmin·m")
+# scale_bits: per (sub-)block, its own scale fields plus its share of the super-block's fp16
+# scales (Q4_K: 6 + 6 bits per 32, and 2 x 16 bits per 8 sub-blocks: 16 bits per 32 values).
 FORMATS += (
-    _k_quant("q4_k", "GGUF Q4_K", 4, "q5_0", "make_qkx2_quants; with an importance matrix "
-             "make_qkx3_quants and make_qp_quants"),
-    _k_quant("q5_k", "GGUF Q5_K", 5, "q5_1", "make_qkx2_quants; with an importance matrix "
-             "make_qkx3_quants and make_qp_quants"),
+    _ggml("q8_0", 8, 32, "symmetric", 16,
+          "blocks of 32: d = amax / 127 stored as fp16, q = round(x / d) in float32",
+          uses_importance=False, code_offset=0),
+    _ggml("q4_0", 4, 32, "symmetric", 16,
+          "blocks of 32: d = (the block's largest-magnitude value, sign kept) / -8 stored as "
+          "fp16, q = min(15, trunc(x / d + 8.5)), x̂ = (q - 8) d; a negative d means that value "
+          "was positive", code_offset=8),
+    _ggml("q4_1", 4, 32, "asymmetric", 32,
+          "blocks of 32: d = (max - min) / 15 and m = min stored as fp16, x̂ = q d + m"),
+    _ggml("q5_0", 5, 32, "symmetric", 16,
+          "blocks of 32: d = (the largest-magnitude value) / -16 as fp16, x̂ = (q - 16) d",
+          code_offset=16),
+    _ggml("q5_1", 5, 32, "asymmetric", 32,
+          "blocks of 32: d = (max - min) / 31 and m = min stored as fp16, x̂ = q d + m"),
+    _ggml("q2_k", 2, 16, "asymmetric", 10, "super-blocks of 256 in sub-blocks of 16 with "
+          "4-bit scales and mins: " + _SCALE_MIN, super_block=256, fallback="iq4_nl",
+          scale_format="4-bit × fp16"),
+    _ggml("q3_k", 3, 16, "symmetric", 7, "super-blocks of 256 in sub-blocks of 16 with "
+          "signed 6-bit scales against an fp16 d; x̂ = d·(sc − 32)·(q − 4)", super_block=256,
+          fallback="iq4_nl", scale_format="6-bit × fp16", code_offset=4),
+    _ggml("q4_k", 4, 32, "asymmetric", 16, "super-blocks of 256 in sub-blocks of 32 with "
+          "6-bit scales and mins: " + _SCALE_MIN, super_block=256, fallback="q5_0",
+          scale_format="6-bit × fp16"),
+    _ggml("q5_k", 5, 32, "asymmetric", 16, "super-blocks of 256 in sub-blocks of 32 with "
+          "6-bit scales and mins: " + _SCALE_MIN, super_block=256, fallback="q5_1",
+          scale_format="6-bit × fp16"),
+    _ggml("q6_k", 6, 16, "symmetric", 9, "super-blocks of 256 in sub-blocks of 16 with "
+          "int8 scales against an fp16 d; x̂ = d·sc·(q − 32)", super_block=256,
+          fallback="q8_0", scale_format="8-bit × fp16", code_offset=32),
 )
 
 BY_NAME = {f.name: f for f in FORMATS}

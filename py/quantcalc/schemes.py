@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from . import kquants, registry
+from . import ggml_types, registry
 from .core import SCALE_FLOOR, QParams, qparams, round_and_clamp, round_in_place
 from .errors import QuantcalcError
 from .formats import IntegerFormat
@@ -248,109 +248,69 @@ class NVFP4Scheme(Scheme):
         return self.fp4.encode(rounded), rounded * scale, saturated
 
 
-class GGUFScheme(Scheme):
-    """llama.cpp's Q8_0 and Q4_0, transcribed from quantize_row_q8_0_ref / q4_0_ref: float32
-    arithmetic, the block scale d stored as fp16 and used as such to dequantize."""
+class GGMLScheme(Scheme):
+    """llama.cpp's types (ggml_types.py, bit-exact with ggml). Their codes come out of searches
+    over whole blocks, super-blocks and (with an importance matrix) rows, so a span of whole
+    rows is quantized at once, and each block's scale is filled in as it goes."""
 
     def __init__(self, config, fmt):
         super().__init__(config, fmt)
-        self.bits = fmt.element_bits
-        # Q8_0: codes -127..127 around 0; Q4_0: codes 0..15 around 8 (x = (q - 8) d)
-        self.q_min, self.q_max = (-127, 127) if self.bits == 8 else (0, 15)
-        self.offset = 0 if self.bits == 8 else 8
-
-    def params(self, x, lo, hi, segmentation):
-        lo32, hi32 = lo.astype(np.float32), hi.astype(np.float32)
-        if self.bits == 8:
-            d = np.maximum(np.abs(lo32), np.abs(hi32)) / np.float32(127)
-        else:  # the first value of largest magnitude in the block, sign kept, over -8
-            d = np.array([block[np.argmax(np.abs(block))] for block in
-                          (b.astype(np.float32) for b in segmentation.each(x))],
-                         np.float32) / np.float32(-8)
-        with np.errstate(divide="ignore", over="ignore"):  # 1/d of a subnormal d: see below
-            inverse = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), np.float32(0))
-        with np.errstate(over="ignore"):
-            stored = d.astype(np.float16).astype(np.float64)
-        if not np.all(np.isfinite(stored)):
-            largest = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))
-            raise QuantcalcError(
-                f"{self.label} stores each block's scale as fp16 (at most 65504); a block whose "
-                f"largest magnitude is {largest:.4g} needs {float(np.max(np.abs(d))):.4g}. Scale "
-                f"the tensor down or choose another format", "format")
-        # A d so small that fp16 stores 0 (below 6e-8) makes every value of its block
-        # dequantize to 0; its float32 1/d can overflow to inf, where C's int8 cast of x * inf
-        # is undefined. Such a block takes code 0 (Q8_0) / 8 (Q4_0): the same reconstruction.
-        inverse = np.where(stored == 0, np.float32(0), inverse)
-        amax = np.maximum(np.abs(lo), np.abs(hi))
-        offsets = np.full(d.shape, self.offset, np.int64)
-        return QParams(stored, offsets, -amax, amax, np.zeros(d.shape, bool), d == 0,
-                       extra={"inverse": inverse.astype(np.float32)})
-
-    def quantize(self, original, p, rounding, rng):
-        scaled = original.astype(np.float32) * p["inverse"]  # float32 product, as in C
-        if self.bits == 8:
-            exact = scaled.astype(np.float64)  # roundf: half away from zero, no float32 sum
-            codes = np.trunc(exact + np.copysign(0.5, exact))
-            return codes, codes * p["scale"], np.abs(codes) > 127
-        # (int8_t)(x0 + 8.5f): a float32 sum, truncated, then MIN(15, ...)
-        unclamped = np.trunc(scaled + np.float32(8.5)).astype(np.float64)
-        codes = np.minimum(15, unclamped)
-        return codes, (codes - 8) * p["scale"], unclamped > 15
-
-    def grid_ends(self, params):
-        d = float(params.scale[0])
-        return tuple(sorted(((self.q_min - self.offset) * d, (self.q_max - self.offset) * d)))
-
-
-class KQuantScheme(Scheme):
-    """llama.cpp's K-quants (kquants.py, bit-exact with ggml): the codes come out of a search
-    over whole super-blocks, so a span of super-blocks is quantized at once and each
-    sub-block's effective scale d·sc is filled in as it goes."""
-
-    def __init__(self, config, fmt):
-        super().__init__(config, fmt)
-        self.q_min, self.q_max = 0, (1 << fmt.element_bits) - 1
-        self.chunk_values = 1 << 18  # 1024 super-blocks: the search is vectorised across them
+        self.q_min, self.q_max = (-127, 127) if fmt.name == "q8_0" \
+            else (0, (1 << fmt.element_bits) - 1)
+        self.has_zero_point = fmt.code_offset is not None
         self.importance = None
         self.scales = None
 
-    has_zero_point = False
-
     def segmentation(self, shape, config):
         width = shape[-1] if shape else 1
-        if width % self.format.super_block:
+        unit = self.format.super_block or self.block_size
+        if width % unit:
+            what = "its super-blocks" if self.format.super_block else "its blocks"
+            fallback = self.format.fallback.upper()
             raise QuantcalcError(
-                f"{self.label} needs rows whose length is a multiple of "
-                f"{self.format.super_block} (its super-blocks); these rows have {width} values. "
-                f"llama.cpp quantizes such a tensor as {self.format.fallback.upper()} instead",
-                "format")
+                f"{self.label} needs rows whose length is a multiple of {unit} ({what}); these "
+                f"rows have {width} values. llama.cpp quantizes such a tensor as {fallback} "
+                f"instead", "format")
+        self.row_length = width
+        # whole rows per span (a row-wide search), about 2^18 values at a time
+        self.chunk_values = width * max(1, (1 << 18) // width)
         return super().segmentation(shape, config)
 
     def params(self, x, lo, hi, segmentation):
         self.scales = np.zeros(segmentation.count)  # filled by quantize_span
-        self.row_length = segmentation.row_length
-        zeros = np.zeros(segmentation.count, np.int64)
-        return QParams(self.scales, zeros, lo, hi, zeros.astype(bool), zeros.astype(bool))
+        offsets = np.full(segmentation.count, self.format.code_offset or 0, np.int64)
+        flags = np.zeros(segmentation.count, bool)
+        return QParams(self.scales, offsets, lo, hi, flags, flags)
 
     def gather(self, params, ids):
         return None  # a span carries its own scales
 
+    def grid_ends(self, params):
+        d, offset = float(params.scale[0]), self.format.code_offset or 0
+        lo = float(params.real_min[0]) if self.format.code_offset is None else \
+            (self.q_min - offset) * d
+        hi = float(params.real_max[0]) if self.format.code_offset is None else \
+            (self.q_max - offset) * d
+        return min(lo, hi), max(lo, hi)
+
     def quantize_span(self, start, original, p, rounding, rng):
-        blocks = original.astype(np.float32).reshape(-1, kquants.QK_K)
-        importance = None
-        if self.importance is not None:
-            columns = np.arange(start, start + original.size) % self.row_length
-            importance = self.importance[columns]
-        codes, recon, clipped, d_sub, _ = kquants.quantize_q45_k(
-            blocks, self.q_max, importance)
+        rows = original.reshape(-1, self.row_length)
+        with np.errstate(over="ignore", invalid="ignore"):  # an fp16 overflow is refused below
+            out = ggml_types.quantize(self.format.name, rows, self.importance)
+        if not (np.all(np.isfinite(out.scales)) and np.all(np.isfinite(out.recon))):
+            largest = float(np.max(np.abs(rows)))
+            raise QuantcalcError(
+                f"{self.label} stores its scales as fp16 (at most 65504); a block here, whose "
+                f"largest magnitude is {largest:.4g}, needs more. Scale the tensor down or "
+                f"choose another format", "format")
         first = start // self.block_size
-        self.scales[first:first + d_sub.size] = d_sub.reshape(-1)
-        return (codes.reshape(-1).astype(np.float64), recon.reshape(-1).astype(np.float64),
-                clipped.reshape(-1))
+        self.scales[first:first + out.scales.size] = out.scales
+        return (out.codes.reshape(-1).astype(np.float64), out.recon.reshape(-1).astype(np.float64),
+                out.clipped.reshape(-1))
 
 
 FAMILIES = {"int": IntegerScheme, "float": FloatScheme, "nf4": NF4Scheme, "mx": MXScheme,
-            "nvfp4": NVFP4Scheme, "gguf": GGUFScheme, "kquant": KQuantScheme}
+            "nvfp4": NVFP4Scheme, "ggml": GGMLScheme}
 
 
 def scheme_for(config) -> Scheme:

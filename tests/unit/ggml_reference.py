@@ -55,10 +55,42 @@ def bits_per_value(name):
     return info.type_size * 8 / info.blck_size
 
 
+def _nibbles(qs):
+    """16 bytes -> 32 codes: low nibbles are values 0..15, high nibbles 16..31."""
+    return np.concatenate([qs & 0xF, qs >> 4], 1)
+
+
+def _fifth_bits(qh):
+    bits = qh.astype(np.uint32)
+    word = bits[:, 0] | bits[:, 1] << 8 | bits[:, 2] << 16 | bits[:, 3] << 24
+    return ((word[:, None] >> np.arange(32, dtype=np.uint32)) & 1).astype(np.uint8)
+
+
+def _two_bit(qs):
+    """K-quant 2-bit planes: per 128 values, 32 bytes hold values l, l+32, l+64, l+96."""
+    out = []
+    for half in range(qs.shape[1] // 32):
+        q = qs[:, 32 * half:32 * (half + 1)]
+        out += [(q >> shift) & 3 for shift in (0, 2, 4, 6)]
+    return np.concatenate(out, 1)
+
+
 def codes(name, blocks):
     """The per-value codes held in ggml's block bytes (the layouts of ggml-common.h)."""
     info = traits(name)
     b = blocks.reshape(-1, info.type_size)
+    if name == "q8_0":
+        return b[:, 2:].view(np.int8).astype(np.int64)
+    if name in ("q4_0", "q4_1"):
+        return _nibbles(b[:, -16:])
+    if name in ("q5_0", "q5_1"):
+        qh = b[:, -20:-16]
+        return _nibbles(b[:, -16:]) | (_fifth_bits(qh) << 4)
+    if name == "q2_K":  # scales[16], qs[64], d, dmin
+        return _two_bit(b[:, 16:80])
+    if name == "q3_K":  # hmask[32], qs[64], scales[12], d
+        high = ((b[:, :32][:, None, :] >> np.arange(8)[None, :, None]) & 1).reshape(-1, 256)
+        return _two_bit(b[:, 32:96]) | (high << 2)
     if name == "q4_K":  # d, dmin (fp16), scales[12], qs[128]: 64 values per 32 bytes
         qs = b[:, 16:].reshape(-1, 4, 32)
         return np.concatenate([np.stack([qs[:, k] & 0xF, qs[:, k] >> 4], 1).reshape(-1, 64)
@@ -70,5 +102,12 @@ def codes(name, blocks):
             low = (qs[:, k] & 0xF) | (((qh >> (2 * k)) & 1) << 4)
             high = (qs[:, k] >> 4) | (((qh >> (2 * k + 1)) & 1) << 4)
             out.append(np.concatenate([low, high], 1))
+        return np.concatenate(out, 1)
+    if name == "q6_K":  # ql[128], qh[64], scales[16], d
+        out = []
+        for half in range(2):
+            ql, qh = b[:, 64 * half:64 * half + 64], b[:, 128 + 32 * half:128 + 32 * half + 32]
+            out += [(ql[:, :32] & 0xF) | ((qh & 3) << 4), (ql[:, 32:] & 0xF) | (((qh >> 2) & 3) << 4),
+                    (ql[:, :32] >> 4) | (((qh >> 4) & 3) << 4), (ql[:, 32:] >> 4) | (((qh >> 6) & 3) << 4)]
         return np.concatenate(out, 1)
     raise KeyError(name)

@@ -255,8 +255,8 @@ from quantcalc.registry import NAMES as FORMATS, get as get_format  # noqa: E402
 @settings(max_examples=60, deadline=None)
 @given(hnp.arrays(np.float32, st.integers(1, 100),
                   elements=st.floats(-1e4, 1e4, width=32, allow_subnormal=False)),
-       # K-quants need whole super-blocks of 256 per row: tests/unit/test_kquants.py
-       st.sampled_from([f for f in FORMATS if f != "int" and not get_format(f).super_block]),
+       # llama.cpp's types need rows of whole blocks: tests/unit/test_ggml_types.py
+       st.sampled_from([f for f in FORMATS if f != "int" and get_format(f).family != "ggml"]),
        st.integers(1, 9))
 def test_every_format_reconstructs_on_its_grid_whatever_the_chunking(x, name, chunk):
     r = analyze(x, Config(format=name))

@@ -61,9 +61,10 @@ def test_values_near_the_float64_limit_are_refused_or_finite():
 
 
 def test_gguf_blocks_beyond_fp16_scales_are_refused_not_nan():
-    out = cli("analyze", "--values", "8.4e6 1 2 3", "--format", "q8_0", "--json")
+    block = "8.4e6 " + " ".join(["1"] * 31)  # one block of 32
+    out = cli("analyze", "--values", block, "--format", "q8_0", "--json")
     refused(out, "fp16", "65504")
-    out = cli("compare", "--values", "8.4e6 1 2 3", "--config", "format=q4_0", "--json")
+    out = cli("compare", "--values", block, "--config", "format=q4_0", "--json")
     refused(out, "fp16")
 
 

@@ -36,8 +36,14 @@ FACTS = {
     "nvfp4": (4, 15, 6.0, 1.0, 16, 4 + 8 / 16 + 32 / N),
     "q8_0": (8, 255, None, None, 32, 8.5),
     "q4_0": (4, 16, None, None, 32, 4.5),
+    "q4_1": (4, 16, None, None, 32, 5.0),
+    "q5_0": (5, 32, None, None, 32, 5.5),
+    "q5_1": (5, 32, None, None, 32, 6.0),
+    "q2_k": (2, 4, None, None, 16, 2.625),
+    "q3_k": (3, 8, None, None, 16, 3.4375),
     "q4_k": (4, 16, None, None, 32, 4.5),
     "q5_k": (5, 32, None, None, 32, 5.5),
+    "q6_k": (6, 64, None, None, 16, 6.5625),
 }
 
 
@@ -98,7 +104,7 @@ def test_nf4_reports_blocks_and_codes_not_an_integer_grid():
 
 
 def test_q4_0_says_what_its_negative_scale_and_zero_point_mean():
-    s = analyze(np.array([-1.0, 2.0]), Config(format="q4_0")).summary()
+    s = analyze(np.array([-1.0, 2.0] + [0.0] * 30), Config(format="q4_0")).summary()
     assert s["scale"] == [-0.25] and s["zero_point"] == [8]  # d = 2 / -8; x = (q - 8) d
     assert any("negative d means" in note for note in s["notes"])
 
@@ -106,9 +112,9 @@ def test_q4_0_says_what_its_negative_scale_and_zero_point_mean():
 def test_clipped_means_the_same_for_every_format():
     # Q4_0: -2.0 in a block whose largest value is +2.0 wants code 8.5 + 8 -> 16, clamped to 15
     # (x = (15 - 8)(-0.25) = -1.75): that value is clipped, as an integer code past q_max is.
-    r = analyze(np.array([2.0, -2.0, 1.0, 0.0]), Config(format="q4_0"))
-    assert r.per_value.codes.tolist() == [0, 15, 4, 8]
-    assert r.per_value.clipped.tolist() == [False, True, False, False]
+    r = analyze(np.array([2.0, -2.0, 1.0] + [0.0] * 29), Config(format="q4_0"))
+    assert r.per_value.codes.tolist() == [0, 15, 4] + [8] * 29
+    assert r.per_value.clipped.tolist() == [False, True] + [False] * 30
     assert r.metrics["clip_count"] == 1 and r.per_value.dequantized[1] == -1.75
     # integer: a code past q_max; FP4 with a custom range: past the grid's largest value
     assert analyze(np.array([3.0, 1.0]), Config(bits=4, calibration="custom", range_min=-1,
@@ -118,7 +124,7 @@ def test_clipped_means_the_same_for_every_format():
         "clip_count"] == 1
     # absmax-scaled blocks whose largest value lands exactly on the grid's end clip nothing
     for name in ("nf4", "q8_0", "fp8_e4m3"):
-        assert analyze(np.array([2.0, -2.0, 1.0]), Config(format=name)).metrics[
+        assert analyze(np.array([2.0, -2.0, 1.0] + [0.5] * 29), Config(format=name)).metrics[
             "clip_count"] == 0
 
 

@@ -1,5 +1,6 @@
-"""llama.cpp's K-quants, transcribed from ggml's ggml-quants.c so that codes and reconstructions
-are bit-identical to ggml's own (tests/unit/test_kquants.py compares them with libggml itself).
+"""ggml's scale searches (ggml-quants.c: make_qx_quants, make_q3_quants, make_qkx2_quants,
+make_qkx3_quants, make_qp_quants), transcribed so that llama.cpp's types come out bit-identical
+to ggml's own (ggml_types.py uses them; tests/unit/test_ggml_types.py compares with libggml).
 
 Each function works on many blocks at once: arrays of shape (blocks, values), one row a block.
 Bit-exactness rests on doing what the C code does, in its order:
@@ -17,7 +18,6 @@ import numpy as np
 
 F32 = np.float32
 GROUP_MAX_EPS = F32(1e-15)
-QK_K = 256
 
 
 def nearest_int(values):
@@ -111,7 +111,7 @@ def make_qp_quants(x, nmax, weights):
     zero = top < GROUP_MAX_EPS
     safe_top = np.where(zero, F32(1), top)
     iscale = F32(nmax) / safe_top
-    L = nearest_int(iscale[:, None] * x)
+    L = nearest_int(iscale[:, None] * x) & 0xFF  # L is uint8_t in C
     scale = F32(1) / iscale
     best = np.zeros(blocks, F32)
     for i in range(n):
@@ -128,11 +128,12 @@ def make_qp_quants(x, nmax, weights):
         better = mse < best
         best = _where(better, mse, best)
         iscale = _where(better, iscale_is, iscale)
-    L = np.minimum(nmax, nearest_int(iscale[:, None] * x))
+    wanted = np.minimum(nmax, nearest_int(iscale[:, None] * x))
+    L = wanted & 0xFF
     sumlx = np.zeros(blocks, F32)
     suml2 = np.zeros(blocks, F32)
     for i in range(n):
-        l = L[:, i].astype(F32)
+        l = wanted[:, i].astype(F32)  # the int l, before it is stored
         sumlx = sumlx + weights[:, i] * x[:, i] * l
         suml2 = suml2 + weights[:, i] * l * l
     active = np.ones(blocks, bool)
@@ -150,7 +151,7 @@ def make_qp_quants(x, nmax, weights):
             slx = slx + w * xi * nl
             sl2 = sl2 + w * nl * nl
             accept = ok & (slx * slx * suml2 > sumlx * sumlx * sl2)
-            L[:, i] = np.where(accept, new_l, L[:, i])
+            L[:, i] = np.where(accept, new_l & 0xFF, L[:, i])
             sumlx = _where(accept, slx, sumlx)
             suml2 = _where(accept, sl2, suml2)
             changed |= accept
@@ -163,70 +164,108 @@ def make_qp_quants(x, nmax, weights):
     return _where(zero, F32(0), scale), L
 
 
-def _sub_block_weights(x, importance):
-    """The weights of quantize_row_q{4,5}_K_impl: per super-block sigma2 = 2 * mean(x^2);
-    with an importance matrix qw * sqrt(sigma2 + x^2), else sqrt(sigma2) + |x|."""
-    supers = x.reshape(-1, QK_K)
-    sum_x2 = np.zeros(supers.shape[0], F32)
-    for i in range(QK_K):
-        sum_x2 = sum_x2 + supers[:, i] * supers[:, i]
-    sigma2 = F32(2) * sum_x2 / F32(QK_K)
-    sigma2 = np.repeat(sigma2, QK_K // 32)[:, None]
-    if importance is not None:
-        return importance * np.sqrt(sigma2 + x * x)
-    return np.sqrt(sigma2) + np.abs(x)
+def make_qx_quants(x, nmax, weights):
+    """make_qx_quants with rmse_type 1: weights given (an importance) or x^2. Returns
+    (scale, L) with L = nmax + l, l in [-nmax, nmax - 1]."""
+    blocks, n = x.shape
+    w = x * x if weights is None else weights
+    top = np.zeros(blocks, F32)
+    amax = np.zeros(blocks, F32)
+    for i in range(n):
+        ax = np.abs(x[:, i])
+        larger = ax > amax
+        amax = _where(larger, ax, amax)
+        top = _where(larger, x[:, i], top)
+    zero = amax < GROUP_MAX_EPS
+    safe_top = np.where(zero, F32(1), top)
+
+    def levels(iscale):
+        return np.clip(nearest_int(iscale[:, None] * x), -nmax, nmax - 1)
+
+    def sums(l):
+        lf = l.astype(F32)
+        sumlx = np.zeros(blocks, F32)
+        suml2 = np.zeros(blocks, F32)
+        for i in range(n):
+            sumlx = sumlx + w[:, i] * x[:, i] * lf[:, i]
+            suml2 = suml2 + w[:, i] * lf[:, i] * lf[:, i]
+        return sumlx, suml2
+
+    l = levels(F32(-nmax) / safe_top)
+    L = l + nmax
+    sumlx, suml2 = sums(l)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = _where(suml2 != 0, sumlx / np.where(suml2 != 0, suml2, F32(1)), F32(0))
+    best = scale * sumlx
+    for step in range(-9, 10):
+        if step == 0:
+            continue
+        iscale = -(F32(nmax) + F32(0.1) * F32(step)) / safe_top
+        l = levels(iscale)
+        sumlx, suml2 = sums(l)
+        better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new_scale = sumlx / np.where(suml2 > 0, suml2, F32(1))
+        L = np.where(better[:, None], l + nmax, L)
+        scale = _where(better, new_scale, scale)
+        best = _where(better, scale * sumlx, best)
+    L = np.where(zero[:, None], 0, L)
+    return _where(zero, F32(0), scale), L
 
 
-def _row_sums(values):
+def make_q3_quants(x, nmax):
+    """make_q3_quants with do_rmse (Q3_K without an importance matrix): (scale, L), L = l + nmax
+    (0 for an all-zero block)."""
+    blocks, n = x.shape
+    top = np.zeros(blocks, F32)
+    amax = np.zeros(blocks, F32)
+    for i in range(n):
+        ax = np.abs(x[:, i])
+        larger = ax > amax
+        amax = _where(larger, ax, amax)
+        top = _where(larger, x[:, i], top)
+    zero = amax < GROUP_MAX_EPS
+    iscale = F32(-nmax) / np.where(zero, F32(1), top)
+    L = np.clip(nearest_int(iscale[:, None] * x), -nmax, nmax - 1)
+    w = x * x
+    sumlx = np.zeros(blocks, F32)
+    suml2 = np.zeros(blocks, F32)
+    for i in range(n):
+        lf = L[:, i].astype(F32)
+        sumlx = sumlx + w[:, i] * x[:, i] * lf
+        suml2 = suml2 + w[:, i] * lf * lf
+    active = ~zero
+    for _ in range(5):
+        changed = np.zeros(blocks, bool)
+        for i in range(n):
+            wi, xi, li = w[:, i], x[:, i], L[:, i].astype(F32)
+            slx = sumlx - wi * xi * li
+            ok = active & (slx > 0)
+            sl2 = suml2 - wi * li * li
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                new_l = np.clip(nearest_int(np.where(ok, xi * sl2 / np.where(ok, slx, F32(1)),
+                                                     F32(0))), -nmax, nmax - 1)
+            ok &= new_l != L[:, i]
+            nl = new_l.astype(F32)
+            slx = slx + wi * xi * nl
+            sl2 = sl2 + wi * nl * nl
+            accept = ok & (sl2 > 0) & (slx * slx * suml2 > sumlx * sumlx * sl2)
+            L[:, i] = np.where(accept, new_l, L[:, i])
+            sumlx = _where(accept, slx, sumlx)
+            suml2 = _where(accept, sl2, suml2)
+            changed |= accept
+        active &= changed
+        if not active.any():
+            break
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = _where(suml2 > 0, sumlx / np.where(suml2 > 0, suml2, F32(1)), F32(0))
+    L = np.where(zero[:, None], 0, L + nmax)
+    return _where(zero, F32(0), scale), L
+
+
+def row_sums(values):
+    """Each row's sum, added left to right in float32 (as the C loops add)."""
     out = np.zeros(values.shape[0], F32)
     for i in range(values.shape[1]):
         out = out + values[:, i]
     return out
-
-
-def quantize_q45_k(x, nmax, importance=None):
-    """Q4_K (nmax 15) or Q5_K (nmax 31) of super-blocks x (blocks, 256) float32.
-
-    Without an importance matrix ggml runs quantize_row_q*_K_ref; with one,
-    quantize_row_q*_K_impl. Returns (codes (blocks, 256), reconstruction float32, clipped,
-    sub-block scale d*sc and min dmin*m (blocks, 8) each)."""
-    supers = x.shape[0]
-    sub = x.reshape(-1, 32)
-    if importance is None:
-        sum_x2 = _row_sums(sub * sub)
-        av_x = np.sqrt(sum_x2 / F32(32))
-        weights = av_x[:, None] + np.abs(sub)
-        rmin, rdelta, nstep = (-1.0, 0.1, 20) if nmax == 15 else (-0.5, 0.1, 15)
-        scales, mins, L = make_qkx_quants(sub, weights, nmax, rmin, rdelta, nstep, False, True)
-        scales, mins = scales.reshape(supers, 8), mins.reshape(supers, 8)
-        max_scale = np.zeros(supers, F32)
-        max_min = np.zeros(supers, F32)
-        for j in range(8):
-            max_scale = _where(scales[:, j] > max_scale, scales[:, j], max_scale)
-            max_min = _where(mins[:, j] > max_min, mins[:, j], max_min)
-        with np.errstate(divide="ignore"):
-            inv_scale = _where(max_scale > 0, F32(63) / max_scale, F32(0))
-            inv_min = _where(max_min > 0, F32(63) / max_min, F32(0))
-        ls = np.minimum(63, nearest_int(inv_scale[:, None] * scales) & 0xFF)
-        lm = np.minimum(63, nearest_int(inv_min[:, None] * mins) & 0xFF)
-        d = fp16(max_scale / F32(63))
-        dmin = fp16(max_min / F32(63))
-    else:
-        weights = _sub_block_weights(sub, np.asarray(importance, F32).reshape(-1, 32))
-        sw = _row_sums(weights).reshape(supers, 8)
-        scales, mins, L = make_qkx_quants(sub, weights, nmax, -0.9, 0.05, 36, False, False)
-        d_block, ls = make_qp_quants(scales.reshape(supers, 8), 63, sw)
-        m_block, lm = make_qp_quants(mins.reshape(supers, 8), 63, sw)
-        ls, lm = np.minimum(63, ls & 0xFF), np.minimum(63, lm & 0xFF)
-        d, dmin = fp16(d_block), fp16(m_block)
-    d_sub = (d[:, None] * ls.astype(F32)).reshape(-1)
-    m_sub = (dmin[:, None] * lm.astype(F32)).reshape(-1)
-    live = d_sub != 0  # "if (!d) continue": such a sub-block keeps the search's codes
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wanted = nearest_int(np.where(live[:, None], (sub + m_sub[:, None])
-                                      / np.where(live, d_sub, F32(1))[:, None], F32(0)))
-    clipped = live[:, None] & ((wanted < 0) | (wanted > nmax))
-    L = np.where(live[:, None], np.clip(wanted, 0, nmax), L)
-    recon = d_sub[:, None] * L.astype(F32) - m_sub[:, None]  # dequantize_row_q*_K
-    return (L.reshape(supers, QK_K), recon.reshape(supers, QK_K),
-            clipped.reshape(supers, QK_K), d_sub.reshape(supers, 8), m_sub.reshape(supers, 8))

@@ -1,0 +1,288 @@
+"""llama.cpp's quantization types, bit-identical to ggml's own (ggml-quants.c).
+
+quantize(name, rows, importance) takes float32 rows (rows, n_per_row) and, as ggml_quantize_chunk
+does, runs the type's reference function (quantize_row_*_ref) without an importance matrix and
+its importance-weighted search (quantize_row_*_impl) with one. It returns a Quantized: the code
+of every value, its float32 reconstruction as the type's dequantize_row_* gives it, which values
+were clipped, and each block's effective scale. See ggml_search.py for how exactness is kept.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ggml_search import (F32, _where, fp16, make_q3_quants, make_qkx_quants, make_qp_quants,
+                          make_qx_quants, nearest_int, row_sums)
+
+QK = 32      # values per block of the legacy types
+QK_K = 256   # values per super-block of the K-quants
+
+
+@dataclass
+class Quantized:
+    codes: np.ndarray     # int, one per value
+    recon: np.ndarray     # float32, one per value
+    clipped: np.ndarray   # bool, one per value
+    scales: np.ndarray    # float32, one per (sub-)block: the step between adjacent codes
+
+
+def _inverse(d):
+    """C's `d ? 1.0f/d : 0.0f`. Where 1/d overflows float32 (a subnormal d), the products x*id
+    are infinite and C's int8 casts undefined; such a block's fp16 scale is 0, so every value
+    reconstructs to its offset whatever the code: code 0 there."""
+    with np.errstate(divide="ignore", over="ignore"):
+        inverse = _where(d != 0, F32(1) / np.where(d != 0, d, F32(1)), F32(0))
+    return _where(np.isinf(inverse), F32(0), inverse)
+
+
+def _blocks(rows, size):
+    return rows.reshape(-1, size)
+
+
+def _clipped_beyond(wanted, low, high):
+    return (wanted < low) | (wanted > high)
+
+
+def _sigma2_per_value(rows, n, factor):
+    """factor * sum(x^2) / n over each row (legacy impl) or super-block (K impl), sequentially."""
+    groups = rows.reshape(-1, n)
+    sigma2 = F32(factor) * row_sums(groups * groups) / F32(n) if factor != 1 \
+        else row_sums(groups * groups) / F32(n)
+    return np.repeat(sigma2, n)
+
+
+# ------------------------------------------------------------------------------- legacy types
+def q8_0(rows, importance=None):  # quantize_q8_0 ignores an importance matrix
+    x = _blocks(rows, QK)
+    amax = np.zeros(x.shape[0], F32)
+    for i in range(QK):
+        amax = np.maximum(amax, np.abs(x[:, i]))
+    d = amax / F32(127)
+    scaled = (x * _inverse(d)[:, None]).astype(np.float64)
+    # roundf in exact double arithmetic; "+ 0.0" makes -0.0 the int 0 that C stores
+    codes = np.trunc(scaled + np.copysign(0.5, scaled)) + 0.0
+    dq = fp16(d)
+    return Quantized(codes, codes.astype(F32) * dq[:, None], np.abs(codes) > 127, dq)
+
+
+def _symmetric_legacy(rows, importance, nmax):
+    """Q4_0 (nmax 8) and Q5_0 (nmax 16): x = (q - nmax) d."""
+    x = _blocks(rows, QK)
+    top = 2 * nmax - 1
+    if importance is None:  # quantize_row_q{4,5}_0_ref
+        amax = np.zeros(x.shape[0], F32)
+        largest = np.zeros(x.shape[0], F32)
+        for i in range(QK):
+            bigger = amax < np.abs(x[:, i])
+            amax = _where(bigger, np.abs(x[:, i]), amax)
+            largest = _where(bigger, x[:, i], largest)
+        d = largest / F32(-nmax)
+        wanted = np.trunc(x * _inverse(d)[:, None] + F32(nmax + 0.5)).astype(np.int64)
+        codes = np.minimum(top, wanted)
+        clipped = wanted > top
+    else:  # quantize_row_q{4,5}_0_impl
+        sigma2 = _sigma2_per_value(rows, rows.shape[1], 1).reshape(-1, QK)
+        weights = np.asarray(importance, F32).reshape(-1, QK) * np.sqrt(sigma2 + x * x)
+        d, codes = make_qx_quants(x, nmax, weights)
+        dq = fp16(d)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wanted = nearest_int(np.where(dq[:, None] != 0, x / np.where(dq != 0, dq, F32(1))[:, None],
+                                          F32(0))) + nmax
+        clipped = (dq[:, None] != 0) & _clipped_beyond(wanted, 0, top)
+    dq = fp16(d)
+    return Quantized(codes, (codes - nmax).astype(F32) * dq[:, None], clipped, dq)
+
+
+def _affine_legacy(rows, importance, nmax):
+    """Q4_1 (nmax 15) and Q5_1 (nmax 31): x = q d + m."""
+    x = _blocks(rows, QK)
+    if importance is None:  # quantize_row_q{4,5}_1_ref
+        lo = np.full(x.shape[0], np.finfo(F32).max, F32)
+        hi = np.full(x.shape[0], -np.finfo(F32).max, F32)
+        for i in range(QK):
+            lo = _where(x[:, i] < lo, x[:, i], lo)
+            hi = _where(x[:, i] > hi, x[:, i], hi)
+        d = (hi - lo) / F32(nmax)
+        wanted = np.trunc((x - lo[:, None]) * _inverse(d)[:, None] + F32(0.5)).astype(np.int64)
+        codes = np.minimum(nmax, wanted)
+        clipped = wanted > nmax
+        m = fp16(lo)
+    else:  # quantize_row_q{4,5}_1_impl
+        sigma2 = _sigma2_per_value(rows, rows.shape[1], 1).reshape(-1, QK)
+        weights = np.asarray(importance, F32).reshape(-1, QK) * np.sqrt(sigma2 + x * x)
+        d, the_min, codes = make_qkx_quants(x, weights, nmax, -0.9, 0.05, 36, False, False)
+        m = fp16(-the_min)
+        clipped = np.zeros(x.shape, bool)  # the search's codes are its own clamp-free choice
+    dq = fp16(d)
+    return Quantized(codes, codes.astype(F32) * dq[:, None] + m[:, None], clipped, dq)
+
+
+def q4_0(rows, importance=None):
+    return _symmetric_legacy(rows, importance, 8)
+
+
+def q5_0(rows, importance=None):
+    return _symmetric_legacy(rows, importance, 16)
+
+
+def q4_1(rows, importance=None):
+    return _affine_legacy(rows, importance, 15)
+
+
+def q5_1(rows, importance=None):
+    return _affine_legacy(rows, importance, 31)
+
+
+# ------------------------------------------------------------------------------- K-quants
+def _requantize(x, d_sub, m_sub, L, nmax, offset=0):
+    """The final pass of every K-quant: each sub-block with d != 0 takes
+    clamp(nearest_int((x + m) / d) + offset); a sub-block with d == 0 keeps the search's codes
+    ("if (!d) continue")."""
+    live = d_sub != 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if m_sub is None:
+            ratio = x / np.where(live, d_sub, F32(1))[:, None]
+        else:
+            ratio = (x + m_sub[:, None]) / np.where(live, d_sub, F32(1))[:, None]
+    wanted = nearest_int(np.where(live[:, None], ratio, F32(0))) + offset
+    clipped = live[:, None] & _clipped_beyond(wanted, 0, nmax)
+    return np.where(live[:, None], np.clip(wanted, 0, nmax), L), clipped
+
+
+def _max_over(values):
+    """The largest of each row, as the C loops `if (v > best) best = v` from 0 find it."""
+    best = np.zeros(values.shape[0], F32)
+    for j in range(values.shape[1]):
+        best = _where(values[:, j] > best, values[:, j], best)
+    return best
+
+
+def _scale_min_k(rows, importance, nmax, sub, ref_search, scale_levels):
+    """Q2_K, Q4_K, Q5_K: sub-blocks with a scale and a min, both quantized to `scale_levels`
+    against fp16 super-block scales d and dmin; x = d sc q - dmin m."""
+    x = _blocks(rows, sub)
+    per_super = QK_K // sub
+    supers = x.shape[0] // per_super
+    if importance is None:  # quantize_row_q*_K_ref
+        weights, rmin, rdelta, nstep, use_mad = ref_search(x)
+        scales, mins, L = make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad, True)
+        scales, mins = scales.reshape(supers, per_super), mins.reshape(supers, per_super)
+        max_scale, max_min = _max_over(scales), _max_over(mins)
+        with np.errstate(divide="ignore"):
+            inv_scale = _where(max_scale > 0, F32(scale_levels) / max_scale, F32(0))
+            inv_min = _where(max_min > 0, F32(scale_levels) / max_min, F32(0))
+        ls = np.minimum(scale_levels, nearest_int(inv_scale[:, None] * scales) & 0xFF)
+        lm = np.minimum(scale_levels, nearest_int(inv_min[:, None] * mins) & 0xFF)
+        d, dmin = fp16(max_scale / F32(scale_levels)), fp16(max_min / F32(scale_levels))
+    else:  # quantize_row_q*_K_impl
+        factor = 1 if nmax == 3 else 2  # Q2_K: sigma2 = mean(x^2); Q4_K / Q5_K: 2 mean(x^2)
+        sigma2 = _sigma2_per_value(rows, QK_K, factor).reshape(-1, sub)
+        weights = np.asarray(importance, F32).reshape(-1, sub) * np.sqrt(sigma2 + x * x)
+        sw = row_sums(weights).reshape(supers, per_super)
+        scales, mins, L = make_qkx_quants(x, weights, nmax, -0.9, 0.05, 36, False, False)
+        d_block, ls = make_qp_quants(scales.reshape(supers, per_super), scale_levels, sw)
+        m_block, lm = make_qp_quants(mins.reshape(supers, per_super), scale_levels, sw)
+        ls, lm = np.minimum(scale_levels, ls), np.minimum(scale_levels, lm)
+        d, dmin = fp16(d_block), fp16(m_block)
+    d_sub = (d[:, None] * ls.astype(F32)).reshape(-1)
+    m_sub = (dmin[:, None] * lm.astype(F32)).reshape(-1)
+    codes, clipped = _requantize(x, d_sub, m_sub, L, nmax)
+    recon = d_sub[:, None] * codes.astype(F32) - m_sub[:, None]
+    return Quantized(codes, recon, clipped, d_sub)
+
+
+def _q2_k_ref_search(x):
+    return np.abs(x), -0.5, 0.1, 15, True
+
+
+def _q4_k_ref_search(x):
+    av_x = np.sqrt(row_sums(x * x) / F32(32))
+    return av_x[:, None] + np.abs(x), -1.0, 0.1, 20, False
+
+
+def _q5_k_ref_search(x):
+    av_x = np.sqrt(row_sums(x * x) / F32(32))
+    return av_x[:, None] + np.abs(x), -0.5, 0.1, 15, False
+
+
+def q2_k(rows, importance=None):
+    return _scale_min_k(rows, importance, 3, 16, _q2_k_ref_search, 15)
+
+
+def q4_k(rows, importance=None):
+    return _scale_min_k(rows, importance, 15, 32, _q4_k_ref_search, 63)
+
+
+def q5_k(rows, importance=None):
+    return _scale_min_k(rows, importance, 31, 32, _q5_k_ref_search, 63)
+
+
+def q3_k(rows, importance=None):
+    """Q3_K: sub-blocks of 16 with signed 6-bit scales against an fp16 d; x = d (sc - 32) (q - 4)."""
+    x = _blocks(rows, 16)
+    supers = x.shape[0] // 16
+    if importance is None:  # quantize_row_q3_K_ref
+        scales, L = make_q3_quants(x, 4)
+        scales = scales.reshape(supers, 16)
+        amax = np.zeros(supers, F32)
+        max_scale = np.zeros(supers, F32)
+        for j in range(16):
+            larger = np.abs(scales[:, j]) > amax
+            amax = _where(larger, np.abs(scales[:, j]), amax)
+            max_scale = _where(larger, scales[:, j], max_scale)
+        live = max_scale != 0
+        with np.errstate(divide="ignore"):
+            iscale = _where(live, F32(-32) / np.where(live, max_scale, F32(1)), F32(0))
+            ls = np.clip(nearest_int(iscale[:, None] * scales), -32, 31) + 32
+            d = fp16(_where(live, F32(1) / np.where(live, iscale, F32(1)), F32(0)))
+        ls = np.where(live[:, None], ls, 0)
+    else:  # quantize_row_q3_K_impl
+        sigma2 = _sigma2_per_value(rows, QK_K, 2).reshape(-1, 16)
+        weights = np.asarray(importance, F32).reshape(-1, 16) * np.sqrt(sigma2 + x * x)
+        sw = row_sums(weights).reshape(supers, 16)
+        scales, L = make_qx_quants(x, 4, weights)
+        d_block, ls = make_qx_quants(scales.reshape(supers, 16), 32, sw)
+        d = fp16(d_block)
+    d_sub = (d[:, None] * (ls - 32).astype(F32)).reshape(-1)
+    codes, clipped = _requantize(x, d_sub, None, L, 7, offset=4)
+    recon = d_sub[:, None] * (codes - 4).astype(F32)
+    return Quantized(codes, recon, clipped, d_sub)
+
+
+def q6_k(rows, importance=None):
+    """Q6_K: sub-blocks of 16 with int8 scales against an fp16 d; x = d sc (q - 32)."""
+    x = _blocks(rows, 16)
+    supers = x.shape[0] // 16
+    weights = None if importance is None else np.asarray(importance, F32).reshape(-1, 16)
+    scales, L = make_qx_quants(x, 32, weights)
+    scales = scales.reshape(supers, 16)
+    max_abs = np.zeros(supers, F32)
+    max_scale = np.zeros(supers, F32)
+    for j in range(16):
+        larger = np.abs(scales[:, j]) > max_abs
+        max_abs = _where(larger, np.abs(scales[:, j]), max_abs)
+        max_scale = _where(larger, scales[:, j], max_scale)
+    zero = max_abs < F32(1e-15)  # the whole super-block is stored as zeros
+    with np.errstate(divide="ignore"):
+        iscale = F32(-128) / np.where(zero, F32(1), max_scale)
+    d = fp16(_where(zero, F32(0), F32(1) / iscale))
+    sc = np.where(zero[:, None], 0, np.minimum(127, nearest_int(iscale[:, None] * scales)))
+    d_sub = (d[:, None] * sc.astype(F32)).reshape(-1)
+    L = np.where(np.repeat(zero, 16)[:, None], 0, L)
+    codes, clipped = _requantize(x, d_sub, None, L, 63, offset=32)
+    recon = d_sub[:, None] * (codes - 32).astype(F32)
+    return Quantized(codes, recon, clipped, d_sub)
+
+
+QUANTIZE = {"q8_0": q8_0, "q4_0": q4_0, "q5_0": q5_0, "q4_1": q4_1, "q5_1": q5_1,
+            "q2_k": q2_k, "q3_k": q3_k, "q4_k": q4_k, "q5_k": q5_k, "q6_k": q6_k}
+
+
+def quantize(name, rows, importance=None):
+    """`rows` (rows, n_per_row) as llama.cpp's type `name` (see the module docstring)."""
+    rows = np.ascontiguousarray(rows, F32)
+    weights = None if importance is None else np.tile(np.asarray(importance, F32), rows.shape[0])
+    out = QUANTIZE[name](rows, weights)
+    shape = rows.shape
+    return Quantized(out.codes.reshape(shape), out.recon.reshape(shape),
+                     out.clipped.reshape(shape), out.scales.reshape(-1))
