@@ -101,7 +101,7 @@ WIDE = np.random.default_rng(9).standard_t(4, (4, 512))
 WIDE_TEXT = "[" + ", ".join("[" + ", ".join(f"{v:.5g}" for v in row) + "]" for row in WIDE) + "]"
 
 
-@pytest.mark.parametrize("fmt", ["q4_k", "q5_k"])
+@pytest.mark.parametrize("fmt", ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q4_1", "q5_0", "q5_1"])
 def test_k_quants_in_the_page_equal_the_engine_and_so_ggml(app, fmt):
     # the CPython engine equals ggml bit for bit (tests/unit/test_kquants.py); the page's
     # Pyodide must give the very same numbers
@@ -127,10 +127,11 @@ def test_the_llama_cpp_preset_and_skipped_rows(app):
     expected = compare(api.load({"text": WIDE_TEXT}), PRESETS["llama.cpp"], "m")
     labels = [r.get_attribute("data-label") for r in page.locator("#compare-table tbody tr").all()]
     assert labels == [e["label"] for e in expected] and "Q4_K" in labels
-    # values whose rows are not whole super-blocks: the K-quants are skipped, with the reason
-    fill(page, values="1 2 3 4 5 6 7 8")
+    # 64 values: whole blocks of 32 but not super-blocks of 256: K-quants skipped, with why
+    fill(page, values=" ".join(str(v) for v in range(64)))
     page.click("#compare-run")
     page.wait_for_selector(f"body[data-comparisons='{before + 2}']", state="attached")
     skipped = page.inner_text("#compare-skipped")
-    assert "Skipped Q4_K" in skipped and "multiple of 256" in skipped
+    assert "Skipped Q4_K" in skipped and "multiple of 256" in skipped and "Q5_1" in skipped
+    assert page.locator("#compare-table tbody tr").count() == 5  # Q8_0, Q5_0/1, Q4_0/1
     page.select_option("#compare-preset", "common")
