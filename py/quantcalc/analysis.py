@@ -84,6 +84,7 @@ class Result:
                 "mode", "narrow_range", "rounding", "seed", "calibration", "percentile",
                 "granularity", "axis", "group_size")},
             "block_size": scheme.block_size or None,
+            "imatrix": True if getattr(scheme, "importance", None) is not None else None,
             "segments": int(params.scale.size),
             "segment_kind": scheme.segment_kind,
             "scale_format": scheme.format.scale_format,
@@ -233,6 +234,9 @@ def _notes(scheme, params, metrics, count, keep):
     notes = []
     if scheme.format.rule:
         notes.append(f"{scheme.format.label}: {scheme.format.rule}")
+    if getattr(scheme, "importance", None) is not None:
+        notes.append("searched with an importance matrix (llama.cpp's imatrix weights each "
+                     "column's error, as llama-quantize --imatrix does)")
     n = params.scale.size
     where = "" if n == 1 else f" in {int(params.widened.sum())} of {n} segments"
     if params.widened.any():

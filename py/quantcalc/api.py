@@ -11,6 +11,8 @@ A source is one of:
   {"file_path": "/input/1/w.safetensors", "tensor": "layer.weight"}   a file (the page's worker
                                                                        mounts the user's File)
   {"file_name": "w.npy", "file_bytes": b"..."}                         bytes in memory
+and optionally "imatrix": {"file_path" | "file_bytes", "file_name", "entry", "expert"}, llama.cpp's
+importance matrix for the tensor (entry: its name there; by default the tensor's own name).
 Errors are returned, not raised, as {"error": {"kind", "message", "field"}}.
 """
 
@@ -20,7 +22,7 @@ import stat
 import traceback
 from collections import OrderedDict
 
-from . import analysis, compare as comparison, inputs, report
+from . import analysis, compare as comparison, imatrix, inputs, report
 from .config import Config
 from .errors import QuantcalcError
 
@@ -71,7 +73,34 @@ def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None)
     cfg = Config.from_dict(config)
     if progress is not None:
         progress("reading", 0.0)
-    return analysis.analyze(load(source), cfg, keep=keep, progress=progress)
+    values = load(source)
+    importance = load_importance(source, values, cfg)
+    return analysis.analyze(values, cfg, keep=keep, progress=progress, importance=importance)
+
+
+def load_importance(source: dict, values, config):
+    """The importance weights of the source's tensor from its imatrix file, or None."""
+    spec = source.get("imatrix") if isinstance(source, dict) else None
+    if not spec:
+        return None
+    try:
+        data, name = _file_bytes(spec)
+    except QuantcalcError as exc:
+        raise QuantcalcError(exc.message, "imatrix") from None
+    matrix = imatrix.read(data, name)
+    entry = spec.get("entry") or source.get("tensor") or config.name
+    columns = values.shape[-1] if values.ndim else 1
+    expert = spec.get("expert")
+    return matrix.for_tensor(str(entry), columns, None if expert in (None, "") else int(expert))
+
+
+def describe_imatrix(spec: dict) -> dict:
+    """The entries of an importance matrix file, for the page's chooser."""
+    def work():
+        matrix = imatrix.read(*_file_bytes(spec))
+        return {"entries": matrix.names(), "chunk_count": matrix.chunk_count,
+                "datasets": matrix.datasets}
+    return _guarded(work)
 
 
 def _result(config, source, analysis_id, progress=None):

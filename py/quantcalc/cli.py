@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("analyze", help="quantize one tensor and report the error")
     add_input_arguments(p)
     add_setting_arguments(p)
+    p.add_argument("--imatrix", metavar="FILE", help="llama.cpp importance matrix (GGUF or "
+                   "legacy .dat) for the llama.cpp types' weighted search")
+    p.add_argument("--imatrix-entry", metavar="NAME", help="the tensor's name in the importance "
+                   "matrix (default: --tensor, or the name)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--csv", metavar="PATH", help="write the per-value CSV")
     p.add_argument("--summary-csv", metavar="PATH", help="write the summary CSV")
@@ -159,6 +163,10 @@ def _compare_table(rows) -> str:
 def run_analyze(args):
     source, default_name = _source(args)
     config = _config(args, default_name)
+    if args.imatrix:
+        source["imatrix"] = {"file_path": args.imatrix, "entry": args.imatrix_entry}
+    elif args.imatrix_entry:
+        raise QuantcalcError("--imatrix-entry needs --imatrix FILE", "imatrix")
     result = api.run(config, source)
     problem = _write({"csv": lambda: report.per_value_csv(result),
                       "summary_csv": lambda: report.summary_csv(result),

@@ -63,6 +63,7 @@ FIELDS = (
     Field("axis", "Channel axis", CONFIGURATION, "int"),
     Field("group_size", "Group size", CONFIGURATION, "int"),
     Field("block_size", "Block size", CONFIGURATION, "int"),
+    Field("imatrix", "Importance matrix used", CONFIGURATION, "flag"),
     Field("segments", "Scales", PARAMETER, "int"),
     Field("segment_kind", "One scale per", PARAMETER, "text"),
     Field("scale_format", "Scale stored as", PARAMETER, "text"),
