@@ -12,7 +12,6 @@ export const MAX_FILE_BYTES = 2 ** 31 - 1;
 export const MAX_PASTE_CHARS = 1_000_000;
 const LISTED_TENSORS = 200;   // the chooser shows this many matches of the filter
 let nextFileId = 1;
-let tensorNames = [];
 
 export async function takeFile(file) {
   clearErrors();
@@ -20,7 +19,7 @@ export async function takeFile(file) {
   state.file = loaded;
   $("#file-info").textContent = `Using ${file.name} (${formatBytes(file.size)}).`;
   $("#clear-file").hidden = false;
-  setTensorNames([]);
+  tensorChooser.set([]);
   if (file.size > MAX_FILE_BYTES) {
     showError({ field: "file", message: `${file.name} is ${formatBytes(file.size)}; files of ` +
       "2 GiB or more cannot be read here yet: Python in this page reads a file whole into its " +
@@ -36,52 +35,101 @@ export async function takeFile(file) {
     showError({ ...reply.error, field: "file" }, { fileLoaded: true });
     return;
   }
-  setTensorNames(reply.tensors);
+  tensorChooser.set(reply.tensors);
 }
 
-// The tensor chooser: a filter box and the first matches, so a file of 700,000 tensors does
-// not build a menu of 700,000 options (that froze the tab for 10 s).
-function setTensorNames(names) {
-  tensorNames = names;
-  $("#tensor-filter").value = "";
-  $(".qc-tensor-choice").hidden = names.length < 2;
-  filterTensors();
+// A chooser: a filter box and the first matches of a list of names, so a file of 700,000
+// tensors does not build a menu of 700,000 options (that froze the tab for 10 s).
+function makeChooser(select, filter, count, wrapper, noun) {
+  let names = [];
+  const show = () => {
+    const chooser = $(select);
+    const wanted = $(filter).value.trim().toLowerCase();
+    const previous = chooser.value;
+    const matches = [];
+    let found = 0;
+    for (const name of names) {
+      if (wanted && !name.toLowerCase().includes(wanted)) continue;
+      found += 1;
+      if (matches.length < LISTED_TENSORS) matches.push(name);
+    }
+    chooser.replaceChildren(...matches.map((name) => new Option(name, name)));
+    chooser.value = matches.includes(previous) ? previous : (matches[0] ?? "");
+    $(count).textContent = names.length < 2 ? ""
+      : `${found.toLocaleString("en")} of ${names.length.toLocaleString("en")} ${noun} match` +
+        (found > matches.length ? `; the first ${matches.length} are listed` : "");
+  };
+  $(filter).addEventListener("input", show);
+  return {
+    set(list, preferred = null) {
+      names = list;
+      $(filter).value = "";
+      $(wrapper).hidden = list.length < (noun === "tensors" ? 2 : 1);
+      if (preferred && list.includes(preferred)) $(filter).value = preferred;
+      show();
+      if (preferred && list.includes(preferred)) $(select).value = preferred;
+    },
+  };
 }
 
-function filterTensors() {
-  const chooser = $("#tensor");
-  const wanted = $("#tensor-filter").value.trim().toLowerCase();
-  const previous = chooser.value;
-  const matches = [];
-  let count = 0;
-  for (const name of tensorNames) {
-    if (wanted && !name.toLowerCase().includes(wanted)) continue;
-    count += 1;
-    if (matches.length < LISTED_TENSORS) matches.push(name);
-  }
-  chooser.replaceChildren(...matches.map((name) => new Option(name, name)));
-  chooser.value = matches.includes(previous) ? previous : (matches[0] ?? "");
-  $("#tensor-count").textContent = tensorNames.length < 2 ? ""
-    : `${count.toLocaleString("en")} of ${tensorNames.length.toLocaleString("en")} tensors match` +
-      (count > matches.length ? `; the first ${matches.length} are listed` : "");
-}
+const tensorChooser = makeChooser("#tensor", "#tensor-filter", "#tensor-count",
+  ".qc-tensor-choice", "tensors");
 
 export function forgetFile() {
   state.file = null;
   form.elements.file.value = "";
   $("#file-info").textContent = "";
   $("#clear-file").hidden = true;
-  setTensorNames([]);
+  tensorChooser.set([]);
 }
 
 function fileSource(loaded, tensor = null) {
   return { file_id: loaded.id, file: loaded.file, tensor };
 }
 
-// What the values come from: the loaded file (and the chosen tensor), or the typed values.
+// What the values come from: the loaded file (and the chosen tensor), or the typed values; with
+// the importance matrix where the format uses one.
 export function readSource() {
-  if (state.file) return fileSource(state.file, $("#tensor").value || null);
-  return { text: form.elements.values.value };
+  const source = state.file ? fileSource(state.file, $("#tensor").value || null)
+    : { text: form.elements.values.value };
+  if (state.imatrix && !$("#imatrix-choice").hidden) {
+    source.imatrix = { file_id: state.imatrix.id, file: state.imatrix.file,
+      entry: $("#imatrix-entry").value || null };
+  }
+  return source;
+}
+
+// ------------------------------------------------------------------ importance matrix
+const imatrixChooser = makeChooser("#imatrix-entry", "#imatrix-filter", "#imatrix-count",
+  "#imatrix-entries", "entries");
+
+async function takeImatrix(file) {
+  clearErrors();
+  const loaded = { id: `f${nextFileId++}`, name: file.name, file };
+  state.imatrix = loaded;
+  $("#imatrix-info").textContent = `Using ${file.name} (${formatBytes(file.size)}).`;
+  $("#clear-imatrix").hidden = false;
+  imatrixChooser.set([]);
+  await engine.whenReady();
+  const reply = await engine.request("describe_imatrix", [{ file_id: loaded.id, file }]);
+  if (state.imatrix !== loaded) return;
+  if (reply.error) {
+    showError({ ...reply.error, field: "imatrix" });
+    return;
+  }
+  const wanted = $("#tensor").value || form.elements.name.value.trim();
+  imatrixChooser.set(reply.entries, wanted);
+  $("#imatrix-info").textContent = `Using ${file.name}: ${reply.entries.length} entries` +
+    (reply.chunk_count ? `, measured on ${reply.chunk_count} chunks` : "") +
+    (reply.datasets.length ? ` of ${reply.datasets.join(", ")}` : "") + ".";
+}
+
+function forgetImatrix() {
+  state.imatrix = null;
+  form.elements.imatrix.value = "";
+  $("#imatrix-info").textContent = "";
+  $("#clear-imatrix").hidden = true;
+  imatrixChooser.set([]);
 }
 
 export function formatBytes(n) {
@@ -107,7 +155,11 @@ export function wireFileInputs() {
     if (file) takeFile(file);
   });
   $("#clear-file").addEventListener("click", forgetFile);
-  $("#tensor-filter").addEventListener("input", filterTensors);
+  form.elements.imatrix.addEventListener("change", () => {
+    const file = form.elements.imatrix.files[0];
+    if (file) takeImatrix(file);
+  });
+  $("#clear-imatrix").addEventListener("click", forgetImatrix);
   form.elements.values.addEventListener("paste", guardPaste);
   const dropzone = $("#dropzone");
   dropzone.addEventListener("dragover", (event) => {

@@ -148,6 +148,7 @@ export function updateStates() {
   }
   const block = form.elements.block_size;
   block.placeholder = fmt.block_size ? String(fmt.block_size) : "";
+  $("#imatrix-choice").hidden = !fmt.uses_importance; // only llama.cpp's searches use one
 }
 
 // A disabled control is still shown only where its own conditions hold.

@@ -15,6 +15,7 @@ export const state = {
   figuresWanted: false,   // the figures of `request` are still to be drawn
   pendingCalculate: false, // Calculate was pressed while Python was starting
   compareArgs: null,      // the arguments of the comparison shown
+  imatrix: null,          // {id, name, file}: llama.cpp's importance matrix, if one is loaded
 };
 
 // Test hooks live outside the address bar, so a shared link can never reach them: a test sets

@@ -173,11 +173,17 @@ function mountFile(id, file) {
   return mounts.get(id).path;
 }
 
-// A source from the page ({file_id, file: File, tensor} or {text}) as quantcalc.api takes it.
+// A source from the page ({file_id, file: File, tensor, imatrix?} or {text, imatrix?}) as
+// quantcalc.api takes it: each File becomes the path it is mounted at.
 function sourceForPython(arg) {
-  if (!arg || typeof arg !== "object" || !(arg.file instanceof File)) return arg;
-  const { file, file_id: id, ...rest } = arg;
-  return { ...rest, file_name: file.name, file_path: mountFile(id, file) };
+  if (!arg || typeof arg !== "object" || Array.isArray(arg)) return arg;
+  let out = arg;
+  if (arg.file instanceof File) {
+    const { file, file_id: id, ...rest } = arg;
+    out = { ...rest, file_name: file.name, file_path: mountFile(id, file) };
+  }
+  if (arg.imatrix) out = { ...out, imatrix: sourceForPython(arg.imatrix) };
+  return out;
 }
 
 const needsMatplotlib = (op, args) => STREAMS_FIGURES.includes(op) || args.includes("pdf");

@@ -135,3 +135,38 @@ def test_the_llama_cpp_preset_and_skipped_rows(app):
     assert "Skipped Q4_K" in skipped and "multiple of 256" in skipped and "Q5_1" in skipped
     assert page.locator("#compare-table tbody tr").count() == 5  # Q8_0, Q5_0/1, Q4_0/1
     page.select_option("#compare-preset", "common")
+
+
+def test_an_importance_matrix_changes_the_k_quant_search_as_in_the_engine(app, tmp_path):
+    import struct
+    page = app.page
+    assert page.is_hidden("#imatrix-choice")  # integers take no importance matrix
+    weights = np.random.default_rng(2).standard_normal((4, 512)).astype(np.float32)
+    npy = io.BytesIO()
+    np.save(npy, weights)
+    sums = np.random.default_rng(3).uniform(0.5, 20, 512).astype(np.float32)
+    name = b"blk.0.ffn_gate.weight"
+    legacy = struct.pack("<i", 2) + struct.pack("<i", 7) + b"other.w" + struct.pack("<ii", 1, 4) \
+        + np.ones(4, np.float32).tobytes() + struct.pack("<i", len(name)) + name \
+        + struct.pack("<ii", 4, 512) + sums.tobytes()
+    page.set_input_files("#file", files=[{"name": "w.npy", "mimeType": "application/octet-stream",
+                                          "buffer": npy.getvalue()}])
+    fill(page, format="q4_k", name="w")
+    page.wait_for_selector("#imatrix-choice:visible")
+    page.set_input_files("#imatrix", files=[{"name": "ffn.dat", "mimeType": "application/octet-stream",
+                                             "buffer": legacy}])
+    page.wait_for_selector("#imatrix-entries:visible")
+    assert "2 entries" in page.inner_text("#imatrix-info")
+    page.select_option("#imatrix-entry", name.decode())
+    calculate(page)
+    source = {"file_name": "w.npy", "file_bytes": npy.getvalue(),
+              "imatrix": {"file_name": "ffn.dat", "file_bytes": legacy, "entry": name.decode()}}
+    summary = engine_summary({"name": "w", "format": "q4_k"}, source)
+    assert summary["imatrix"] is True
+    assert_same_numbers(page, summary)
+    plain = engine_summary({"name": "w", "format": "q4_k"},
+                           {"file_name": "w.npy", "file_bytes": npy.getvalue()})
+    assert plain["mse"] != summary["mse"]  # the weights did change the search
+    page.click("#clear-imatrix")
+    page.click("#clear-file")
+    fill(page, format="int")
