@@ -30,7 +30,8 @@ PRESETS = {
 }
 # llama.cpp's types that quantcalc computes bit-exactly (more follow as they are added)
 PRESETS["llama.cpp"] = ["format=q8_0", "format=q6_k", "format=q5_k", "format=q5_1",
-                        "format=q5_0", "format=q4_k", "format=q4_1", "format=q4_0",
+                        "format=q5_0", "format=q4_k", "format=q4_1", "format=iq4_nl",
+                        "format=q4_0", "format=iq4_xs",
                         "format=q3_k", "format=q2_k"]
 PRESET_TITLES = {"common": "Common inference formats", "llama.cpp": "llama.cpp types"}
 SWEEP_BITS = range(2, 17)

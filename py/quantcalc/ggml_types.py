@@ -274,7 +274,93 @@ def q6_k(rows, importance=None):
     return Quantized(codes, recon, clipped, d_sub)
 
 
-QUANTIZE = {"q8_0": q8_0, "q4_0": q4_0, "q5_0": q5_0, "q4_1": q4_1, "q5_1": q5_1,
+# ------------------------------------------------------------------------------- IQ4 (non-linear)
+IQ4_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113],
+                      F32)  # kvalues_iq4nl
+IQ4_TRIES = 7  # quantize_iq4_nl / quantize_iq4_xs pass ntry = 7
+
+
+def best_index(values):
+    """best_index_int8: the nearest level's index (a tie between two levels takes the upper)."""
+    upper = np.clip(np.searchsorted(IQ4_VALUES, values, side="right"), 1, 15)
+    lower = values - IQ4_VALUES[upper - 1] < IQ4_VALUES[upper] - values
+    index = np.where(lower, upper - 1, upper)
+    index = np.where(values <= IQ4_VALUES[0], 0, index)
+    return np.where(values >= IQ4_VALUES[15], 15, index)
+
+
+def _iq4(rows, importance, super_size):
+    """quantize_row_iq4_nl_impl for IQ4_NL (super-blocks of 32: one fp16 scale) and IQ4_XS
+    (super-blocks of 256: signed 6-bit sub-block scales against an fp16 d); x = d_sub v[q]."""
+    x = rows.reshape(-1, super_size)
+    per_super = super_size // 32
+    sigma2 = row_sums(x * x) * (F32(2) / F32(super_size))
+    sub = x.reshape(-1, 32)
+    if importance is None:
+        weights = sub * sub
+    else:
+        weights = np.asarray(importance, F32).reshape(-1, 32) * np.sqrt(
+            np.repeat(sigma2, per_super)[:, None] + sub * sub)
+    amax = np.zeros(sub.shape[0], F32)
+    top = np.zeros(sub.shape[0], F32)
+    for j in range(32):
+        larger = np.abs(sub[:, j]) > amax
+        amax = _where(larger, np.abs(sub[:, j]), amax)
+        top = _where(larger, sub[:, j], top)
+    zero = amax < F32(1e-15)
+    safe_top = np.where(zero, F32(1), top)
+
+    def fit(inverse):
+        q = IQ4_VALUES[best_index(inverse[:, None] * sub)]
+        sumqx = np.zeros(sub.shape[0], F32)
+        sumq2 = np.zeros(sub.shape[0], F32)
+        for j in range(32):
+            sumqx = sumqx + weights[:, j] * q[:, j] * sub[:, j]
+            sumq2 = sumq2 + weights[:, j] * q[:, j] * q[:, j]
+        return sumqx, sumq2
+
+    d = -safe_top / IQ4_VALUES[0]
+    sumqx, sumq2 = fit(F32(1) / d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = _where(sumq2 > 0, sumqx / np.where(sumq2 > 0, sumq2, F32(1)), F32(0))
+    best = d * sumqx
+    for attempt in range(-IQ4_TRIES, IQ4_TRIES + 1):
+        sumqx, sumq2 = fit(F32(attempt + int(IQ4_VALUES[0])) / safe_top)
+        better = (sumq2 > 0) & (sumqx * sumqx > best * sumq2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = _where(better, sumqx / np.where(better, sumq2, F32(1)), d)
+        best = _where(better, d * sumqx, best)
+    scales = _where(zero, F32(0), d)
+    if per_super == 1:  # IQ4_NL: the block's scale, stored as fp16
+        d_sub = fp16(scales)
+        inverse = _inverse(scales)
+    else:  # IQ4_XS: 6-bit sub-block scales against d = -max_scale / 32
+        scales = scales.reshape(-1, per_super)
+        amax_scale = np.zeros(scales.shape[0], F32)
+        max_scale = np.zeros(scales.shape[0], F32)
+        for j in range(per_super):
+            larger = np.abs(scales[:, j]) > amax_scale
+            amax_scale = _where(larger, np.abs(scales[:, j]), amax_scale)
+            max_scale = _where(larger, scales[:, j], max_scale)
+        d = -max_scale / F32(32)
+        levels = np.clip(nearest_int(_inverse(d)[:, None] * scales), -32, 31)
+        inverse = _inverse(d[:, None] * levels.astype(F32)).reshape(-1)
+        d_sub = (fp16(d)[:, None] * levels.astype(F32)).reshape(-1)
+    scaled = inverse[:, None] * sub
+    codes = best_index(scaled)
+    clipped = (scaled < IQ4_VALUES[0]) | (scaled > IQ4_VALUES[15])
+    return Quantized(codes, d_sub[:, None] * IQ4_VALUES[codes], clipped, d_sub)
+
+
+def iq4_nl(rows, importance=None):
+    return _iq4(rows, importance, 32)
+
+
+def iq4_xs(rows, importance=None):
+    return _iq4(rows, importance, QK_K)
+
+
+QUANTIZE = {"iq4_nl": iq4_nl, "iq4_xs": iq4_xs, "q8_0": q8_0, "q4_0": q4_0, "q5_0": q5_0, "q4_1": q4_1, "q5_1": q5_1,
             "q2_k": q2_k, "q3_k": q3_k, "q4_k": q4_k, "q5_k": q5_k, "q6_k": q6_k}
 
 

@@ -141,11 +141,12 @@ FORMATS = (
 )
 
 def _ggml(name, bits, block, mode, scale_bits, rule, *, super_block=None,
-          scale_format="fp16", fallback="f16", uses_importance=True, code_offset=None):
+          scale_format="fp16", fallback="f16", uses_importance=True, code_offset=None,
+          element="int"):
     ggml_name = name.replace("_k", "_K")
     return Format(
-        name, f"GGUF {ggml_name.upper().replace('_K', '_K')}", "Block formats (llama.cpp)",
-        "ggml", "int", bits, block_size=block, super_block=super_block,
+        name, f"GGUF {ggml_name.upper()}", "Block formats (llama.cpp)",
+        "ggml", element, bits, block_size=block, super_block=super_block,
         scale_format=scale_format, scale_bits=scale_bits,
         fixed={"mode": mode, "calibration": "minmax"}, fallback=fallback,
         uses_importance=uses_importance, code_offset=code_offset, rule=rule,
@@ -185,6 +186,12 @@ FORMATS += (
     _ggml("q5_k", 5, 32, "asymmetric", 16, "super-blocks of 256 in sub-blocks of 32 with "
           "6-bit scales and mins: " + _SCALE_MIN, super_block=256, fallback="q5_1",
           scale_format="6-bit × fp16"),
+    _ggml("iq4_nl", 4, 32, "symmetric", 16, "blocks of 32, each value the nearest of 16 "
+          "non-uniform levels (-127 … 113) times an fp16 scale found by a weighted search",
+          element="codebook"),
+    _ggml("iq4_xs", 4, 32, "symmetric", 8, "super-blocks of 256 in sub-blocks of 32 with signed "
+          "6-bit scales against an fp16 d; each value the nearest of IQ4_NL's 16 levels",
+          super_block=256, fallback="iq4_nl", scale_format="6-bit × fp16", element="codebook"),
     _ggml("q6_k", 6, 16, "symmetric", 9, "super-blocks of 256 in sub-blocks of 16 with "
           "int8 scales against an fp16 d; x̂ = d·sc·(q − 32)", super_block=256,
           fallback="q8_0", scale_format="8-bit × fp16", code_offset=32),

@@ -258,6 +258,8 @@ class GGMLScheme(Scheme):
         self.q_min, self.q_max = (-127, 127) if fmt.name == "q8_0" \
             else (0, (1 << fmt.element_bits) - 1)
         self.has_zero_point = fmt.code_offset is not None
+        if fmt.element == "codebook":
+            self.grid_max = float(-ggml_types.IQ4_VALUES[0])  # levels are -127 … 113 steps
         self.importance = None
         self.scales = None
 

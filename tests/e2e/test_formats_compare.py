@@ -101,7 +101,8 @@ WIDE = np.random.default_rng(9).standard_t(4, (4, 512))
 WIDE_TEXT = "[" + ", ".join("[" + ", ".join(f"{v:.5g}" for v in row) + "]" for row in WIDE) + "]"
 
 
-@pytest.mark.parametrize("fmt", ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q4_1", "q5_0", "q5_1"])
+@pytest.mark.parametrize("fmt", ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q4_1", "q5_0", "q5_1",
+                                 "iq4_nl", "iq4_xs"])
 def test_k_quants_in_the_page_equal_the_engine_and_so_ggml(app, fmt):
     # the CPython engine equals ggml bit for bit (tests/unit/test_kquants.py); the page's
     # Pyodide must give the very same numbers
@@ -133,7 +134,7 @@ def test_the_llama_cpp_preset_and_skipped_rows(app):
     page.wait_for_selector(f"body[data-comparisons='{before + 2}']", state="attached")
     skipped = page.inner_text("#compare-skipped")
     assert "Skipped Q4_K" in skipped and "multiple of 256" in skipped and "Q5_1" in skipped
-    assert page.locator("#compare-table tbody tr").count() == 5  # Q8_0, Q5_0/1, Q4_0/1
+    assert page.locator("#compare-table tbody tr").count() == 6  # Q8_0, Q5_0/1, Q4_0/1, IQ4_NL
     page.select_option("#compare-preset", "common")
 
 

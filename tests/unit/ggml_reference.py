@@ -81,8 +81,10 @@ def codes(name, blocks):
     b = blocks.reshape(-1, info.type_size)
     if name == "q8_0":
         return b[:, 2:].view(np.int8).astype(np.int64)
-    if name in ("q4_0", "q4_1"):
+    if name in ("q4_0", "q4_1", "iq4_nl"):
         return _nibbles(b[:, -16:])
+    if name == "iq4_xs":  # d, scales_h, scales_l[4], qs[128]: 16 bytes per 32 values
+        return np.concatenate([_nibbles(b[:, 8 + 16 * i:24 + 16 * i]) for i in range(8)], 1)
     if name in ("q5_0", "q5_1"):
         qh = b[:, -20:-16]
         return _nibbles(b[:, -16:]) | (_fifth_bits(qh) << 4)

@@ -8,7 +8,7 @@ import pytest
 import ggml_reference as ggml
 from quantcalc import Config, QuantcalcError, analyze, ggml_types
 
-GGML_NAMES = {"q8_0": "q8_0", "q4_0": "q4_0", "q4_1": "q4_1", "q5_0": "q5_0", "q5_1": "q5_1",
+GGML_NAMES = {"iq4_nl": "iq4_nl", "iq4_xs": "iq4_xs", "q8_0": "q8_0", "q4_0": "q4_0", "q4_1": "q4_1", "q5_0": "q5_0", "q5_1": "q5_1",
               "q2_k": "q2_K", "q3_k": "q3_K", "q4_k": "q4_K", "q5_k": "q5_K", "q6_k": "q6_K"}
 ROWS, WIDTH = 16, 512  # 32 super-blocks, 256 blocks of 32
 

@@ -44,6 +44,8 @@ FACTS = {
     "q4_k": (4, 16, None, None, 32, 4.5),
     "q5_k": (5, 32, None, None, 32, 5.5),
     "q6_k": (6, 64, None, None, 16, 6.5625),
+    "iq4_nl": (4, 16, 127.0, None, 32, 4.5),
+    "iq4_xs": (4, 16, 127.0, None, 32, 4.25),
 }
 
 
@@ -78,6 +80,9 @@ def test_row_identities(name):
             "fp6_e3m2": "float6_e3m2fn", "fp4_e2m1": "float4_e2m1fn"}[fmt.grid])).smallest_normal)
     elif name == "nf4":
         assert NF4_LEVELS.size == levels
+    elif fmt.element == "codebook":
+        from quantcalc.ggml_types import IQ4_VALUES
+        assert IQ4_VALUES.size == levels and s["q_max"] - s["q_min"] + 1 == levels
     else:  # integer codes
         assert s["q_max"] - s["q_min"] + 1 == levels
 
