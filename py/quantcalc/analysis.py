@@ -113,7 +113,9 @@ def describe(result) -> str:
     parts = [scheme.label, f"{scheme.element_bits()}-bit {element} elements"]
     kind = scheme.segment_kind
     shorter = result.segment_sizes.min() if result.segment_sizes.size else 0
-    if scheme.block_size:
+    if kind == "tile":
+        parts.append(f"{n} tile{'s' if n != 1 else ''} of {scheme.block_size}×{scheme.block_size}")
+    elif scheme.block_size:
         parts.append(f"{n} block{'s' if n != 1 else ''} of {scheme.block_size}"
                      + (f" (the last of each row holds {shorter})"
                         if shorter < scheme.block_size else ""))

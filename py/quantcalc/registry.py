@@ -48,6 +48,8 @@ class Format:
         uses_importance: an importance matrix changes its search (ggml's quantize_*_impl).
         code_offset: the integer zero point of codes, x̂ = d·(q − offset), for formats that have
             one (None where a real-valued min takes its place, as in Q4_1 and Q4_K).
+        tile: blocks are square tiles (block_size × block_size) of the matrix, not runs along
+            the last axis.
         reference: where its arithmetic comes from.
     """
 
@@ -72,6 +74,7 @@ class Format:
     fallback: str | None = None
     uses_importance: bool = False
     code_offset: int | None = None
+    tile: bool = False
 
     def applies(self, setting: str) -> bool:
         """Whether the user may change `setting` for this format."""
@@ -119,6 +122,18 @@ FORMATS = (
     _scaled_float("fp6_e2m3", "FP6 E2M3", 6),
     _scaled_float("fp6_e3m2", "FP6 E3M2", 6),
     _scaled_float("fp4_e2m1", "FP4 E2M1", 4),
+    Format("fp8_b128", "FP8 E4M3, 1×128 blocks (DeepSeek)", "Floating point, scaled",
+           "blockfp8", "float", 8, grid="fp8_e4m3", block_size=128,
+           fixed={"mode": "symmetric", "calibration": "minmax"},
+           rule="blocks of 128 along each row, as DeepSeek-V3 quantizes activations: "
+                "s = amax / 448 in float32, x̂ = fp8(x / s) · s",
+           reference="DeepSeek-V3 inference/kernel.py act_quant"),
+    Format("fp8_t128", "FP8 E4M3, 128×128 tiles (DeepSeek)", "Floating point, scaled",
+           "blockfp8", "float", 8, grid="fp8_e4m3", block_size=128, tile=True,
+           fixed={"mode": "symmetric", "calibration": "minmax"},
+           rule="tiles of 128 × 128, as DeepSeek-V3 checkpoints store their weights: "
+                "s = amax / 448 in float32 (weight_scale_inv), x̂ = fp8(x / s) · s",
+           reference="DeepSeek-V3 inference/kernel.py weight_quant / weight_dequant"),
     Format("nf4", "NF4", "Block formats", "nf4", "codebook", 4, grid="nf4", block_size=64,
            block_size_fixed=False, settings=frozenset({"block_size"}),
            fixed={"mode": "symmetric", "calibration": "minmax"},

@@ -22,7 +22,7 @@ class Segmentation:
         group_size: values per group along the last axis, for "group".
     """
 
-    def __init__(self, shape, granularity="tensor", axis=0, group_size=32):
+    def __init__(self, shape, granularity="tensor", axis=0, group_size=32, tile=128):
         self.shape = tuple(int(n) for n in shape)
         self.size = int(np.prod(self.shape, dtype=np.int64))
         self.granularity = granularity
@@ -42,6 +42,14 @@ class Segmentation:
             self.channels = dims[self.axis]
             self.inner = int(np.prod(dims[self.axis + 1:], dtype=np.int64))
             self.count = self.channels
+        elif granularity == "tile":
+            # square tiles over the matrix of rows (all leading axes) by the last axis, as
+            # DeepSeek-V3 scales its FP8 weights; the last tile of a row or column may be smaller
+            self.row_length = self.shape[-1] if self.shape else 1
+            self.rows = self.size // self.row_length if self.row_length else 0
+            self.tile = tile
+            self.tiles_per_row = -(-self.row_length // tile)
+            self.count = -(-self.rows // tile) * self.tiles_per_row
         elif granularity == "group":
             self.row_length = self.shape[-1] if self.shape else 1
             self.group_size = group_size
@@ -62,6 +70,9 @@ class Segmentation:
         flat = np.arange(start, stop, dtype=np.int64)
         if self.granularity == "channel":
             return (flat // self.inner) % self.channels
+        if self.granularity == "tile":
+            row, col = np.divmod(flat, self.row_length)
+            return (row // self.tile) * self.tiles_per_row + col // self.tile
         row, col = np.divmod(flat, self.row_length)
         return row * self.groups_per_row + col // self.group_size
 
@@ -71,9 +82,18 @@ class Segmentation:
             return np.array([self.size], dtype=np.int64)
         if self.granularity == "channel":
             return np.full(self.channels, self.size // max(self.channels, 1), dtype=np.int64)
+        if self.granularity == "tile":
+            return np.outer(self._spans(self.rows), self._spans(self.row_length)).reshape(-1)
         per_row = np.full(self.groups_per_row, self.group_size, dtype=np.int64)
         per_row[-1] = self.row_length - self.group_size * (self.groups_per_row - 1)
         return np.tile(per_row, self.size // self.row_length)
+
+    def _spans(self, length):
+        """Lengths of the tiles along an axis of `length`."""
+        spans = np.full(-(-length // self.tile), self.tile, dtype=np.int64)
+        if spans.size:
+            spans[-1] = length - self.tile * (spans.size - 1)
+        return spans
 
     def starts(self) -> np.ndarray:
         """Flat offset of each segment's first value, for segments of consecutive values.
@@ -91,6 +111,12 @@ class Segmentation:
             other = tuple(i for i in range(x.ndim) if i != self.axis)
             return (x.min(axis=other).astype(np.float64).reshape(-1),
                     x.max(axis=other).astype(np.float64).reshape(-1))
+        if self.granularity == "tile":
+            matrix = x.reshape(self.rows, self.row_length)
+            cuts = [np.arange(0, n, self.tile, dtype=np.intp) for n in matrix.shape]
+            return tuple(reduce.reduceat(reduce.reduceat(matrix, cuts[1], axis=1), cuts[0],
+                                         axis=0).astype(np.float64).reshape(-1)
+                         for reduce in (np.minimum, np.maximum))
         flat = x.reshape(-1)
         starts = self.starts()
         return (np.minimum.reduceat(flat, starts).astype(np.float64),
@@ -102,12 +128,20 @@ class Segmentation:
             return x.reshape(1, -1)
         if self.granularity == "channel":
             return np.moveaxis(x.reshape(self.shape or (1,)), self.axis, 0).reshape(self.count, -1)
+        if self.granularity == "tile":
+            return None
         if self.row_length % self.group_size == 0:
             return x.reshape(-1, self.group_size)
         return None
 
     def each(self, x: np.ndarray):
         """Yield every segment's values as a 1-D array (a view where possible)."""
+        if self.granularity == "tile":
+            matrix = x.reshape(self.rows, self.row_length)
+            for top in range(0, self.rows, self.tile):
+                for left in range(0, self.row_length, self.tile):
+                    yield matrix[top:top + self.tile, left:left + self.tile].reshape(-1)
+            return
         rows = self.equal_rows(x)
         if rows is not None:
             yield from rows
