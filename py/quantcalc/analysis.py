@@ -16,7 +16,7 @@ from . import fields
 from .config import Config
 from .core import SCALE_FLOOR, QParams
 from .errors import QuantcalcError
-from .metrics import ErrorAccumulator
+from .metrics import ErrorAccumulator, WeightedAccumulator
 from .ranges import calibrate
 from .schemes import scheme_for
 
@@ -178,6 +178,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     sizes = segmentation.sizes()
     single = segmentation.count == 1
     chunk = scheme.chunk_values or chunk
+    weighted = None if importance is None else WeightedAccumulator(
+        scheme.importance, x.shape[-1] if x.ndim else 1)
     every = max(1, PROGRESS_VALUES // chunk)
     for number, start in enumerate(range(0, flat.size, chunk)):
         if number % every == 0:
@@ -194,6 +196,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
             per_value.dequantized[start:start + n] = dequantized[:n]
             per_value.error[start:start + n] = error[:n]
             per_value.clipped[start:start + n] = clipped[:n] if clipped is not None else False
+        if weighted is not None:
+            weighted.add(start, original, error)
         acc.add(original, error, clipped)  # uses up `original` and `error`
 
     metrics = {"data_min": data_min, "data_max": data_max, **acc.finish()}
@@ -201,6 +205,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
         raise QuantcalcError(f"{scheme.label}: the error of these values overflows float64 "
                              f"(largest magnitude {max(abs(data_min), abs(data_max)):.4g}); scale "
                              f"them down before quantizing", "values")
+    if weighted is not None:
+        metrics.update(weighted.finish(metrics["mse"]))
     metrics["uniform_noise_mse"] = scheme.uniform_noise_mse(params, sizes, flat.size)
     metrics["bits_per_value"] = scheme.bits_per_value(flat.size, segmentation.count)
     return Result(config, x.shape, str(x.dtype), params, lo, hi, sizes, metrics, per_value, scheme,

@@ -141,3 +141,29 @@ def relative_rmse(sum_sq_signal: float, sum_sq_error: float) -> float:
     if sum_sq_signal == 0:
         return math.inf
     return math.sqrt(sum_sq_error / sum_sq_signal)
+
+
+class WeightedAccumulator:
+    """Importance-weighted sums: each value's squared error and squared size weighed by its
+    column's importance a_j (llama.cpp's imatrix), the measure ggml's searches minimise."""
+
+    def __init__(self, importance, row_length):
+        self.importance = np.asarray(importance, np.float64)
+        self.row_length = row_length
+        self.error_sq = self.signal_sq = self.weight = 0.0
+
+    def add(self, start, original, error):
+        weights = self.importance[np.arange(start, start + error.size) % self.row_length]
+        self.error_sq += float(np.sum(weights * error * error))
+        self.signal_sq += float(np.sum(weights * original * original))
+        self.weight += float(np.sum(weights))
+
+    def finish(self, mse):
+        """weighted_mse = sum a e^2 / sum a (the MSE when all weights are equal), its SQNR, and
+        its ratio to the plain MSE."""
+        if not self.weight:
+            return {}
+        weighted = self.error_sq / self.weight
+        return {"weighted_mse": weighted,
+                "weighted_sqnr_db": sqnr_db(self.signal_sq, self.error_sq),
+                "weighted_mse_ratio": weighted / mse if mse else None}

@@ -87,3 +87,22 @@ def test_an_importance_matrix_is_checked_against_the_tensor_and_the_format():
             analyze(x, Config(format="q4_k"), importance=weights)
     with pytest.raises(QuantcalcError, match="does not use an importance matrix"):
         analyze(x, Config(format="q8_0"), importance=np.ones(256))
+
+
+# llama.cpp's own Python package, a second reference: its numpy quantizers for the legacy types
+# (bytes), and its dequantizers for every type (reconstruction from ggml's bytes).
+gguf = pytest.importorskip("gguf", reason="llama.cpp's gguf package is a test dependency")
+GGUF_QUANTIZES = ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
+
+
+@pytest.mark.parametrize("name", sorted(GGML_NAMES))
+def test_gguf_py_agrees(name):
+    from gguf import GGMLQuantizationType, quants
+    kind = GGMLQuantizationType[GGML_NAMES[name].upper()]
+    x = CASES["student-t(3)"].astype(np.float32)
+    blocks, _ = ggml.quantize(GGML_NAMES[name], x)
+    ours = ggml_types.quantize(name, x)
+    theirs = quants.dequantize(blocks.reshape(x.shape[0], -1), kind)
+    assert np.array_equal(ours.recon.view(np.uint32), theirs.astype(np.float32).view(np.uint32))
+    if name in GGUF_QUANTIZES:
+        assert np.array_equal(quants.quantize(x, kind).reshape(-1), blocks)

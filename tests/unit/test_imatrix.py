@@ -147,3 +147,23 @@ def test_cli_imatrix_end_to_end_equals_ggml(tmp_path):
          "--imatrix", str(tmp_path / "i.gguf")],
         capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "py")})
     assert missing.returncode == 2 and "no entry for 'w'" in missing.stderr
+
+
+def test_importance_weighted_error_is_reported_beside_the_plain_metrics():
+    from quantcalc import Config, analyze
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 256)).astype(np.float32)
+    weights = rng.uniform(0, 5, 256).astype(np.float32)
+    r = analyze(x, Config(format="q4_k"), importance=weights)
+    error = x.astype(np.float64) - r.per_value.dequantized.reshape(x.shape)
+    a = np.tile(weights.astype(np.float64), (4, 1))
+    expected = np.sum(a * error ** 2) / np.sum(a)
+    s = r.summary()
+    assert s["weighted_mse"] == pytest.approx(expected, rel=1e-12)
+    assert s["weighted_sqnr_db"] == pytest.approx(
+        10 * np.log10(np.sum(a * x.astype(np.float64) ** 2) / np.sum(a * error ** 2)), rel=1e-12)
+    assert s["weighted_mse_ratio"] == pytest.approx(expected / s["mse"], rel=1e-12)
+    # equal weights: the weighted MSE is the MSE
+    flat = analyze(x, Config(format="q4_k"), importance=np.ones(256)).summary()
+    assert flat["weighted_mse"] == pytest.approx(flat["mse"], rel=1e-12)
+    assert analyze(x, Config(format="q4_k")).summary()["weighted_mse"] is None
