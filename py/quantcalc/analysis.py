@@ -242,6 +242,10 @@ def _notes(scheme, params, metrics, count, keep):
     notes = []
     if scheme.format.rule:
         notes.append(f"{scheme.format.label}: {scheme.format.rule}")
+    if getattr(scheme, "clamped", 0):
+        notes.append(f"{scheme.clamped} block scale(s) below E4M3's smallest subnormal (2^-9) "
+                     f"were raised to it, as NVIDIA ModelOpt does, so those blocks keep their "
+                     f"values instead of becoming 0 (torchao clamps to 2^-6)")
     if getattr(scheme, "importance", None) is not None:
         notes.append("searched with an importance matrix (llama.cpp's imatrix weights each "
                      "column's error, as llama-quantize --imatrix does)")
@@ -251,8 +255,13 @@ def _notes(scheme, params, metrics, count, keep):
         notes.append(f"range widened to include 0{where} (asymmetric mode keeps zero exact)")
     if params.floored.any():
         where = "" if n == 1 else f" in {int(params.floored.sum())} of {n} segments"
-        notes.append(f"zero-width or tiny range{where}: scale floored to float32 eps = "
-                     f"{SCALE_FLOOR:.9g}")
+        notes.append(f"zero-width range{where}: no scale to compute, so it is set to float32 "
+                     f"eps = {SCALE_FLOOR:.9g}")
+    below = (params.scale < SCALE_FLOOR) & ~params.floored
+    if scheme.format.family == "int" and below.any():
+        notes.append(f"scale {float(params.scale[below].min()):.4g} is below float32 eps "
+                     f"({SCALE_FLOOR:.3g}); PyTorch's observers would raise it to eps (a coarser "
+                     f"grid, more error), ONNX Runtime and TensorRT use amax / q_max as here")
     if metrics["clip_count"]:
         notes.append(f"{metrics['clip_count']} of {count} values clipped "
                      f"({metrics['clip_rate']:.4%}) to the ends of the grid")

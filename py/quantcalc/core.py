@@ -15,8 +15,10 @@ import numpy as np
 
 from .formats import IntegerFormat
 
-# PyTorch's observers floor the scale at float32 eps so an all-zero (or constant-zero) range never
-# divides by zero; we use the same documented floor.
+# A zero-width range (all zeros) has no scale; it takes float32 eps, PyTorch's floor, so nothing
+# divides by zero. Any positive range keeps its own scale amax / q_max however small, as ONNX
+# Runtime and TensorRT compute it (PyTorch's observers floor every scale at eps: analysis notes
+# where that would differ).
 SCALE_FLOOR = float(np.finfo(np.float32).eps)
 
 
@@ -29,7 +31,7 @@ class QParams:
     real_min: np.ndarray   # the range the scale was computed from, after widening / symmetrising
     real_max: np.ndarray
     widened: np.ndarray    # asymmetric range had to be stretched to include 0
-    floored: np.ndarray    # zero-width or tiny range: scale raised to SCALE_FLOOR
+    floored: np.ndarray    # zero-width range: scale set to SCALE_FLOOR
     extra: dict = field(default_factory=dict)  # format-specific per-segment arrays
 
 
@@ -58,7 +60,7 @@ def _qparams(lo, hi, fmt, mode):
         real_min, real_max = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
         widened = (real_min != lo) | (real_max != hi)
         raw = (real_max - real_min) / (fmt.q_max - fmt.q_min)
-    floored = raw < SCALE_FLOOR
+    floored = ~(raw >= np.finfo(np.float64).tiny)  # zero width (or a subnormal step)
     scale = np.where(floored, SCALE_FLOOR, raw)
     if mode == "symmetric":
         zero_point = np.zeros(lo.shape, np.int64)

@@ -218,6 +218,9 @@ class MXScheme(Scheme):
         return self.element.encode(rounded), rounded * p["scale"], saturated
 
 
+MIN_E4M3 = 2.0 ** -9  # E4M3's smallest subnormal
+
+
 class NVFP4Scheme(Scheme):
     """NVFP4: FP4 E2M1 in blocks of 16 with an FP8 E4M3 block scale times an FP32 tensor scale
     amax / (6 * 448)."""
@@ -225,6 +228,7 @@ class NVFP4Scheme(Scheme):
     def __init__(self, config, fmt):
         super().__init__(config, fmt)
         self.fp4, self.e4m3 = FLOAT_GRIDS[fmt.grid], FLOAT_GRIDS["fp8_e4m3"]
+        self.clamped = 0
         self.grid_max = self.fp4.max_value
 
     def params(self, x, lo, hi, segmentation):
@@ -236,6 +240,10 @@ class NVFP4Scheme(Scheme):
             block = np.zeros(amax.shape)
         else:
             block, _ = self.e4m3.round((amax32 / top) / tensor_scale)
+            # a block far below the tensor's largest would round to a zero E4M3 scale and lose
+            # all its values; NVIDIA ModelOpt clamps block scales to E4M3's smallest subnormal
+            self.clamped = int(np.count_nonzero((block < MIN_E4M3) & (amax > 0)))
+            block = np.where(amax > 0, np.maximum(block, MIN_E4M3), block)
         scale = block * np.float64(tensor_scale)  # exact: 4 x 24 significant bits
         zeros = np.zeros(amax.shape, np.int64)
         return QParams(scale, zeros, -amax, amax, zeros.astype(bool), scale == 0)

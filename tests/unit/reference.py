@@ -26,8 +26,13 @@ def _round(value: Fraction, rule: str) -> int:
     raise ValueError(rule)
 
 
-# The documented floor for a zero-width range (PyTorch's observers use float32 eps too).
+# The documented scale of a zero-width range (PyTorch's floor, float32 eps); any positive range
+# keeps its own scale.
 SCALE_FLOOR = Fraction(2) ** -23
+
+
+def _scale(value):
+    return value if value > 0 else SCALE_FLOOR
 
 
 def qparams(real_min, real_max, bits, mode, narrow_range=False):
@@ -35,11 +40,11 @@ def qparams(real_min, real_max, bits, mode, narrow_range=False):
     if mode == "symmetric":
         q_max = 2 ** (bits - 1) - 1
         q_min = -q_max if narrow_range else -(2 ** (bits - 1))
-        scale = max(max(abs(lo), abs(hi)) / q_max, SCALE_FLOOR)
+        scale = _scale(max(abs(lo), abs(hi)) / q_max)
         return scale, 0, q_min, q_max
     q_min, q_max = 0, 2 ** bits - 1
     lo, hi = min(lo, 0), max(hi, 0)
-    scale = max((hi - lo) / (q_max - q_min), SCALE_FLOOR)
+    scale = _scale((hi - lo) / (q_max - q_min))
     zero_point = min(max(round(q_min - lo / scale), q_min), q_max)
     return scale, zero_point, q_min, q_max
 

@@ -106,7 +106,7 @@ def test_a_tiny_tensor_is_still_scaled_onto_the_grids_end(name):
     top = 1.0 if name == "nf4" else FLOAT_GRIDS[name].max_value
     assert r.params.scale.tolist() == [5e-8 / top]
     assert r.per_value.dequantized[1] == 5e-8
-    assert not r.params.floored.any() and not any("floored" in n for n in r.summary()["notes"])
+    assert not r.params.floored.any() and not any("zero-width range" in n for n in r.summary()["notes"])
     zeros = analyze(np.zeros(4), Config(format=name))
     assert zeros.params.floored.all() and zeros.metrics["max_abs_error"] == 0
 
@@ -275,3 +275,12 @@ def test_every_format_reconstructs_on_its_grid_whatever_the_chunking(x, name, ch
     # nothing between 4 and 6 (see test_mxfp4_can_round_the_block_maximum_up_by_almost_a_fifth).
     growth = 1 / 5 if name == "mxfp4" else 1 / 8 if name.startswith(("mx", "nv")) else 2 ** -7
     assert np.abs(r.per_value.dequantized).max() <= np.abs(x).max() * (1 + growth) + 1e-30
+
+
+def test_nvfp4_keeps_a_block_far_below_the_tensors_largest():
+    # block scale 0.001 / 6 / (2688 / 2688) rounds to 0 in E4M3: clamped to 2^-9 (ModelOpt)
+    x = np.array([2688.0] + [0.0] * 15 + [0.001] + [0.0] * 15)
+    r = analyze(x, Config(format="nvfp4"))
+    assert r.params.scale.tolist() == [448.0, 2.0 ** -9]
+    assert r.per_value.dequantized[16] == 0.5 * 2.0 ** -9  # 0.001 / 2^-9 = 0.512 -> 0.5
+    assert any("raised to it, as NVIDIA ModelOpt does" in n for n in r.notes)

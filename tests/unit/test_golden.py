@@ -107,9 +107,23 @@ def test_all_zero_input_uses_the_scale_floor():
     assert s["scale"] == SCALE_FLOOR and s["scale_floored"]
     assert r.per_value.codes.tolist() == [0] * 5
     assert s["mse"] == 0 and s["sqnr_db"] == math.inf and s["rel_rmse"] == 0
-    assert any("floored" in n for n in s["notes"])
+    assert any("zero-width range" in n for n in s["notes"])
     a = analyze(np.zeros(3), Config(mode="asymmetric")).summary()
     assert a["scale"] == SCALE_FLOOR and a["zero_point"] == 0
+
+
+def test_a_tiny_range_keeps_its_own_scale_as_onnx_runtime_does():
+    # magnitude 1e-6: amax / 127 = 7.9e-9, far below float32 eps; flooring it at eps (as before)
+    # cost about 12 dB against ONNX Runtime's result
+    x = np.random.default_rng(4).standard_normal(1000) * 1e-6
+    r = analyze(x, Config())
+    amax = float(np.abs(x).max())
+    assert r.summary()["scale"] == amax / 127 and not r.summary()["scale_floored"]
+    assert r.metrics["max_abs_error"] <= amax / 127 / 2 * (1 + 1e-12)
+    assert any("PyTorch's observers would raise it to eps" in n for n in r.notes)
+    floored_sqnr = 10 * np.log10(np.sum(x ** 2) / np.sum(
+        (x - np.clip(np.rint(x / SCALE_FLOOR), -128, 127) * SCALE_FLOOR) ** 2))
+    assert r.metrics["sqnr_db"] > floored_sqnr + 10
 
 
 def test_constant_inputs():

@@ -107,3 +107,13 @@ def test_entropy_calibration_clips_long_tails():
     r = analyze(x, Config(calibration="entropy"))
     assert r.summary()["real_max"] < np.abs(x).max()
     assert 0 < r.metrics["clip_rate"] < 0.01
+
+
+def test_the_percentile_of_float32_data_is_computed_in_float64():
+    x = np.zeros(4096, np.float32)
+    x[-2], x[-1] = 1, 2
+    r = analyze(x, Config(calibration="percentile", percentile=99.99))
+    expected = np.percentile(np.abs(x.astype(np.float64)), 99.99)  # 1.5905, not float32's 1.59033
+    assert r.calibrated_max[0] == expected and abs(expected - 1.5905) < 1e-12
+    a = analyze(x, Config(calibration="percentile", percentile=99.99, mode="asymmetric"))
+    assert a.calibrated_max[0] == np.percentile(x.astype(np.float64), 99.99)
