@@ -34,31 +34,44 @@ def _where(mask, a, b):
     return np.where(mask, a, b).astype(F32)
 
 
+def seq_sum(values):
+    """Each row's sum added left to right in float32, as the C loops add (numpy's sum is
+    pairwise and rounds differently). Column by column, vectorised across the rows: faster here
+    than np.add.accumulate or a transposed reduction (bench: 1.5 / 4.2 / 2.2 ms for 1M values)."""
+    out = values[:, 0].astype(F32)
+    for i in range(1, values.shape[1]):
+        out = out + values[:, i]
+    return out
+
+
+def _first_largest(x):
+    """(amax, the value with the first largest magnitude), as `if (ax > amax)` scans from 0."""
+    index = np.argmax(np.abs(x), axis=1)
+    top = x[np.arange(x.shape[0]), index]
+    amax = np.abs(top)
+    return amax, _where(amax > 0, top, F32(0))
+
+
 def make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad, zero_when_equal):
     """make_qkx2_quants (zero_when_equal: max == min) and make_qkx3_quants (max <= min) for a
     batch: returns (scale, the_min, L) with L the codes 0..nmax."""
-    blocks, n = x.shape
     w = weights
-    lo = x[:, 0].copy()
-    hi = x[:, 0].copy()
-    sum_w = w[:, 0].copy()
-    sum_x = sum_w * x[:, 0]
-    for i in range(1, n):
-        lo = np.where(x[:, i] < lo, x[:, i], lo)
-        hi = np.where(x[:, i] > hi, x[:, i], hi)
-        sum_w = sum_w + w[:, i]
-        sum_x = sum_x + w[:, i] * x[:, i]
+    lo = x.min(axis=1)
+    hi = x.max(axis=1)
+    sum_w = seq_sum(w)
+    sum_x = seq_sum(w * x)
     lo = np.where(lo > 0, F32(0), lo)
     flat = (hi == lo) if zero_when_equal else (hi <= lo)
     span = np.where(flat, F32(1), hi - lo)
     iscale = F32(nmax) / span
     scale = F32(1) / iscale
+
+    def error(step_scale, step_min, codes):
+        diff = step_scale[:, None] * codes.astype(F32) + step_min[:, None] - x
+        return seq_sum(w * (np.abs(diff) if use_mad else diff * diff))
+
     L = np.clip(nearest_int(iscale[:, None] * (x - lo[:, None])), 0, nmax)
-    best = np.zeros(blocks, F32)
-    for i in range(n):
-        diff = scale * L[:, i].astype(F32) + lo - x[:, i]
-        diff = np.abs(diff) if use_mad else diff * diff
-        best = best + w[:, i] * diff
+    best = error(scale, lo, L)
     best_scale, best_min = scale, lo
     for step in range(nstep + 1):
         # the C loop moves `min` to each better fit, and the next steps start from it
@@ -68,13 +81,10 @@ def make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad, zero_when_eq
         aux = np.clip(nearest_int(np.where(flat[:, None], F32(0),
                                            iscale[:, None] * (x - best_min[:, None]))), 0, nmax)
         la = aux.astype(F32)
-        sum_l = np.zeros(blocks, F32)
-        sum_l2 = np.zeros(blocks, F32)
-        sum_xl = np.zeros(blocks, F32)
-        for i in range(n):
-            sum_l = sum_l + w[:, i] * la[:, i]
-            sum_l2 = sum_l2 + w[:, i] * la[:, i] * la[:, i]
-            sum_xl = sum_xl + w[:, i] * la[:, i] * x[:, i]
+        wl = w * la
+        sum_l = seq_sum(wl)
+        sum_l2 = seq_sum(wl * la)
+        sum_xl = seq_sum(wl * x)
         D = sum_w * sum_l2 - sum_l * sum_l
         positive = D > 0
         safe_D = np.where(positive, D, F32(1))
@@ -84,11 +94,7 @@ def make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad, zero_when_eq
             clamp = this_min > 0
             this_min = _where(clamp, F32(0), this_min)
             this_scale = _where(clamp, sum_xl / sum_l2, this_scale)
-        cur = np.zeros(blocks, F32)
-        for i in range(n):
-            diff = this_scale * la[:, i] + this_min - x[:, i]
-            diff = np.abs(diff) if use_mad else diff * diff
-            cur = cur + w[:, i] * diff
+            cur = error(this_scale, this_min, aux)
         better = positive & (cur < best)
         L = np.where(better[:, None], aux, L)
         best = _where(better, cur, best)
@@ -105,37 +111,28 @@ def make_qp_quants(x, nmax, weights):
     """make_qp_quants: codes 0..nmax for non-negative x (sub-block scales or mins) and the
     scale that fits them best under `weights`."""
     blocks, n = x.shape
-    top = np.zeros(blocks, F32)
-    for i in range(n):
-        top = np.maximum(top, x[:, i])  # MAX(max, x[i]): ties keep max, equal anyway
+    top = np.maximum(x.max(axis=1), F32(0))  # MAX(max, x[i]) from 0
     zero = top < GROUP_MAX_EPS
     safe_top = np.where(zero, F32(1), top)
     iscale = F32(nmax) / safe_top
     L = nearest_int(iscale[:, None] * x) & 0xFF  # L is uint8_t in C
     scale = F32(1) / iscale
-    best = np.zeros(blocks, F32)
-    for i in range(n):
-        diff = x[:, i] - scale * L[:, i].astype(F32)
-        best = best + weights[:, i] * diff * diff
+    diff = x - scale[:, None] * L.astype(F32)
+    best = seq_sum(weights * diff * diff)
     for step in (-4, -3, -2, -1, 1, 2, 3, 4):
         iscale_is = (F32(0.1) * F32(step) + F32(nmax)) / safe_top
         scale_is = F32(1) / iscale_is
-        mse = np.zeros(blocks, F32)
-        for i in range(n):
-            l = np.minimum(nmax, nearest_int(iscale_is * x[:, i])).astype(F32)
-            diff = x[:, i] - scale_is * l
-            mse = mse + weights[:, i] * diff * diff
+        l = np.minimum(nmax, nearest_int(iscale_is[:, None] * x)).astype(F32)
+        diff = x - scale_is[:, None] * l
+        mse = seq_sum(weights * diff * diff)
         better = mse < best
         best = _where(better, mse, best)
         iscale = _where(better, iscale_is, iscale)
     wanted = np.minimum(nmax, nearest_int(iscale[:, None] * x))
     L = wanted & 0xFF
-    sumlx = np.zeros(blocks, F32)
-    suml2 = np.zeros(blocks, F32)
-    for i in range(n):
-        l = wanted[:, i].astype(F32)  # the int l, before it is stored
-        sumlx = sumlx + weights[:, i] * x[:, i] * l
-        suml2 = suml2 + weights[:, i] * l * l
+    l = wanted.astype(F32)  # the int l, before it is stored
+    sumlx = seq_sum(weights * x * l)
+    suml2 = seq_sum(weights * l * l)
     active = np.ones(blocks, bool)
     for _ in range(5):
         changed = np.zeros(blocks, bool)
@@ -167,15 +164,8 @@ def make_qp_quants(x, nmax, weights):
 def make_qx_quants(x, nmax, weights):
     """make_qx_quants with rmse_type 1: weights given (an importance) or x^2. Returns
     (scale, L) with L = nmax + l, l in [-nmax, nmax - 1]."""
-    blocks, n = x.shape
     w = x * x if weights is None else weights
-    top = np.zeros(blocks, F32)
-    amax = np.zeros(blocks, F32)
-    for i in range(n):
-        ax = np.abs(x[:, i])
-        larger = ax > amax
-        amax = _where(larger, ax, amax)
-        top = _where(larger, x[:, i], top)
+    amax, top = _first_largest(x)
     zero = amax < GROUP_MAX_EPS
     safe_top = np.where(zero, F32(1), top)
 
@@ -184,12 +174,7 @@ def make_qx_quants(x, nmax, weights):
 
     def sums(l):
         lf = l.astype(F32)
-        sumlx = np.zeros(blocks, F32)
-        suml2 = np.zeros(blocks, F32)
-        for i in range(n):
-            sumlx = sumlx + w[:, i] * x[:, i] * lf[:, i]
-            suml2 = suml2 + w[:, i] * lf[:, i] * lf[:, i]
-        return sumlx, suml2
+        return seq_sum(w * x * lf), seq_sum(w * lf * lf)
 
     l = levels(F32(-nmax) / safe_top)
     L = l + nmax
@@ -217,23 +202,14 @@ def make_q3_quants(x, nmax):
     """make_q3_quants with do_rmse (Q3_K without an importance matrix): (scale, L), L = l + nmax
     (0 for an all-zero block)."""
     blocks, n = x.shape
-    top = np.zeros(blocks, F32)
-    amax = np.zeros(blocks, F32)
-    for i in range(n):
-        ax = np.abs(x[:, i])
-        larger = ax > amax
-        amax = _where(larger, ax, amax)
-        top = _where(larger, x[:, i], top)
+    amax, top = _first_largest(x)
     zero = amax < GROUP_MAX_EPS
     iscale = F32(-nmax) / np.where(zero, F32(1), top)
     L = np.clip(nearest_int(iscale[:, None] * x), -nmax, nmax - 1)
     w = x * x
-    sumlx = np.zeros(blocks, F32)
-    suml2 = np.zeros(blocks, F32)
-    for i in range(n):
-        lf = L[:, i].astype(F32)
-        sumlx = sumlx + w[:, i] * x[:, i] * lf
-        suml2 = suml2 + w[:, i] * lf * lf
+    lf = L.astype(F32)
+    sumlx = seq_sum(w * x * lf)
+    suml2 = seq_sum(w * lf * lf)
     active = ~zero
     for _ in range(5):
         changed = np.zeros(blocks, bool)
@@ -263,9 +239,4 @@ def make_q3_quants(x, nmax):
     return _where(zero, F32(0), scale), L
 
 
-def row_sums(values):
-    """Each row's sum, added left to right in float32 (as the C loops add)."""
-    out = np.zeros(values.shape[0], F32)
-    for i in range(values.shape[1]):
-        out = out + values[:, i]
-    return out
+row_sums = seq_sum

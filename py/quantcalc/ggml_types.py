@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ggml_search import (F32, _where, fp16, make_q3_quants, make_qkx_quants, make_qp_quants,
-                          make_qx_quants, nearest_int, row_sums)
+from .ggml_search import (F32, _first_largest, _where, fp16, make_q3_quants, make_qkx_quants,
+                          make_qp_quants, make_qx_quants, nearest_int, row_sums)
 
 QK = 32      # values per block of the legacy types
 QK_K = 256   # values per super-block of the K-quants
@@ -54,9 +54,7 @@ def _sigma2_per_value(rows, n, factor):
 # ------------------------------------------------------------------------------- legacy types
 def q8_0(rows, importance=None):  # quantize_q8_0 ignores an importance matrix
     x = _blocks(rows, QK)
-    amax = np.zeros(x.shape[0], F32)
-    for i in range(QK):
-        amax = np.maximum(amax, np.abs(x[:, i]))
+    amax = np.abs(x).max(axis=1)  # MAX(amax, fabsf(v)) from 0
     d = amax / F32(127)
     scaled = (x * _inverse(d)[:, None]).astype(np.float64)
     # roundf in exact double arithmetic; "+ 0.0" makes -0.0 the int 0 that C stores
@@ -70,12 +68,7 @@ def _symmetric_legacy(rows, importance, nmax):
     x = _blocks(rows, QK)
     top = 2 * nmax - 1
     if importance is None:  # quantize_row_q{4,5}_0_ref
-        amax = np.zeros(x.shape[0], F32)
-        largest = np.zeros(x.shape[0], F32)
-        for i in range(QK):
-            bigger = amax < np.abs(x[:, i])
-            amax = _where(bigger, np.abs(x[:, i]), amax)
-            largest = _where(bigger, x[:, i], largest)
+        _, largest = _first_largest(x)
         d = largest / F32(-nmax)
         wanted = np.trunc(x * _inverse(d)[:, None] + F32(nmax + 0.5)).astype(np.int64)
         codes = np.minimum(top, wanted)
@@ -97,11 +90,7 @@ def _affine_legacy(rows, importance, nmax):
     """Q4_1 (nmax 15) and Q5_1 (nmax 31): x = q d + m."""
     x = _blocks(rows, QK)
     if importance is None:  # quantize_row_q{4,5}_1_ref
-        lo = np.full(x.shape[0], np.finfo(F32).max, F32)
-        hi = np.full(x.shape[0], -np.finfo(F32).max, F32)
-        for i in range(QK):
-            lo = _where(x[:, i] < lo, x[:, i], lo)
-            hi = _where(x[:, i] > hi, x[:, i], hi)
+        lo, hi = x.min(axis=1), x.max(axis=1)
         d = (hi - lo) / F32(nmax)
         wanted = np.trunc((x - lo[:, None]) * _inverse(d)[:, None] + F32(0.5)).astype(np.int64)
         codes = np.minimum(nmax, wanted)
@@ -301,23 +290,13 @@ def _iq4(rows, importance, super_size):
     else:
         weights = np.asarray(importance, F32).reshape(-1, 32) * np.sqrt(
             np.repeat(sigma2, per_super)[:, None] + sub * sub)
-    amax = np.zeros(sub.shape[0], F32)
-    top = np.zeros(sub.shape[0], F32)
-    for j in range(32):
-        larger = np.abs(sub[:, j]) > amax
-        amax = _where(larger, np.abs(sub[:, j]), amax)
-        top = _where(larger, sub[:, j], top)
+    amax, top = _first_largest(sub)
     zero = amax < F32(1e-15)
     safe_top = np.where(zero, F32(1), top)
 
     def fit(inverse):
         q = IQ4_VALUES[best_index(inverse[:, None] * sub)]
-        sumqx = np.zeros(sub.shape[0], F32)
-        sumq2 = np.zeros(sub.shape[0], F32)
-        for j in range(32):
-            sumqx = sumqx + weights[:, j] * q[:, j] * sub[:, j]
-            sumq2 = sumq2 + weights[:, j] * q[:, j] * q[:, j]
-        return sumqx, sumq2
+        return row_sums(weights * q * sub), row_sums(weights * q * q)
 
     d = -safe_top / IQ4_VALUES[0]
     sumqx, sumq2 = fit(F32(1) / d)

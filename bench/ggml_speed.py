@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""llama.cpp's types: quantcalc's bit-exact numpy transcription against ggml's own C, side by side.
+
+For each type, on the same 4M float32 values (1024 rows of 4096), single thread, best of 3:
+  ggml      ggml_quantize_chunk + the type's to_float (libggml-python's prebuilt ggml, ctypes)
+  quantcalc analyze(values, Config(format=...), keep=0): the same quantization plus every metric
+  abs-max   one np.abs(x).max() pass, the unit of the analysis-speed targets
+and the ratios quantcalc / ggml and quantcalc / abs-max; also SQNR on the standard normal tensor
+and bits per value, the numbers the issue's note asks for. Needs the test dependencies (.venv).
+
+    .venv/bin/python bench/ggml_speed.py [--rows N] [--imatrix]
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "py"), str(ROOT / "tests" / "unit")]
+import ggml_reference as ggml  # noqa: E402
+from quantcalc import Config, analyze, registry  # noqa: E402
+
+GGML_NAMES = {f.name: f.name.replace("_k", "_K") for f in registry.FORMATS
+              if f.family == "ggml"}
+
+
+def best_of(work, repeats=3):
+    work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1024)
+    parser.add_argument("--imatrix", action="store_true", help="with an importance matrix")
+    args = parser.parse_args()
+    x = np.random.default_rng(0).standard_normal((args.rows, 4096)).astype(np.float32)
+    weights = np.random.default_rng(1).uniform(0.1, 10, 4096).astype(np.float32) \
+        if args.imatrix else None
+    absmax = best_of(lambda: np.abs(x).max())
+    print(f"{x.size:,} float32 values, one thread{', importance matrix' if args.imatrix else ''};"
+          f" one np.abs(x).max() pass: {absmax * 1e3:.1f} ms")
+    print(f"{'type':8s} {'bits/value':>10s} {'SQNR dB':>8s} {'ggml s':>8s} {'quantcalc s':>11s} "
+          f"{'÷ ggml':>7s} {'÷ abs-max':>9s}")
+    for name, ggml_name in GGML_NAMES.items():
+        if args.imatrix and not registry.get(name).uses_importance:
+            continue
+        native = best_of(lambda: ggml.quantize(ggml_name, x, weights))
+        ours = best_of(lambda: analyze(x, Config(format=name), keep=0, importance=weights), 1)
+        result = analyze(x, Config(format=name), keep=0, importance=weights).summary()
+        print(f"{name:8s} {result['bits_per_value']:10.4f} {result['sqnr_db']:8.2f} "
+              f"{native:8.3f} {ours:11.3f} {ours / native:7.1f} {ours / absmax:9.0f}")
+
+
+if __name__ == "__main__":
+    main()
