@@ -35,8 +35,6 @@ SCATTER_POINTS = 4000
 STYLE = {
     "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
     "svg.hashsalt": "quantcalc", "svg.fonttype": "path", "axes.grid": True, "grid.alpha": 0.3,
-    # names come from users and files: "$5 and $6" is text, never mathtext
-    "text.parse_math": False,
 }
 ORIGINAL, RECONSTRUCTED, BOUND = "#1f5fa8", "#d9480f", "#7048e8"
 

@@ -24,6 +24,7 @@ class Quantized:
     recon: np.ndarray     # float32, one per value
     clipped: np.ndarray   # bool, one per value
     scales: np.ndarray    # float32, one per (sub-)block: the step between adjacent codes
+    bases: np.ndarray = None  # float32 per (sub-)block: x̂ = scale·(q − offset) + base (a min)
 
 
 def _inverse(d):
@@ -103,7 +104,7 @@ def _affine_legacy(rows, importance, nmax):
         m = fp16(-the_min)
         clipped = np.zeros(x.shape, bool)  # the search's codes are its own clamp-free choice
     dq = fp16(d)
-    return Quantized(codes, codes.astype(F32) * dq[:, None] + m[:, None], clipped, dq)
+    return Quantized(codes, codes.astype(F32) * dq[:, None] + m[:, None], clipped, dq, m)
 
 
 def q4_0(rows, importance=None):
@@ -177,7 +178,7 @@ def _scale_min_k(rows, importance, nmax, sub, ref_search, scale_levels):
     m_sub = (dmin[:, None] * lm.astype(F32)).reshape(-1)
     codes, clipped = _requantize(x, d_sub, m_sub, L, nmax)
     recon = d_sub[:, None] * codes.astype(F32) - m_sub[:, None]
-    return Quantized(codes, recon, clipped, d_sub)
+    return Quantized(codes, recon, clipped, d_sub, -m_sub)
 
 
 def _q2_k_ref_search(x):
@@ -349,5 +350,6 @@ def quantize(name, rows, importance=None):
     weights = None if importance is None else np.tile(np.asarray(importance, F32), rows.shape[0])
     out = QUANTIZE[name](rows, weights)
     shape = rows.shape
+    bases = np.zeros(out.scales.size, F32) if out.bases is None else out.bases.reshape(-1)
     return Quantized(out.codes.reshape(shape), out.recon.reshape(shape),
-                     out.clipped.reshape(shape), out.scales.reshape(-1))
+                     out.clipped.reshape(shape), out.scales.reshape(-1), bases)

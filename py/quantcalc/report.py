@@ -139,13 +139,15 @@ def summary_json(result) -> bytes:
     return json_text(result.summary(), indent=2).encode("utf-8")
 
 
-def _text_page(pdf_pages, title, rows, columns, subtitle=None):
+def text_page(title, rows, columns, subtitle=None):
+    """An A4 page with a title and a table. Every string on it is plain text: names come from
+    users and files, and "$5 and $6" must not be read as mathtext (nor "$\\frac{$" crash)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8.27, 11.69))  # A4 portrait
-    fig.text(0.08, 0.95, title, fontsize=16, weight="bold")
+    fig.text(0.08, 0.95, title, fontsize=16, weight="bold", parse_math=False)
     if subtitle:
-        fig.text(0.08, 0.925, subtitle, fontsize=10)
+        fig.text(0.08, 0.925, subtitle, fontsize=10, parse_math=False)
     ax = fig.add_axes([0.08, 0.05, 0.84, 0.85])
     ax.axis("off")
     if rows:
@@ -154,7 +156,13 @@ def _text_page(pdf_pages, title, rows, columns, subtitle=None):
         table.auto_set_font_size(False)
         table.set_fontsize(8)
         table.scale(1, 1.25)
-    pdf_pages.savefig(fig)
+        for cell in table.get_celld().values():
+            cell.get_text().set_parse_math(False)
+    return fig
+
+
+def _text_page(pdf_pages, title, rows, columns, subtitle=None):
+    pdf_pages.savefig(text_page(title, rows, columns, subtitle))
 
 
 def pdf(result) -> bytes:

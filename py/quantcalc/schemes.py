@@ -288,12 +288,26 @@ class GGMLScheme(Scheme):
 
     def params(self, x, lo, hi, segmentation):
         self.scales = np.zeros(segmentation.count)  # filled by quantize_span
+        self.bases = np.zeros(segmentation.count)
         offsets = np.full(segmentation.count, self.format.code_offset or 0, np.int64)
         flags = np.zeros(segmentation.count, bool)
         return QParams(self.scales, offsets, lo, hi, flags, flags)
 
     def gather(self, params, ids):
         return None  # a span carries its own scales
+
+    def quantize(self, original, p, rounding, rng):
+        """Values quantized with the first block's final scale and base, as its requantizing
+        pass does (the figures' staircase and levels); the analysis itself uses spans."""
+        d, base = float(self.scales[0]), float(self.bases[0])
+        if self.format.element == "codebook":
+            scaled = original / d if d else np.zeros_like(original)
+            codes = ggml_types.best_index(scaled.astype(np.float32))
+            return codes, d * ggml_types.IQ4_VALUES[codes].astype(np.float64), None
+        offset = self.format.code_offset or 0
+        wanted = np.rint((original - base) / d) + offset if d else np.full(original.shape, offset)
+        codes = np.clip(wanted, self.q_min, self.q_max)
+        return codes, d * (codes - offset) + base, (wanted < self.q_min) | (wanted > self.q_max)
 
     def grid_ends(self, params):
         d, offset = float(params.scale[0]), self.format.code_offset or 0
@@ -315,6 +329,7 @@ class GGMLScheme(Scheme):
                 f"choose another format", "format")
         first = start // self.block_size
         self.scales[first:first + out.scales.size] = out.scales
+        self.bases[first:first + out.bases.size] = out.bases
         return (out.codes.reshape(-1).astype(np.float64), out.recon.reshape(-1).astype(np.float64),
                 out.clipped.reshape(-1))
 

@@ -153,10 +153,10 @@ HIDDEN_WHEN_OFF = ("narrow_range", "block_size")
 # Why a control is off for a format, in the user's words (shown beside the disabled control).
 _NOT_APPLICABLE = {
     "bits": "{label} has {element_bits}-bit elements by definition.",
-    "mode": "{label} is symmetric by definition (sign and magnitude).",
+    "mode": "{label} is {mode} by definition{why}.",
     "narrow_range": "{label} has no narrow-range variant.",
     "rounding": "{label} rounds by its own rule: {rule}.",
-    "calibration": "{label} takes each scale from its block's largest magnitude.",
+    "calibration": "{label} {calibration}.",
     "granularity": "{label} has fixed blocks of {block_size} values along the last axis.",
     "block_size": "{label} has no blocks of its own; choose the granularity instead.",
 }
@@ -167,8 +167,15 @@ def not_applicable_reason(key: str, fmt: registry.Format) -> str:
         return f"{fmt.label} blocks are {fmt.block_size} values by definition."
     if key == "granularity" and not fmt.block_size:
         return f"{fmt.label} scales the whole tensor."
+    mode = fmt.fixed.get("mode", "symmetric")
+    why = " (sign and magnitude)" if mode == "symmetric" else " (a scale and a min per block)"
+    calibration = ("finds each block's scale and min by its own search"
+                   if fmt.family == "ggml" and fmt.code_offset is None
+                   else "finds each block's scale by its own search" if fmt.uses_importance
+                   else "takes each scale from its block's largest magnitude")
     return _NOT_APPLICABLE[key].format(label=fmt.label, element_bits=fmt.element_bits,
-                                       rule=fmt.rule, block_size=fmt.block_size)
+                                       rule=fmt.rule, block_size=fmt.block_size, mode=mode,
+                                       why=why, calibration=calibration)
 
 
 def fixed_value(key: str, fmt: registry.Format):

@@ -203,13 +203,12 @@ def test_control_characters_never_reach_the_terminal(tmp_path):
 def test_names_are_text_in_the_pdf_never_mathtext():
     r = analyze(np.array([1.0, -2.0]), Config(name="$\\frac{$"))
     assert report.pdf(r).startswith(b"%PDF")  # a mathtext parse error before
-    from matplotlib.figure import Figure
     with matplotlib.rc_context({**STYLE, "svg.fonttype": "none"}):
-        fig = Figure()
-        fig.text(0, 0, "cost $5 and $6")
+        fig = report.text_page("Quantization report: cost $5 and $6", [("name", "a $x$ b")],
+                               ("setting", "value"))
         svg = io.StringIO()
         fig.savefig(svg, format="svg")
-    assert "cost $5 and $6" in svg.getvalue()
+    assert "cost $5 and $6" in svg.getvalue() and "a $x$ b" in svg.getvalue()
 
 
 # ---------------------------------------------------------------- properties

@@ -106,3 +106,14 @@ def test_format_number():
     assert report.format_number(0.1) == "0.1"
     assert report.format_number(np.int64(-3)) == "-3"
     assert report.format_number(True) == "true"
+
+
+@pytest.mark.parametrize("name", __import__("quantcalc.registry", fromlist=["NAMES"]).NAMES)
+def test_every_format_draws_its_figures(name):
+    # the transfer and histogram figures quantize a sweep with the first block's parameters;
+    # every scheme must be able to (llama.cpp's types failed to once)
+    x = np.random.default_rng(3).standard_normal((4, 256))
+    r = analyze(x, Config(format=name))
+    rendered = figures.render(r, "svg")
+    assert set(rendered) == set(figures.FIGURE_NAMES)
+    assert all(svg.startswith(b"<?xml") for svg in rendered.values())
