@@ -66,6 +66,9 @@ engine.addEventListener("failed", (event) => {
 engine.addEventListener("restarting", (event) => {
   status.dataset.state = "booting";
   status.textContent = event.detail.message;
+  // kept until the next result, while the start-up's progress replaces the status line
+  $("#engine-restart-note").textContent = event.detail.message;
+  $("#engine-restart-note").hidden = false;
   // state.request stays: the new worker analyses it again when its figures or a download are
   // asked for (the analysis kept under its id went with the old worker)
 });
@@ -109,6 +112,7 @@ async function calculate() {
     }
     state.request = request;
     state.reply = reply;
+    $("#engine-restart-note").hidden = true;
     renderResults(reply, "engine");
     rememberInUrl();
     state.figuresWanted = true;

@@ -121,7 +121,7 @@ def test_a_long_analysis_shows_progress_and_can_be_cancelled(fresh):
     page.wait_for_selector("#calc-progress:visible")
     assert "Finding the range" in page.inner_text("#calculate-reason")
     page.click("#cancel")
-    page.wait_for_selector("#calculate-reason:has-text('Cancelled')")
+    page.wait_for_selector("#engine-restart-note:has-text('Cancelled')")
     page.wait_for_selector("#engine-status[data-state=ready]", timeout=BOOT_TIMEOUT_MS)
     assert page.input_value("#calibration") == "entropy" and page.is_visible("#clear-file")
     fill(page, calibration="minmax", granularity="tensor")  # the same file, a quick setting
