@@ -14,11 +14,13 @@ Needs only the standard library and the node, npm and pip clients. The steps liv
 import argparse
 import sys
 
-from sitebuild.bytecode import STDLIB_PYC, compiled, pycache_name  # noqa: F401  (tests use them)
-from sitebuild.common import DIST, WEB, BuildError
-from sitebuild.pyodide_dist import core_files  # noqa: F401
-from sitebuild.server import CSP, Handler, serve  # noqa: F401
+from sitebuild.common import WEB, BuildError
+from sitebuild.pyodide_dist import core_files
+from sitebuild.server import Handler, serve
 from sitebuild.site import build
+
+# what the tests and bench/startup.py use, as build.<name>
+__all__ = ["Handler", "WEB", "build", "core_files", "main", "serve"]
 
 
 def main(argv=None):

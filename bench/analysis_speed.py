@@ -9,7 +9,6 @@ so the ratio is about the code, not the machine. Target (issue 2): 10x or less.
 
 import argparse
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -17,16 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py"))
 from quantcalc import Config, analyze  # noqa: E402
-
-
-def best_of(work, repeats=5):
-    work()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of  # noqa: E402  (bench/ is this script's own folder)
 
 
 def main():

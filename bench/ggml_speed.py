@@ -13,7 +13,6 @@ and bits per value, the numbers the issue's note asks for. Needs the test depend
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "py"), str(ROOT / "tests" / "unit")]
 import ggml_reference as ggml  # noqa: E402
 from quantcalc import Config, analyze, registry  # noqa: E402
+from timing import best_of  # noqa: E402  (bench/ is this script's own folder)
 
 GGML_NAMES = {f.name: f.name.replace("_k", "_K") for f in registry.FORMATS
               if f.family == "ggml"}
-
-
-def best_of(work, repeats=3):
-    work()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
@@ -53,7 +43,7 @@ def main():
     for name, ggml_name in GGML_NAMES.items():
         if args.imatrix and not registry.get(name).uses_importance:
             continue
-        native = best_of(lambda: ggml.quantize(ggml_name, x, weights))
+        native = best_of(lambda: ggml.quantize(ggml_name, x, weights), 3)
         ours = best_of(lambda: analyze(x, Config(format=name), keep=0, importance=weights), 1)
         result = analyze(x, Config(format=name), keep=0, importance=weights).summary()
         print(f"{name:8s} {result['bits_per_value']:10.4f} {result['sqnr_db']:8.2f} "

@@ -14,7 +14,6 @@ disk, and their ratio, beside the same command on a tiny file (the interpreter's
 
 import argparse
 import io
-import resource
 import subprocess
 import sys
 import tempfile

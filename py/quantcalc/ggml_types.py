@@ -214,12 +214,7 @@ def q3_k(rows, importance=None):
     if importance is None:  # quantize_row_q3_K_ref
         scales, L = make_q3_quants(x, 4)
         scales = scales.reshape(supers, 16)
-        amax = np.zeros(supers, F32)
-        max_scale = np.zeros(supers, F32)
-        for j in range(16):
-            larger = np.abs(scales[:, j]) > amax
-            amax = _where(larger, np.abs(scales[:, j]), amax)
-            max_scale = _where(larger, scales[:, j], max_scale)
+        _, max_scale = _first_largest(scales)
         live = max_scale != 0
         with np.errstate(divide="ignore"):
             iscale = _where(live, F32(-32) / np.where(live, max_scale, F32(1)), F32(0))
@@ -246,12 +241,7 @@ def q6_k(rows, importance=None):
     weights = None if importance is None else np.asarray(importance, F32).reshape(-1, 16)
     scales, L = make_qx_quants(x, 32, weights)
     scales = scales.reshape(supers, 16)
-    max_abs = np.zeros(supers, F32)
-    max_scale = np.zeros(supers, F32)
-    for j in range(16):
-        larger = np.abs(scales[:, j]) > max_abs
-        max_abs = _where(larger, np.abs(scales[:, j]), max_abs)
-        max_scale = _where(larger, scales[:, j], max_scale)
+    max_abs, max_scale = _first_largest(scales)
     zero = max_abs < F32(1e-15)  # the whole super-block is stored as zeros
     with np.errstate(divide="ignore"):
         iscale = F32(-128) / np.where(zero, F32(1), max_scale)
@@ -316,12 +306,7 @@ def _iq4(rows, importance, super_size):
         inverse = _inverse(scales)
     else:  # IQ4_XS: 6-bit sub-block scales against d = -max_scale / 32
         scales = scales.reshape(-1, per_super)
-        amax_scale = np.zeros(scales.shape[0], F32)
-        max_scale = np.zeros(scales.shape[0], F32)
-        for j in range(per_super):
-            larger = np.abs(scales[:, j]) > amax_scale
-            amax_scale = _where(larger, np.abs(scales[:, j]), amax_scale)
-            max_scale = _where(larger, scales[:, j], max_scale)
+        _, max_scale = _first_largest(scales)
         d = -max_scale / F32(32)
         levels = np.clip(nearest_int(_inverse(d)[:, None] * scales), -32, 31)
         inverse = _inverse(d[:, None] * levels.astype(F32)).reshape(-1)

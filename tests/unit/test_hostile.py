@@ -7,7 +7,6 @@ field, the command line exits 2 with one line, and every report is strict JSON.
 import io
 import json
 import math
-import os
 import struct
 import subprocess
 import sys
