@@ -102,16 +102,16 @@ WIDE_TEXT = "[" + ", ".join("[" + ", ".join(f"{v:.5g}" for v in row) + "]" for r
 
 
 @pytest.mark.parametrize("fmt", ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q4_1", "q5_0", "q5_1",
-                                 "iq4_nl", "iq4_xs"])
-def test_k_quants_in_the_page_equal_the_engine_and_so_ggml(app, fmt):
-    # the CPython engine equals ggml bit for bit (tests/unit/test_kquants.py); the page's
-    # Pyodide must give the very same numbers
+                                 "iq4_nl", "iq4_xs", "fp8_t128", "fp8_b128"])
+def test_new_formats_in_the_page_equal_the_engine(app, fmt):
+    # the CPython engine equals ggml bit for bit (tests/unit/test_ggml_types.py) and DeepSeek's
+    # float32 FP8 arithmetic (test_block_fp8.py); the page's Pyodide must give the same numbers
     page = app.page
     fill(page, values=WIDE_TEXT, name="m", format=fmt)
     calculate(page)
     summary = engine_summary({"name": "m", "format": fmt}, {"text": WIDE_TEXT})
     assert_same_numbers(page, summary)
-    assert "GGUF" in page.inner_text("#results-name")
+    assert ("DeepSeek" if fmt.startswith("fp8") else "GGUF") in page.inner_text("#results-name")
     fill(page, format="int")
 
 
