@@ -263,8 +263,9 @@ class GGMLScheme(Scheme):
 
     def __init__(self, config, fmt):
         super().__init__(config, fmt)
-        self.q_min, self.q_max = (-127, 127) if fmt.name == "q8_0" \
-            else (0, (1 << fmt.element_bits) - 1)
+        top = (1 << fmt.element_bits) - 1
+        # codes around 0 (Q8_0: -127..127, offset 0), else unsigned codes 0..2^bits - 1
+        self.q_min, self.q_max = (-(top >> 1), top >> 1) if fmt.code_offset == 0 else (0, top)
         self.has_zero_point = fmt.code_offset is not None
         if fmt.element == "codebook":
             self.grid_max = float(-ggml_types.IQ4_VALUES[0])  # levels are -127 … 113 steps
