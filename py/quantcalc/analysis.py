@@ -186,7 +186,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
             report("quantizing", start / flat.size)
         stop = min(start + chunk, flat.size)
         original = flat[start:stop].astype(np.float64)
-        p = scheme.gather(params, None if single else segmentation.ids(start, stop))
+        p = scheme.gather(params, None if single or not scheme.per_value_params
+                          else segmentation.ids(start, stop))
         codes, dequantized, clipped = scheme.quantize_span(start, original, p, config.rounding,
                                                            rng)
         error = original - dequantized

@@ -84,6 +84,7 @@ class Scheme:
         return None  # the error of a non-uniform grid is not scale^2/12
 
     chunk_values = None      # a scheme that quantizes whole spans at once sets its span size
+    per_value_params = True  # quantize() takes each value's scale (gather by segment ids)
     has_zero_point = True    # integer codes around a zero point (reported with the scale)
 
     def quantize_span(self, start, original, p, rounding, rng):
@@ -294,8 +295,10 @@ class GGMLScheme(Scheme):
         flags = np.zeros(segmentation.count, bool)
         return QParams(self.scales, offsets, lo, hi, flags, flags)
 
+    per_value_params = False  # a span carries its own scales
+
     def gather(self, params, ids):
-        return None  # a span carries its own scales
+        return None
 
     def quantize(self, original, p, rounding, rng):
         """Values quantized with the first block's final scale and base, as its requantizing
