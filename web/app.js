@@ -8,7 +8,8 @@ import {
 } from "./form.js";
 import * as saved from "./state.js";
 import * as savedResults from "./saved-results.js";
-import { renderResults, turnPage } from "./results.js";
+import { display, renderResults, turnPage } from "./results.js";
+import { SETTING } from "./rules.js";
 import { drawFigures, showFigure } from "./figures.js";
 import { download } from "./downloads.js";
 import { forgetFile, readSource, wireFileInputs } from "./files.js";
@@ -87,6 +88,41 @@ function readRequest() {
 // The request without its id: what decides the numbers (for saved results).
 const content = ({ config, source }) => ({ config, source });
 
+// Fields a number must be typed into (an empty bit depth is an error, not a silent 8); an
+// empty block size means the format's own.
+function missingNumber(config) {
+  for (const [key, value] of Object.entries(config)) {
+    const setting = SETTING[key];
+    if (value === "" && setting && (setting.kind === "int" || setting.kind === "real")
+      && setting.default !== null) {
+      return { field: key, message: `Enter a value for ${setting.label.toLowerCase()}.` };
+    }
+  }
+  return null;
+}
+
+// After a refused request the results shown no longer match the form: dim them and say so.
+function markStale(stale) {
+  $("#results").classList.toggle("qc-stale", stale);
+  $("#results-stale").hidden = !stale || $("#results").hidden;
+}
+
+function announce(summary) {
+  const sqnr = summary.sqnr_db === "inf" ? "no error" : `SQNR ${display("sqnr_db", summary.sqnr_db)} dB`;
+  $("#results-announce").textContent = `Results for ${summary.name}: ${sqnr}, MSE ` +
+    `${display("mse", summary.mse)}, ${summary.clip_count} of ${summary.count} values clipped, ` +
+    `${display("bits_per_value", summary.bits_per_value)} bits per value.`;
+}
+
+// Bring the results into view and focus their heading (not inside an embed: the parent page
+// must not jump).
+function revealResults() {
+  if (EMBED) return;
+  const heading = $("#results-title");
+  heading.focus({ preventScroll: true });
+  heading.scrollIntoView({ block: "start" });
+}
+
 async function calculate() {
   if (engine.state !== "ready") {
     state.pendingCalculate = true;
@@ -95,6 +131,13 @@ async function calculate() {
   }
   clearErrors();
   const request = readRequest();
+  const missing = missingNumber(request.config);
+  if (missing) {
+    showError(missing);
+    markStale(true);
+    document.body.dataset.calculations = String(Number(document.body.dataset.calculations || 0) + 1);
+    return;
+  }
   state.latestRequest = request;
   calculateButton.disabled = true;
   $("#calculate-reason").textContent = "Calculating…";
@@ -108,12 +151,16 @@ async function calculate() {
     }
     if (reply.error) {
       showError(reply.error, { fileLoaded: Boolean(state.file) });
+      markStale(true);
       return;
     }
     state.request = request;
     state.reply = reply;
     $("#engine-restart-note").hidden = true;
     renderResults(reply, "engine");
+    markStale(false);
+    announce(reply.summary);
+    revealResults();
     rememberInUrl();
     state.figuresWanted = true;
     if (engine.figuresReady) drawFigures();
@@ -217,6 +264,10 @@ function restore() {
   const stored = saved.load();
   applyForm(stored);
   const link = saved.fromQuery(location.search);
+  // a first visit finds the example's values ready to run, not a grey placeholder
+  if (!Object.keys(stored).length && !link.hasSettings) {
+    form.elements.values.value = EXAMPLE.values;
+  }
   // a link without values (they were too long for it) keeps the values this browser kept
   if (link.hasSettings) applyForm({ ...DEFAULTS, values: stored.values ?? "", ...link.fields });
   const problems = $("#link-problems");

@@ -106,6 +106,7 @@ def test_every_control_has_a_label(app):
 def test_keyboard_only_calculation(fresh):
     page = fresh.open()
     page.focus("#values")
+    page.keyboard.press("Control+A")  # a first visit holds the example's values
     page.keyboard.type("0.5 -0.25 1")
     page.keyboard.press("Enter")  # a newline in the text area, not a submit
     page.focus("#calculate")
