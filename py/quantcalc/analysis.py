@@ -140,7 +140,7 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     """Quantize `values` with `config` and measure the error.
 
     Args:
-        values: a float array of any shape (finite values; see `inputs.as_tensor`).
+        values: a float array of any shape (finite values; see `inputs.check_finite`).
         config: the settings.
         keep: how many leading values (flat, C order) to return per-value results for; 0 for none.
         chunk: values per processing step (a tuning knob; results do not depend on it).

@@ -17,6 +17,11 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
+def shortened(text: str, limit: int = 30) -> str:
+    """`text` cut to `limit` characters for a message ("..." marks the cut)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class QuantcalcError(ValueError):
     """Bad input or configuration, described so a user can act on it.
 

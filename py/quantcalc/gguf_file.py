@@ -12,6 +12,9 @@ huge allocation. llama.cpp's own `gguf` package is the reference in the tests.
 import struct
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from .array_files import bf16_to_float32
 from .errors import QuantcalcError
 
 MAGIC = b"GGUF"
@@ -136,8 +139,6 @@ def read_bytes_header(data: bytes, name="file") -> GGUFHeader:
 
 def plain_tensor(data: bytes, header: GGUFHeader, info: TensorInfo, name="file"):
     """The values of an F32/F16/BF16/F64 tensor as a numpy array of its shape."""
-    import numpy as np
-
     if info.ggml_type not in PLAIN_TYPES:
         raise QuantcalcError(f"{name}: tensor '{info.name}' has ggml type {info.ggml_type}; "
                              f"only F32, F16, BF16 and F64 are read here", "file")
@@ -149,5 +150,5 @@ def plain_tensor(data: bytes, header: GGUFHeader, info: TensorInfo, name="file")
     dtype = {"F32": "<f4", "F16": "<f2", "BF16": "<u2", "F64": "<f8"}[kind]
     values = np.frombuffer(data, dtype, info.count, info.offset)
     if kind == "BF16":
-        values = (values.astype(np.uint32) << 16).view(np.float32)
+        values = bf16_to_float32(values)
     return values.reshape(info.shape)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import gguf_file
+from .array_files import names_in_message
 from .errors import QuantcalcError
 
 NAMES_LISTED = 5
@@ -36,13 +37,10 @@ class ImportanceMatrix:
         """The weights of tensor `name`, one per column of its rows (for a stack of MoE experts,
         those of `expert`)."""
         if name not in self.entries:
-            listed = ", ".join(f"'{n}'" for n in list(self.entries)[:NAMES_LISTED])
-            more = len(self.entries) - NAMES_LISTED
             raise QuantcalcError(
-                f"{self.source} has no entry for '{name[:80]}'; it has {len(self.entries):,} "
-                f"entries ({listed}{f' and {more:,} more' if more > 0 else ''}). llama.cpp "
-                f"names tensors as in GGUF files (blk.0.attn_q.weight): choose the entry",
-                "imatrix")
+                f"{self.source} has no entry for '{name[:80]}'; it has "
+                f"{names_in_message(self.entries, NAMES_LISTED)}. llama.cpp names tensors as in "
+                f"GGUF files (blk.0.attn_q.weight): choose the entry", "imatrix")
         values = self.entries[name]
         if values.size % columns:
             raise QuantcalcError(f"the {self.source} entry '{name[:80]}' has {values.size:,} "

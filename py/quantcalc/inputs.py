@@ -3,35 +3,26 @@
 Supported: pasted text (numbers separated by commas, spaces, semicolons or new lines; scientific
 notation; optionally wrapped in brackets or in a NumPy `array(..., dtype=...)` repr, where nested
 brackets give the shape), CSV/TXT files (a non-numeric header row is skipped; equal-width rows
-give a matrix), .npy, .npz and .safetensors (F64/F32/F16/BF16 and integer tensors), read with
-numpy alone. Every failure is a `QuantcalcError` naming the token, position, file or tensor.
+give a matrix), and the array files of array_files.py (.npy, .npz, .safetensors), chosen by the
+file's suffix. Every failure is a `QuantcalcError` naming the token, position, file or tensor.
 """
 
 import array
 import io
-import json
 import re
-import struct
-import zipfile
 
 import numpy as np
 
-from .errors import QuantcalcError
+from .array_files import (MAX_NESTING, npz_names, parse_npy, parse_npz, parse_safetensors,
+                          safetensors_names)
+from .errors import QuantcalcError, shortened
 
 # A number as people and NumPy write it; deliberately stricter than float() (no "1_000", no "nan").
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)\Z", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\s,;\[\]()]+|[\[\]]")
 _DTYPE_SUFFIX = re.compile(r",\s*dtype\s*=\s*[\w.']+\s*$")
-MAX_NESTING = 64          # brackets in pasted text; JSON objects/arrays in a file header
-NAMES_IN_MESSAGES = 8     # a message lists at most this many tensor names, then the count
 
-SAFETENSORS_DTYPES = {
-    "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
-    "BF16": np.dtype("<u2"),  # widened to float32 below
-    "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
-    "U8": np.dtype("u1"),
-}
 FILE_TYPES = (".npy", ".npz", ".safetensors", ".csv", ".txt")
 
 
@@ -77,7 +68,7 @@ def parse_text(text: str, field: str = "values") -> np.ndarray:
         kind = "not a finite number (NaN and Inf cannot be quantized)" \
             if _NON_FINITE.match(word) else "not a number"
         raise QuantcalcError(
-            f"'{_clip(word)}' at {_where(text, token.start() + shift)} (item {len(numbers) + 1}) is "
+            f"'{shortened(word)}' at {_where(text, token.start() + shift)} (item {len(numbers) + 1}) is "
             f"{kind}", field)
     if depth:
         raise QuantcalcError(f"{depth} '[' not closed", field)
@@ -109,10 +100,6 @@ def _numpy_repr_body(text):
     inner = text[start:end]
     suffix = _DTYPE_SUFFIX.search(inner)
     return (inner[:suffix.start()] if suffix else inner), start
-
-
-def _clip(word: str, limit: int = 30) -> str:
-    return word if len(word) <= limit else word[:limit] + "..."
 
 
 _QUOTED_DECIMAL_COMMA = re.compile(r'"[+-]?\d+,\d+"')
@@ -152,7 +139,7 @@ def parse_csv(data: bytes, name: str = "file") -> np.ndarray:
             if not _NUMBER.match(token):
                 reason = "not a finite number" if _NON_FINITE.match(token) else "not a number"
                 raise QuantcalcError(
-                    f"{name}: '{_clip(token)}' on line {number}, field {column} is {reason}",
+                    f"{name}: '{shortened(token)}' on line {number}, field {column} is {reason}",
                     "file")
             values.append(float(token))
             count += 1
@@ -174,200 +161,6 @@ def _decode_line(raw: bytes, name: str, number: int) -> str:
     except UnicodeDecodeError as exc:
         raise QuantcalcError(f"{name} is not a UTF-8 text file (line {number}, byte "
                              f"{exc.start + 1} of the line cannot be decoded)", "file") from None
-
-
-def _checked_array(array, what: str) -> np.ndarray:
-    """Accept real numeric arrays only; convert them to float (keeping float32/float64)."""
-    array = np.asarray(array)
-    kind = array.dtype.kind
-    if kind == "f":
-        out = array if array.dtype in (np.float32, np.float64) else array.astype(np.float32)
-    elif kind in "iub":
-        out = array.astype(np.float64)
-    else:
-        raise QuantcalcError(f"{what} has dtype {array.dtype}, which is not a real number type; "
-                             f"quantcalc reads float and integer arrays", "file")
-    return np.ascontiguousarray(out)
-
-
-def parse_npy(data: bytes, name: str = "file") -> np.ndarray:
-    if bytes(data[:6]) != b"\x93NUMPY":
-        raise QuantcalcError(f"{name} is not a .npy file (it does not start with \\x93NUMPY)",
-                             "file")
-    _check_npy_size(data, name)
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as exc:
-        message = str(exc).splitlines()[0] if str(exc) else "malformed header"
-        if "pickle" in message.lower():
-            message = "it holds Python objects (pickled data), which are never loaded"
-        raise QuantcalcError(f"{name} cannot be read: {message}", "file") from None
-    except (EOFError, OSError) as exc:
-        raise QuantcalcError(f"{name} is truncated or damaged: {exc}", "file") from None
-    return _checked_array(array, name)
-
-
-def _check_npy_size(data, name):
-    """Refuse a header that claims more values than the file holds: numpy would allocate the
-    claimed array first (a 200-byte file claiming 10^12 values is a MemoryError)."""
-    stream = io.BytesIO(data)
-    try:
-        version = np.lib.format.read_magic(stream)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-            else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read_header(stream)
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError):
-        return  # np.load names what is wrong with the header
-    if dtype.hasobject:
-        return  # refused by np.load (pickled objects)
-    count = 1
-    for n in shape:
-        count *= n
-    need, have = count * dtype.itemsize, len(data) - stream.tell()
-    if need > have:
-        raise QuantcalcError(f"{name} is truncated or damaged: its header claims {count:,} "
-                             f"values ({need:,} bytes) but the file holds {have:,} bytes of "
-                             f"data", "file")
-
-
-def npz_names(data: bytes, name: str = "file") -> list:
-    return [n for n, _ in _npz_members(data, name)]
-
-
-def _npz_members(data, name):
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = [(m[:-4] if m.endswith(".npy") else m, m) for m in archive.namelist()]
-    except (zipfile.BadZipFile, OSError, EOFError):
-        raise QuantcalcError(f"{name} is not a readable .npz (zip) archive", "file") from None
-    if not members:
-        raise QuantcalcError(f"{name} holds no arrays", "file")
-    return members
-
-
-def parse_npz(data: bytes, tensor=None, name: str = "file") -> np.ndarray:
-    members = dict(_npz_members(data, name))
-    chosen = tensor if tensor is not None else next(iter(members))
-    if chosen not in members:
-        raise QuantcalcError(f"{name} has no array named '{_clip(str(chosen), 60)}'; it has "
-                             f"{_names_in_message(members)}", "tensor")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            _check_expansion(archive.getinfo(members[chosen]), name, chosen)
-            member = archive.read(members[chosen])
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise QuantcalcError(f"{name}: array '{chosen}' cannot be read ({exc})", "file") from None
-    return parse_npy(member, f"{name}[{chosen}]")
-
-
-# A compressed array may expand this much before it looks like a decompression bomb (zeros
-# compress about 1000:1, real weights barely at all); below SMALL_ARRAY_BYTES anything goes.
-MAX_EXPANSION = 100
-SMALL_ARRAY_BYTES = 64 << 20
-
-
-def _check_expansion(info, name, chosen):
-    size, packed = info.file_size, max(info.compress_size, 1)
-    if size > SMALL_ARRAY_BYTES and size > MAX_EXPANSION * packed:
-        raise QuantcalcError(
-            f"{name}: array '{_clip(chosen)}' would expand from {packed:,} to {size:,} bytes "
-            f"({size // packed:,}:1); such archives are refused as decompression bombs. Save "
-            f"it uncompressed (np.savez) if it is real", "file")
-
-
-def _names_in_message(names) -> str:
-    """A few names and the count, never a list of 700,000 names on one line."""
-    names = list(names)
-    shown = ", ".join(f"'{_clip(n, 60)}'" for n in names[:NAMES_IN_MESSAGES])
-    more = len(names) - NAMES_IN_MESSAGES
-    return f"{shown} and {more:,} more ({len(names):,} in all)" if more > 0 else shown
-
-
-def _json_nesting(raw: bytes) -> int:
-    """How deeply the JSON in `raw` nests objects and arrays, without parsing it (the parser
-    recurses, and a header nested 5,000 deep overflowed the stack in the page's wasm)."""
-    outside = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", raw)  # strings may hold brackets
-    codes = np.frombuffer(outside, np.uint8)
-    if codes.size == 0:
-        return 0
-    step = np.isin(codes, (ord("{"), ord("["))).astype(np.int64) \
-        - np.isin(codes, (ord("}"), ord("]"))).astype(np.int64)
-    return int(np.cumsum(step).max())
-
-
-def _safetensors_header(data, name):
-    if len(data) < 8:
-        raise QuantcalcError(f"{name} is too short to be a .safetensors file", "file")
-    (length,) = struct.unpack("<Q", bytes(data[:8]))
-    if length > len(data) - 8:
-        raise QuantcalcError(f"{name} is truncated: its header says {length} bytes but the file "
-                             f"has {len(data) - 8} after the length", "file")
-    raw = bytes(data[8:8 + length])
-    if _json_nesting(raw) > MAX_NESTING:
-        raise QuantcalcError(f"{name} has a malformed header (JSON nested more than "
-                             f"{MAX_NESTING} deep)", "file")
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise QuantcalcError(f"{name} has a malformed JSON header ({exc})", "file") from None
-    if not isinstance(header, dict):
-        raise QuantcalcError(f"{name} has a malformed header (not a JSON object)", "file")
-    header.pop("__metadata__", None)
-    if not header:
-        raise QuantcalcError(f"{name} holds no tensors", "file")
-    return header, 8 + length
-
-
-def _whole(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _safetensors_entry(info, name, chosen):
-    """(dtype, shape, begin, end) of one header entry, each of the type the format says."""
-    bad = f"{name}: tensor '{_clip(str(chosen), 60)}' has a malformed entry"
-    if not isinstance(info, dict):
-        raise QuantcalcError(f"{bad} (not a JSON object)", "file")
-    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-    if not isinstance(dtype, str):
-        raise QuantcalcError(f"{bad} (dtype must be a string such as \"F32\")", "file")
-    if not isinstance(shape, list) or not all(_whole(n) for n in shape):
-        raise QuantcalcError(f"{bad} (shape must be a list of non-negative whole numbers)",
-                             "file")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_whole, offsets))):
-        raise QuantcalcError(f"{bad} (data_offsets must be two non-negative whole numbers)",
-                             "file")
-    return dtype, shape, offsets[0], offsets[1]
-
-
-def safetensors_names(data: bytes, name: str = "file") -> list:
-    return list(_safetensors_header(data, name)[0])
-
-
-def parse_safetensors(data: bytes, tensor=None, name: str = "file") -> np.ndarray:
-    header, base = _safetensors_header(data, name)
-    chosen = tensor if tensor is not None else next(iter(header))
-    if chosen not in header:
-        raise QuantcalcError(f"{name} has no tensor named '{_clip(str(chosen), 60)}'; it has "
-                             f"{_names_in_message(header)}", "tensor")
-    dtype_name, shape, begin, end = _safetensors_entry(header[chosen], name, chosen)
-    if dtype_name not in SAFETENSORS_DTYPES:
-        raise QuantcalcError(f"{name}: tensor '{chosen}' has dtype {dtype_name}; supported: "
-                             f"{', '.join(SAFETENSORS_DTYPES)}", "tensor")
-    dtype = SAFETENSORS_DTYPES[dtype_name]
-    count = 1
-    for n in shape:
-        count *= n  # Python integers: a shape cannot overflow the check
-    if not (0 <= begin <= end and end - begin == count * dtype.itemsize):
-        raise QuantcalcError(f"{name}: tensor '{chosen}' has offsets {begin}..{end} that do not "
-                             f"match its shape {shape} and dtype {dtype_name}", "file")
-    if base + end > len(data):
-        raise QuantcalcError(f"{name} is truncated: tensor '{chosen}' ends at byte {base + end} "
-                             f"but the file has {len(data)}", "file")
-    raw = np.frombuffer(data, dtype=dtype, count=count, offset=base + begin).reshape(shape)
-    if dtype_name == "BF16":
-        # bfloat16 is the top half of a float32
-        raw = (raw.astype(np.uint32) << 16).view(np.float32)
-    return _checked_array(raw, f"{name}[{chosen}]")
 
 
 def tensor_names(data: bytes, file_name: str) -> list:
