@@ -131,17 +131,16 @@ async function calculate() {
   }
   clearErrors();
   const request = readRequest();
-  const missing = missingNumber(request.config);
-  if (missing) {
-    showError(missing);
-    markStale(true);
-    document.body.dataset.calculations = String(Number(document.body.dataset.calculations || 0) + 1);
-    return;
-  }
   state.latestRequest = request;
   calculateButton.disabled = true;
   $("#calculate-reason").textContent = "Calculating…";
   try {
+    const missing = missingNumber(request.config);
+    if (missing) {
+      showError(missing);
+      markStale(true);
+      return;
+    }
     const reply = await engine.request("analyze", [request.config, request.source, request.id],
       ({ progress }) => showProgress(progress));
     if (state.latestRequest !== request) return; // a newer Calculate supersedes this one

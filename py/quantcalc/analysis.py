@@ -84,7 +84,7 @@ class Result:
                 "mode", "narrow_range", "rounding", "seed", "calibration", "percentile",
                 "granularity", "axis", "group_size")},
             "block_size": scheme.block_size or None,
-            "imatrix": True if getattr(scheme, "importance", None) is not None else None,
+            "imatrix": True if scheme.importance is not None else None,
             "segments": int(params.scale.size),
             "segment_kind": scheme.segment_kind,
             "scale_format": scheme.format.scale_format,
@@ -243,11 +243,11 @@ def _notes(scheme, params, metrics, count, keep):
     notes = []
     if scheme.format.rule:
         notes.append(f"{scheme.format.label}: {scheme.format.rule}")
-    if getattr(scheme, "clamped", 0):
+    if scheme.clamped:
         notes.append(f"{scheme.clamped} block scale(s) below E4M3's smallest subnormal (2^-9) "
                      f"were raised to it, as NVIDIA ModelOpt does, so those blocks keep their "
                      f"values instead of becoming 0 (torchao clamps to 2^-6)")
-    if getattr(scheme, "importance", None) is not None:
+    if scheme.importance is not None:
         notes.append("searched with an importance matrix (llama.cpp's imatrix weights each "
                      "column's error, as llama-quantize --imatrix does)")
     n = params.scale.size

@@ -103,16 +103,21 @@ def describe_imatrix(spec: dict) -> dict:
     return _guarded(work)
 
 
+def _kept_or_made(kept: OrderedDict, key, make):
+    """The value kept under `key`, or make() kept under it (the last KEPT_ANALYSES stay)."""
+    if key is not None and key in kept:
+        return kept[key]
+    value = make()
+    if key is not None:
+        kept[key] = value
+        while len(kept) > KEPT_ANALYSES:
+            kept.popitem(last=False)
+    return value
+
+
 def _result(config, source, analysis_id, progress=None):
     """The analysis kept under `analysis_id`, or a new one (kept under it)."""
-    if analysis_id is not None and analysis_id in _kept:
-        return _kept[analysis_id]
-    result = run(config, source, progress=progress)
-    if analysis_id is not None:
-        _kept[analysis_id] = result
-        while len(_kept) > KEPT_ANALYSES:
-            _kept.popitem(last=False)
-    return result
+    return _kept_or_made(_kept, analysis_id, lambda: run(config, source, progress=progress))
 
 
 def _guarded(work):
@@ -207,19 +212,14 @@ _kept_comparisons = OrderedDict()
 
 
 def _compared(source, specs, name, comparison_id=None):
-    """(values, rows, skipped, sweep) of a comparison; kept under `comparison_id` like analyses,
-    so its figures and downloads do not run every configuration again."""
-    if comparison_id is not None and comparison_id in _kept_comparisons:
-        return _kept_comparisons[comparison_id]
-    values = load(source)
-    skipped = []
-    rows = comparison.compare(values, list(specs), str(name or "tensor"), skipped)
-    kept = (values, rows, skipped, comparison.bit_sweep(values))
-    if comparison_id is not None:
-        _kept_comparisons[comparison_id] = kept
-        while len(_kept_comparisons) > KEPT_ANALYSES:
-            _kept_comparisons.popitem(last=False)
-    return kept
+    """(rows, skipped, sweep) of a comparison; kept under `comparison_id` like analyses, so its
+    figures and downloads do not run every configuration again."""
+    def make():
+        values = load(source)
+        skipped = []
+        rows = comparison.compare(values, list(specs), str(name or "tensor"), skipped)
+        return rows, skipped, comparison.bit_sweep(values)
+    return _kept_or_made(_kept_comparisons, comparison_id, make)
 
 
 def compare(source: dict, specs: list, name: str = "tensor", comparison_id=None) -> dict:
@@ -227,7 +227,7 @@ def compare(source: dict, specs: list, name: str = "tensor", comparison_id=None)
     configurations that do not fit these values with the reason."""
     def work():
         _kept_comparisons.pop(comparison_id, None)
-        _, rows, skipped, sweep = _compared(source, specs, name, comparison_id)
+        rows, skipped, sweep = _compared(source, specs, name, comparison_id)
         return report.to_jsonable({"rows": rows, "sweep": sweep, "skipped": skipped})
     return _guarded(work)
 
@@ -238,7 +238,7 @@ def compare_figures(source: dict, specs: list, name: str = "tensor", comparison_
     def work():
         from . import figures
 
-        _, rows, _, sweep = _compared(source, specs, name, comparison_id)
+        rows, _, sweep = _compared(source, specs, name, comparison_id)
         rendered = figures.render_each(
             {"tradeoff": lambda: figures.tradeoff_figure(rows),
              "sweep": lambda: figures.sweep_figure(sweep)},
@@ -251,7 +251,7 @@ def compare_figures(source: dict, specs: list, name: str = "tensor", comparison_
 def compare_export(source: dict, specs: list, name: str, kind: str, comparison_id=None) -> dict:
     """{"bytes", "mime"} of the comparison as csv or pdf."""
     def work():
-        _, rows, _, sweep = _compared(source, specs, name, comparison_id)
+        rows, _, sweep = _compared(source, specs, name, comparison_id)
         if kind == "csv":
             return {"bytes": report.compare_csv(rows), "mime": "text/csv"}
         if kind == "pdf":

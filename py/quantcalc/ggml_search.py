@@ -238,5 +238,3 @@ def make_q3_quants(x, nmax):
     L = np.where(zero[:, None], 0, L + nmax)
     return _where(zero, F32(0), scale), L
 
-
-row_sums = seq_sum

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .ggml_search import (F32, _first_largest, _where, fp16, make_q3_quants, make_qkx_quants,
-                          make_qp_quants, make_qx_quants, nearest_int, row_sums)
+                          make_qp_quants, make_qx_quants, nearest_int, seq_sum)
 
 QK = 32      # values per block of the legacy types
 QK_K = 256   # values per super-block of the K-quants
@@ -47,9 +47,8 @@ def _clipped_beyond(wanted, low, high):
 def _sigma2_per_value(rows, n, factor):
     """factor * sum(x^2) / n over each row (legacy impl) or super-block (K impl), sequentially."""
     groups = rows.reshape(-1, n)
-    sigma2 = F32(factor) * row_sums(groups * groups) / F32(n) if factor != 1 \
-        else row_sums(groups * groups) / F32(n)
-    return np.repeat(sigma2, n)
+    # (factor * sum) / n, left to right as in C; a factor of 1 multiplies exactly
+    return np.repeat(F32(factor) * seq_sum(groups * groups) / F32(n), n)
 
 
 # ------------------------------------------------------------------------------- legacy types
@@ -168,7 +167,7 @@ def _scale_min_k(rows, importance, nmax, sub, ref_search, scale_levels):
         factor = 1 if nmax == 3 else 2  # Q2_K: sigma2 = mean(x^2); Q4_K / Q5_K: 2 mean(x^2)
         sigma2 = _sigma2_per_value(rows, QK_K, factor).reshape(-1, sub)
         weights = np.asarray(importance, F32).reshape(-1, sub) * np.sqrt(sigma2 + x * x)
-        sw = row_sums(weights).reshape(supers, per_super)
+        sw = seq_sum(weights).reshape(supers, per_super)
         scales, mins, L = make_qkx_quants(x, weights, nmax, -0.9, 0.05, 36, False, False)
         d_block, ls = make_qp_quants(scales.reshape(supers, per_super), scale_levels, sw)
         m_block, lm = make_qp_quants(mins.reshape(supers, per_super), scale_levels, sw)
@@ -186,12 +185,12 @@ def _q2_k_ref_search(x):
 
 
 def _q4_k_ref_search(x):
-    av_x = np.sqrt(row_sums(x * x) / F32(32))
+    av_x = np.sqrt(seq_sum(x * x) / F32(32))
     return av_x[:, None] + np.abs(x), -1.0, 0.1, 20, False
 
 
 def _q5_k_ref_search(x):
-    av_x = np.sqrt(row_sums(x * x) / F32(32))
+    av_x = np.sqrt(seq_sum(x * x) / F32(32))
     return av_x[:, None] + np.abs(x), -0.5, 0.1, 15, False
 
 
@@ -224,7 +223,7 @@ def q3_k(rows, importance=None):
     else:  # quantize_row_q3_K_impl
         sigma2 = _sigma2_per_value(rows, QK_K, 2).reshape(-1, 16)
         weights = np.asarray(importance, F32).reshape(-1, 16) * np.sqrt(sigma2 + x * x)
-        sw = row_sums(weights).reshape(supers, 16)
+        sw = seq_sum(weights).reshape(supers, 16)
         scales, L = make_qx_quants(x, 4, weights)
         d_block, ls = make_qx_quants(scales.reshape(supers, 16), 32, sw)
         d = fp16(d_block)
@@ -274,7 +273,7 @@ def _iq4(rows, importance, super_size):
     (super-blocks of 256: signed 6-bit sub-block scales against an fp16 d); x = d_sub v[q]."""
     x = rows.reshape(-1, super_size)
     per_super = super_size // 32
-    sigma2 = row_sums(x * x) * (F32(2) / F32(super_size))
+    sigma2 = seq_sum(x * x) * (F32(2) / F32(super_size))
     sub = x.reshape(-1, 32)
     if importance is None:
         weights = sub * sub
@@ -287,7 +286,7 @@ def _iq4(rows, importance, super_size):
 
     def fit(inverse):
         q = IQ4_VALUES[best_index(inverse[:, None] * sub)]
-        return row_sums(weights * q * sub), row_sums(weights * q * q)
+        return seq_sum(weights * q * sub), seq_sum(weights * q * q)
 
     d = -safe_top / IQ4_VALUES[0]
     sumqx, sumq2 = fit(F32(1) / d)

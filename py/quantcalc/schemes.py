@@ -4,13 +4,15 @@ Every scheme answers the same questions for the analysis pipeline (analysis.py):
   segmentation(shape, config)    which values share a scale (block formats fix their blocks)
   params(x, lo, hi, segmentation) per-segment scale and zero point (QParams, extra arrays allowed)
   quantize(x, p, rounding, rng)  codes, reconstruction and the clipped mask of one chunk (float64)
+  quantize_span(start, x, ...)   the same for the values at flat positions start..; schemes whose
+                                 searches span whole rows (llama.cpp's types) override it
   fake_quantize(values, lo, hi)  round-to-nearest reconstruction for a candidate range (MSE search)
   bits_per_value(count, segments) storage cost including scales, from the registry row's facts
 The facts of each format (element bits, block size, scale storage) come from its registry row
 (registry.py); a scheme class implements one family of formats: affine integers (TensorRT /
 ONNX Runtime conventions), small floats scaled by amax / max, NF4 (QLoRA), OCP Microscaling v1.0
-(MXFP8/6/4, MXINT8), NVIDIA NVFP4, llama.cpp's Q8_0 and Q4_0 reference code (float32 arithmetic,
-fp16 block scales).
+(MXFP8/6/4, MXINT8), NVIDIA NVFP4, DeepSeek-V3's block-scaled FP8, and llama.cpp's types through
+ggml_types.py (bit-identical to ggml).
 
 Clipped, for every format: a value is clipped (saturated) when rounding it onto the format's grid,
 without the grid's limits, would give a code beyond the grid's end, so it was clamped to that end
@@ -83,6 +85,8 @@ class Scheme:
     def uniform_noise_mse(self, params, sizes, count):
         return None  # the error of a non-uniform grid is not scale^2/12
 
+    importance = None        # llama.cpp's importance weights per column, if given (analysis.py)
+    clamped = 0              # block scales raised to the element grid's smallest (NVFP4)
     chunk_values = None      # a scheme that quantizes whole spans at once sets its span size
     per_value_params = True  # quantize() takes each value's scale (gather by segment ids)
     has_zero_point = True    # integer codes around a zero point (reported with the scale)
@@ -229,7 +233,6 @@ class NVFP4Scheme(Scheme):
     def __init__(self, config, fmt):
         super().__init__(config, fmt)
         self.fp4, self.e4m3 = FLOAT_GRIDS[fmt.grid], FLOAT_GRIDS["fp8_e4m3"]
-        self.clamped = 0
         self.grid_max = self.fp4.max_value
 
     def params(self, x, lo, hi, segmentation):
@@ -270,7 +273,6 @@ class GGMLScheme(Scheme):
         self.has_zero_point = fmt.code_offset is not None
         if fmt.element == "codebook":
             self.grid_max = float(-ggml_types.IQ4_VALUES[0])  # levels are -127 … 113 steps
-        self.importance = None
         self.scales = None
 
     def segmentation(self, shape, config):
