@@ -176,30 +176,10 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     data_min, data_max = float(data_min.min()), float(data_max.max())
     acc = ErrorAccumulator(max(abs(data_min), abs(data_max)))
     sizes = segmentation.sizes()
-    single = segmentation.count == 1
-    chunk = scheme.chunk_values or chunk
     weighted = None if importance is None else WeightedAccumulator(
         scheme.importance, x.shape[-1] if x.ndim else 1)
-    every = max(1, PROGRESS_VALUES // chunk)
-    for number, start in enumerate(range(0, flat.size, chunk)):
-        if number % every == 0:
-            report("quantizing", start / flat.size)
-        stop = min(start + chunk, flat.size)
-        original = flat[start:stop].astype(np.float64)
-        p = scheme.gather(params, None if single or not scheme.per_value_params
-                          else segmentation.ids(start, stop))
-        codes, dequantized, clipped = scheme.quantize_span(start, original, p, config.rounding,
-                                                           rng)
-        error = original - dequantized
-        if start < keep:
-            n = min(stop, keep) - start
-            per_value.codes[start:start + n] = codes[:n]
-            per_value.dequantized[start:start + n] = dequantized[:n]
-            per_value.error[start:start + n] = error[:n]
-            per_value.clipped[start:start + n] = clipped[:n] if clipped is not None else False
-        if weighted is not None:
-            weighted.add(start, original, error)
-        acc.add(original, error, clipped)  # uses up `original` and `error`
+    quantize_into(flat, scheme, params, segmentation, config.rounding, rng, acc, weighted,
+                  per_value, lambda fraction: report("quantizing", fraction), chunk)
 
     metrics = {"data_min": data_min, "data_max": data_max, **acc.finish()}
     if not all(math.isfinite(metrics[k]) for k in ("mse", "mae", "max_abs_error")):
@@ -212,6 +192,37 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     metrics["bits_per_value"] = scheme.bits_per_value(flat.size, segmentation.count)
     return Result(config, x.shape, str(x.dtype), params, lo, hi, sizes, metrics, per_value, scheme,
                   _notes(scheme, params, metrics, flat.size, keep))
+
+
+def quantize_into(flat, scheme, params, segmentation, rounding, rng, acc, weighted=None,
+                  per_value=None, report=None, chunk=CHUNK):
+    """Quantize the flat values chunk by chunk and add their errors to `acc` (and `weighted`).
+
+    The one quantizing loop: a single analysis runs it once over the whole tensor, a streamed
+    scan (scan.py) once per slab of rows with the same accumulators.
+    """
+    single = segmentation.count == 1
+    chunk = scheme.chunk_values or chunk
+    keep = 0 if per_value is None else per_value.codes.size
+    every = max(1, PROGRESS_VALUES // chunk)
+    for number, start in enumerate(range(0, flat.size, chunk)):
+        if report is not None and number % every == 0:
+            report(start / flat.size)
+        stop = min(start + chunk, flat.size)
+        original = flat[start:stop].astype(np.float64)
+        p = scheme.gather(params, None if single or not scheme.per_value_params
+                          else segmentation.ids(start, stop))
+        codes, dequantized, clipped = scheme.quantize_span(start, original, p, rounding, rng)
+        error = original - dequantized
+        if start < keep:
+            n = min(stop, keep) - start
+            per_value.codes[start:start + n] = codes[:n]
+            per_value.dequantized[start:start + n] = dequantized[:n]
+            per_value.error[start:start + n] = error[:n]
+            per_value.clipped[start:start + n] = clipped[:n] if clipped is not None else False
+        if weighted is not None:
+            weighted.add(start, original, error)
+        acc.add(original, error, clipped)  # uses up `original` and `error`
 
 
 def _checked_importance(importance, shape, scheme):
@@ -266,6 +277,6 @@ def _notes(scheme, params, metrics, count, keep):
     if metrics["clip_count"]:
         notes.append(f"{metrics['clip_count']} of {count} values clipped "
                      f"({metrics['clip_rate']:.4%}) to the ends of the grid")
-    if keep < count:
+    if 0 < keep < count:
         notes.append(f"per-value results kept for the first {keep} of {count} values")
     return notes

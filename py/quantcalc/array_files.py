@@ -148,13 +148,19 @@ def _json_nesting(raw: bytes) -> int:
 
 
 def _safetensors_header(data, name):
-    if len(data) < 8:
+    return safetensors_header(lambda offset, size: data[offset:offset + size], len(data), name)
+
+
+def safetensors_header(read, size, name):
+    """({tensor name: entry}, byte where the data starts) of a .safetensors file of `size` bytes
+    whose bytes `read(offset, count)` returns: only the header is read."""
+    if size < 8:
         raise QuantcalcError(f"{name} is too short to be a .safetensors file", "file")
-    (length,) = struct.unpack("<Q", bytes(data[:8]))
-    if length > len(data) - 8:
+    (length,) = struct.unpack("<Q", bytes(read(0, 8)))
+    if length > size - 8:
         raise QuantcalcError(f"{name} is truncated: its header says {length} bytes but the file "
-                             f"has {len(data) - 8} after the length", "file")
-    raw = bytes(data[8:8 + length])
+                             f"has {size - 8} after the length", "file")
+    raw = bytes(read(8, length))
     if _json_nesting(raw) > MAX_NESTING:
         raise QuantcalcError(f"{name} has a malformed header (JSON nested more than "
                              f"{MAX_NESTING} deep)", "file")
@@ -174,7 +180,7 @@ def _whole(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _safetensors_entry(info, name, chosen):
+def safetensors_entry(info, name, chosen):
     """(dtype, shape, begin, end) of one header entry, each of the type the format says."""
     bad = f"{name}: tensor '{shortened(str(chosen), 60)}' has a malformed entry"
     if not isinstance(info, dict):
@@ -201,7 +207,7 @@ def parse_safetensors(data: bytes, tensor=None, name: str = "file") -> np.ndarra
     if chosen not in header:
         raise QuantcalcError(f"{name} has no tensor named '{shortened(str(chosen), 60)}'; it has "
                              f"{names_in_message(header)}", "tensor")
-    dtype_name, shape, begin, end = _safetensors_entry(header[chosen], name, chosen)
+    dtype_name, shape, begin, end = safetensors_entry(header[chosen], name, chosen)
     if dtype_name not in SAFETENSORS_DTYPES:
         raise QuantcalcError(f"{name}: tensor '{chosen}' has dtype {dtype_name}; supported: "
                              f"{', '.join(SAFETENSORS_DTYPES)}", "tensor")

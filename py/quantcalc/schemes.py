@@ -235,11 +235,16 @@ class NVFP4Scheme(Scheme):
         self.fp4, self.e4m3 = FLOAT_GRIDS[fmt.grid], FLOAT_GRIDS["fp8_e4m3"]
         self.grid_max = self.fp4.max_value
 
+    # the whole tensor's amax, when a scan feeds the tensor slab by slab (scan.py): the tensor
+    # scale must come from all of it, not from the slab's blocks
+    tensor_amax = None
+
     def params(self, x, lo, hi, segmentation):
         amax = np.maximum(np.abs(lo), np.abs(hi))
         amax32 = amax.astype(np.float32)  # NVFP4's scales are computed in float32
         top = np.float32(self.fp4.max_value)
-        tensor_scale = np.float32(amax32.max()) / (top * np.float32(self.e4m3.max_value))
+        whole = amax32.max() if self.tensor_amax is None else self.tensor_amax
+        tensor_scale = np.float32(whole) / (top * np.float32(self.e4m3.max_value))
         if tensor_scale == 0:
             block = np.zeros(amax.shape)
         else:

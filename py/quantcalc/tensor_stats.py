@@ -1,0 +1,116 @@
+"""The statistics that explain why a format hurts a tensor, gathered slab by slab.
+
+  amax_over_std      largest magnitude over the standard deviation: how far the range a
+                     per-tensor scale must cover reaches beyond the bulk of the values
+  kurtosis           excess kurtosis (0 for a normal distribution): heavy tails
+  beyond_6_sigma     share of values more than 6 standard deviations from the mean
+  worst_channel      the row (output channel) or column (input channel) whose largest magnitude
+                     is furthest above the median channel's, and that ratio
+
+Moments are merged across slabs with Pébay's pairwise formulas (numerically stable for any
+number of slabs, the same idea as Welford's running variance), each slab's own central moments
+computed in float64 in pieces of CHUNK values.
+"""
+
+import math
+
+import numpy as np
+
+CHUNK = 1 << 20
+SIGMAS = 6.0
+
+
+class Moments:
+    """Count, mean and the 2nd to 4th central moment sums of everything added so far."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2, self.m3, self.m4 = 0, 0.0, 0.0, 0.0, 0.0
+
+    def add(self, values):
+        for start in range(0, values.size, CHUNK):
+            piece = values[start:start + CHUNK].astype(np.float64)
+            mean = float(piece.mean())
+            d = piece - mean
+            d2 = d * d
+            self.merge(piece.size, mean, float(d2.sum()), float((d2 * d).sum()),
+                       float((d2 * d2).sum()))
+
+    def merge(self, nb, mean_b, m2b, m3b, m4b):
+        na = self.n
+        if na == 0:
+            self.n, self.mean, self.m2, self.m3, self.m4 = nb, mean_b, m2b, m3b, m4b
+            return
+        n = na + nb
+        delta = mean_b - self.mean
+        m2a, m3a, m4a = self.m2, self.m3, self.m4
+        self.n = n
+        self.mean += delta * nb / n
+        self.m2 = m2a + m2b + delta * delta * na * nb / n
+        self.m3 = (m3a + m3b + delta ** 3 * na * nb * (na - nb) / n ** 2
+                   + 3 * delta * (na * m2b - nb * m2a) / n)
+        self.m4 = (m4a + m4b + delta ** 4 * na * nb * (na * na - na * nb + nb * nb) / n ** 3
+                   + 6 * delta * delta * (na * na * m2b + nb * nb * m2a) / n ** 2
+                   + 4 * delta * (na * m3b - nb * m3a) / n)
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / self.n) if self.n else 0.0
+
+    @property
+    def kurtosis(self):
+        if not self.n or self.m2 == 0 or not math.isfinite(self.m4):
+            return None
+        return self.n * self.m4 / (self.m2 * self.m2) - 3.0
+
+
+class TensorStats:
+    """Statistics of a tensor fed as slabs of whole rows (axis 0), in order."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+        self.moments = Moments()
+        self.minimum, self.maximum = math.inf, -math.inf
+        self.row_amax = []          # per slab: each row's largest magnitude
+        self.column_amax = None     # running max over rows of each last-axis position
+        self.beyond = 0
+
+    def add(self, slab):
+        self.moments.add(slab.reshape(-1))
+        self.minimum = min(self.minimum, float(slab.min()))
+        self.maximum = max(self.maximum, float(slab.max()))
+        if len(self.shape) >= 2:
+            magnitude = np.abs(slab)
+            self.row_amax.append(magnitude.reshape(slab.shape[0], -1).max(axis=1))
+            columns = magnitude.reshape(-1, self.shape[-1]).max(axis=0)
+            self.column_amax = columns if self.column_amax is None else \
+                np.maximum(self.column_amax, columns)
+
+    def add_beyond(self, slab):
+        """Count the slab's values beyond 6 sigma (needs the mean and std of the whole tensor:
+        a second look at each slab, made while the formats read it)."""
+        std = self.moments.std
+        if std > 0:
+            self.beyond += int(np.count_nonzero(np.abs(slab - self.moments.mean) > SIGMAS * std))
+
+    @property
+    def amax(self) -> float:
+        return max(abs(self.minimum), abs(self.maximum))
+
+    def finish(self) -> dict:
+        m = self.moments
+        std = m.std
+        out = {"data_min": self.minimum, "data_max": self.maximum, "mean": m.mean, "std": std,
+               "amax_over_std": self.amax / std if std > 0 else None,
+               "kurtosis": m.kurtosis, "beyond_6_sigma": self.beyond / m.n if m.n else None,
+               "worst_channel": None, "worst_channel_ratio": None}
+        if self.row_amax:
+            rows = np.concatenate(self.row_amax)
+            for axis, amax in (("row", rows), ("column", self.column_amax)):
+                median = float(np.median(amax))
+                if amax.size < 2 or median <= 0:
+                    continue
+                index = int(np.argmax(amax))
+                ratio = float(amax[index]) / median
+                if out["worst_channel_ratio"] is None or ratio > out["worst_channel_ratio"]:
+                    out["worst_channel"], out["worst_channel_ratio"] = f"{axis} {index}", ratio
+        return out
