@@ -15,6 +15,7 @@ import { download } from "./downloads.js";
 import { forgetFile, readSource, wireFileInputs } from "./files.js";
 import { buildCompareHead, downloadComparison, loadPresets, runCompare } from "./compare.js";
 import { registerServiceWorker, reportHeight } from "./offline.js";
+import { loadScanPresets, wireScan } from "./scan.js";
 
 const calculateButton = $("#calculate");
 const EXAMPLE = {
@@ -47,6 +48,7 @@ engine.addEventListener("ready", () => {
     calculate();
   }
   loadPresets();
+  loadScanPresets();
 });
 engine.addEventListener("figures-ready", (event) => {
   console.debug("quantcalc worker phases (ms since worker start):", JSON.stringify(event.detail.phases));
@@ -290,6 +292,7 @@ function useExample() {
 
 buildSettingsFields($("#setting-fields"));
 buildCompareHead();
+wireScan();
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   calculate();

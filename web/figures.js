@@ -7,7 +7,9 @@ import * as savedResults from "./saved-results.js";
 // Add one figure ({name, title, svg}) to `holder`; resolves once its image is decoded.
 export function showFigure({ name, title, svg }, holder = $("#figures")) {
   const first = holder.childElementCount === 0;
-  const figure = figureElement(name, title, svg, altText(name));
+  const subject = holder.id === "scan-figures" ? "the scanned model"
+    : state.summary?.name ?? "tensor";
+  const figure = figureElement(name, title, svg, altText(name), subject);
   holder.append(figure);
   const decoded = figure.querySelector("img").decode().catch(() => {});
   if (first && holder.id === "figures") decoded.then(() => performance.mark("quantcalc:first-figure"));
@@ -44,12 +46,12 @@ export function clearFigures(holder) {
   holder.replaceChildren();
 }
 
-function figureElement(name, title, svg, description) {
+function figureElement(name, title, svg, description, subject) {
   const figure = document.createElement("figure");
   figure.dataset.figure = name;
   const img = document.createElement("img");
   img.src = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
-  img.alt = `${title} for ${state.summary?.name ?? "tensor"}: ${description}`;
+  img.alt = `${title} for ${subject}: ${description}`;
   const caption = document.createElement("figcaption");
   caption.textContent = title;
   figure.append(img, caption);
@@ -59,6 +61,11 @@ function figureElement(name, title, svg, description) {
 const ALT = {
   tradeoff: "each configuration's SQNR against its bits per value, the Pareto front joined",
   sweep: "integer SQNR from 2 to 16 bits beside the 6.02 dB per bit line",
+  heatmap: "each layer's tensors by role, coloured by their SQNR under the chosen format; the " +
+    "table above holds the same numbers",
+  spread: "each format's SQNR over all tensors, as a box and one dot per tensor",
+  size: "the measured tensors' size at each format, with the average bits per value",
+  share: "for each format, each role's share of the total error (MSE times parameters)",
 };
 
 function altText(name) {

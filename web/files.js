@@ -87,11 +87,25 @@ function fileSource(loaded, tensor = null) {
   return { file_id: loaded.id, file: loaded.file, tensor };
 }
 
+// A tensor of the scanned checkpoint (scan.js): read by offset from the files the scan mounted,
+// so the calculator opens it without the user choosing a file again.
+export function useCheckpointTensor({ scanId, files, tensor }) {
+  clearErrors();
+  state.file = { id: `checkpoint-${scanId}`, name: tensor, size: 0, file: null,
+    checkpoint: { id: scanId, files }, tensor };
+  form.elements.file.value = "";
+  $("#file-info").textContent = `Using ${tensor} from the scanned checkpoint.`;
+  $("#clear-file").hidden = false;
+  tensorChooser.set([]);
+}
+
 // What the values come from: the loaded file (and the chosen tensor), or the typed values; with
 // the importance matrix where the format uses one.
 export function readSource() {
-  const source = state.file ? fileSource(state.file, $("#tensor").value || null)
-    : { text: form.elements.values.value };
+  const source = state.file?.checkpoint
+    ? { checkpoint_files: state.file.checkpoint, tensor: state.file.tensor }
+    : state.file ? fileSource(state.file, $("#tensor").value || null)
+      : { text: form.elements.values.value };
   if (state.imatrix && !$("#imatrix-choice").hidden) {
     source.imatrix = { file_id: state.imatrix.id, file: state.imatrix.file,
       entry: $("#imatrix-entry").value || null };

@@ -15,6 +15,7 @@ export const MSG = Object.freeze({
 // The quantcalc.api functions the page may call, and those that send figures as they are drawn.
 export const CALLS = Object.freeze(["analyze", "figures_svg", "export", "describe_file",
   "describe_imatrix",
-  "compare_presets", "compare", "compare_figures", "compare_export"]);
-export const STREAMS_FIGURES = Object.freeze(["figures_svg", "compare_figures"]);
+  "compare_presets", "compare", "compare_figures", "compare_export",
+  "scan_model", "scan_figures", "scan_export"]);
+export const STREAMS_FIGURES = Object.freeze(["figures_svg", "compare_figures", "scan_figures"]);
 export const REPORTS_PROGRESS = Object.freeze(["analyze"]);

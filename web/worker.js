@@ -173,6 +173,23 @@ function mountFile(id, file) {
   return mounts.get(id).path;
 }
 
+// A scanned checkpoint's files are mounted together in one folder (an index file finds its
+// shards beside it) and stay mounted while the scan is shown, so a row can be opened in the
+// calculator without choosing the files again. A new scan's files replace them.
+let scanMount = null; // {id, dir}
+function mountCheckpoint({ id, files }) {
+  if (scanMount?.id !== id) {
+    if (scanMount) pyodide.FS.unmount(scanMount.dir);
+    const dir = `/scan/${++mountCount}`;
+    pyodide.FS.mkdirTree(dir);
+    pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files }, dir);
+    scanMount = { id, dir };
+  }
+  // the folder, not the files: Python takes the index if there is one, the data files otherwise,
+  // and passes over the rest of a model folder (config.json, tokenizer files, pickles)
+  return [scanMount.dir];
+}
+
 // A source from the page ({file_id, file: File, tensor, imatrix?} or {text, imatrix?}) as
 // quantcalc.api takes it: each File becomes the path it is mounted at.
 function sourceForPython(arg) {
@@ -183,6 +200,10 @@ function sourceForPython(arg) {
     out = { ...rest, file_name: file.name, file_path: mountFile(id, file) };
   }
   if (arg.imatrix) out = { ...out, imatrix: sourceForPython(arg.imatrix) };
+  if (arg.checkpoint_files) {
+    const { checkpoint_files: files, ...rest } = arg;
+    out = { ...rest, checkpoint: mountCheckpoint(files) };
+  }
   return out;
 }
 
@@ -192,7 +213,18 @@ async function handle({ id, op, args = [] }) {
   if (!api) throw new Error("the engine is not ready");
   if (!CALLS.includes(op)) throw new Error(`unknown request ${op}`);
   if (needsMatplotlib(op, args)) await loadMatplotlib();
+  if (op === "scan_model") {
+    // scan_model(paths, specs, imatrix_path, whole_values, on_row, on_progress)
+    const [files, specs, imatrix, wholeValues] = args;
+    args = [mountCheckpoint(files), specs, imatrix ? sourceForPython(imatrix).file_path : null,
+      wholeValues ?? 2 ** 24];
+  }
   const pyArgs = args.map((arg) => pyodide.toPy(sourceForPython(arg)));
+  if (op === "scan_model") {
+    pyArgs.push((row) => postMessage({ type: MSG.partial, id, data: { row: toPlain(row, []) } }));
+    pyArgs.push((state) => postMessage({ type: MSG.partial, id,
+      data: { progress: toPlain(state, []) } }));
+  }
   if (STREAMS_FIGURES.includes(op)) {
     // each figure goes to the page as soon as it is drawn
     pyArgs.push((name, title, svg) => postMessage({ type: MSG.partial, id, data: { name, title, svg } }));

@@ -11,6 +11,9 @@ A source is one of:
   {"file_path": "/input/1/w.safetensors", "tensor": "layer.weight"}   a file (the page's worker
                                                                        mounts the user's File)
   {"file_name": "w.npy", "file_bytes": b"..."}                         bytes in memory
+  {"checkpoint": ["/scan/1/model.safetensors.index.json", ...],
+   "tensor": "model.layers.0.mlp.down_proj.weight"}                    one tensor of a scanned
+                                                                       checkpoint, read by offset
 and optionally "imatrix": {"file_path" | "file_bytes", "file_name", "entry", "expert"}, llama.cpp's
 importance matrix for the tensor (entry: its name there; by default the tensor's own name).
 Errors are returned, not raised, as {"error": {"kind", "message", "field"}}.
@@ -22,7 +25,7 @@ import stat
 import traceback
 from collections import OrderedDict
 
-from . import analysis, compare as comparison, imatrix, inputs, report
+from . import analysis, checkpoint, compare as comparison, imatrix, inputs, report
 from .config import Config
 from .errors import QuantcalcError
 
@@ -58,6 +61,9 @@ def load(source: dict):
     """The source's values as a finite float array; raises QuantcalcError."""
     if not isinstance(source, dict):
         raise QuantcalcError("no values given", "values")
+    if source.get("checkpoint"):
+        entry = checkpoint.open_checkpoint(list(source["checkpoint"])).get(source.get("tensor"))
+        return inputs.check_finite(checkpoint.SlabReader(entry).read_all(), "file")
     if source.get("file_bytes") is not None or source.get("file_path") is not None:
         data, name = _file_bytes(source)
         values = inputs.parse_file(data, name, source.get("tensor") or None)
@@ -258,4 +264,58 @@ def compare_export(source: dict, specs: list, name: str, kind: str, comparison_i
             return {"bytes": report.compare_pdf(rows, sweep, name),
                     "mime": "application/pdf"}
         raise QuantcalcError(f"unknown report {kind!r}", "download")
+    return _guarded(work)
+
+
+# ---------------------------------------------------------------- model scan
+PAGE_WHOLE_VALUES = 1 << 24  # the page streams tensors of more than 16M values (64 MB float32)
+SCAN_EXPORTS = {"csv": "text/csv", "json": "application/json", "pdf": "application/pdf"}
+
+
+def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=PAGE_WHOLE_VALUES,
+               on_row=None, on_progress=None) -> dict:
+    """{"document"}: every tensor of the checkpoint in `paths` (files, or the folder they are
+    mounted in) under every format of `specs`; `on_row(row)` hears each row as it is done and
+    `on_progress(state)` how far the scan has come."""
+    def work():
+        from . import scan
+
+        formats = scan.formats_from_specs(list(specs))
+        model = checkpoint.open_checkpoint(list(paths))
+        importance = None
+        if imatrix_path:
+            try:
+                importance = scan._importance_from_path(str(imatrix_path))
+            except QuantcalcError as exc:
+                raise QuantcalcError(exc.message, "imatrix") from None
+        tell_row = None if on_row is None else (lambda row: on_row(report.to_jsonable(row)))
+        doc = scan.scan(model, formats, importance, int(whole_values), on_row=tell_row,
+                        on_progress=on_progress)
+        return {"document": report.to_jsonable(doc)}
+    return _guarded(work)
+
+
+def scan_figures(document: dict, heatmap_index: int = 0, on_figure=None) -> dict:
+    """The scan's figures as SVG text, streamed like figures_svg; the page keeps the document
+    (it survives a restarted worker and a reload) and sends it back."""
+    def work():
+        from . import scan, scan_figures as drawn
+
+        doc = scan.from_plain(document)
+        rendered = drawn.render(doc, "svg", int(heatmap_index),
+                                _as_svg_text(on_figure, drawn.TITLES))
+        return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
+                "titles": dict(drawn.TITLES)}
+    return _guarded(work)
+
+
+def scan_export(document: dict, kind: str) -> dict:
+    """{"bytes", "mime"} of the scan as csv, json or pdf."""
+    def work():
+        from . import scan, scan_report
+
+        if kind not in SCAN_EXPORTS:
+            raise QuantcalcError(f"unknown report {kind!r}", "download")
+        return {"bytes": scan_report.EXPORTS[kind](scan.from_plain(document)),
+                "mime": SCAN_EXPORTS[kind]}
     return _guarded(work)

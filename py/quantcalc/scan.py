@@ -15,6 +15,7 @@ such a tensor, with the reason, rather than approximated.
 import math
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -357,6 +358,24 @@ def document(checkpoint, formats, rows) -> dict:
                       for f, size in checkpoint.files],
             "formats": [{"label": f.label, "settings": dict(f.settings)} for f in formats],
             "tensors": rows, "totals": totals(formats, rows), "notes": list(checkpoint.notes)}
+
+
+def from_plain(doc) -> dict:
+    """A scan document back from JSON (or the page): "inf" and "-inf" become floats again."""
+    def number(value):
+        return float(value) if value in ("inf", "-inf") else value
+
+    def fix(row, keys):
+        return {k: number(v) if k in keys else v for k, v in row.items()}
+
+    doc = dict(doc)
+    doc["tensors"] = [{**fix(row, STAT_KEYS), "results": [fix(r, RESULT_KEYS)
+                                                          for r in row["results"]]}
+                      for row in doc["tensors"]]
+    if doc.get("totals") is None:  # a scan cancelled in the page: its rows, totalled here
+        labels = [SimpleNamespace(label=f["label"]) for f in doc["formats"]]
+        doc["totals"] = totals(labels, doc["tensors"])
+    return doc
 
 
 def totals(formats, rows) -> list:

@@ -28,7 +28,9 @@ def _sqnr(row, index):
 
 def heatmap_figure(doc, index=0):
     """Layers down, roles across, the colour the SQNR of format `index` (lighter is better)."""
-    rows = [r for r in doc["tensors"] if r["layer"] is not None]
+    # 1-D tensors (norms, biases) stay in high precision in practice and would set the colour
+    # scale; they are in the table
+    rows = [r for r in doc["tensors"] if r["layer"] is not None and not r["high_precision"]]
     roles = [role for role in ROLE_ORDER if any(r["role"] == role for r in rows)]
     layers = sorted({r["layer"] for r in rows})
     grid = np.full((len(layers), len(roles)), np.nan)
