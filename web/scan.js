@@ -114,7 +114,12 @@ function showProgress(state) {
     : ` · about ${clock(state.seconds_left)} left`;
   $("#scan-status").textContent = `Tensor ${state.tensors} of ${state.total_tensors} · ` +
     `${formatBytes(state.bytes)} of ${formatBytes(state.total_bytes)} · ` +
-    `${formatBytes(Math.round(state.bytes_per_second))}/s${left}`;
+    `${formatBytes(Math.round(state.bytes_per_second))}/s${left}` +
+    (state.memory_bytes ? ` · memory in use ${formatBytes(state.memory_bytes)}` : "");
+  if (state.memory_bytes) {
+    document.body.dataset.scanMemoryBytes = String(Math.max(state.memory_bytes,
+      Number(document.body.dataset.scanMemoryBytes || 0)));
+  }
 }
 
 const clock = (seconds) => {

@@ -222,8 +222,9 @@ async function handle({ id, op, args = [] }) {
   const pyArgs = args.map((arg) => pyodide.toPy(sourceForPython(arg)));
   if (op === "scan_model") {
     pyArgs.push((row) => postMessage({ type: MSG.partial, id, data: { row: toPlain(row, []) } }));
-    pyArgs.push((state) => postMessage({ type: MSG.partial, id,
-      data: { progress: toPlain(state, []) } }));
+    // with the size of Python's memory (wasm memory only grows: the peak so far)
+    pyArgs.push((state) => postMessage({ type: MSG.partial, id, data: { progress: {
+      ...toPlain(state, []), memory_bytes: pyodide._module?.HEAPU8?.byteLength ?? null } } }));
   }
   if (STREAMS_FIGURES.includes(op)) {
     // each figure goes to the page as soon as it is drawn

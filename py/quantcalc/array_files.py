@@ -7,6 +7,7 @@ import io
 import json
 import re
 import struct
+import sys
 import zipfile
 
 import numpy as np
@@ -25,7 +26,13 @@ SAFETENSORS_DTYPES = {
 
 def bf16_to_float32(raw):
     """bfloat16 bit patterns (uint16) as float32: a bfloat16 is the top half of a float32."""
-    return (raw.astype(np.uint32) << 16).view(np.float32)
+    raw = np.asarray(raw)
+    if sys.byteorder != "little":
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    # the patterns copied into the high halves of zeroed words: one pass, no shift
+    out = np.zeros(raw.shape + (2,), np.uint16)
+    out[..., 1] = raw
+    return out.view(np.float32).reshape(raw.shape)
 
 
 def _checked_array(array, what: str) -> np.ndarray:

@@ -91,7 +91,7 @@ def round_in_place(scaled: np.ndarray, rounding: str, rng=None) -> np.ndarray:
         np.add(whole, np.copysign(away, scaled), out=scaled)
     elif rounding == "stochastic":
         down = np.floor(scaled)
-        up = rng.random(scaled.shape[0]) < (scaled - down)
+        up = rng.random(scaled.shape) < (scaled - down)
         np.add(down, up, out=scaled)
     else:
         raise ValueError(f"unknown rounding {rounding!r}")

@@ -30,6 +30,7 @@ from .tensor_stats import TensorStats
 
 WHOLE_VALUES = 1 << 26   # command line: tensors up to 64M values (256 MB as float32) in one piece
 SLAB_VALUES = 1 << 22    # values per slab when streaming
+ONE_D_VALUES = 1 << 27   # a 1-D tensor is read whole up to this many values
 RESULT_KEYS = ("bits_per_value", "sqnr_db", "rel_rmse", "max_abs_error", "clip_rate", "mse",
                "weighted_mse", "weighted_sqnr_db")
 STAT_KEYS = ("data_min", "data_max", "std", "amax_over_std", "kurtosis", "beyond_6_sigma",
@@ -122,7 +123,10 @@ def scan_tensor(entry, formats, importance=None, whole_values=WHOLE_VALUES,
         notes.append(weight_note)
     measured = formats if entry.readable else []
     try:
-        if entry.count <= whole_values:
+        # 1-D tensors are read whole: a llama.cpp type searches a whole row at once, and norms
+        # and biases are small (one of more than ONE_D_VALUES is refused below)
+        one_d = len(entry.shape) <= 1 and entry.count <= ONE_D_VALUES
+        if entry.count <= whole_values or one_d:
             _scan_whole(entry, measured, weights, row, on_bytes)
         else:
             _scan_streamed(entry, measured, weights, row, slab_values, on_bytes)

@@ -76,6 +76,17 @@ class Segmentation:
         row, col = np.divmod(flat, self.row_length)
         return row * self.groups_per_row + col // self.group_size
 
+    def run_length(self):
+        """The length of every segment when each is one run of consecutive flat positions and
+        all have that length (per channel along the first axis; groups that divide the rows),
+        else None. Chunks of whole runs then quantize as a (segments, length) array whose scale
+        broadcasts from one value per row, with no per-value segment ids."""
+        if self.granularity == "channel" and self.axis == 0:
+            return self.inner
+        if self.granularity == "group" and self.row_length % self.group_size == 0:
+            return self.group_size
+        return None
+
     def sizes(self) -> np.ndarray:
         """Number of values in each segment."""
         if self.granularity == "tensor":

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Model scan: memory and throughput, as ratios measured side by side in one run.
+
+Writes two BF16 safetensors checkpoints of Llama-8B-like tensors (4096 x 4096 projections and a
+128256 x 4096 embedding of 1.05 GB, which no whole-tensor read fits in the page's memory): a
+small one and one of --gb gigabytes. Then, each in a fresh process:
+
+  floor   read every tensor once, slab by slab, and take np.abs(x).max() (the physical floor)
+  cli     python -m quantcalc scan FILE --format "format=int bits=8 granularity=channel"
+  page    the built page in Chromium scans the large file with the same format
+
+and prints: CLI time / floor time (target <= 6), the CLI's peak RSS on the large file / on the
+small one (target: about 1, i.e. independent of the file size), the page's peak wasm memory
+(target < 512 MB) and page time / CLI time (target <= 3).
+
+    python3 bench/scan_model.py [--gb 4] [--dir /tmp/quantcalc-bench] [--no-page]
+"""
+
+import argparse
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "py"))
+from tests.checkpoints import to_bf16_bits  # noqa: E402
+
+FORMAT = "format=int bits=8 granularity=channel"
+HIDDEN = 4096
+EMBED_ROWS = 128_256
+MB = 1 << 20
+
+
+def write_checkpoint(path: Path, projections: int, embedding: bool):
+    """A safetensors file written piece by piece (never whole in memory)."""
+    import json
+    import struct
+
+    if path.exists():
+        return
+    rng = np.random.default_rng(0)
+    block = to_bf16_bits(rng.standard_normal((HIDDEN, HIDDEN)).astype(np.float32) * 0.02)
+    block[:, 7] = to_bf16_bits(np.full(HIDDEN, 0.9, np.float32))  # an outlier column
+    raw = block.tobytes()
+    tensors = [(f"model.layers.{i // 4}.mlp.{['up', 'gate', 'down', 'o'][i % 4]}_proj.weight",
+                (HIDDEN, HIDDEN), 1) for i in range(projections)]
+    if embedding:
+        tensors.insert(0, ("model.embed_tokens.weight", (EMBED_ROWS, HIDDEN),
+                           EMBED_ROWS // HIDDEN))
+    header, offset = {}, 0
+    for name, shape, _ in tensors:
+        size = shape[0] * shape[1] * 2
+        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset,
+                                                                                offset + size]}
+        offset += size
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(text)) + text)
+        for name, shape, copies in tensors:
+            for _ in range(copies):
+                out.write(raw)
+            rest = shape[0] - copies * HIDDEN
+            if rest:
+                out.write(raw[:rest * HIDDEN * 2])
+
+
+FLOOR = """
+import sys, numpy as np
+from quantcalc import checkpoint
+model = checkpoint.open_checkpoint([sys.argv[1]])
+for entry in model.tensors:
+    for _, slab in checkpoint.SlabReader(entry).slabs(max(1, (1 << 22) // entry.row_values)):
+        float(np.abs(slab).max())
+"""
+
+
+def measured(code_args):
+    """(seconds, peak RSS bytes) of `python -c WRAPPER ...` in a fresh process."""
+    wrapper = ("import runpy, sys\n"
+               "mode = sys.argv.pop(1)\n"
+               "if mode == 'floor':\n"
+               "    exec(sys.argv.pop(1))\n"
+               "else:\n"
+               "    sys.argv = ['quantcalc'] + sys.argv[1:]\n"
+               "    try:\n"
+               "        runpy.run_module('quantcalc', run_name='__main__')\n"
+               "    except SystemExit as e:\n"
+               "        assert not e.code, e.code\n"
+               # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forked
+               # parent (this script, after writing gigabytes), VmHWM belongs to the new image
+               "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+               "print(int(hwm.split()[1]), file=sys.stderr)\n")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", wrapper, *code_args], capture_output=True,
+                         text=True, env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
+    seconds = time.perf_counter() - start
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return seconds, int(out.stderr.strip().splitlines()[-1]) * 1024
+
+
+def floor(path):
+    return measured(["floor", FLOOR, str(path)])
+
+
+def cli(path, out):
+    return measured(["cli", "scan", str(path), "--format", FORMAT, "--json", str(out), "--quiet"])
+
+
+def page(path):
+    """(seconds, peak wasm memory bytes, tensors) of the page scanning `path`."""
+    import build
+    from http.server import ThreadingHTTPServer
+    from playwright.sync_api import sync_playwright
+
+    dist = build.build()
+
+    class Handler(build.Handler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(dist), **kwargs)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                 args=["--no-sandbox"])
+            tab = browser.new_page()
+            tab.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
+            tab.wait_for_selector("#engine-status[data-state=ready]", timeout=120_000)
+            tab.set_input_files("#scan-files", [str(path)])
+            tab.select_option("#scan-preset", "custom")
+            tab.fill("#scan-formats", FORMAT)
+            start = time.perf_counter()
+            tab.click("#scan-start")
+            tab.wait_for_function("() => Number(document.body.dataset.scans || 0) > 0",
+                                  timeout=3_600_000, polling=1000)
+            seconds = time.perf_counter() - start
+            memory = int(tab.evaluate("() => document.body.dataset.scanMemoryBytes || 0"))
+            status = tab.text_content("#scan-status")
+            browser.close()
+    finally:
+        httpd.shutdown()
+    return seconds, memory, status
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gb", type=float, default=4.0, help="size of the large checkpoint")
+    parser.add_argument("--dir", default="/tmp/quantcalc-bench")
+    parser.add_argument("--no-page", action="store_true")
+    args = parser.parse_args()
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    per = HIDDEN * HIDDEN * 2
+    embed = EMBED_ROWS * HIDDEN * 2
+    count = max(0, int((args.gb * 1e9 - embed) // per))
+    small, large = folder / "small.safetensors", folder / f"large-{args.gb:g}GB.safetensors"
+    print("writing the checkpoints (once)…", flush=True)
+    write_checkpoint(small, 8, embedding=False)
+    write_checkpoint(large, count, embedding=True)
+    for path in (small, large):
+        print(f"  {path.name}: {path.stat().st_size / 1e9:.2f} GB")
+
+    floor_s, floor_rss = floor(large)
+    cli_s, cli_rss = cli(large, folder / "large.json")
+    _, small_rss = cli(small, folder / "small.json")
+    size = large.stat().st_size
+    print(f"\nfloor (read + abs max): {floor_s:7.1f} s  {size / floor_s / 1e6:6.0f} MB/s  "
+          f"peak RSS {floor_rss / MB:6.0f} MiB")
+    print(f"CLI scan, {FORMAT}: {cli_s:7.1f} s  {size / cli_s / 1e6:6.0f} MB/s  "
+          f"peak RSS {cli_rss / MB:6.0f} MiB")
+    print(f"CLI peak RSS on the {small.stat().st_size / 1e9:.2f} GB file: {small_rss / MB:.0f} "
+          f"MiB")
+    print(f"\nratio CLI / floor time:              {cli_s / floor_s:5.2f}   (target <= 6)")
+    print(f"ratio CLI peak RSS large / small:     {cli_rss / small_rss:5.2f}   (target ~1: "
+          f"independent of the file size)")
+    if not args.no_page:
+        page_s, memory, status = page(large)
+        print(f"\npage scan: {page_s:7.1f} s  {size / page_s / 1e6:6.0f} MB/s  peak wasm memory "
+              f"{memory / MB:.0f} MiB  ({status})")
+        print(f"ratio page / CLI time:               {page_s / cli_s:5.2f}   (target <= 3)")
+        print(f"page peak wasm memory:               {memory / MB:5.0f} MiB (target < 512)")
+
+
+if __name__ == "__main__":
+    main()
