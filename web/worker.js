@@ -177,12 +177,22 @@ function mountFile(id, file) {
 // shards beside it) and stay mounted while the scan is shown, so a row can be opened in the
 // calculator without choosing the files again. A new scan's files replace them.
 let scanMount = null; // {id, dir}
+// Pyodide's CPython cannot seek past 2 GiB (a 32-bit file offset), so a file larger than PART
+// is mounted as slices NAME.qcpart-000, -001, ... (Blob.slice reads nothing) that Python's
+// file_parts.py reads as one file.
+const PART = 2 ** 30;
+const partName = (name, k) => `${name}.qcpart-${String(k).padStart(3, "0")}`;
+
 function mountCheckpoint({ id, files }) {
   if (scanMount?.id !== id) {
     if (scanMount) pyodide.FS.unmount(scanMount.dir);
     const dir = `/scan/${++mountCount}`;
     pyodide.FS.mkdirTree(dir);
-    pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files }, dir);
+    const whole = files.filter((file) => file.size <= PART);
+    const blobs = files.filter((file) => file.size > PART).flatMap((file) =>
+      Array.from({ length: Math.ceil(file.size / PART) }, (_, k) => ({
+        name: partName(file.name, k), data: file.slice(k * PART, (k + 1) * PART) })));
+    pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: whole, blobs }, dir);
     scanMount = { id, dir };
   }
   // the folder, not the files: Python takes the index if there is one, the data files otherwise,

@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import ggml_decode, gguf_file
+from . import file_parts, ggml_decode, gguf_file
 from .array_files import (SAFETENSORS_DTYPES, bf16_to_float32, names_in_message,
                           safetensors_entry, safetensors_header)
 from .errors import QuantcalcError, shortened
@@ -128,7 +128,7 @@ def _expand(path, notes):
     """The data files a path stands for: a file, an index's shards, or a folder's files."""
     name = os.path.basename(path)
     if os.path.isdir(path):
-        inside = sorted(os.listdir(path))
+        inside = sorted(file_parts.logical_names(os.listdir(path)))
         indexes = [n for n in inside if n.endswith(INDEX_SUFFIX)]
         if indexes:
             return _expand(os.path.join(path, indexes[0]), notes)
@@ -156,7 +156,7 @@ def _expand(path, notes):
 def _shards_of_index(path):
     name = os.path.basename(path)
     try:
-        with open(path, "rb") as stream:
+        with file_parts.open_file(path) as stream:
             index = json.loads(stream.read(64 << 20).decode("utf-8"))
     except OSError as exc:
         raise QuantcalcError(f"cannot read {name}: {exc.strerror}", "file") from None
@@ -172,7 +172,7 @@ def _shards_of_index(path):
         if os.path.basename(shard) != shard:
             raise QuantcalcError(f"{name} names a shard outside its folder: "
                                  f"'{shortened(shard, 60)}'", "file")
-    missing = [s for s in shards if not os.path.exists(os.path.join(folder, s))]
+    missing = [s for s in shards if not file_parts.exists(os.path.join(folder, s))]
     if missing:
         raise QuantcalcError(f"{name} lists {len(shards)} shards; missing: "
                              f"{names_in_message(missing)}. Give all of them", "file")
@@ -181,18 +181,16 @@ def _shards_of_index(path):
 
 def _size(path):
     try:
-        stat = os.stat(path)
+        return file_parts.size(path)
     except OSError as exc:
-        raise QuantcalcError(f"cannot read {os.path.basename(path)}: {exc.strerror}",
+        reason = "not a regular file" if isinstance(exc, IsADirectoryError) else exc.strerror
+        raise QuantcalcError(f"cannot read {os.path.basename(path)}: {reason}",
                              "file") from None
-    if not os.path.isfile(path):
-        raise QuantcalcError(f"{os.path.basename(path)} is not a regular file", "file")
-    return stat.st_size
 
 
 def _reader(path):
     def read(offset, size):
-        with open(path, "rb") as stream:
+        with file_parts.open_file(path) as stream:
             stream.seek(offset)
             return stream.read(size)
     return read
@@ -206,7 +204,8 @@ def _list_file(path, size):
         return _list_gguf(path, size)
     if lower.endswith(".npz"):
         return _list_npz(path)
-    return [_npy_entry(path, os.path.basename(path).rsplit(".", 1)[0], open(path, "rb"), 0,
+    return [_npy_entry(path, os.path.basename(path).rsplit(".", 1)[0],
+                       file_parts.open_file(path), 0,
                        size)]
 
 
@@ -273,7 +272,7 @@ def _npy_entry(path, tensor, stream, base, limit, member=None):
 def _list_npz(path):
     name = os.path.basename(path)
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(file_parts.open_file(path))
     except (zipfile.BadZipFile, OSError) as exc:
         raise QuantcalcError(f"{name} is not a valid .npz ({exc})", "file") from None
     with archive:
@@ -329,10 +328,10 @@ class SlabReader:
     def _open(self):
         entry = self.entry
         if entry.member is None:
-            stream = open(entry.path, "rb")
+            stream = file_parts.open_file(entry.path)
             stream.seek(entry.offset)
             return stream
-        archive = zipfile.ZipFile(entry.path)
+        archive = zipfile.ZipFile(file_parts.open_file(entry.path))
         stream = archive.open(entry.member)
         stream.read(entry.offset)  # the member's .npy header
         return stream

@@ -136,8 +136,9 @@ def scan_tensor(entry, formats, importance=None, whole_values=WHOLE_VALUES,
     return row
 
 
-def _finite(values, entry):
-    if not np.all(np.isfinite(values)):
+def _finite(values, stats):
+    """Refuse NaN and infinities, which the statistics' min and max catch without a pass."""
+    if not stats.finite:
         bad = int(np.count_nonzero(~np.isfinite(values)))
         raise QuantcalcError(f"{bad:,} values are NaN or infinite: not quantized", "tensor")
 
@@ -146,9 +147,9 @@ def _scan_whole(entry, formats, weights, row, on_bytes):
     values = SlabReader(entry).read_all()
     if on_bytes:
         on_bytes(entry.nbytes)
-    _finite(values, entry)
     stats = TensorStats(entry.shape)
     stats.add(values)
+    _finite(values, stats)
     stats.add_beyond(values)
     row.update(stats.finish())
     for fmt in formats:
@@ -184,16 +185,16 @@ def _scan_streamed(entry, formats, weights, row, slab_values, on_bytes):
     stats = TensorStats(entry.shape)
     slab_bytes = entry.nbytes * rows_per_slab // max(entry.rows, 1)
     for _, slab in reader.slabs(rows_per_slab):
-        _finite(slab, entry)
         stats.add(slab)
+        _finite(slab, stats)
         for stream in streams:
             stream.first_pass(slab)
         if on_bytes:
             on_bytes(min(slab_bytes, entry.nbytes) // 2)
     for stream in streams:
         stream.ready(stats)
-    for _, slab in reader.slabs(rows_per_slab):
-        stats.add_beyond(slab)
+    for first, slab in reader.slabs(rows_per_slab):
+        stats.add_beyond(slab, first)
         for stream in streams:
             stream.second_pass(slab)
         if on_bytes:

@@ -75,7 +75,7 @@ class TensorStats:
         self.shape = tuple(shape)
         self.moments = Moments()
         self.minimum, self.maximum = math.inf, -math.inf
-        self.row_amax = []          # per slab: each row's largest magnitude
+        self.row_low, self.row_high = [], []  # per slab: each row's min and max
         self.column_amax = None     # running max over rows of each last-axis position
         self.beyond = 0
 
@@ -91,21 +91,33 @@ class TensorStats:
         low, high = rows.min(axis=1), rows.max(axis=1)
         self.minimum = min(self.minimum, float(low.min()))
         self.maximum = max(self.maximum, float(high.max()))
-        self.row_amax.append(np.maximum(high, -low))
+        self.row_low.append(low)
+        self.row_high.append(high)
         columns = slab.reshape(-1, self.shape[-1])
         amax = np.maximum(columns.max(axis=0), -columns.min(axis=0))
         self.column_amax = amax if self.column_amax is None else \
             np.maximum(self.column_amax, amax)
 
-    def add_beyond(self, slab):
+    def add_beyond(self, slab, first_row=0):
         """Count the slab's values beyond 6 sigma (needs the mean and std of the whole tensor:
-        a second look at each slab, made while the formats read it)."""
+        a second look at each slab, made while the formats read it). `first_row`: the slab's
+        first row; only rows whose min or max reach beyond are looked at."""
         std = self.moments.std
-        if std > 0:
-            mean = self.moments.mean
-            # two comparisons on the stored values, no float64 copy of the slab
-            self.beyond += int(np.count_nonzero(slab > mean + SIGMAS * std)) + \
-                int(np.count_nonzero(slab < mean - SIGMAS * std))
+        if std == 0:
+            return
+        below, above = self.moments.mean - SIGMAS * std, self.moments.mean + SIGMAS * std
+        if self.row_low:
+            rows = slab.reshape(slab.shape[0], -1)
+            low = np.concatenate(self.row_low)[first_row:first_row + rows.shape[0]]
+            high = np.concatenate(self.row_high)[first_row:first_row + rows.shape[0]]
+            slab = rows[(low < below) | (high > above)]
+        self.beyond += int(np.count_nonzero(slab > above)) + \
+            int(np.count_nonzero(slab < below))
+
+    @property
+    def finite(self) -> bool:
+        """No NaN or infinity so far (both reach the minimum or maximum)."""
+        return math.isfinite(self.minimum) and math.isfinite(self.maximum)
 
     @property
     def amax(self) -> float:
@@ -118,8 +130,8 @@ class TensorStats:
                "amax_over_std": self.amax / std if std > 0 else None,
                "kurtosis": m.kurtosis, "beyond_6_sigma": self.beyond / m.n if m.n else None,
                "worst_channel": None, "worst_channel_ratio": None}
-        if self.row_amax:
-            rows = np.concatenate(self.row_amax)
+        if self.row_low:
+            rows = np.maximum(np.concatenate(self.row_high), -np.concatenate(self.row_low))
             for axis, amax in (("row", rows), ("column", self.column_amax)):
                 median = float(np.median(amax))
                 if amax.size < 2 or median <= 0:

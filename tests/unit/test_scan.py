@@ -358,3 +358,33 @@ def test_the_same_scan_on_a_dask_cluster_of_two_worker_processes(llama):
         remote = scan.scan_parallel(model, specs, client.submit, distributed.as_completed,
                                     names=names)
     assert json.dumps(remote, sort_keys=True) == json.dumps(local, sort_keys=True)
+
+
+def split_into_parts(path, part):
+    """What the page's worker mounts for a file larger than its part size."""
+    data = Path(path).read_bytes()
+    Path(path).unlink()
+    for k in range(0, len(data), part):
+        Path(f"{path}.qcpart-{k // part:03d}").write_bytes(data[k:k + part])
+
+
+def test_a_checkpoint_mounted_in_parts_reads_as_the_whole_files(tmp_path):
+    """The page mounts files over 1 GiB as slices (Pyodide cannot seek past 2 GiB); scanning
+    the slices, with tensors and the header split across them, gives the same rows."""
+    arrays = C.make_arrays(C.llama_tensors(layers=2, hidden=64, ffn=128, vocab=128))
+    whole, parted = tmp_path / "whole", tmp_path / "parted"
+    C.write_sharded(whole, arrays, shards=2)
+    C.write_sharded(parted, arrays, shards=2)
+    np.savez_compressed(whole / "extra.npz", a=np.arange(600.0).reshape(20, 30))
+    np.savez_compressed(parted / "extra.npz", a=np.arange(600.0).reshape(20, 30))
+    for path in parted.iterdir():
+        if path.suffix != ".json":
+            split_into_parts(path, 7_777)  # an odd size: tensors straddle the cuts
+    specs = scan.formats_from_specs(["q4_k", "format=int bits=8 granularity=channel"])
+    expected = scan.scan(checkpoint.open_checkpoint([whole / "model.safetensors.index.json"]),
+                         specs)
+    got = scan.scan(checkpoint.open_checkpoint([parted]), specs)
+    assert got["tensors"] == expected["tensors"] and got["files"] == expected["files"]
+    npz = checkpoint.open_checkpoint([parted / "extra.npz"]).get("a")
+    assert np.array_equal(checkpoint.SlabReader(npz).read_all(),
+                          np.arange(600.0).reshape(20, 30))
