@@ -1,4 +1,4 @@
-"""`python -m quantcalc analyze | compare | scan ...`: the command line on the same facade as the page.
+"""`python -m quantcalc analyze | compare | scan | plan ...`: the command line on the same facade as the page.
 
 Exit status 0 on success, 2 with one line on stderr for bad input or settings.
 """
@@ -10,7 +10,7 @@ import stat
 import sys
 from pathlib import Path
 
-from . import __version__, api, fields, report, scan_cli, settings
+from . import __version__, api, fields, plan_cli, report, scan_cli, settings
 from .compare import PRESET_TITLES, PRESETS, bit_sweep, compare
 from .errors import QuantcalcError, printable
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--csv", metavar="PATH", help="write the comparison CSV")
     c.add_argument("--pdf", metavar="PATH", help="write the comparison PDF")
     scan_cli.add_parser(commands)
+    plan_cli.add_parser(commands)
     return parser
 
 
@@ -239,8 +240,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(_attach_dash_values(argv, parser))
     try:
-        if args.command == "scan":
-            return scan_cli.run(args)
+        if args.command in ("scan", "plan"):
+            return (scan_cli if args.command == "scan" else plan_cli).run(args)
         (run_compare if args.command == "compare" else run_analyze)(args)
     except QuantcalcError as exc:
         print(f"quantcalc: error: {exc.message}", file=sys.stderr)

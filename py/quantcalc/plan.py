@@ -159,7 +159,7 @@ def allocate(tensors, target_bits) -> Plan:
     if used > target_bits * (1 + 1e-12):
         smallest = used / max(sum(t.parameters for t in tensors), 1)
         raise QuantcalcError(f"the target is below the smallest plan the scanned formats allow "
-                             f"({smallest:.4g} bits per weight, {used / 8e9:.4g} GB)", "target")
+                             f"({smallest:.4g} bits per weight, {size_text(used / 8)})", "target")
     # every hull upgrade, as (error saved per bit, tensor, from index, to index)
     upgrades = []
     for t in free:
@@ -210,6 +210,13 @@ def target_bits(tensors, bpw=None, size=None) -> float:
     if not size > 0:
         raise QuantcalcError("the target size must be positive", "target")
     return size * 8.0
+
+
+def size_text(n_bytes) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.4g} {unit}"
+    return f"{n_bytes:.0f} bytes"
 
 
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$", re.I)

@@ -9,8 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import checkpoint as checkpoints, compare, scan
+import json
+
+from . import checkpoint as checkpoints, compare, plan_cli, scan
 from .errors import QuantcalcError, printable
+from . import report
 from .report import display
 from .scan_report import EXPORTS
 
@@ -41,6 +44,9 @@ def add_parser(commands):
     p.add_argument("--json", metavar="PATH", help="the whole scan (- for stdout)")
     p.add_argument("--pdf", metavar="PATH", help="totals, figures and the worst tensors")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    plan_cli.add_target_arguments(p, prefix="plan-")
+    p.add_argument("--plan-json", metavar="PATH", help="with --plan-bpw or --plan-size: the "
+                   "plan's recipe, as quantcalc plan writes it")
     return p
 
 
@@ -82,6 +88,12 @@ def run(args) -> int:
     _write_reports(doc, args)
     if args.json != "-":
         print(summary_text(doc))
+    if not interrupted and (args.plan_bpw is not None or args.plan_size is not None):
+        # through JSON, so the plan is the one `quantcalc plan scan.json` makes
+        plain = scan.from_plain(json.loads(report.json_text(doc)))
+        result = plan_cli.make_plan(plain, args.plan_bpw, args.plan_size, args)
+        plan_cli.write([(args.plan_json, "json")], result)
+        print(plan_cli.summary_text(result))
     if interrupted:
         print(f"quantcalc: interrupted after {len(rows)} tensors; the reports hold those",
               file=sys.stderr)
