@@ -16,6 +16,7 @@ import { forgetFile, readSource, wireFileInputs } from "./files.js";
 import { buildCompareHead, downloadComparison, loadPresets, runCompare } from "./compare.js";
 import { registerServiceWorker, reportHeight } from "./offline.js";
 import { loadScanPresets, wireScan } from "./scan.js";
+import { wirePlanner } from "./planner.js";
 
 const calculateButton = $("#calculate");
 const EXAMPLE = {
@@ -293,6 +294,7 @@ function useExample() {
 buildSettingsFields($("#setting-fields"));
 buildCompareHead();
 wireScan();
+wirePlanner();
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   calculate();

@@ -7,8 +7,8 @@ import * as savedResults from "./saved-results.js";
 // Add one figure ({name, title, svg}) to `holder`; resolves once its image is decoded.
 export function showFigure({ name, title, svg }, holder = $("#figures")) {
   const first = holder.childElementCount === 0;
-  const subject = holder.id === "scan-figures" ? "the scanned model"
-    : state.summary?.name ?? "tensor";
+  const subject = { "scan-figures": "the scanned model", "plan-figures": "the plan" }[holder.id]
+    ?? state.summary?.name ?? "tensor";
   const figure = figureElement(name, title, svg, altText(name), subject);
   holder.append(figure);
   const decoded = figure.querySelector("img").decode().catch(() => {});
@@ -66,6 +66,8 @@ const ALT = {
   spread: "each format's SQNR over all tensors, as a box and one dot per tensor",
   size: "the measured tensors' size at each format, with the average bits per value",
   share: "for each format, each role's share of the total error (MSE times parameters)",
+  plan: "the least total error the scanned formats reach at each size, llama.cpp's presets as " +
+    "points and this plan as a star; the tables hold the numbers",
 };
 
 function altText(name) {

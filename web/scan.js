@@ -10,6 +10,7 @@ import { formatNumber } from "./results.js";
 import { clearFigures, showFigure } from "./figures.js";
 import { saveBlob } from "./downloads.js";
 import * as saved from "./scan-saved.js";
+import { usePlannerScan } from "./planner.js";
 
 const hooks = globalThis.quantcalcTestHooks ?? {};
 const SHOWN_ROWS = 300;   // table rows built at once; filters narrow the rest
@@ -140,6 +141,7 @@ async function startScan() {
   Object.assign(scan, { rows: [], formats: [], specs, doc: null, scanned: files, running: run });
   $("#scan-results").hidden = false;
   $("#scan-saved-note").hidden = true;
+  usePlannerScan(null, null);
   clearFigures($("#scan-figures"));
   renderSoon();
   $("#scan-start").disabled = true;
@@ -184,6 +186,7 @@ async function startScan() {
   document.body.dataset.scans = String(Number(document.body.dataset.scans || 0) + 1);
   saved.keep({ doc: scan.doc, files: files.files.map((f) => f.name) });
   $("#scan-clear").hidden = false;
+  usePlannerScan(scan.doc, files.id);
   drawScanFigures();
 }
 
@@ -215,7 +218,7 @@ function pairs() {
   const out = [];
   for (const tensor of scan.doc?.tensors ?? scan.rows) {
     if (role && tensor.role !== role) continue;
-    if (layer && !(tensor.layer !== null && layer(tensor.layer))) continue;
+    if (layer && !(tensor.layer != null && layer(tensor.layer))) continue;
     if (name && !tensor.name.toLowerCase().includes(name)) continue;
     const results = tensor.results.length ? tensor.results : [null];
     results.forEach((result, index) => {
@@ -299,7 +302,7 @@ function summarize() {
   const rows = (scan.doc?.totals ?? []).map((t) => {
     const tr = document.createElement("tr");
     tr.dataset.format = t.format;
-    const cells = [t.format, t.bits_per_value === null ? "n/a" : t.bits_per_value.toFixed(3),
+    const cells = [t.format, t.bits_per_value == null ? "n/a" : t.bits_per_value.toFixed(3),
       formatBytes(Math.round(t.bytes)), formatNumber(t.total_error), String(t.refused)];
     tr.append(...cells.map((text) => Object.assign(document.createElement("td"), { textContent: text })));
     return tr;
@@ -419,13 +422,17 @@ async function restoreSaved() {
   $("#scan-saved-note").hidden = false;
   $("#scan-clear").hidden = false;
   renderNow();
-  engine.whenReady().then(drawScanFigures);
+  engine.whenReady().then(() => {
+    drawScanFigures();
+    usePlannerScan(scan.doc, "saved");
+  });
 }
 
 async function clearSaved() {
   await saved.clear();
   Object.assign(scan, { rows: [], formats: [], doc: null, scanned: null });
   $("#scan-results").hidden = true;
+  usePlannerScan(null, null);
   $("#scan-clear").hidden = true;
   $("#scan-status").textContent = "The saved scan is cleared.";
 }

@@ -116,6 +116,8 @@ async function boot() {
 // Python value -> plain JS value. numpy arrays are copied out of the wasm heap once (getBuffer +
 // slice) so the page owns the memory and the copy can be transferred, not cloned again.
 function toPlain(value, transfers) {
+  // Python's None arrives as undefined; null keeps it through JSON (a saved scan) and back
+  if (value === undefined) return null;
   if (!(value instanceof pyodide.ffi.PyProxy)) return value;
   const type = value.type;
   if (type === "numpy.ndarray") {

@@ -14,7 +14,9 @@ importance matrix and every candidate of the tensor has one). The model's error 
   3. The budget left is filled greedily: any single change of one tensor to any candidate
      (off-hull points too) that fits, the most error saved per bit first.
 
-The budget is never exceeded. Tensors kept in high precision (1-D norms and biases, names
+Float sums are math.fsum (correctly rounded): Python 3.12's sum() compensates and 3.11's does
+not, and the page (Pyodide's 3.12) must give the command line's last digit. The budget is never
+exceeded. Tensors kept in high precision (1-D norms and biases, names
 matching the user's patterns, tensors no candidate can take) are fixed and counted in the size:
 F32 for 1-D tensors, as GGUF stores them, F16 otherwise.
 """
@@ -54,12 +56,12 @@ class Plan:
 
     @property
     def bits(self) -> float:
-        return sum(t.kept_bits if t.kept else t.options[self.choice[t.name]][1]
+        return math.fsum(t.kept_bits if t.kept else t.options[self.choice[t.name]][1]
                    for t in self.tensors)
 
     @property
     def error(self) -> float:
-        return sum(t.options[self.choice[t.name]][2] for t in self.tensors if not t.kept)
+        return math.fsum(t.options[self.choice[t.name]][2] for t in self.tensors if not t.kept)
 
     @property
     def parameters(self) -> int:
@@ -151,11 +153,11 @@ def hull(options) -> list:
 
 def allocate(tensors, target_bits) -> Plan:
     """The plan for at most `target_bits` bits in all (see the module docstring)."""
-    fixed = sum(t.kept_bits for t in tensors if t.kept)
+    fixed = math.fsum(t.kept_bits for t in tensors if t.kept)
     free = [t for t in tensors if not t.kept]
     hulls = {t.name: hull(t.options) for t in free}
     choice = {t.name: hulls[t.name][0] for t in free}
-    used = fixed + sum(t.options[choice[t.name]][1] for t in free)
+    used = fixed + math.fsum(t.options[choice[t.name]][1] for t in free)
     if used > target_bits * (1 + 1e-12):
         smallest = used / max(sum(t.parameters for t in tensors), 1)
         raise QuantcalcError(f"the target is below the smallest plan the scanned formats allow "
@@ -236,9 +238,9 @@ def sweep(tensors, points=40) -> list:
     """(bits per weight, total error) of plans from the smallest to the largest possible size:
     the planner's curve for the figure."""
     params = sum(t.parameters for t in tensors)
-    fixed = sum(t.kept_bits for t in tensors if t.kept)
-    low = fixed + sum(min(o[1] for o in t.options) for t in tensors if not t.kept)
-    high = fixed + sum(max(o[1] for o in t.options) for t in tensors if not t.kept)
+    fixed = math.fsum(t.kept_bits for t in tensors if t.kept)
+    low = fixed + math.fsum(min(o[1] for o in t.options) for t in tensors if not t.kept)
+    high = fixed + math.fsum(max(o[1] for o in t.options) for t in tensors if not t.kept)
     out = []
     for k in range(points):
         budget = low + (high - low) * k / max(points - 1, 1)

@@ -5,9 +5,11 @@ CSV, a figure of total error against bits per weight, and a PDF."""
 import io
 import math
 import re
+from dataclasses import dataclass
 
 from . import llama_presets, plan as planner
 from .errors import QuantcalcError
+from .metrics import portable_log10
 from .report import _writer, format_number, json_text, safe_cell
 
 GGUF_NAMES = [  # Hugging Face Llama-style name -> GGUF name (llama.cpp's convert_hf_to_gguf)
@@ -79,16 +81,26 @@ def preset_points(doc, tensors):
     return out, sorted(missing)
 
 
-def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighted=True,
-          curve_points=40) -> dict:
-    """The plan document: everything the reports, the page and the recipe need."""
+@dataclass
+class Prepared:
+    """What does not depend on the target: the tensors' candidates, the planner's curve and the
+    presets with the plan at each one's size (the page's slider then only allocates)."""
+
+    tensors: list
+    parameters: int
+    metric: str
+    curve: list
+    presets: list
+    missing: list
+    settings: dict
+
+
+def prepare(doc, keep=(), minimum=None, weighted=True, curve_points=40) -> Prepared:
     tensors = planner.tensors_from_scan(doc, keep, minimum, weighted)
     params = sum(t.parameters for t in tensors)
-    budget = planner.target_bits(tensors, target_bpw, target_size)
-    chosen = planner.allocate(tensors, budget)
-    presets, missing = preset_points(doc, tensors)
+    points, missing = preset_points(doc, tensors)
     comparisons = []
-    for point in presets:
+    for point in points:
         try:
             at_size = planner.allocate(tensors, point["bits"] * (1 + 1e-12))
         except QuantcalcError:  # a preset smaller than any plan: nothing to compare at its size
@@ -99,8 +111,22 @@ def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighte
             "preset_error": point["error"], "plan_error": at_size.error,
             "plan_bits_per_weight": at_size.bits_per_weight,
             "error_lower_percent": 100.0 * lower,
-            "error_lower_db": 10 * math.log10(point["error"] / at_size.error)
+            # the portable log10: the page (musl) must give the command line's last digit
+            "error_lower_db": 10 * portable_log10(point["error"] / at_size.error)
             if at_size.error > 0 and point["error"] > 0 else None})
+    curve = [{"bits_per_weight": b, "total_error": e}
+             for b, e in planner.sweep(tensors, curve_points)]
+    return Prepared(tensors, params, _metric(doc, weighted), curve, comparisons, missing,
+                    {"keep": list(keep), "minimum": dict(minimum or {}), "weighted": weighted})
+
+
+def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighted=True,
+          prepared=None) -> dict:
+    """The plan document: everything the reports, the page and the recipe need."""
+    prepared = prepared or prepare(doc, keep, minimum, weighted)
+    tensors, params = prepared.tensors, prepared.parameters
+    budget = planner.target_bits(tensors, target_bpw, target_size)
+    chosen = planner.allocate(tensors, budget)
     rows = []
     for t in tensors:
         kind = chosen.format_of(t)
@@ -110,15 +136,14 @@ def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighte
                      "bits": t.kept_bits if t.kept else option[1],
                      "error": 0.0 if t.kept else option[2], "kept": t.reason or None})
     return {
-        "kind": "quantcalc-plan", "version": 1, "metric": _metric(doc, weighted),
+        "kind": "quantcalc-plan", "version": 1, "metric": prepared.metric,
         "target_bits_per_weight": budget / params, "bits_per_weight": chosen.bits_per_weight,
         "bytes": chosen.bits / 8.0, "total_error": chosen.error, "parameters": params,
-        "tensors": rows, "presets": comparisons, "presets_not_priced": missing,
-        "curve": [{"bits_per_weight": b, "total_error": e}
-                  for b, e in planner.sweep(tensors, curve_points)],
-        "llama_quantize": llama_quantize(rows),
-        "settings": {"keep": list(keep), "minimum": dict(minimum or {}),
-                     "weighted": weighted},
+        "tensors": rows, "presets": prepared.presets,
+        "presets_not_priced": prepared.missing, "curve": prepared.curve,
+        "range_bits_per_weight": [prepared.curve[0]["bits_per_weight"],
+                                  prepared.curve[-1]["bits_per_weight"]],
+        "llama_quantize": llama_quantize(rows), "settings": prepared.settings,
     }
 
 
@@ -185,10 +210,12 @@ def figure(plan):
         curve = plan["curve"]
         ax.plot([p["bits_per_weight"] for p in curve], [p["total_error"] for p in curve], "-",
                 color="#1f5fa8", label="best mix (this planner)")
-        for point in plan["presets"]:
+        for k, point in enumerate(plan["presets"]):
             ax.plot(point["bits_per_weight"], point["preset_error"], "o", color="#d9480f")
+            # neighbouring presets (Q5_K_S, Q5_K_M) sit close: labels alternate above and below
             ax.annotate(point["preset"], (point["bits_per_weight"], point["preset_error"]),
-                        xytext=(4, 4), textcoords="offset points", fontsize=8)
+                        xytext=(4, 5 if k % 2 == 0 else -11), textcoords="offset points",
+                        fontsize=8)
         if plan["presets"]:
             ax.plot([], [], "o", color="#d9480f", label="llama.cpp preset")
         ax.plot(plan["bits_per_weight"], plan["total_error"], "*", ms=12, color="#2b8a3e",

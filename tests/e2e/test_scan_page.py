@@ -190,3 +190,37 @@ def test_a_pickle_is_refused_at_the_files_field(app, tmp_path):
     assert "runs code" in page.text_content("#error-scan-files")
     assert page.input_value("#scan-formats") == "q8_0"
     del before
+
+
+def test_the_planner_slider_replans_and_its_recipe_equals_the_command_line(app, tmp_path):
+    """Scan under llama.cpp's types, move the target, download the recipe: the command line's
+    plan of its own scan at the same target is the same document."""
+    page = app.page
+    folder = tmp_path / "ck"
+    arrays = C.make_arrays(C.llama_tensors(layers=4, hidden=256, ffn=512, vocab=512), seed=3)
+    C.write_sharded(folder, arrays, shards=2)
+    before = start_scan(page, sorted(folder.iterdir()), ["q8_0", "q6_k", "q5_k", "q5_0", "q5_1",
+                                                        "q4_k", "q4_0", "q3_k", "q2_k"])
+    wait_scan(page, before)
+    page.wait_for_selector("#planner:not([hidden]) #plan-presets tbody tr",
+                           timeout=SCAN_TIMEOUT_MS)
+    plans = int(page.evaluate("() => document.body.dataset.plans || 0"))
+    page.fill("#plan-target", "4.2")
+    page.wait_for_function("(n) => Number(document.body.dataset.plans || 0) > n", arg=plans)
+    shown = float(page.get_attribute("#plan-summary", "data-bits-per-weight"))
+    assert shown <= 4.2
+    assert "Q4_K_M" in page.text_content("#plan-presets")
+    assert page.text_content("#plan-verdict").startswith("At ")
+    assert "llama-quantize --tensor-type" in page.text_content("#plan-command")
+    with page.expect_download() as info:
+        page.click("[data-plan-download=json]")
+    recipe = json.loads(Path(info.value.path()).read_text())
+    args = [sys.executable, "-m", "quantcalc", "scan", str(folder), "--quiet", "--plan-bpw",
+            "4.2", "--plan-json", str(tmp_path / "cli.json")]
+    for spec in ["q8_0", "q6_k", "q5_k", "q5_0", "q5_1", "q4_k", "q4_0", "q3_k", "q2_k"]:
+        args += ["--format", spec]
+    done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert recipe == json.loads((tmp_path / "cli.json").read_text())
+    page.wait_for_selector("#plan-figures img")
