@@ -2,10 +2,8 @@
 formats for a size, from a scan's JSON; `scan ... --plan-bpw/--plan-size` does both in one go."""
 
 import json
-import sys
-from pathlib import Path
 
-from . import plan as planner, plan_report, scan
+from . import plan as planner, plan_report, report, scan
 from .errors import QuantcalcError, printable
 
 
@@ -73,16 +71,8 @@ def read_scan(path):
 
 def write(outputs, result):
     for path, kind in outputs:
-        if not path:
-            continue
-        data = plan_report.EXPORTS[kind](result)
-        if path == "-":
-            sys.stdout.write(data.decode("utf-8") + "\n")
-            continue
-        try:
-            Path(path).write_bytes(data)
-        except OSError as exc:
-            raise QuantcalcError(f"cannot write {path}: {exc.strerror}", "output") from None
+        if path:
+            report.save(path, plan_report.EXPORTS[kind](result))
 
 
 def summary_text(result) -> str:

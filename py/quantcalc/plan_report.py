@@ -3,7 +3,6 @@ sizes beside the plan at the same sizes, `llama-quantize --tensor-type` lines, a
 CSV, a figure of total error against bits per weight, and a PDF."""
 
 import io
-import math
 import re
 from dataclasses import dataclass
 

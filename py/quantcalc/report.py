@@ -135,6 +135,22 @@ def json_text(value, **options) -> str:
     return json.dumps(to_jsonable(value), allow_nan=False, **options)
 
 
+def save(path, data: bytes):
+    """Write a report the command line was asked for: to `path`, or to stdout for "-"."""
+    import sys
+    from pathlib import Path
+
+    from .errors import QuantcalcError
+
+    if path == "-":
+        sys.stdout.write(data.decode("utf-8") + "\n")
+        return
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise QuantcalcError(f"cannot write {path}: {exc.strerror}", "output") from None
+
+
 def summary_json(result) -> bytes:
     return json_text(result.summary(), indent=2).encode("utf-8")
 

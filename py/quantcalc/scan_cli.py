@@ -7,7 +7,6 @@ progress line goes to stderr on a terminal; Ctrl-C writes the reports of the ten
 
 import sys
 import time
-from pathlib import Path
 
 import json
 
@@ -119,17 +118,8 @@ def _run_on_executor(args, model, specs, common):
 
 def _write_reports(doc, args):
     for option, make in EXPORTS.items():
-        path = getattr(args, option)
-        if not path:
-            continue
-        data = make(doc)
-        if path == "-":
-            sys.stdout.write(data.decode("utf-8") + "\n")
-            continue
-        try:
-            Path(path).write_bytes(data)
-        except OSError as exc:
-            raise QuantcalcError(f"cannot write {path}: {exc.strerror}", "output") from None
+        if getattr(args, option):
+            report.save(getattr(args, option), make(doc))
 
 
 def summary_text(doc) -> str:

@@ -249,5 +249,6 @@ def test_scan_and_plan_in_one_go_equals_scan_then_plan(scanned, tmp_path):
               "--plan-json", tmp_path / "one.json", "--quiet")
     assert one.returncode == 0, one.stderr
     two = cli("plan", path, "--target-bpw", "4.5", "--json", tmp_path / "two.json")
+    assert two.returncode == 0, two.stderr
     assert json.loads((tmp_path / "one.json").read_text()) == \
         json.loads((tmp_path / "two.json").read_text())

@@ -6,7 +6,6 @@ import json
 import math
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from quantcalc import QuantcalcError, analysis, array_files, checkpoint, ggml_decode, scan
-from quantcalc.config import Config
 from quantcalc.tensor_stats import Moments, TensorStats
 from tests import checkpoints as C
 
