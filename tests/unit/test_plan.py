@@ -252,3 +252,36 @@ def test_scan_and_plan_in_one_go_equals_scan_then_plan(scanned, tmp_path):
     assert two.returncode == 0, two.stderr
     assert json.loads((tmp_path / "one.json").read_text()) == \
         json.loads((tmp_path / "two.json").read_text())
+
+
+def test_with_an_importance_matrix_the_plan_weighs_the_error_by_it(tmp_path):
+    """A GGUF checkpoint scanned with an imatrix: the K-quants search with it, the rows carry the
+    weighted MSE, and the planner plans on it (a tensor missing from the matrix says so)."""
+    from test_imatrix import write_gguf_imatrix
+
+    arrays = C.make_arrays(C.llama_tensors(layers=2, hidden=256, ffn=512, vocab=512,
+                                           gguf_names=True), seed=9)
+    C.write_gguf(tmp_path / "model.gguf", arrays)
+    rng = np.random.default_rng(1)
+    named = [n for n, x in arrays.items() if x.ndim == 2 and n != "output.weight"]
+    sums = {n: rng.uniform(0, 30, arrays[n].shape[1]).astype(np.float32) for n in named}
+    write_gguf_imatrix(tmp_path / "i.gguf", sums, {n: [5] for n in named})
+    out = cli("scan", tmp_path / "model.gguf", "--format", "q4_k", "--format", "q6_k",
+              "--imatrix", tmp_path / "i.gguf", "--json", tmp_path / "scan.json", "--quiet",
+              "--plan-bpw", "5.5", "--plan-json", tmp_path / "plan.json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "scan.json").read_text())
+    rows = {r["name"]: r for r in doc["tensors"]}
+    assert rows["blk.0.attn_q.weight"]["results"][0]["weighted_mse"] is not None
+    assert any("not weighted by the importance matrix" in n
+               for n in rows["output.weight"]["notes"])
+    recipe = json.loads((tmp_path / "plan.json").read_text())
+    assert recipe["metric"] == "importance-weighted MSE"
+    chosen = {r["name"]: r for r in recipe["tensors"]}
+    q = rows["blk.0.attn_q.weight"]["results"]
+    picked = next(r for r in q if r["format"] == chosen["blk.0.attn_q.weight"]["format"])
+    assert chosen["blk.0.attn_q.weight"]["error"] == picked["weighted_mse"] * 256 * 256
+    # output.weight has no weights: planned on its plain MSE
+    o = rows["output.weight"]["results"]
+    picked = next(r for r in o if r["format"] == chosen["output.weight"]["format"])
+    assert chosen["output.weight"]["error"] == picked["mse"] * 512 * 256

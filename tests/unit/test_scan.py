@@ -386,3 +386,24 @@ def test_a_checkpoint_mounted_in_parts_reads_as_the_whole_files(tmp_path):
     npz = checkpoint.open_checkpoint([parted / "extra.npz"]).get("a")
     assert np.array_equal(checkpoint.SlabReader(npz).read_all(),
                           np.arange(600.0).reshape(20, 30))
+
+
+def test_ctrl_c_writes_the_reports_of_the_tensors_done(tmp_path):
+    import signal
+    import time
+
+    arrays = C.make_arrays(C.llama_tensors(layers=24, hidden=512, ffn=1024, vocab=512))
+    C.write_safetensors(tmp_path / "m.safetensors", arrays)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "quantcalc", "scan", str(tmp_path / "m.safetensors"), "--preset",
+         "llama.cpp", "--json", str(tmp_path / "done.json"), "--quiet"],
+        cwd=ROOT, env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # a few tensors in: the whole scan takes minutes
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted after" in err
+    doc = json.loads((tmp_path / "done.json").read_text())
+    assert 0 < len(doc["tensors"]) < len(arrays)
+    assert [t["name"] for t in doc["tensors"]] == list(arrays)[:len(doc["tensors"])]
