@@ -86,6 +86,46 @@ function takeFiles(list) {
   $("#scan-start").disabled = engine.state !== "ready";
 }
 
+// Dropped files, or every file inside dropped folders (read through the entries API).
+async function droppedFiles(transfer) {
+  const entries = [...transfer.items].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
+  if (entries.length === 0) return [...transfer.files];
+  const files = [];
+  const walk = async (entry) => {
+    if (entry.isFile) {
+      files.push(await new Promise((resolve, reject) => entry.file(resolve, reject)));
+      return;
+    }
+    const reader = entry.createReader();
+    for (;;) { // readEntries answers in batches until an empty one
+      const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+      if (batch.length === 0) break;
+      for (const child of batch) await walk(child);
+    }
+  };
+  for (const entry of entries) await walk(entry);
+  return files;
+}
+
+function wireDrop() {
+  const zone = $("#scan-drop");
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("qc-dragover");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("qc-dragover"));
+  zone.addEventListener("drop", async (event) => {
+    event.preventDefault();
+    zone.classList.remove("qc-dragover");
+    try {
+      takeFiles(await droppedFiles(event.dataTransfer));
+    } catch (error) {
+      scanError("files", `The dropped folder could not be read (${error.message ?? error}); ` +
+        "choose it with the folder button instead.");
+    }
+  });
+}
+
 export async function loadScanPresets() {
   const reply = await engine.request("compare_presets", []);
   if (reply.error) return;
@@ -439,6 +479,7 @@ async function clearSaved() {
 
 export function wireScan() {
   buildScanHead();
+  wireDrop();
   $("#scan-files").addEventListener("change", (e) => e.target.files.length && takeFiles(e.target.files));
   $("#scan-folder").addEventListener("change", (e) => e.target.files.length && takeFiles(e.target.files));
   $("#scan-start").addEventListener("click", startScan);

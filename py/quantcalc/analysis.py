@@ -137,7 +137,7 @@ PROGRESS_VALUES = 1 << 20  # report progress about once per million values
 
 
 def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK,
-            progress=None, importance=None) -> Result:
+            progress=None, importance=None, known_range=None) -> Result:
     """Quantize `values` with `config` and measure the error.
 
     Args:
@@ -149,6 +149,9 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
             "calibrating" or "quantizing", fraction in [0, 1].
         importance: one non-negative weight per column (the tensor's last axis), as llama.cpp's
             importance matrix gives for a weight; for formats whose search uses it.
+        known_range: a function segmentation -> (per-segment min, max) as float64 arrays, or
+            None where the caller does not know them (a scan has each row's min and max from
+            its statistics already: two passes over the tensor saved).
     Returns:
         A `Result`.
     """
@@ -161,7 +164,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     segmentation = scheme.segmentation(x.shape, config)
     if importance is not None:
         scheme.importance = _checked_importance(importance, x.shape, scheme)
-    data_min, data_max = segmentation.min_max(x)
+    known = None if known_range is None else known_range(segmentation)
+    data_min, data_max = known if known is not None else segmentation.min_max(x)
     report = progress or (lambda phase, fraction: None)
     report("calibrating", 0.0)
     lo, hi = calibrate(x, segmentation, config, data_min, data_max, scheme,

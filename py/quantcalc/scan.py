@@ -155,7 +155,8 @@ def _scan_whole(entry, formats, weights, row, on_bytes):
     for fmt in formats:
         def measure():
             result = analysis.analyze(values, fmt.config, keep=0,
-                                      importance=weights if fmt.uses_importance else None)
+                                      importance=weights if fmt.uses_importance else None,
+                                      known_range=stats.segment_range)
             return result.metrics, result.notes
         row["results"].append(_result(fmt, measure))
 

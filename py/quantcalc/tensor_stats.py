@@ -76,7 +76,7 @@ class TensorStats:
         self.moments = Moments()
         self.minimum, self.maximum = math.inf, -math.inf
         self.row_low, self.row_high = [], []  # per slab: each row's min and max
-        self.column_amax = None     # running max over rows of each last-axis position
+        self.column_low = self.column_high = None  # running min / max of each column
         self.beyond = 0
 
     def add(self, slab):
@@ -94,9 +94,12 @@ class TensorStats:
         self.row_low.append(low)
         self.row_high.append(high)
         columns = slab.reshape(-1, self.shape[-1])
-        amax = np.maximum(columns.max(axis=0), -columns.min(axis=0))
-        self.column_amax = amax if self.column_amax is None else \
-            np.maximum(self.column_amax, amax)
+        low, high = columns.min(axis=0), columns.max(axis=0)
+        if self.column_low is None:
+            self.column_low, self.column_high = low, high
+        else:
+            np.minimum(self.column_low, low, out=self.column_low)
+            np.maximum(self.column_high, high, out=self.column_high)
 
     def add_beyond(self, slab, first_row=0):
         """Count the slab's values beyond 6 sigma (needs the mean and std of the whole tensor:
@@ -107,10 +110,12 @@ class TensorStats:
             return
         below, above = self.moments.mean - SIGMAS * std, self.moments.mean + SIGMAS * std
         if self.row_low:
+            # only rows and columns whose min or max reach beyond can hold such values
             rows = slab.reshape(slab.shape[0], -1)
             low = np.concatenate(self.row_low)[first_row:first_row + rows.shape[0]]
             high = np.concatenate(self.row_high)[first_row:first_row + rows.shape[0]]
-            slab = rows[(low < below) | (high > above)]
+            matrix = rows[(low < below) | (high > above)].reshape(-1, self.shape[-1])
+            slab = matrix[:, (self.column_low < below) | (self.column_high > above)]
         self.beyond += int(np.count_nonzero(slab > above)) + \
             int(np.count_nonzero(slab < below))
 
@@ -118,6 +123,16 @@ class TensorStats:
     def finite(self) -> bool:
         """No NaN or infinity so far (both reach the minimum or maximum)."""
         return math.isfinite(self.minimum) and math.isfinite(self.maximum)
+
+    def segment_range(self, segmentation):
+        """Each segment's (min, max) as float64 when the statistics already hold them (the
+        whole tensor, or channels along the first axis), else None."""
+        if segmentation.granularity == "tensor":
+            return np.array([self.minimum]), np.array([self.maximum])
+        if segmentation.granularity == "channel" and segmentation.axis == 0 and self.row_low:
+            return (np.concatenate(self.row_low).astype(np.float64),
+                    np.concatenate(self.row_high).astype(np.float64))
+        return None
 
     @property
     def amax(self) -> float:
@@ -132,7 +147,8 @@ class TensorStats:
                "worst_channel": None, "worst_channel_ratio": None}
         if self.row_low:
             rows = np.maximum(np.concatenate(self.row_high), -np.concatenate(self.row_low))
-            for axis, amax in (("row", rows), ("column", self.column_amax)):
+            columns = np.maximum(self.column_high, -self.column_low)
+            for axis, amax in (("row", rows), ("column", columns)):
                 median = float(np.median(amax))
                 if amax.size < 2 or median <= 0:
                     continue

@@ -223,3 +223,19 @@ def test_the_planner_slider_replans_and_its_recipe_equals_the_command_line(app, 
     assert done.returncode == 0, done.stderr
     assert recipe == json.loads((tmp_path / "cli.json").read_text())
     page.wait_for_selector("#plan-figures img")
+
+
+def test_files_dropped_on_the_scan_are_taken(app, checkpoint):
+    """Dropping the files (a script's DataTransfer: the entries API needs a real drag) gives the
+    same checkpoint as choosing them."""
+    page = app.page
+    files = sorted(p for p in checkpoint.iterdir() if p.suffix != ".json" or "index" in p.name)
+    payload = [{"name": p.name, "data": list(p.read_bytes()[:64])} for p in files]
+    page.evaluate("""(files) => {
+      const transfer = new DataTransfer();
+      for (const f of files) transfer.items.add(new File([new Uint8Array(f.data)], f.name));
+      document.querySelector('#scan-drop').dispatchEvent(
+        new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }""", payload)
+    page.wait_for_function("() => /2 files .* and an index/.test("
+                           "document.querySelector('#scan-files-info').textContent)")
