@@ -7,9 +7,10 @@ const BOOT_TIMEOUT_MS = 120_000;
 
 export class Engine extends EventTarget {
   constructor({ workerUrl = new URL("./worker.js", import.meta.url),
-    bootTimeoutMs = BOOT_TIMEOUT_MS } = {}) {
+    bootTimeoutMs = BOOT_TIMEOUT_MS, figures = true } = {}) {
     super();
     this.workerUrl = workerUrl;
+    this.figures = figures; // false: a helper that never draws, so matplotlib is not loaded
     this.bootTimeoutMs = bootTimeoutMs || BOOT_TIMEOUT_MS;
     this.pending = new Map();
     this.nextId = 1;
@@ -90,7 +91,7 @@ export class Engine extends EventTarget {
         clearTimeout(this.bootTimer);
         this.state = "ready";
         this.emit("ready", message); // listeners send their waiting requests first...
-        this.worker.postMessage({ type: MSG.loadFigures }); // ...then matplotlib loads
+        if (this.figures) this.worker.postMessage({ type: MSG.loadFigures }); // ...then matplotlib
         break;
       case MSG.bootFailed:
         this.fail(message.message);

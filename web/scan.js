@@ -11,6 +11,7 @@ import { clearFigures, showFigure } from "./figures.js";
 import { saveBlob } from "./downloads.js";
 import * as saved from "./scan-saved.js";
 import { usePlannerScan } from "./planner.js";
+import { cancelScan, scanOnPool } from "./scan-pool.js";
 
 const hooks = globalThis.quantcalcTestHooks ?? {};
 const SHOWN_ROWS = 300;   // table rows built at once; filters narrow the rest
@@ -189,16 +190,22 @@ async function startScan() {
   showProgress({ bytes: 0, total_bytes: 0, tensors: 0, total_tensors: 0, bytes_per_second: 0,
     seconds_left: null });
   const imatrix = imatrixFile ? { file_id: `${files.id}-imatrix`, file: imatrixFile } : null;
-  const reply = await engine.request("scan_model",
-    [files, specs, imatrix, hooks.scanWholeValues ?? null], (data) => {
-      if (scan.running !== run) return;
-      if (data.row) {
-        scan.rows.push(data.row);
-        if (scan.formats.length === 0) scan.formats = data.row.results.map((r) => r.format);
+  // the tensors (and a check of the formats) first, then the workers share them out
+  const listing = await engine.request("scan_list", [files, specs]);
+  let reply = listing;
+  if (!listing.error) {
+    const failure = await scanOnPool({ files, specs, imatrix,
+      wholeValues: hooks.scanWholeValues ?? null, tensors: listing.tensors,
+      onRow: (row) => {
+        if (scan.running !== run) return;
+        scan.rows.push(row);
+        if (scan.formats.length === 0) scan.formats = row.results.map((r) => r.format);
         renderSoon();
-      }
-      if (data.progress) showProgress(data.progress);
-    });
+      },
+      onProgress: (progress) => scan.running === run && showProgress(progress) });
+    reply = failure ? { error: failure }
+      : await engine.request("scan_document", [files, specs, scan.rows]);
+  }
   if (scan.running !== run) return;
   scan.running = null;
   $("#scan-cancel").hidden = true;
@@ -483,7 +490,7 @@ export function wireScan() {
   $("#scan-files").addEventListener("change", (e) => e.target.files.length && takeFiles(e.target.files));
   $("#scan-folder").addEventListener("change", (e) => e.target.files.length && takeFiles(e.target.files));
   $("#scan-start").addEventListener("click", startScan);
-  $("#scan-cancel").addEventListener("click", () => engine.cancel());
+  $("#scan-cancel").addEventListener("click", cancelScan);
   $("#scan-clear").addEventListener("click", clearSaved);
   for (const id of ["#scan-role-filter", "#scan-layer-filter", "#scan-name-filter"]) {
     $(id).addEventListener("input", renderNow);

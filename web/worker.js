@@ -225,11 +225,15 @@ async function handle({ id, op, args = [] }) {
   if (!api) throw new Error("the engine is not ready");
   if (!CALLS.includes(op)) throw new Error(`unknown request ${op}`);
   if (needsMatplotlib(op, args)) await loadMatplotlib();
+  let scanNames = null; // scan_model's tensors (all when null)
   if (op === "scan_model") {
-    // scan_model(paths, specs, imatrix_path, whole_values, on_row, on_progress)
-    const [files, specs, imatrix, wholeValues] = args;
+    // scan_model(paths, specs, imatrix_path, whole_values, on_row, on_progress, names)
+    const [files, specs, imatrix, wholeValues, names] = args;
     args = [mountCheckpoint(files), specs, imatrix ? sourceForPython(imatrix).file_path : null,
       wholeValues ?? 2 ** 24];
+    scanNames = names ?? null;
+  } else if (op === "scan_list" || op === "scan_document") {
+    args = [mountCheckpoint(args[0]), ...args.slice(1)];
   }
   const pyArgs = args.map((arg) => pyodide.toPy(sourceForPython(arg)));
   if (op === "scan_model") {
@@ -237,6 +241,7 @@ async function handle({ id, op, args = [] }) {
     // with the size of Python's memory (wasm memory only grows: the peak so far)
     pyArgs.push((state) => postMessage({ type: MSG.partial, id, data: { progress: {
       ...toPlain(state, []), memory_bytes: pyodide._module?.HEAPU8?.byteLength ?? null } } }));
+    pyArgs.push(pyodide.toPy(scanNames));
   }
   if (STREAMS_FIGURES.includes(op)) {
     // each figure goes to the page as soon as it is drawn

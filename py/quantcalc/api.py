@@ -272,11 +272,23 @@ PAGE_WHOLE_VALUES = 1 << 24  # the page streams tensors of more than 16M values 
 SCAN_EXPORTS = {"csv": "text/csv", "json": "application/json", "pdf": "application/pdf"}
 
 
+def scan_list(paths: list, specs: list) -> dict:
+    """{"tensors": [{"name", "bytes"}]} of the checkpoint, in file order, once the formats are
+    known to be valid: the page shares the tensors out among its workers."""
+    def work():
+        from . import scan
+
+        scan.formats_from_specs(list(specs))
+        model = checkpoint.open_checkpoint(list(paths))
+        return {"tensors": [{"name": e.name, "bytes": e.nbytes} for e in model.tensors]}
+    return _guarded(work)
+
+
 def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=PAGE_WHOLE_VALUES,
-               on_row=None, on_progress=None) -> dict:
+               on_row=None, on_progress=None, names=None) -> dict:
     """{"document"}: every tensor of the checkpoint in `paths` (files, or the folder they are
-    mounted in) under every format of `specs`; `on_row(row)` hears each row as it is done and
-    `on_progress(state)` how far the scan has come."""
+    mounted in), or those in `names`, under every format of `specs`; `on_row(row)` hears each
+    row as it is done and `on_progress(state)` how far the scan has come."""
     def work():
         from . import scan
 
@@ -290,8 +302,23 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=PAGE_WH
                 raise QuantcalcError(exc.message, "imatrix") from None
         tell_row = None if on_row is None else (lambda row: on_row(report.to_jsonable(row)))
         doc = scan.scan(model, formats, importance, int(whole_values), on_row=tell_row,
-                        on_progress=on_progress)
+                        on_progress=on_progress, names=None if names is None else set(names))
         return {"document": report.to_jsonable(doc)}
+    return _guarded(work)
+
+
+def scan_document(paths: list, specs: list, rows: list) -> dict:
+    """{"document"} of rows scanned in parts (the page's workers each scan some tensors): in
+    file order, with the totals, exactly as one scan of them all would give."""
+    def work():
+        from . import scan
+
+        formats = scan.formats_from_specs(list(specs))
+        model = checkpoint.open_checkpoint(list(paths))
+        order = {e.name: i for i, e in enumerate(model.tensors)}
+        plain = scan.from_plain({"tensors": list(rows), "formats": [], "totals": []})["tensors"]
+        plain.sort(key=lambda row: order[row["name"]])
+        return {"document": report.to_jsonable(scan.document(model, formats, plain))}
     return _guarded(work)
 
 
