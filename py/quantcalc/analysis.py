@@ -172,6 +172,7 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
                        lambda fraction: report("calibrating", fraction))
     params = scheme.params(x, lo, hi, segmentation)
     _refuse_overflow(params.scale, config, scheme)
+    scheme.note_data_range(params, data_min, data_max, config.rounding)
     rng = np.random.default_rng(config.seed) if config.rounding == "stochastic" else None
 
     flat = x.reshape(-1)

@@ -98,18 +98,21 @@ def round_in_place(scaled: np.ndarray, rounding: str, rng=None) -> np.ndarray:
     return scaled
 
 
-def round_and_clamp(scaled, zero_point, q_min, q_max, rounding="half-even", rng=None):
+def round_and_clamp(scaled, zero_point, q_min, q_max, rounding="half-even", rng=None,
+                    check=True):
     """Turn float64 `scaled` (x / scale, owned by the caller) into codes in place: add the zero
     point, round, clamp to [q_min, q_max]. Returns the clipped mask, or None when nothing was
     clipped (the common case, which then costs no mask at all).
 
     A value is clipped when its rounded code fell outside [q_min, q_max] so clamping moved it
-    (the mask PyTorch's fake-quantize keeps for its gradient).
+    (the mask PyTorch's fake-quantize keeps for its gradient). check=False: the caller knows
+    no code can leave the range (IntegerScheme.note_data_range), so the two passes that look are
+    skipped.
     """
     if np.any(zero_point):  # symmetric mode: skip a pass that adds zeros
         scaled += zero_point
     round_in_place(scaled, rounding, rng)
-    if scaled.min() >= q_min and scaled.max() <= q_max:
+    if not check or (scaled.min() >= q_min and scaled.max() <= q_max):
         return None
     clipped = (scaled < q_min) | (scaled > q_max)
     np.clip(scaled, q_min, q_max, out=scaled)

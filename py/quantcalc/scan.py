@@ -266,10 +266,12 @@ class _Streamed:
                 self.weighted = WeightedAccumulator(scheme.importance, slab.shape[-1])
             if self.needs_tensor_amax:
                 scheme.tensor_amax = self.tensor_amax
-            lo, hi = (self.lo, self.hi) if self.whole_segments else segmentation.min_max(slab)
-            lo, hi = calibrate(slab, segmentation, self.config, lo, hi, scheme)
+            data_lo, data_hi = (self.lo, self.hi) if self.whole_segments \
+                else segmentation.min_max(slab)
+            lo, hi = calibrate(slab, segmentation, self.config, data_lo, data_hi, scheme)
             params = scheme.params(slab, lo, hi, segmentation)
             analysis._refuse_overflow(params.scale, self.config, scheme)
+            scheme.note_data_range(params, data_lo, data_hi, self.config.rounding)
             analysis.quantize_into(slab.reshape(-1), scheme, params, segmentation,
                                    self.config.rounding, self.rng, self.acc, self.weighted)
         except QuantcalcError as exc:

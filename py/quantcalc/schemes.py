@@ -95,6 +95,10 @@ class Scheme:
         """Quantize the values at flat positions [start, start + len(original))."""
         return self.quantize(original, p, rounding, rng)
 
+    def note_data_range(self, params, data_min, data_max, rounding):
+        """Told each segment's data range once its parameters are set (a scheme may use it to
+        skip work it can prove unnecessary)."""
+
 
 class IntegerScheme(Scheme):
     def __init__(self, config, fmt):
@@ -112,10 +116,33 @@ class IntegerScheme(Scheme):
     def params(self, x, lo, hi, segmentation):
         return qparams(lo, hi, self.fmt, self.config.mode)
 
-    def quantize(self, original, p, rounding, rng):
+    clip_free = False  # no value of any segment can round outside the grid (see below)
+
+    def note_data_range(self, params, data_min, data_max, rounding):
+        """Division by the scale, adding the zero point and every rounding rule are monotone,
+        so each segment's smallest and largest value give its extreme codes (stochastic rounding
+        lands on the floor or the ceiling). When no extreme leaves [q_min, q_max], no value
+        can, and quantize skips looking (exactly the same codes and clip counts)."""
+        zero = params.zero_point.astype(np.float64)
+        with np.errstate(all="ignore"):
+            low, high = data_min / params.scale, data_max / params.scale
+        if np.any(zero):
+            low, high = low + zero, high + zero
+        if rounding == "stochastic":
+            low, high = np.floor(low), np.ceil(high)
+        else:
+            low, high = round_in_place(low, rounding), round_in_place(high, rounding)
+        self.clip_free = bool(np.all(low >= self.q_min) and np.all(high <= self.q_max))
+
+    def quantize_span(self, start, original, p, rounding, rng):
+        # only the analysis's own values are known to lie in their segments' data range; the
+        # figures quantize other values (a transfer curve beyond the range) through quantize
+        return self.quantize(original, p, rounding, rng, check=not self.clip_free)
+
+    def quantize(self, original, p, rounding, rng, check=True):
         codes = original / p["scale"]
         clipped = round_and_clamp(codes, p["zero_point"], self.fmt.q_min, self.fmt.q_max,
-                                  rounding, rng)
+                                  rounding, rng, check=check)
         if np.any(p["zero_point"]):
             dequantized = codes - p["zero_point"]
             dequantized *= p["scale"]

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from quantcalc import QuantcalcError, analysis, array_files, checkpoint, ggml_decode, scan
+from quantcalc.config import Config
 from quantcalc.tensor_stats import Moments, TensorStats
 from tests import checkpoints as C
 
@@ -407,3 +408,39 @@ def test_ctrl_c_writes_the_reports_of_the_tensors_done(tmp_path):
     doc = json.loads((tmp_path / "done.json").read_text())
     assert 0 < len(doc["tensors"]) < len(arrays)
     assert [t["name"] for t in doc["tensors"]] == list(arrays)[:len(doc["tensors"])]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from(["half-even", "floor", "ceil", "toward-zero",
+                                                  "half-away", "stochastic"]),
+       st.sampled_from(["symmetric", "asymmetric"]), st.sampled_from([2, 4, 8]),
+       st.sampled_from(["tensor", "channel", "group"]), st.booleans())
+def test_skipping_the_clip_check_where_no_code_can_clip_changes_nothing(
+        seed, rounding, mode, bits, granularity, custom):
+    """IntegerScheme.note_data_range lets chunks skip the min/max look when the segments' data
+    ranges prove no code leaves the grid: the result is the same as always looking."""
+    from quantcalc import schemes
+
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_t(3, (16, 64)) * rng.uniform(0.01, 10)).astype(np.float32)
+    settings_ = {"format": "int", "bits": bits, "mode": mode, "rounding": rounding,
+                 "granularity": granularity, "group_size": 16, "seed": seed}
+    if custom:  # a range narrower than the data: values clip, the shortcut must not apply
+        settings_.update(calibration="custom", range_min=-0.5, range_max=0.5)
+    if granularity != "group":
+        settings_.pop("group_size")
+    config = Config.from_dict(settings_)
+    fast = analysis.analyze(x, config, keep=x.size)
+    original = schemes.IntegerScheme.note_data_range
+    schemes.IntegerScheme.note_data_range = schemes.Scheme.note_data_range
+    try:
+        slow = analysis.analyze(x, config, keep=x.size)
+    finally:
+        schemes.IntegerScheme.note_data_range = original
+    if not custom and mode == "symmetric" and rounding == "half-even":
+        assert fast.scheme.clip_free  # the shortcut is taken where it should be
+    if custom and fast.metrics["clip_count"]:
+        assert not fast.scheme.clip_free
+    assert fast.metrics == slow.metrics
+    assert np.array_equal(fast.per_value.codes, slow.per_value.codes)
+    assert np.array_equal(fast.per_value.clipped, slow.per_value.clipped)
