@@ -10,9 +10,13 @@ const MAX_WORKERS = 4;
 const BATCH_BYTES = 64 * 2 ** 20; // small tensors go several to a request
 const helpers = [];
 
+// One worker per core, at most four, and no more than one per 2 GB of the device's memory
+// (navigator.deviceMemory, where the browser tells it): each may hold a few hundred MB.
 export function poolSize() {
-  const cores = hooks.scanWorkers ?? navigator.hardwareConcurrency ?? 2;
-  return Math.max(1, Math.min(cores, MAX_WORKERS));
+  if (hooks.scanWorkers) return hooks.scanWorkers;
+  const cores = navigator.hardwareConcurrency ?? 2;
+  const byMemory = navigator.deviceMemory ? Math.floor(navigator.deviceMemory / 2) : MAX_WORKERS;
+  return Math.max(1, Math.min(cores, MAX_WORKERS, byMemory));
 }
 
 function workers() {

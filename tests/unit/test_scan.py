@@ -399,7 +399,10 @@ def test_ctrl_c_writes_the_reports_of_the_tensors_done(tmp_path):
         [sys.executable, "-m", "quantcalc", "scan", str(tmp_path / "m.safetensors"), "--preset",
          "llama.cpp", "--json", str(tmp_path / "done.json"), "--quiet"],
         cwd=ROOT, env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell's background job ignores SIGINT and its children inherit that; a terminal's
+        # Ctrl-C reaches a process with the default handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(4)  # a few tensors in: the whole scan takes minutes
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
