@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import analysis, compare
+from . import analysis, compare, ggml_decode
 from .checkpoint import SlabReader, layer_and_role
 from .config import Config
 from .errors import QuantcalcError, printable
@@ -35,7 +35,6 @@ RESULT_KEYS = ("bits_per_value", "sqnr_db", "rel_rmse", "max_abs_error", "clip_r
                "weighted_mse", "weighted_sqnr_db")
 STAT_KEYS = ("data_min", "data_max", "std", "amax_over_std", "kurtosis", "beyond_6_sigma",
              "worst_channel", "worst_channel_ratio")
-ROW_WHOLE = ("tensor", "channel-0")  # granularities whose segments never cross a row
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,6 @@ def preset_formats(name) -> list:
 def describe_entry(entry) -> dict:
     """The row's facts that need no reading: name, layer, role, shape, storage."""
     layer, role = layer_and_role(entry.name)
-    from . import ggml_decode
     stored_bits = (ggml_decode.bits_per_value(entry.ggml_type) if entry.ggml_type is not None
                    else 8.0 * entry.nbytes / entry.count if entry.count else None)
     return {"name": entry.name, "file": entry.path.rsplit("/", 1)[-1], "layer": layer,
@@ -104,7 +102,6 @@ def scan_tensor(entry, formats, importance=None, whole_values=WHOLE_VALUES,
     if row["high_precision"]:
         notes.append("1-D (a norm or bias): usually kept in high precision")
     if not entry.readable:
-        from . import ggml_decode
         if not entry.quantized:
             notes.append(f"{entry.dtype} values, not floats: not quantized")
             return row
@@ -184,14 +181,13 @@ def _scan_streamed(entry, formats, weights, row, slab_values, on_bytes):
     streams = [_Streamed(fmt, entry, weights if fmt.uses_importance else None)
                for fmt in formats]
     stats = TensorStats(entry.shape)
-    slab_bytes = entry.nbytes * rows_per_slab // max(entry.rows, 1)
     for _, slab in reader.slabs(rows_per_slab):
         stats.add(slab)
         _finite(slab, stats)
         for stream in streams:
             stream.first_pass(slab)
-        if on_bytes:
-            on_bytes(min(slab_bytes, entry.nbytes) // 2)
+        if on_bytes:  # each pass counts as reading half of the slab's bytes
+            on_bytes(entry.nbytes * len(slab) // entry.rows // 2)
     for stream in streams:
         stream.ready(stats)
     for first, slab in reader.slabs(rows_per_slab):
@@ -199,12 +195,13 @@ def _scan_streamed(entry, formats, weights, row, slab_values, on_bytes):
         for stream in streams:
             stream.second_pass(slab)
         if on_bytes:
-            on_bytes(min(slab_bytes, entry.nbytes) - min(slab_bytes, entry.nbytes) // 2)
+            part = entry.nbytes * len(slab) // entry.rows
+            on_bytes(part - part // 2)
     row.update(stats.finish())
     row["streamed"] = True
     slabs = -(-entry.rows // rows_per_slab)
-    row["notes"].append(f"streamed in {slabs} slabs of {rows_per_slab} rows (larger than the "
-                        f"{'whole-tensor budget'}); two passes")
+    row["notes"].append(f"streamed in {slabs} slabs of {rows_per_slab} rows, read twice: more "
+                        f"values than are read in one piece here")
     for stream in streams:
         row["results"].append(_result(stream.format, stream.finish))
 

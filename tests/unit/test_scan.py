@@ -447,3 +447,22 @@ def test_skipping_the_clip_check_where_no_code_can_clip_changes_nothing(
     assert fast.metrics == slow.metrics
     assert np.array_equal(fast.per_value.codes, slow.per_value.codes)
     assert np.array_equal(fast.per_value.clipped, slow.per_value.clipped)
+
+
+def test_progress_counts_every_byte_once_whole_or_streamed(tmp_path):
+    arrays = C.make_arrays(C.llama_tensors(layers=1, hidden=128, ffn=256, vocab=300))
+    C.write_safetensors(tmp_path / "m.safetensors", arrays, "BF16")
+    model = checkpoint.open_checkpoint([tmp_path / "m.safetensors"])
+    states = []
+    clock = iter(range(10_000))  # every call a second later: every state is told
+    progress = scan.Progress(sum(e.nbytes for e in model.tensors), len(model.tensors),
+                             states.append, clock=lambda: float(next(clock)))
+    for entry in model.tensors:  # streamed (budget 1000 values) and whole tensors alike
+        scan.scan_tensor(entry, scan.formats_from_specs(["q8_0"]), whole_values=1000,
+                         slab_values=5000, on_bytes=progress.add_bytes)
+        progress.tensor_done(entry)
+    done = [s["bytes"] for s in states]
+    assert done == sorted(done) and done[-1] == states[-1]["total_bytes"]
+    assert max(done) == sum(e.nbytes for e in model.tensors)  # never past the total
+    assert states[-1]["tensors"] == len(model.tensors)
+    assert all(s["seconds_left"] is None or s["seconds_left"] >= 0 for s in states)
