@@ -5,8 +5,10 @@ import { $, engine, state } from "./store.js";
 import { clearErrors, form, showError } from "./form.js";
 
 const MULTI_TENSOR = /\.(npz|safetensors)$/i;
-// Python reads a file whole into the page's WebAssembly memory (at most 4 GB, and one buffer of
-// at most 2 GiB) until files are streamed tensor by tensor.
+// Python reads the chosen tensor of a .safetensors file by offset, so such a file may be of any
+// size; other types are read whole into the page's WebAssembly memory (at most 4 GB, and one
+// buffer of at most 2 GiB).
+const BY_OFFSET = /\.safetensors$/i;
 export const MAX_FILE_BYTES = 2 ** 31 - 1;
 // Chromium's text box slows to a crawl and then crashes past a few million characters.
 export const MAX_PASTE_CHARS = 1_000_000;
@@ -20,11 +22,11 @@ export async function takeFile(file) {
   $("#file-info").textContent = `Using ${file.name} (${formatBytes(file.size)}).`;
   $("#clear-file").hidden = false;
   tensorChooser.set([]);
-  if (file.size > MAX_FILE_BYTES) {
+  if (file.size > MAX_FILE_BYTES && !BY_OFFSET.test(file.name)) {
     showError({ field: "file", message: `${file.name} is ${formatBytes(file.size)}; files of ` +
-      "2 GiB or more cannot be read here yet: Python in this page reads a file whole into its " +
-      "memory (one buffer of at most 2 GiB, 4 GB in all). Save the tensor you need to its own " +
-      ".npy or .safetensors file." }, { fileLoaded: true });
+      "2 GiB or more cannot be read here yet: Python in this page reads a file of this type " +
+      "whole into its memory (one buffer of at most 2 GiB, 4 GB in all). Save the tensor you " +
+      "need to its own .safetensors file (read by offset, any size)." }, { fileLoaded: true });
     return;
   }
   if (!MULTI_TENSOR.test(file.name)) return;

@@ -155,6 +155,14 @@ function toPlain(value, transfers) {
   return value.toJs();
 }
 
+// Pyodide's CPython cannot seek past 2 GiB (a 32-bit file offset), so a file larger than PART
+// is mounted as slices NAME.qcpart-000, -001, ... (Blob.slice reads nothing) that Python's
+// file_parts.py reads as one file.
+const PART = 2 ** 30;
+const partName = (name, k) => `${name}.qcpart-${String(k).padStart(3, "0")}`;
+const partsOf = (file) => Array.from({ length: Math.ceil(file.size / PART) }, (_, k) => ({
+  name: partName(file.name, k), data: file.slice(k * PART, (k + 1) * PART) }));
+
 // The user's files are mounted, not copied: Pyodide's WORKERFS reads a File's bytes when Python
 // reads them. The page names each file it loads with an id; the last few stay mounted.
 const MOUNTED_FILES = 2;
@@ -164,7 +172,10 @@ function mountFile(id, file) {
   if (!mounts.has(id)) {
     const dir = `/input/${++mountCount}`;
     pyodide.FS.mkdirTree(dir);
-    pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: [file] }, dir);
+    // a large .safetensors is read by offset: in slices, as the scan's files are
+    pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, file.size > PART
+      && /\.(safetensors|gguf)$/i.test(file.name) ? { blobs: partsOf(file) } : { files: [file] },
+    dir);
     mounts.set(id, { dir, path: `${dir}/${file.name}` });
     while (mounts.size > MOUNTED_FILES) {
       const [oldest, { dir: old }] = mounts.entries().next().value;
@@ -179,21 +190,13 @@ function mountFile(id, file) {
 // shards beside it) and stay mounted while the scan is shown, so a row can be opened in the
 // calculator without choosing the files again. A new scan's files replace them.
 let scanMount = null; // {id, dir}
-// Pyodide's CPython cannot seek past 2 GiB (a 32-bit file offset), so a file larger than PART
-// is mounted as slices NAME.qcpart-000, -001, ... (Blob.slice reads nothing) that Python's
-// file_parts.py reads as one file.
-const PART = 2 ** 30;
-const partName = (name, k) => `${name}.qcpart-${String(k).padStart(3, "0")}`;
-
 function mountCheckpoint({ id, files }) {
   if (scanMount?.id !== id) {
     if (scanMount) pyodide.FS.unmount(scanMount.dir);
     const dir = `/scan/${++mountCount}`;
     pyodide.FS.mkdirTree(dir);
     const whole = files.filter((file) => file.size <= PART);
-    const blobs = files.filter((file) => file.size > PART).flatMap((file) =>
-      Array.from({ length: Math.ceil(file.size / PART) }, (_, k) => ({
-        name: partName(file.name, k), data: file.slice(k * PART, (k + 1) * PART) })));
+    const blobs = files.filter((file) => file.size > PART).flatMap(partsOf);
     pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { files: whole, blobs }, dir);
     scanMount = { id, dir };
   }

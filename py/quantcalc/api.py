@@ -30,6 +30,8 @@ from .config import Config
 from .errors import QuantcalcError
 
 MAX_TABLE_VALUES = analysis.DEFAULT_KEEP
+# files read by offset, the chosen tensor only (headers first), not whole
+BY_OFFSET = (".safetensors", ".gguf")
 KEPT_ANALYSES = 2  # the one shown, and the one before it whose figures may still be drawing
 _kept = OrderedDict()
 EXPORTS = {
@@ -64,6 +66,11 @@ def load(source: dict):
     if source.get("checkpoint"):
         entry = checkpoint.open_checkpoint(list(source["checkpoint"])).get(source.get("tensor"))
         return inputs.check_finite(checkpoint.SlabReader(entry).read_all(), "file")
+    path = source.get("file_path")
+    if path is not None and source.get("file_bytes") is None and \
+            str(source.get("file_name") or path).lower().endswith(BY_OFFSET):
+        values = checkpoint.read_tensor(str(path), source.get("tensor") or None)
+        return inputs.check_finite(values, "file")
     if source.get("file_bytes") is not None or source.get("file_path") is not None:
         data, name = _file_bytes(source)
         values = inputs.parse_file(data, name, source.get("tensor") or None)
@@ -203,6 +210,11 @@ def export(config: dict, source: dict, kind: str, analysis_id=None) -> dict:
 
 def describe_file(source: dict) -> dict:
     """Names of the arrays in a multi-tensor file, so the page can offer a chooser."""
+    path = source.get("file_path")
+    if path is not None and source.get("file_bytes") is None and \
+            str(source.get("file_name") or path).lower().endswith(BY_OFFSET):
+        return _guarded(lambda: {"tensors": [e.name for e in checkpoint.open_checkpoint(
+            [str(path)]).tensors]})
     return _guarded(lambda: {"tensors": inputs.tensor_names(*_file_bytes(source))})
 
 

@@ -285,6 +285,23 @@ def _list_npz(path):
         return entries
 
 
+def read_tensor(path, tensor=None) -> np.ndarray:
+    """One tensor of a .safetensors or .gguf file, read by offset (the calculator's file input:
+    a shard of several GB is never read whole). Integer tensors come back as floats."""
+    model = open_checkpoint([path])
+    entry = model.get(tensor) if tensor else model.tensors[0]
+    if entry.readable or entry.quantized:
+        return SlabReader(entry).read_all()
+    if entry.dtype not in SAFETENSORS_DTYPES:
+        raise QuantcalcError(f"'{shortened(entry.name, 60)}' holds {entry.dtype} values; "
+                             f"supported: {', '.join(SAFETENSORS_DTYPES)}", "tensor")
+    with file_parts.open_file(entry.path) as stream:
+        stream.seek(entry.offset)
+        raw = _read_exactly(stream, entry.nbytes, entry)
+    values = raw.view(SAFETENSORS_DTYPES[entry.dtype]).reshape(entry.shape)
+    return values.astype(np.float64)
+
+
 class SlabReader:
     """Reads a tensor's rows as float32 (float64 stays float64), in slabs of whole rows.
 

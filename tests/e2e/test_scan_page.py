@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests import checkpoints as C
@@ -240,3 +241,33 @@ def test_files_dropped_on_the_scan_are_taken(app, checkpoint):
     }""", payload)
     page.wait_for_function("() => /2 files .* and an index/.test("
                            "document.querySelector('#scan-files-info').textContent)")
+
+
+def test_the_calculator_opens_a_tensor_of_a_3_gib_safetensors_file(app, tmp_path):
+    """Past Pyodide's 2 GiB file offset: the worker mounts the file in slices and Python reads
+    the chosen tensor by offset (the file is sparse: no disk used for the big tensor)."""
+    import struct
+
+    from tests.e2e.helpers import assert_same_numbers, calculate, engine_summary
+
+    page = app.page
+    small = (np.arange(64, dtype=np.float32) - 20) / 10
+    big_bytes = 3 * 2 ** 30
+    header = json.dumps({
+        "big": {"dtype": "F32", "shape": [big_bytes // 4], "data_offsets": [0, big_bytes]},
+        "small": {"dtype": "F32", "shape": [8, 8],
+                  "data_offsets": [big_bytes, big_bytes + small.nbytes]}}).encode()
+    path = tmp_path / "shard.safetensors"
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(header)) + header)
+        out.seek(8 + len(header) + big_bytes)
+        out.write(small.tobytes())
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#tensor option[value=small]", state="attached")
+    page.select_option("#tensor", "small")
+    calculate(page)
+    assert page.locator("#error-file").is_hidden()
+    summary = engine_summary({"name": "small"}, {"file_path": str(path), "tensor": "small"})
+    assert summary["count"] == 64
+    assert_same_numbers(page, summary)
+    page.click("#clear-file")

@@ -466,3 +466,35 @@ def test_progress_counts_every_byte_once_whole_or_streamed(tmp_path):
     assert max(done) == sum(e.nbytes for e in model.tensors)  # never past the total
     assert states[-1]["tensors"] == len(model.tensors)
     assert all(s["seconds_left"] is None or s["seconds_left"] >= 0 for s in states)
+
+
+def test_the_calculator_reads_one_tensor_of_a_large_file_by_offset(tmp_path):
+    """analyze --tensor on a 3 GB safetensors file (sparse on disk) reads that tensor only: the
+    command's peak memory stays far below the file's size."""
+    import struct
+
+    small = np.arange(64, dtype=np.float32) / 10
+    big_bytes = 3 * 2 ** 30
+    header = {"big": {"dtype": "F32", "shape": [big_bytes // 4],
+                      "data_offsets": [0, big_bytes]},
+              "small": {"dtype": "F32", "shape": [8, 8],
+                        "data_offsets": [big_bytes, big_bytes + small.nbytes]}}
+    text = json.dumps(header).encode()
+    path = tmp_path / "shard.safetensors"
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(text)) + text)
+        out.seek(8 + len(text) + big_bytes)  # a hole: no disk used for the big tensor
+        out.write(small.tobytes())
+    wrapper = ("import runpy, sys\nsys.argv = ['quantcalc'] + sys.argv[1:]\n"
+               "try:\n    runpy.run_module('quantcalc', run_name='__main__')\n"
+               "except SystemExit as e:\n    assert not e.code\n"
+               "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+               "print(int(hwm.split()[1]), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", wrapper, "analyze", str(path), "--tensor",
+                           "small", "--json"], capture_output=True, text=True, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["shape"] == [8, 8] and summary["data_max"] == float(small[-1])
+    peak_kib = int(done.stderr.strip().splitlines()[-1])
+    assert peak_kib < 400 * 1024  # the file is 3 GiB
