@@ -248,7 +248,7 @@ def test_the_calculator_opens_a_tensor_of_a_3_gib_safetensors_file(app, tmp_path
     the chosen tensor by offset (the file is sparse: no disk used for the big tensor)."""
     import struct
 
-    from tests.e2e.helpers import assert_same_numbers, calculate, engine_summary
+    from tests.e2e.helpers import assert_same_numbers, calculate, engine_summary, fill
 
     page = app.page
     small = (np.arange(64, dtype=np.float32) - 20) / 10
@@ -265,9 +265,13 @@ def test_the_calculator_opens_a_tensor_of_a_3_gib_safetensors_file(app, tmp_path
     page.set_input_files("#file", str(path))
     page.wait_for_selector("#tensor option[value=small]", state="attached")
     page.select_option("#tensor", "small")
+    settings = {"format": "int", "bits": "8", "mode": "symmetric", "granularity": "tensor",
+                "calibration": "minmax", "rounding": "half-even"}
+    fill(page, **settings)  # earlier tests in this module leave other settings in the form
     calculate(page)
     assert page.locator("#error-file").is_hidden()
-    summary = engine_summary({"name": "small"}, {"file_path": str(path), "tensor": "small"})
+    summary = engine_summary({**settings, "name": "small"},
+                             {"file_path": str(path), "tensor": "small"})
     assert summary["count"] == 64
     assert_same_numbers(page, summary)
     page.click("#clear-file")
