@@ -337,7 +337,8 @@ function renderNow() {
   });
   $("#scan-table tbody").replaceChildren(...body);
   const tensors = (scan.doc?.tensors ?? scan.rows).length;
-  $("#scan-caption").textContent = `${list.length.toLocaleString("en")} rows (tensor × format) ` +
+  // beside the table, not its caption: a wide table scrolls, and its caption with it
+  $("#scan-count").textContent = `${list.length.toLocaleString("en")} rows (tensor × format) ` +
     `of ${tensors.toLocaleString("en")} tensors` + (list.length > SHOWN_ROWS
     ? `; the first ${SHOWN_ROWS} are shown, filter to see others` : "") +
     `. Sorted by ${COLUMNS.find(([k]) => k === scan.sort.key)[1]}, ` +
