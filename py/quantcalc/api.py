@@ -59,6 +59,16 @@ def _file_bytes(source: dict):
         raise QuantcalcError(f"cannot read {name}: {exc.strerror}", "file") from None
 
 
+def _read_by_offset(source: dict):
+    """The path of a file source whose tensors are read by offset (BY_OFFSET types), or None
+    for a file read whole (or bytes in memory)."""
+    path = source.get("file_path")
+    if path is None or source.get("file_bytes") is not None:
+        return None
+    return str(path) if str(source.get("file_name") or path).lower().endswith(BY_OFFSET) \
+        else None
+
+
 def load(source: dict):
     """The source's values as a finite float array; raises QuantcalcError."""
     if not isinstance(source, dict):
@@ -66,10 +76,9 @@ def load(source: dict):
     if source.get("checkpoint"):
         entry = checkpoint.open_checkpoint(list(source["checkpoint"])).get(source.get("tensor"))
         return inputs.check_finite(checkpoint.SlabReader(entry).read_all(), "file")
-    path = source.get("file_path")
-    if path is not None and source.get("file_bytes") is None and \
-            str(source.get("file_name") or path).lower().endswith(BY_OFFSET):
-        values = checkpoint.read_tensor(str(path), source.get("tensor") or None)
+    path = _read_by_offset(source)
+    if path is not None:
+        values = checkpoint.read_tensor(path, source.get("tensor") or None)
         return inputs.check_finite(values, "file")
     if source.get("file_bytes") is not None or source.get("file_path") is not None:
         data, name = _file_bytes(source)
@@ -210,11 +219,10 @@ def export(config: dict, source: dict, kind: str, analysis_id=None) -> dict:
 
 def describe_file(source: dict) -> dict:
     """Names of the arrays in a multi-tensor file, so the page can offer a chooser."""
-    path = source.get("file_path")
-    if path is not None and source.get("file_bytes") is None and \
-            str(source.get("file_name") or path).lower().endswith(BY_OFFSET):
+    path = _read_by_offset(source)
+    if path is not None:
         return _guarded(lambda: {"tensors": [e.name for e in checkpoint.open_checkpoint(
-            [str(path)]).tensors]})
+            [path]).tensors]})
     return _guarded(lambda: {"tensors": inputs.tensor_names(*_file_bytes(source))})
 
 
@@ -328,7 +336,7 @@ def scan_document(paths: list, specs: list, rows: list) -> dict:
         formats = scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
         order = {e.name: i for i, e in enumerate(model.tensors)}
-        plain = scan.from_plain({"tensors": list(rows), "formats": [], "totals": []})["tensors"]
+        plain = scan.rows_from_plain(rows)
         plain.sort(key=lambda row: order[row["name"]])
         return {"document": report.to_jsonable(scan.document(model, formats, plain))}
     return _guarded(work)

@@ -304,8 +304,7 @@ def scan(checkpoint, formats, importance=None, whole_values=WHOLE_VALUES,
     on_row(row) hears each tensor's row as it finishes; on_progress(progress dict) hears bytes
     and tensors done, throughput and the time left. Returns the scan document (`document`).
     """
-    entries = [e for e in checkpoint.tensors if names is None or e.name in names]
-    progress = Progress(sum(e.nbytes for e in entries), len(entries), on_progress)
+    entries, progress = _chosen(checkpoint, names, on_progress)
     rows = []
     for entry in entries:
         row = scan_tensor(entry, formats, importance, whole_values, slab_values,
@@ -315,6 +314,12 @@ def scan(checkpoint, formats, importance=None, whole_values=WHOLE_VALUES,
         if on_row:
             on_row(row)
     return document(checkpoint, formats, rows)
+
+
+def _chosen(checkpoint, names, on_progress):
+    """The tensors to scan (those in `names`, or all) in file order, and their Progress."""
+    entries = [e for e in checkpoint.tensors if names is None or e.name in names]
+    return entries, Progress(sum(e.nbytes for e in entries), len(entries), on_progress)
 
 
 class Progress:
@@ -365,18 +370,22 @@ def document(checkpoint, formats, rows) -> dict:
             "tensors": rows, "totals": totals(formats, rows), "notes": list(checkpoint.notes)}
 
 
-def from_plain(doc) -> dict:
-    """A scan document back from JSON (or the page): "inf" and "-inf" become floats again."""
+def rows_from_plain(rows) -> list:
+    """Scan rows back from JSON (or the page): "inf" and "-inf" become floats again."""
     def number(value):
         return float(value) if value in ("inf", "-inf") else value
 
     def fix(row, keys):
         return {k: number(v) if k in keys else v for k, v in row.items()}
 
+    return [{**fix(row, STAT_KEYS), "results": [fix(r, RESULT_KEYS) for r in row["results"]]}
+            for row in rows]
+
+
+def from_plain(doc) -> dict:
+    """A scan document back from JSON (or the page), its totals computed if it has none."""
     doc = dict(doc)
-    doc["tensors"] = [{**fix(row, STAT_KEYS), "results": [fix(r, RESULT_KEYS)
-                                                          for r in row["results"]]}
-                      for row in doc["tensors"]]
+    doc["tensors"] = rows_from_plain(doc["tensors"])
     if doc.get("totals") is None:  # a scan cancelled in the page: its rows, totalled here
         labels = [SimpleNamespace(label=f["label"]) for f in doc["formats"]]
         doc["totals"] = totals(labels, doc["tensors"])
@@ -465,8 +474,7 @@ def scan_parallel(checkpoint, specs, submit, completed, imatrix_path=None,
     as_completed, or a dask.distributed Client's submit and as_completed). Rows come back in
     file order, equal to a local scan's."""
     formats = formats_from_specs(specs)
-    entries = [e for e in checkpoint.tensors if names is None or e.name in names]
-    progress = Progress(sum(e.nbytes for e in entries), len(entries), on_progress)
+    entries, progress = _chosen(checkpoint, names, on_progress)
     futures = {submit(scan_task, entry, list(specs), imatrix_path, whole_values, slab_values): i
                for i, entry in enumerate(entries)}
     rows = [None] * len(entries)

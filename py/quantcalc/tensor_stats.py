@@ -76,6 +76,7 @@ class TensorStats:
         self.moments = Moments()
         self.minimum, self.maximum = math.inf, -math.inf
         self.row_low, self.row_high = [], []  # per slab: each row's min and max
+        self._rows = None                       # both joined, once all slabs are in
         self.column_low = self.column_high = None  # running min / max of each column
         self.beyond = 0
 
@@ -93,6 +94,7 @@ class TensorStats:
         self.maximum = max(self.maximum, float(high.max()))
         self.row_low.append(low)
         self.row_high.append(high)
+        self._rows = None
         columns = slab.reshape(-1, self.shape[-1])
         low, high = columns.min(axis=0), columns.max(axis=0)
         if self.column_low is None:
@@ -112,8 +114,8 @@ class TensorStats:
         if self.row_low:
             # only rows and columns whose min or max reach beyond can hold such values
             rows = slab.reshape(slab.shape[0], -1)
-            low = np.concatenate(self.row_low)[first_row:first_row + rows.shape[0]]
-            high = np.concatenate(self.row_high)[first_row:first_row + rows.shape[0]]
+            low, high = (every[first_row:first_row + rows.shape[0]]
+                         for every in self.row_range())
             matrix = rows[(low < below) | (high > above)].reshape(-1, self.shape[-1])
             slab = matrix[:, (self.column_low < below) | (self.column_high > above)]
         self.beyond += int(np.count_nonzero(slab > above)) + \
@@ -130,9 +132,15 @@ class TensorStats:
         if segmentation.granularity == "tensor":
             return np.array([self.minimum]), np.array([self.maximum])
         if segmentation.granularity == "channel" and segmentation.axis == 0 and self.row_low:
-            return (np.concatenate(self.row_low).astype(np.float64),
-                    np.concatenate(self.row_high).astype(np.float64))
+            low, high = self.row_range()
+            return low.astype(np.float64), high.astype(np.float64)
         return None
+
+    def row_range(self):
+        """Every row's (min, max) so far, joined once (each slab of the second pass asks)."""
+        if self._rows is None:
+            self._rows = (np.concatenate(self.row_low), np.concatenate(self.row_high))
+        return self._rows
 
     @property
     def amax(self) -> float:
@@ -146,7 +154,8 @@ class TensorStats:
                "kurtosis": m.kurtosis, "beyond_6_sigma": self.beyond / m.n if m.n else None,
                "worst_channel": None, "worst_channel_ratio": None}
         if self.row_low:
-            rows = np.maximum(np.concatenate(self.row_high), -np.concatenate(self.row_low))
+            low, high = self.row_range()
+            rows = np.maximum(high, -low)
             columns = np.maximum(self.column_high, -self.column_low)
             for axis, amax in (("row", rows), ("column", columns)):
                 median = float(np.median(amax))
