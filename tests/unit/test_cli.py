@@ -3,21 +3,17 @@
 import csv
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from command import quantcalc
+
 EXAMPLE = "-1.25, -0.92, -0.51, -0.10, 0, 0.14, 0.37, 0.79, 1.12, 1.46"
 
 
 def run(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "quantcalc", *args], input=stdin,
-                          capture_output=True, text=True, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
+    return quantcalc(*args, stdin=stdin)
 
 
 def test_json_for_the_example():

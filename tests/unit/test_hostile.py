@@ -8,26 +8,21 @@ import io
 import json
 import math
 import struct
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from command import quantcalc
 from quantcalc import Config, QuantcalcError, analyze, api, inputs, metrics, report
 from quantcalc.figures import STYLE, matplotlib
 from quantcalc.errors import printable
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args, stdin=None, stdin_file=None):
-    return subprocess.run([sys.executable, "-m", "quantcalc", *args], input=stdin,
-                          stdin=stdin_file, capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
+    return quantcalc(*args, stdin=stdin, stdin_file=stdin_file, timeout=120)
 
 
 def refused(out, *words):

@@ -5,18 +5,15 @@ the command line end to end on a generated checkpoint with outlier channels."""
 import itertools
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from quantcalc import QuantcalcError, checkpoint, llama_presets, plan, plan_report, scan
+from command import quantcalc as cli
 from tests import checkpoints as C
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def random_tensors(rng, n_tensors, n_options, kept=1):
@@ -213,12 +210,6 @@ def test_keep_patterns_and_role_minimums_are_respected(scanned):
     assert result["bits_per_weight"] <= 5.0
     with pytest.raises(QuantcalcError, match="was not scanned"):
         plan_report.build(doc, target_bpw=4.0, minimum={"attn_v": "FP8"})
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "quantcalc", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
 
 
 def test_cli_plan_writes_the_recipe_csv_pdf_and_tensor_types(scanned, tmp_path):

@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 from quantcalc import QuantcalcError, analysis, array_files, checkpoint, ggml_decode, scan
 from quantcalc.config import Config
 from quantcalc.tensor_stats import Moments, TensorStats
+from command import quantcalc as cli
 from tests import checkpoints as C
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -306,12 +307,6 @@ def test_nan_and_integer_tensors_are_rows_with_a_reason_not_a_crash(tmp_path):
     assert good["results"][0]["error"] is None and good["results"][0]["sqnr_db"] > 40
     assert ids["results"] == [] and "I32 values, not floats" in ids["notes"][-1]
     assert doc["totals"][0]["parameters"] == 128
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "quantcalc", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
 
 
 def test_cli_scan_writes_json_csv_pdf_and_worker_processes_give_the_same_rows(llama, tmp_path):
