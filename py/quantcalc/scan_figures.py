@@ -58,53 +58,51 @@ def heatmap_figure(doc, index=0):
     return fig
 
 
-def _bars(title, labels, height=3.4):
+def _per_format(title, labels, height=3.4):
+    """A figure with one horizontal row per format, the first at the top."""
     fig = Figure(figsize=(6.4, max(height, 1.2 + 0.3 * len(labels))), dpi=100,
                  layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
     return fig, ax
 
 
 def spread_figure(doc):
     """Each format's SQNR over the tensors it measured: a box and every tensor as a dot."""
     labels = [f["label"] for f in doc["formats"]]
-    fig, ax = _bars(TITLES["spread"], labels)
+    fig, ax = _per_format(TITLES["spread"], labels)
     for i in range(len(labels)):
         values = [v for v in (_sqnr(r, i) for r in doc["tensors"]) if v is not None]
         if values:
-            ax.boxplot([values], positions=[i], vert=False, widths=0.6, showfliers=False)
+            ax.boxplot([values], positions=[i], vert=False, widths=0.6, showfliers=False,
+                       manage_ticks=False)  # the format names stay on the axis
             jitter = (np.arange(len(values)) % 7 - 3) * 0.05
             ax.plot(values, i + jitter, ".", ms=3, color="#1f5fa8", alpha=0.5)
-    ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("SQNR (dB), one dot per tensor")
-    ax.invert_yaxis()
     return fig
 
 
 def size_figure(doc):
     """Size of the measured tensors at each format, labelled with the average bits per value."""
     totals = doc["totals"]
-    labels = [t["format"] for t in totals]
-    fig, ax = _bars(TITLES["size"], labels)
+    fig, ax = _per_format(TITLES["size"], [t["format"] for t in totals])
     sizes = [t["bytes"] / 1e6 for t in totals]
-    ax.barh(range(len(labels)), sizes, color="#1f5fa8")
+    ax.barh(range(len(totals)), sizes, color="#1f5fa8")
     for i, t in enumerate(totals):
         if t["bits_per_value"]:
             ax.text(sizes[i], i, f" {t['bits_per_value']:.3g} bits/value", va="center",
                     fontsize=8)
-    ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("MB (tensors measured, scales included)")
     ax.set_xlim(0, max(sizes, default=1) * 1.35 or 1)
-    ax.invert_yaxis()
     return fig
 
 
 def share_figure(doc):
     """For each format, each role's share of the total error (sum of MSE x parameters)."""
     totals = doc["totals"]
-    labels = [t["format"] for t in totals]
-    fig, ax = _bars(TITLES["share"], labels)
+    fig, ax = _per_format(TITLES["share"], [t["format"] for t in totals])
     roles = [role for role in ROLE_ORDER
              if any(role in t["error_share_by_role"] for t in totals)]
     left = np.zeros(len(totals))
@@ -113,10 +111,8 @@ def share_figure(doc):
         part = np.array([t["error_share_by_role"].get(role, 0.0) * 100 for t in totals])
         ax.barh(range(len(totals)), part, left=left, color=colours(k), label=role)
         left += part
-    ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("% of the format's total error")
     ax.set_xlim(0, 100)
-    ax.invert_yaxis()
     if roles:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4, fontsize=8)
     return fig
