@@ -13,7 +13,6 @@ a slab, not the file (perfetto's trace_stream idea).
 
 import json
 import os
-import re
 import zipfile
 from dataclasses import dataclass, field
 from typing import Optional
@@ -391,35 +390,3 @@ def _as_float(values, dtype_name):
     if dtype_name == "F16":
         return values.astype(np.float32)
     return values
-
-
-LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blk|block|blocks|decoder\.layers)\.(\d+)\.")
-# (pattern on the name, role), first match wins (norms first: BERT's embeddings.LayerNorm is a
-# norm); Hugging Face, BERT, GPT-2 and GGUF spellings
-ROLES = [
-    (r"norm|layernorm|ln_\d|LayerNorm", "norm"),
-    (r"embed_tokens|word_embeddings|token_embd|wte\b|tok_embeddings|embeddings\.", "embed"),
-    (r"lm_head|^output\.weight|\boutput\.weight$", "output"),
-    (r"q_proj|\.query\b|attn_q\b|\.wq\b", "attn_q"),
-    (r"k_proj|\.key\b|attn_k\b|\.wk\b", "attn_k"),
-    (r"v_proj|\.value\b|attn_v\b|\.wv\b", "attn_v"),
-    (r"qkv|c_attn|query_key_value", "attn_qkv"),
-    (r"o_proj|attention\.output\.dense|attn_output|\.wo\b|c_proj.*attn|attn.*c_proj|out_proj",
-     "attn_o"),
-    (r"gate_proj|ffn_gate|w1\b|\.gate\b", "ffn_gate"),
-    (r"up_proj|ffn_up|intermediate\.dense|c_fc|w3\b|fc1", "ffn_up"),
-    (r"down_proj|ffn_down|output\.dense|mlp\.c_proj|w2\b|fc2", "ffn_down"),
-]
-_ROLE_PATTERNS = [(re.compile(p), role) for p, role in ROLES]
-
-
-def layer_and_role(name: str):
-    """(layer index or None, role) from a Hugging Face or GGUF tensor name."""
-    match = LAYER.search(name)
-    layer = int(match.group(1)) if match else None
-    for pattern, role in _ROLE_PATTERNS:
-        if pattern.search(name):
-            if role == "output" and layer is not None:
-                continue
-            return layer, role
-    return layer, "other"

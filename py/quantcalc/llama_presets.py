@@ -3,7 +3,7 @@ gets, by the rules of `llama_tensor_get_type_impl` in llama.cpp's src/llama-quan
 architectures, not Falcon, no experts; 70B's attn_v bump is left out), so a plan can be set beside
 them at equal size.
 
-Tensors are recognised by their role (checkpoint.layer_and_role: GGUF and Hugging Face names);
+Tensors are recognised by their role (tensor_roles.layer_and_role: GGUF and Hugging Face names);
 attention-value and FFN-down tensors are counted in file order as llama.cpp counts them. A type
 whose block does not divide a tensor's rows falls back as llama.cpp's tensor_type_fallback does.
 """

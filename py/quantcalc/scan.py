@@ -20,7 +20,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import analysis, compare, ggml_decode
-from .checkpoint import SlabReader, layer_and_role
+from .checkpoint import SlabReader
+from .tensor_roles import layer_and_role
 from .config import Config
 from .errors import QuantcalcError, printable
 from .metrics import ErrorAccumulator, WeightedAccumulator

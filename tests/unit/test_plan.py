@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from quantcalc import QuantcalcError, checkpoint, llama_presets, plan, plan_report, scan
+from quantcalc import (QuantcalcError, checkpoint, llama_presets, plan, plan_report, scan,
+                       tensor_roles)
 from command import quantcalc as cli
 from tests import checkpoints as C
 
@@ -115,7 +116,7 @@ def test_the_hull_drops_dominated_and_non_convex_points():
 def llama_rows(layers=32, hidden=4096, kv=1024, ffn=14336, vocab=128256):
     rows = []
     for name, shape in C.llama_tensors(layers, hidden, ffn, vocab, kv=kv, gguf_names=True):
-        layer, role = checkpoint.layer_and_role(name)
+        layer, role = tensor_roles.layer_and_role(name)
         rows.append({"name": name, "shape": list(shape), "role": role, "layer": layer})
     return rows
 

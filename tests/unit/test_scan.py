@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from quantcalc import QuantcalcError, analysis, array_files, checkpoint, ggml_decode, scan
+from quantcalc import (QuantcalcError, analysis, array_files, checkpoint, ggml_decode, scan,
+                       tensor_roles)
 from quantcalc.config import Config
 from quantcalc.tensor_stats import Moments, TensorStats
 from command import quantcalc as cli
@@ -185,7 +186,7 @@ def test_moments_merged_over_any_split_equal_the_whole(values, cuts):
     ("transformer.h.4.mlp.c_proj.weight", 4, "ffn_down"),
 ])
 def test_layer_and_role_from_hugging_face_bert_and_gguf_names(name, layer, role):
-    assert checkpoint.layer_and_role(name) == (layer, role)
+    assert tensor_roles.layer_and_role(name) == (layer, role)
 
 
 def test_bert_checkpoint_rows_carry_roles_and_1d_tensors_are_marked(tmp_path):
