@@ -6,41 +6,16 @@
 import { $, $$, engine } from "./store.js";
 import { formatBytes, useCheckpointTensor } from "./files.js";
 import { applyForm, DEFAULTS, form } from "./form.js";
-import { formatNumber } from "./results.js";
 import { clearFigures, showFigure } from "./figures.js";
 import { saveBlob } from "./downloads.js";
 import * as saved from "./scan-saved.js";
 import { usePlannerScan } from "./planner.js";
 import { cancelScan, scanOnPool } from "./scan-pool.js";
+import { buildTableHead, renderTable } from "./scan-table.js";
 
 const hooks = globalThis.quantcalcTestHooks ?? {};
-const SHOWN_ROWS = 300;   // table rows built at once; filters narrow the rest
 const RENDER_EVERY_MS = 250;
 const CHECKPOINT_FILE = /\.(safetensors|gguf|npz|npy|json)$/i;
-const COLUMNS = [
-  // key, heading, value of a (tensor, result) pair, how to show it
-  ["name", "Tensor", (t) => t.name],
-  ["layer", "Layer", (t) => t.layer],
-  ["role", "Role", (t) => t.role],
-  ["shape", "Shape", (t) => t.shape.join("×")],
-  ["dtype", "Stored", (t) => t.dtype],
-  ["parameters", "Parameters", (t) => t.parameters],
-  ["format", "Format", (t, r) => r?.format ?? ""],
-  ["bits_per_value", "Bits/value", (t, r) => r?.bits_per_value],
-  ["sqnr_db", "SQNR (dB)", (t, r) => r?.sqnr_db],
-  ["rel_rmse", "Rel. RMSE", (t, r) => r?.rel_rmse],
-  ["max_abs_error", "Max error", (t, r) => r?.max_abs_error],
-  ["clip_rate", "Clip rate", (t, r) => r?.clip_rate],
-  ["amax_over_std", "amax/std", (t) => t.amax_over_std],
-  ["kurtosis", "Kurtosis", (t) => t.kurtosis],
-  ["beyond_6_sigma", "Beyond 6σ", (t) => t.beyond_6_sigma],
-  ["worst_channel", "Worst channel", (t) => t.worst_channel
-    ? `${t.worst_channel} (×${Number(t.worst_channel_ratio.toPrecision(3))})` : null],
-  ["notes", "Notes", (t, r) => [...t.notes, ...(r?.error ? [r.error] : []),
-    ...(r?.notes ?? [])].join("; ")],
-];
-const PERCENT = new Set(["clip_rate", "beyond_6_sigma"]);
-
 const scan = {
   files: null,        // {id, files: [File]} of the checkpoint chosen now
   scanned: null,      // {id, files} the rows shown were read from (null: restored from storage)
@@ -48,7 +23,6 @@ const scan = {
   formats: [],        // labels, in the order of each row's results
   specs: [],
   doc: null,          // the finished document
-  sort: { key: "sqnr_db", ascending: true },
   running: null,
 };
 let nextScanId = 1;
@@ -251,169 +225,12 @@ function renderSoon() {
   renderTimer = setTimeout(renderNow, RENDER_EVERY_MS);
 }
 
-function sortValue(value) {
-  if (value === "inf") return Infinity;
-  if (value === "-inf") return -Infinity;
-  return value;
-}
-
-function pairs() {
-  const wantedFormat = $("#scan-format-filter").value;
-  const role = $("#scan-role-filter").value;
-  const layer = parseLayers($("#scan-layer-filter").value);
-  const name = $("#scan-name-filter").value.trim().toLowerCase();
-  const out = [];
-  for (const tensor of scan.doc?.tensors ?? scan.rows) {
-    if (role && tensor.role !== role) continue;
-    if (layer && !(tensor.layer != null && layer(tensor.layer))) continue;
-    if (name && !tensor.name.toLowerCase().includes(name)) continue;
-    const results = tensor.results.length ? tensor.results : [null];
-    results.forEach((result, index) => {
-      if (wantedFormat !== "" && result && String(index) !== wantedFormat) return;
-      out.push([tensor, result, index]);
-    });
-  }
-  const column = COLUMNS.find(([key]) => key === scan.sort.key);
-  const sign = scan.sort.ascending ? 1 : -1;
-  return out.sort((a, b) => {
-    const x = sortValue(column[2](a[0], a[1]));
-    const y = sortValue(column[2](b[0], b[1]));
-    if (x === y) return 0;
-    if (x === null || x === undefined || x === "") return 1; // nothing to sort by: last
-    if (y === null || y === undefined || y === "") return -1;
-    return (x < y ? -1 : 1) * sign;
-  });
-}
-
-// "3" or "10-20" -> a test of a layer number; "" -> null (all layers).
-function parseLayers(text) {
-  const match = text.trim().match(/^(\d+)\s*(?:[-–]\s*(\d+))?$/);
-  if (!match) return null;
-  const low = Number(match[1]);
-  const high = match[2] === undefined ? low : Number(match[2]);
-  return (n) => n >= low && n <= high;
-}
-
-function cellText(key, value) {
-  if (value === null || value === undefined || value === "") return "";
-  if (typeof value === "string") return value === "inf" ? "∞" : value;
-  if (PERCENT.has(key)) return `${Number((value * 100).toPrecision(3))} %`;
-  if (key === "bits_per_value") return value.toFixed(3);
-  if (Number.isInteger(value)) return value.toLocaleString("en");
-  return formatNumber(value);
-}
-
 function renderNow() {
   clearTimeout(renderTimer);
   renderTimer = null;
-  refreshFilters();
-  const list = pairs();
-  const body = list.slice(0, SHOWN_ROWS).map(([tensor, result, index]) => {
-    const tr = document.createElement("tr");
-    tr.dataset.tensor = tensor.name;
-    tr.dataset.format = result?.format ?? "";
-    if (tensor.high_precision) tr.classList.add("qc-kept");
-    if (result?.error) tr.classList.add("qc-refused");
-    for (const [key, , value] of COLUMNS) {
-      const td = document.createElement("td");
-      const v = value(tensor, result);
-      td.dataset.metric = key;
-      if (typeof v === "number" || v === "inf") td.dataset.value = String(v);
-      if (key === "name") {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.className = "qc-link-button";
-        button.textContent = tensor.name;
-        button.title = "Open this tensor in the calculator";
-        button.disabled = !scan.scanned || !tensor.original;
-        button.addEventListener("click", () => openInCalculator(tensor, index));
-        td.append(button);
-      } else {
-        td.textContent = cellText(key, v);
-      }
-      tr.append(td);
-    }
-    return tr;
-  });
-  $("#scan-table tbody").replaceChildren(...body);
-  const tensors = (scan.doc?.tensors ?? scan.rows).length;
-  // beside the table, not its caption: a wide table scrolls, and its caption with it
-  $("#scan-count").textContent = `${list.length.toLocaleString("en")} rows (tensor × format) ` +
-    `of ${tensors.toLocaleString("en")} tensors` + (list.length > SHOWN_ROWS
-    ? `; the first ${SHOWN_ROWS} are shown, filter to see others` : "") +
-    `. Sorted by ${COLUMNS.find(([k]) => k === scan.sort.key)[1]}, ` +
-    `${scan.sort.ascending ? "lowest" : "highest"} first.`;
-  summarize();
-}
-
-function summarize() {
-  const rows = (scan.doc?.totals ?? []).map((t) => {
-    const tr = document.createElement("tr");
-    tr.dataset.format = t.format;
-    const cells = [t.format, t.bits_per_value == null ? "n/a" : t.bits_per_value.toFixed(3),
-      formatBytes(Math.round(t.bytes)), formatNumber(t.total_error), String(t.refused)];
-    tr.append(...cells.map((text) => Object.assign(document.createElement("td"), { textContent: text })));
-    return tr;
-  });
-  $("#scan-totals-table tbody").replaceChildren(...rows);
-  $("#scan-totals-table").hidden = rows.length === 0;
-  $("#scan-notes").replaceChildren(...(scan.doc?.notes ?? []).map((text) =>
-    Object.assign(document.createElement("li"), { textContent: text })));
-}
-
-function refreshFilters() {
-  const formatChooser = $("#scan-format-filter");
-  const wanted = ["", ...scan.formats.map((_, i) => String(i))];
-  if ([...formatChooser.options].map((o) => o.value).join() !== wanted.join()) {
-    const keep = formatChooser.value;
-    formatChooser.replaceChildren(new Option("All formats", ""),
-      ...scan.formats.map((label, i) => new Option(label, String(i))));
-    formatChooser.value = wanted.includes(keep) ? keep : "";
-  }
-  const roleChooser = $("#scan-role-filter");
-  const roles = [...new Set((scan.doc?.tensors ?? scan.rows).map((t) => t.role))].sort();
-  if ([...roleChooser.options].length !== roles.length + 1) {
-    const keep = roleChooser.value;
-    roleChooser.replaceChildren(new Option("All roles", ""), ...roles.map((r) => new Option(r, r)));
-    roleChooser.value = roles.includes(keep) ? keep : "";
-  }
-}
-
-export function buildScanHead() {
-  const tr = document.createElement("tr");
-  for (const [key, heading] of COLUMNS) {
-    const th = document.createElement("th");
-    th.scope = "col";
-    if (key === "notes") {
-      th.textContent = heading;
-    } else {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "qc-sort";
-      button.dataset.sort = key;
-      button.textContent = heading;
-      button.addEventListener("click", () => {
-        scan.sort = { key, ascending: scan.sort.key === key ? !scan.sort.ascending : true };
-        markSorted();
-        renderNow();
-      });
-      th.append(button);
-    }
-    tr.append(th);
-  }
-  $("#scan-table thead").replaceChildren(tr);
-  markSorted();
-}
-
-function markSorted() {
-  for (const button of $$("#scan-table .qc-sort")) {
-    const th = button.parentElement;
-    if (button.dataset.sort === scan.sort.key) {
-      th.setAttribute("aria-sort", scan.sort.ascending ? "ascending" : "descending");
-    } else {
-      th.removeAttribute("aria-sort");
-    }
-  }
+  renderTable({ tensors: scan.doc?.tensors ?? scan.rows, formats: scan.formats,
+    totals: scan.doc?.totals ?? [], notes: scan.doc?.notes ?? [],
+    canOpen: Boolean(scan.scanned), onOpen: openInCalculator });
 }
 
 // ---------------------------------------------------------------- from a row to the calculator
@@ -486,7 +303,7 @@ async function clearSaved() {
 }
 
 export function wireScan() {
-  buildScanHead();
+  buildTableHead(renderNow);
   wireDrop();
   $("#scan-files").addEventListener("change", (e) => e.target.files.length && takeFiles(e.target.files));
   $("#scan-folder").addEventListener("change", (e) => e.target.files.length && takeFiles(e.target.files));

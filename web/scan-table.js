@@ -1,0 +1,200 @@
+// The scan's table: one row per tensor x format, filtered by format, role, layer range and name,
+// sorted by any column (worst SQNR first at the start), the first SHOWN_ROWS built; and the
+// totals per format beside it. scan.js owns the scan and hands each state over as a view.
+import { $, $$ } from "./store.js";
+import { formatBytes } from "./files.js";
+import { formatNumber } from "./results.js";
+
+const SHOWN_ROWS = 300;   // table rows built at once; filters narrow the rest
+const COLUMNS = [
+  // key, heading, value of a (tensor, result) pair, how to show it
+  ["name", "Tensor", (t) => t.name],
+  ["layer", "Layer", (t) => t.layer],
+  ["role", "Role", (t) => t.role],
+  ["shape", "Shape", (t) => t.shape.join("×")],
+  ["dtype", "Stored", (t) => t.dtype],
+  ["parameters", "Parameters", (t) => t.parameters],
+  ["format", "Format", (t, r) => r?.format ?? ""],
+  ["bits_per_value", "Bits/value", (t, r) => r?.bits_per_value],
+  ["sqnr_db", "SQNR (dB)", (t, r) => r?.sqnr_db],
+  ["rel_rmse", "Rel. RMSE", (t, r) => r?.rel_rmse],
+  ["max_abs_error", "Max error", (t, r) => r?.max_abs_error],
+  ["clip_rate", "Clip rate", (t, r) => r?.clip_rate],
+  ["amax_over_std", "amax/std", (t) => t.amax_over_std],
+  ["kurtosis", "Kurtosis", (t) => t.kurtosis],
+  ["beyond_6_sigma", "Beyond 6σ", (t) => t.beyond_6_sigma],
+  ["worst_channel", "Worst channel", (t) => t.worst_channel
+    ? `${t.worst_channel} (×${Number(t.worst_channel_ratio.toPrecision(3))})` : null],
+  ["notes", "Notes", (t, r) => [...t.notes, ...(r?.error ? [r.error] : []),
+    ...(r?.notes ?? [])].join("; ")],
+];
+const PERCENT = new Set(["clip_rate", "beyond_6_sigma"]);
+
+let sort = { key: "sqnr_db", ascending: true };
+let view = { tensors: [], formats: [], totals: [], notes: [], canOpen: false, onOpen: () => {} };
+
+function sortValue(value) {
+  if (value === "inf") return Infinity;
+  if (value === "-inf") return -Infinity;
+  return value;
+}
+
+function pairs() {
+  const wantedFormat = $("#scan-format-filter").value;
+  const role = $("#scan-role-filter").value;
+  const layer = parseLayers($("#scan-layer-filter").value);
+  const name = $("#scan-name-filter").value.trim().toLowerCase();
+  const out = [];
+  for (const tensor of view.tensors) {
+    if (role && tensor.role !== role) continue;
+    if (layer && !(tensor.layer != null && layer(tensor.layer))) continue;
+    if (name && !tensor.name.toLowerCase().includes(name)) continue;
+    const results = tensor.results.length ? tensor.results : [null];
+    results.forEach((result, index) => {
+      if (wantedFormat !== "" && result && String(index) !== wantedFormat) return;
+      out.push([tensor, result, index]);
+    });
+  }
+  const column = COLUMNS.find(([key]) => key === sort.key);
+  const sign = sort.ascending ? 1 : -1;
+  return out.sort((a, b) => {
+    const x = sortValue(column[2](a[0], a[1]));
+    const y = sortValue(column[2](b[0], b[1]));
+    if (x === y) return 0;
+    if (x === null || x === undefined || x === "") return 1; // nothing to sort by: last
+    if (y === null || y === undefined || y === "") return -1;
+    return (x < y ? -1 : 1) * sign;
+  });
+}
+
+// "3" or "10-20" -> a test of a layer number; "" -> null (all layers).
+function parseLayers(text) {
+  const match = text.trim().match(/^(\d+)\s*(?:[-–]\s*(\d+))?$/);
+  if (!match) return null;
+  const low = Number(match[1]);
+  const high = match[2] === undefined ? low : Number(match[2]);
+  return (n) => n >= low && n <= high;
+}
+
+function cellText(key, value) {
+  if (value === null || value === undefined || value === "") return "";
+  if (typeof value === "string") return value === "inf" ? "∞" : value;
+  if (PERCENT.has(key)) return `${Number((value * 100).toPrecision(3))} %`;
+  if (key === "bits_per_value") return value.toFixed(3);
+  if (Number.isInteger(value)) return value.toLocaleString("en");
+  return formatNumber(value);
+}
+
+// The table for `view`: {tensors, formats, totals, notes, canOpen, onOpen(tensor, index)}.
+export function renderTable(next) {
+  view = next;
+  refreshFilters();
+  const list = pairs();
+  const body = list.slice(0, SHOWN_ROWS).map(([tensor, result, index]) => {
+    const tr = document.createElement("tr");
+    tr.dataset.tensor = tensor.name;
+    tr.dataset.format = result?.format ?? "";
+    if (tensor.high_precision) tr.classList.add("qc-kept");
+    if (result?.error) tr.classList.add("qc-refused");
+    for (const [key, , value] of COLUMNS) {
+      const td = document.createElement("td");
+      const v = value(tensor, result);
+      td.dataset.metric = key;
+      if (typeof v === "number" || v === "inf") td.dataset.value = String(v);
+      if (key === "name") {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "qc-link-button";
+        button.textContent = tensor.name;
+        button.title = "Open this tensor in the calculator";
+        button.disabled = !view.canOpen || !tensor.original;
+        button.addEventListener("click", () => view.onOpen(tensor, index));
+        td.append(button);
+      } else {
+        td.textContent = cellText(key, v);
+      }
+      tr.append(td);
+    }
+    return tr;
+  });
+  $("#scan-table tbody").replaceChildren(...body);
+  const tensors = (view.tensors).length;
+  // beside the table, not its caption: a wide table scrolls, and its caption with it
+  $("#scan-count").textContent = `${list.length.toLocaleString("en")} rows (tensor × format) ` +
+    `of ${tensors.toLocaleString("en")} tensors` + (list.length > SHOWN_ROWS
+    ? `; the first ${SHOWN_ROWS} are shown, filter to see others` : "") +
+    `. Sorted by ${COLUMNS.find(([k]) => k === sort.key)[1]}, ` +
+    `${sort.ascending ? "lowest" : "highest"} first.`;
+  summarize();
+}
+
+function summarize() {
+  const rows = (view.totals).map((t) => {
+    const tr = document.createElement("tr");
+    tr.dataset.format = t.format;
+    const cells = [t.format, t.bits_per_value == null ? "n/a" : t.bits_per_value.toFixed(3),
+      formatBytes(Math.round(t.bytes)), formatNumber(t.total_error), String(t.refused)];
+    tr.append(...cells.map((text) => Object.assign(document.createElement("td"), { textContent: text })));
+    return tr;
+  });
+  $("#scan-totals-table tbody").replaceChildren(...rows);
+  $("#scan-totals-table").hidden = rows.length === 0;
+  $("#scan-notes").replaceChildren(...(view.notes).map((text) =>
+    Object.assign(document.createElement("li"), { textContent: text })));
+}
+
+function refreshFilters() {
+  const formatChooser = $("#scan-format-filter");
+  const wanted = ["", ...view.formats.map((_, i) => String(i))];
+  if ([...formatChooser.options].map((o) => o.value).join() !== wanted.join()) {
+    const keep = formatChooser.value;
+    formatChooser.replaceChildren(new Option("All formats", ""),
+      ...view.formats.map((label, i) => new Option(label, String(i))));
+    formatChooser.value = wanted.includes(keep) ? keep : "";
+  }
+  const roleChooser = $("#scan-role-filter");
+  const roles = [...new Set((view.tensors).map((t) => t.role))].sort();
+  if ([...roleChooser.options].length !== roles.length + 1) {
+    const keep = roleChooser.value;
+    roleChooser.replaceChildren(new Option("All roles", ""), ...roles.map((r) => new Option(r, r)));
+    roleChooser.value = roles.includes(keep) ? keep : "";
+  }
+}
+
+// The header's sort buttons; `rerender` draws the table again with the new order.
+export function buildTableHead(rerender) {
+  const tr = document.createElement("tr");
+  for (const [key, heading] of COLUMNS) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    if (key === "notes") {
+      th.textContent = heading;
+    } else {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "qc-sort";
+      button.dataset.sort = key;
+      button.textContent = heading;
+      button.addEventListener("click", () => {
+        sort = { key, ascending: sort.key === key ? !sort.ascending : true };
+        markSorted();
+        rerender();
+      });
+      th.append(button);
+    }
+    tr.append(th);
+  }
+  $("#scan-table thead").replaceChildren(tr);
+  markSorted();
+}
+
+function markSorted() {
+  for (const button of $$("#scan-table .qc-sort")) {
+    const th = button.parentElement;
+    if (button.dataset.sort === sort.key) {
+      th.setAttribute("aria-sort", sort.ascending ? "ascending" : "descending");
+    } else {
+      th.removeAttribute("aria-sort");
+    }
+  }
+}
