@@ -310,14 +310,14 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=PAGE_WH
     mounted in), or those in `names`, under every format of `specs`; `on_row(row)` hears each
     row as it is done and `on_progress(state)` how far the scan has come."""
     def work():
-        from . import scan
+        from . import scan, scan_jobs
 
         formats = scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
         importance = None
         if imatrix_path:
             try:
-                importance = scan._importance_from_path(str(imatrix_path))
+                importance = scan_jobs.importance_from_path(str(imatrix_path))
             except QuantcalcError as exc:
                 raise QuantcalcError(exc.message, "imatrix") from None
         tell_row = None if on_row is None else (lambda row: on_row(report.to_jsonable(row)))

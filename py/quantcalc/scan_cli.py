@@ -5,14 +5,12 @@ Dask cluster (--dask tcp://scheduler:8786; the workers read the files from the s
 progress line goes to stderr on a terminal; Ctrl-C writes the reports of the tensors done.
 """
 
+import json
 import sys
 import time
 
-import json
-
-from . import checkpoint as checkpoints, compare, plan_cli, scan
+from . import checkpoint as checkpoints, compare, plan_cli, report, scan, scan_jobs
 from .errors import QuantcalcError, printable
-from . import report
 from .report import display
 from .scan_report import EXPORTS
 
@@ -75,7 +73,7 @@ def run(args) -> int:
         else:
             importance = None
             if args.imatrix:
-                importance = scan._importance_from_path(args.imatrix)
+                importance = scan_jobs.importance_from_path(args.imatrix)
             scan.scan(model, formats, importance, **common)
     except KeyboardInterrupt:
         interrupted = True
@@ -108,12 +106,12 @@ def _run_on_executor(args, model, specs, common):
             raise QuantcalcError("--dask needs dask.distributed: pip install 'quantcalc[dask]'",
                                  "dask") from None
         with Client(args.dask) as client:
-            scan.scan_parallel(model, specs, client.submit, as_completed, args.imatrix,
+            scan_jobs.scan_parallel(model, specs, client.submit, as_completed, args.imatrix,
                                **common)
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
     with ProcessPoolExecutor(args.jobs) as pool:
-        scan.scan_parallel(model, specs, pool.submit, as_completed, args.imatrix, **common)
+        scan_jobs.scan_parallel(model, specs, pool.submit, as_completed, args.imatrix, **common)
 
 
 def _write_reports(doc, args):

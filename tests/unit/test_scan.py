@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from quantcalc import (QuantcalcError, analysis, array_files, checkpoint, ggml_decode, scan,
-                       tensor_roles)
+                       scan_jobs, tensor_roles)
 from quantcalc.config import Config
 from quantcalc.tensor_stats import Moments, TensorStats
 from command import quantcalc as cli
@@ -350,7 +350,7 @@ def test_the_same_scan_on_a_dask_cluster_of_two_worker_processes(llama):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
-        remote = scan.scan_parallel(model, specs, client.submit, distributed.as_completed,
+        remote = scan_jobs.scan_parallel(model, specs, client.submit, distributed.as_completed,
                                     names=names)
     assert json.dumps(remote, sort_keys=True) == json.dumps(local, sort_keys=True)
 
