@@ -233,7 +233,7 @@ async function handle({ id, op, args = [] }) {
     // scan_model(paths, specs, imatrix_path, whole_values, on_row, on_progress, names)
     const [files, specs, imatrix, wholeValues, names] = args;
     args = [mountCheckpoint(files), specs, imatrix ? sourceForPython(imatrix).file_path : null,
-      wholeValues ?? 2 ** 24];
+      wholeValues ?? null]; // null: the engine's own budget for the page
     scanNames = names ?? null;
   } else if (op === "scan_list" || op === "scan_document") {
     args = [mountCheckpoint(args[0]), ...args.slice(1)];

@@ -304,7 +304,7 @@ def scan_list(paths: list, specs: list) -> dict:
     return _guarded(work)
 
 
-def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=PAGE_WHOLE_VALUES,
+def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
                on_row=None, on_progress=None, names=None) -> dict:
     """{"document"}: every tensor of the checkpoint in `paths` (files, or the folder they are
     mounted in), or those in `names`, under every format of `specs`; `on_row(row)` hears each
@@ -321,7 +321,8 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=PAGE_WH
             except QuantcalcError as exc:
                 raise QuantcalcError(exc.message, "imatrix") from None
         tell_row = None if on_row is None else (lambda row: on_row(report.to_jsonable(row)))
-        doc = scan.scan(model, formats, importance, int(whole_values), on_row=tell_row,
+        budget = PAGE_WHOLE_VALUES if whole_values is None else int(whole_values)
+        doc = scan.scan(model, formats, importance, budget, on_row=tell_row,
                         on_progress=on_progress, names=None if names is None else set(names))
         return {"document": report.to_jsonable(doc)}
     return _guarded(work)
