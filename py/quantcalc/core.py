@@ -65,8 +65,13 @@ def _qparams(lo, hi, fmt, mode):
     if mode == "symmetric":
         zero_point = np.zeros(lo.shape, np.int64)
     else:
-        zero_point = np.clip(np.rint(fmt.q_min - real_min / scale), fmt.q_min, fmt.q_max)
-        zero_point = zero_point.astype(np.int64)
+        # -real_min / scale divides by an already rounded scale: for [-1000, 1000] at 4 bits it
+        # gives 7.4999999 where the formula's exact value is 7.5 (a tie that rounds to 8). Scaling
+        # by the level count over the width rounds once, so a zero point that is exactly k + 0.5
+        # stays a tie and rounds half to even like the formula says.
+        levels = fmt.q_max - fmt.q_min
+        offset = np.where(floored, -real_min / scale, -real_min * levels / (real_max - real_min))
+        zero_point = np.clip(np.rint(fmt.q_min + offset), fmt.q_min, fmt.q_max).astype(np.int64)
     return QParams(scale, zero_point, real_min, real_max, widened, floored)
 
 

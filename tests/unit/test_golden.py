@@ -150,6 +150,18 @@ def test_asymmetric_zero_point_clamped_and_positive_range_widened():
     assert s["scale"] == pytest.approx(4 / 255)
 
 
+def test_a_zero_point_that_is_exactly_a_tie_rounds_half_to_even():
+    # [-1000, 1000] on 4 bits (0..15): scale = 2000/15, zero point = 0 + 1000 * 15 / 2000 = 7.5
+    # exactly, which rounds half to even to 8. Dividing by the rounded scale gave 7.4999999 -> 7.
+    r = analyze(np.array([-1000.0, 1000.0]), Config(bits=4, mode="asymmetric"))
+    assert int(r.params.zero_point[0]) == 8
+    # more exact ties, worked by hand (zero point = -lo * levels / (hi - lo)):
+    # [-1, 1] on 3 bits: 1 * 7 / 2 = 3.5 -> 4; [-5, 9] on 3 bits: 5 * 7 / 14 = 2.5 -> 2.
+    for (lo, hi, bits), expected in {(-1, 1, 3): 4, (-5, 9, 3): 2}.items():
+        r = analyze(np.array([lo, hi], float), Config(bits=bits, mode="asymmetric"))
+        assert int(r.params.zero_point[0]) == expected, (lo, hi, bits)
+
+
 def test_portable_log10_agrees_with_the_c_library():
     from quantcalc.metrics import portable_log10
 
