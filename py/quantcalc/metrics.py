@@ -87,7 +87,7 @@ class ErrorAccumulator:
         mse_in_units = error.ssq / n
         sqnr = sqnr_db(signal.ssq, error.ssq)
         if math.isfinite(sqnr):
-            sqnr += 20.0 * portable_log10(signal.unit / error.unit)
+            sqnr += 20.0 * log10_unit_ratio(signal.unit, error.unit)
         return {
             "count": n,
             "mse": mse_in_units * error.unit * error.unit,
@@ -125,6 +125,13 @@ def portable_log10(x: float) -> float:
         total += power / k
         power *= z2
     return e * LOG10_2 + 2.0 * total * LOG10_E
+
+
+def log10_unit_ratio(a: float, b: float) -> float:
+    """log10(a / b) for powers of two a and b, from their exponents: a / b itself overflows when
+    the error is subnormal (x = [1, 2e-313] gave a NaN SQNR). Equal to portable_log10(a / b)
+    wherever that is finite (for 2^k it is k * LOG10_2 too)."""
+    return (math.frexp(a)[1] - math.frexp(b)[1]) * LOG10_2
 
 
 def sqnr_db(sum_sq_signal: float, sum_sq_error: float) -> float:

@@ -171,3 +171,11 @@ def test_portable_log10_agrees_with_the_c_library():
     for x in values:
         expected = math.log10(x)
         assert abs(portable_log10(x) - expected) <= 8 * np.spacing(abs(expected)) + 1e-300
+
+
+def test_a_subnormal_error_gives_a_finite_sqnr():
+    # 2 bits on [1, 2.2e-313]: 1 is exact, the subnormal rounds to 0, so the error is the
+    # subnormal itself and SQNR = 20 log10(1 / 2.22507386e-313) (found by a property test: the
+    # ratio of the two sums' scaling units overflowed and gave NaN)
+    r = analyze(np.array([1.0, 2.22507386e-313]), Config(bits=2))
+    assert r.metrics["sqnr_db"] == pytest.approx(-20 * math.log10(2.22507386e-313), rel=1e-12)
