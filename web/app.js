@@ -8,7 +8,7 @@ import {
 } from "./form.js";
 import * as saved from "./state.js";
 import * as savedResults from "./saved-results.js";
-import { display, renderResults, turnPage } from "./results.js";
+import { display, fillGradeTable, renderResults, turnPage } from "./results.js";
 import { SETTING } from "./rules.js";
 import { drawFigures, showFigure } from "./figures.js";
 import { download } from "./downloads.js";
@@ -176,7 +176,7 @@ async function calculate() {
 }
 
 const PHASES = { reading: "Reading the values…", calibrating: "Finding the range…",
-  quantizing: "Quantizing…" };
+  quantizing: "Quantizing…", advising: "Trying other settings for the hints…" };
 
 // How far the analysis has come (null: done).
 function showProgress(progress) {
@@ -292,6 +292,7 @@ function useExample() {
 }
 
 buildSettingsFields($("#setting-fields"));
+fillGradeTable();
 buildCompareHead();
 wireScan();
 wirePlanner();

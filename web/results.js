@@ -1,11 +1,12 @@
 // The results of one analysis: the heading, the notes, one card per result field (rules.js's
 // FIELDS marked as cards, those that apply to this format) and the per-value table.
 import { $, state } from "./store.js";
-import { FIELD, FIELDS } from "./rules.js";
+import { FIELD, FIELDS, GRADES } from "./rules.js";
 
 const PAGE_ROWS = 50;
 
-// A value as people read it, by its field's style (report.display in Python follows the same).
+// A value as people read it, by its field's style (report.display in Python follows the same):
+// four significant digits, percentages to three. The downloads keep every digit.
 export function display(key, value) {
   const style = FIELD[key]?.style ?? "real";
   if (value === null || value === undefined) return "n/a";
@@ -13,16 +14,16 @@ export function display(key, value) {
   if (value === "-inf") return "−∞";
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (typeof value === "string") return value;
-  if (style === "percent") return `${Number((value * 100).toPrecision(4))} %`;
+  if (style === "percent") return `${Number((value * 100).toPrecision(3))} %`;
   if (style === "int" || Number.isInteger(value)) return String(value);
-  return formatNumber(value);
+  return formatNumber(value, 4);
 }
 
-// Six significant digits; scientific notation where fixed notation would hide them.
-export function formatNumber(value) {
+// `digits` significant digits; scientific notation where fixed notation would hide them.
+export function formatNumber(value, digits = 6) {
   const size = Math.abs(value);
-  if (size !== 0 && (size < 1e-3 || size >= 1e6)) return value.toExponential(5);
-  return Number(value.toPrecision(6)).toString();
+  if (size !== 0 && (size < 1e-3 || size >= 1e6)) return value.toExponential(digits - 1);
+  return Number(value.toPrecision(digits)).toString();
 }
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -62,6 +63,39 @@ function card(field, summary) {
   return node;
 }
 
+const HEADLINE_LABELS = { sqnr_db: "SQNR", rel_rmse: "Relative RMSE", clip_rate: "Clip rate",
+  bits_per_value: "Bits per value" };
+
+// The four numbers a result is read by, each with the engine's plain cue (verdict.py).
+function renderHeadline(headline, summary) {
+  $("#headline").replaceChildren(...headline.map(({ key, level, cue }) => {
+    const node = document.createElement("div");
+    node.className = "qc-verdict";
+    node.dataset.verdict = key;
+    node.dataset.level = level;
+    const label = document.createElement("div");
+    label.className = "qc-metric-label";
+    label.textContent = HEADLINE_LABELS[key];
+    const value = document.createElement("div");
+    value.className = "qc-verdict-value";
+    const v = summary[key];
+    value.textContent = key === "sqnr_db" && typeof v === "number" ? `${display(key, v)} dB`
+      : display(key, v);
+    const words = document.createElement("div");
+    words.className = "qc-verdict-cue";
+    words.textContent = cue;
+    node.append(label, value, words);
+    return node;
+  }));
+  const hints = summary.hints ?? [];
+  $("#hints").replaceChildren(...hints.map((text) => {
+    const item = document.createElement("li");
+    item.textContent = text;
+    return item;
+  }));
+  $("#hints-title").hidden = hints.length === 0;
+}
+
 // origin: "engine" (just computed) or "saved" (restored while Python starts)
 export function renderResults(reply, origin) {
   const { summary, per_value: perValue } = reply;
@@ -74,6 +108,7 @@ export function renderResults(reply, origin) {
     item.textContent = note;
     return item;
   }));
+  renderHeadline(reply.headline ?? [], summary);
   $("#metrics").replaceChildren(...FIELDS
     .filter((field) => field.card && summary[field.key] !== null && summary[field.key] !== undefined)
     .map((field) => card(field, summary)));
@@ -120,4 +155,33 @@ export function renderPage() {
 export function turnPage(step) {
   state.page += step;
   renderPage();
+}
+
+// The FAQ's table of the verdict's thresholds, from the same table the engine grades by.
+export function fillGradeTable() {
+  const rows = [];
+  const add = (measure, when, { level, cue }) => {
+    const tr = document.createElement("tr");
+    tr.dataset.level = level;
+    for (const text of [measure, when, cue]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    rows.push(tr);
+  };
+  GRADES.sqnr.forEach((row, i) => {
+    const above = GRADES.sqnr[i - 1]?.bound;
+    const when = row.bound === null ? `below ${above} dB`
+      : above === undefined ? `${row.bound} dB or more` : `${row.bound} to ${above} dB`;
+    add("SQNR", when, row);
+  });
+  GRADES.clip_rate.forEach((row, i) => {
+    const below = GRADES.clip_rate[i - 1]?.bound;
+    const pct = (x) => `${Number((x * 100).toPrecision(3))} %`;
+    const when = row.bound === 0 ? "0 %" : row.bound === null ? `over ${pct(below)}`
+      : below === 0 ? `up to ${pct(row.bound)}` : `${pct(below)} to ${pct(row.bound)}`;
+    add("Clip rate", when, row);
+  });
+  $("#grade-table tbody").replaceChildren(...rows);
 }

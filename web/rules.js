@@ -9,6 +9,7 @@ export const FORMATS = Object.fromEntries(schema.formats.map((f) => [f.name, f])
 export const FIELDS = schema.fields;
 export const FIELD = Object.fromEntries(FIELDS.map((f) => [f.key, f]));
 export const COMPARE_KEYS = schema.compare_keys;
+export const GRADES = schema.grades; // the verdict's thresholds (quantcalc/grades.py)
 const NUMBER = new RegExp(schema.number_pattern);
 const WHOLE = /^[+-]?\d+$/;
 

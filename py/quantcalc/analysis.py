@@ -49,6 +49,7 @@ class Result:
     per_value: Optional[PerValue]
     scheme: object
     notes: list = field(default_factory=list)
+    hints: list = field(default_factory=list)  # verdict.hints: what to try, measured (api.run)
 
     @property
     def count(self) -> int:
@@ -100,10 +101,11 @@ class Result:
             "scale_floored": bool(params.floored.any()),
             **self.metrics,
             "notes": list(self.notes),
+            "hints": [hint["text"] for hint in self.hints],
         }
         if scheme.block_size:
             out["granularity"] = None  # blocks, not a granularity the user chose
-        return {key: out.get(key) for key in (*fields.KEYS, "notes")}
+        return {key: out.get(key) for key in (*fields.KEYS, "notes", "hints")}
 
 
 def describe(result) -> str:

@@ -25,7 +25,7 @@ import stat
 import traceback
 from collections import OrderedDict
 
-from . import analysis, checkpoint, compare as comparison, imatrix, inputs, report
+from . import analysis, checkpoint, compare as comparison, imatrix, inputs, report, verdict
 from .config import Config
 from .errors import QuantcalcError
 
@@ -97,7 +97,11 @@ def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None)
         progress("reading", 0.0)
     values = load(source)
     importance = load_importance(source, values, cfg)
-    return analysis.analyze(values, cfg, keep=keep, progress=progress, importance=importance)
+    result = analysis.analyze(values, cfg, keep=keep, progress=progress, importance=importance)
+    if progress is not None:
+        progress("advising", 1.0)  # hints may run another setting or two on the same values
+    result.hints = verdict.hints(values, result, importance)
+    return result
 
 
 def load_importance(source: dict, values, config):
@@ -165,8 +169,10 @@ def analyze(config: dict, source: dict, analysis_id=None, on_progress=None) -> d
         _kept.pop(analysis_id, None)  # a new request under an old id computes afresh
         result = _result(config, source, analysis_id, on_progress)
         pv = result.per_value
+        summary = result.summary()
         return {
-            "summary": report.to_jsonable(result.summary()),
+            "summary": report.to_jsonable(summary),
+            "headline": report.to_jsonable(verdict.headline(summary)),
             "per_value": {"original": pv.original, "codes": pv.codes,
                           "dequantized": pv.dequantized, "error": pv.error,
                           "clipped": pv.clipped.view("uint8")},

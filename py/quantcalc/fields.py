@@ -83,7 +83,7 @@ FIELDS = (
     Field("mae", "MAE", METRIC, card=True),
     Field("max_abs_error", "Max |error|", METRIC, card=True),
     Field("sqnr_db", "SQNR", METRIC, "db", "dB", card=True, short="SQNR (dB)"),
-    Field("rel_rmse", "Relative RMSE", METRIC, card=True),
+    Field("rel_rmse", "Relative RMSE", METRIC, "percent", card=True),
     Field("clip_count", "Clipped values", METRIC, "int", card=True),
     Field("clip_rate", "Clip rate", METRIC, "percent", card=True),
     Field("weighted_mse", "Importance-weighted MSE", METRIC, card=True),

@@ -40,8 +40,8 @@ def format_number(value) -> str:
 
 
 def display(key: str, value) -> str:
-    """A value as people read it (six significant digits, dB, percent), by its field's style;
-    the page's display() in web/results.js follows the same rules."""
+    """A value as people read it (four significant digits, dB, percent to three), by its
+    field's style; the page's display() in web/results.js follows the same rules."""
     style = fields.BY_KEY[key].style
     if value is None:
         return "n/a"
@@ -52,10 +52,10 @@ def display(key: str, value) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "−∞"
     if style == "percent":
-        return f"{value * 100:.4g} %"
+        return f"{value * 100:.3g} %"
     if style == "int" or isinstance(value, (int, np.integer)):
         return str(int(value))
-    text = f"{value:.6g}"
+    text = f"{value:.4g}"
     return f"{text} dB" if style == "db" else text
 
 
@@ -107,6 +107,8 @@ def summary_rows(summary: dict):
             rows.append((key, format_number(value), field.label))
     for i, note in enumerate(summary.get("notes", [])):
         rows.append((f"note[{i}]", safe_cell(note), "Note"))
+    for i, hint in enumerate(summary.get("hints", [])):
+        rows.append((f"hint[{i}]", safe_cell(hint), "Hint"))
     return rows
 
 

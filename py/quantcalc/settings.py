@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from . import fields, registry
+from . import fields, grades, registry
 from .errors import QuantcalcError
 
 # One number syntax for the engine and the page's link check: ASCII digits only (Python's float()
@@ -311,4 +311,5 @@ def page_schema() -> dict:
         "true_words": list(TRUE_WORDS),
         "false_words": list(FALSE_WORDS),
         "name_length": NAME_LENGTH,
+        "grades": grades.page_table(),
     }

@@ -57,18 +57,27 @@ def test_example_button_gives_the_engines_numbers_and_the_cli_agrees(app):
 
 
 def test_example_data_table_rows_are_what_the_engine_computes(app):
-    rows = app.page.locator("#example-table tbody tr").all()
-    values = [float(r.locator("td").nth(0).inner_text().replace("−", "-")) for r in rows]
-    assert values == [-1.25, -0.92, 0.14, 0.79, 1.46]
-    reply = engine_summary(EXAMPLE_CONFIG, {"text": ", ".join(map(str, values))})
-    assert reply["scale"] == 1.5 / 127
+    table = app.page.locator("#example-table")
+    headings = table.locator("thead th").all_inner_texts()
+    assert headings[:5] == ["Sample", "Original Value", "Suggested Range", "Bit Depth", "Mode"]
+    assert table.locator("caption").inner_text().startswith(
+        "This sample shows typical activation values before quantization")
+    rows = [[c.replace("−", "-") for c in row.locator("td").all_inner_texts()]
+            for row in table.locator("tbody tr").all()]
+    assert [row[:5] for row in rows] == [
+        [str(i + 1), value, "-1.50 to 1.50", "8", "Symmetric Signed"]
+        for i, value in enumerate(["-1.25", "-0.92", "0.14", "0.79", "1.46"])]
+    values = [float(row[1]) for row in rows]
     from quantcalc import api
-    pv = api.analyze(EXAMPLE_CONFIG, {"text": ", ".join(map(str, values))})["per_value"]
-    for row, code, recon, error in zip(rows, pv["codes"], pv["dequantized"], pv["error"]):
-        cells = [c.replace("−", "-") for c in row.locator("td").all_inner_texts()]
-        assert int(cells[2]) == code
-        assert float(cells[3]) == pytest.approx(recon, abs=5e-7)
-        assert float(cells[4]) == pytest.approx(error, abs=5e-7)
+    reply = api.analyze(EXAMPLE_CONFIG, {"text": ", ".join(map(str, values))})
+    assert reply["summary"]["scale"] == 1.5 / 127
+    pv = reply["per_value"]
+    for row, value, code, recon, error in zip(rows, values, pv["codes"], pv["dequantized"],
+                                              pv["error"]):
+        assert float(row[5]) == pytest.approx(value / (1.5 / 127), abs=5e-4)
+        assert int(row[6]) == code
+        assert float(row[7]) == pytest.approx(recon, abs=5e-7)
+        assert float(row[8]) == pytest.approx(error, abs=5e-7)
 
 
 @pytest.mark.parametrize("changes", [

@@ -1,0 +1,86 @@
+"""The page as a new user reads it: the seed's sections, the verdict and the hints."""
+
+import numpy as np
+
+from helpers import calculate, engine_summary, fill
+from quantcalc import api, grades
+
+INTRO = ("Test quantization settings using custom tensors and ranges. Review errors, clipping, "
+         "and signal quality instantly. Find efficient precision tradeoffs for leaner, faster "
+         "inference pipelines.")
+OUTLIER = np.random.default_rng(5).standard_normal(3000).round(4)
+OUTLIER[17] = 15.0
+OUTLIER_TEXT = ", ".join(f"{v:g}" for v in OUTLIER)
+
+
+def squash(text):
+    return " ".join(text.split())
+
+
+def test_the_seeds_sections_are_all_there(app):
+    page = app.page
+    assert page.locator("h1").inner_text().startswith("Quantization Error Calculator")
+    assert page.title().startswith("Quantization Error Calculator")
+    assert squash(page.locator(".qc-intro").first.inner_text()) == INTRO
+    parts = page.locator(".qc-formulas > li h3").all_inner_texts()
+    assert parts == ["Scale", "Zero-Point", "Quantization", "Dequantization", "Error Metrics"]
+    steps = page.locator(".qc-steps > li").all_inner_texts()
+    assert len(steps) == 8
+    for step, words in zip(steps, ["name", "bit depth", "symmetric", "rounding", "custom range",
+                                   "Paste", "Calculate", "Download"]):
+        assert words in step
+    questions = page.locator("#faq-title ~ details summary").all_inner_texts()
+    assert len(questions) == 8
+    assert "When should I use symmetric quantization?" in questions
+    assert "When should I use asymmetric quantization?" in questions
+    note = squash(page.inner_text("#learning-note"))
+    assert note.startswith("Results are for learning") and "against other sources" in note
+
+
+def test_the_faq_states_the_verdicts_thresholds(app):
+    page = app.page
+    page.click("#faq-grades summary")
+    rows = [r.locator("td").all_inner_texts() for r in page.locator("#grade-table tbody tr").all()]
+    table = grades.page_table()
+    assert [r[2] for r in rows] == [g["cue"] for g in table["sqnr"] + table["clip_rate"]]
+    assert [r[1] for r in rows] == ["30 dB or more", "20 to 30 dB", "13 to 20 dB", "below 13 dB",
+                                    "0 %", "up to 0.1 %", "0.1 % to 1 %", "over 1 %"]
+
+
+def test_the_verdict_and_the_hints_are_the_engines(app):
+    page = app.page
+    if page.locator("#clear-file").is_visible():
+        page.click("#clear-file")
+    config = {"name": "t", "bits": "4", "calibration": "minmax", "granularity": "tensor",
+              "mode": "symmetric"}
+    fill(page, values=OUTLIER_TEXT, **config)
+    calculate(page)
+    reply = api.analyze(config, {"text": OUTLIER_TEXT})
+    shown = [{"key": v.get_attribute("data-verdict"), "level": v.get_attribute("data-level"),
+              "cue": v.locator(".qc-verdict-cue").inner_text()}
+             for v in page.locator("#headline .qc-verdict").all()]
+    assert shown == reply["headline"]
+    sqnr = reply["summary"]["sqnr_db"]
+    assert page.locator("[data-verdict=sqnr_db] .qc-verdict-value").inner_text() == \
+        f"{float(f'{sqnr:.4g}'):g} dB"
+    hints = page.locator("#hints li").all_inner_texts()
+    assert hints == reply["summary"]["hints"]
+    assert any("index 17, 15)" in h and "SQNR would be +" in h for h in hints)
+    assert page.locator("#hints-title").is_visible()
+    # a setting the hint proposes does what the hint said
+    fill(page, calibration="mse")
+    calculate(page)
+    assert not any("index 17" in h for h in page.locator("#hints li").all_inner_texts())
+    better = engine_summary({**config, "calibration": "mse"}, {"text": OUTLIER_TEXT})["sqnr_db"]
+    assert f"+{better - sqnr:.1f} dB" in "".join(hints)
+
+
+def test_use_this_example_calculates_and_shows_the_results(fresh):
+    page = fresh.open()
+    page.click("#use-example")
+    page.wait_for_selector("#headline .qc-verdict")
+    assert page.evaluate("document.activeElement.id") == "results-title"
+    top = page.evaluate("document.getElementById('results-title').getBoundingClientRect().top")
+    assert -1 < top < 900
+    assert page.locator("[data-verdict=sqnr_db]").get_attribute("data-level") == "good"
+    assert fresh.errors == []
