@@ -17,6 +17,7 @@ import { buildCompareHead, downloadComparison, loadPresets, runCompare } from ".
 import { registerServiceWorker, reportHeight } from "./offline.js";
 import { loadScanPresets, wireScan } from "./scan.js";
 import { wirePlanner } from "./planner.js";
+import { wireTheme } from "./theme.js";
 
 const calculateButton = $("#calculate");
 const EXAMPLE = {
@@ -293,6 +294,8 @@ function useExample() {
 
 buildSettingsFields($("#setting-fields"));
 fillGradeTable();
+wireTheme(engine);
+document.addEventListener("qc-theme", () => { if (state.request && state.reply) drawFigures(); });
 buildCompareHead();
 wireScan();
 wirePlanner();

@@ -117,6 +117,11 @@ async function drawComparisonFigures(args) {
   if (reply.error) $("#compare-status").textContent = `Figures failed: ${reply.error.message}`;
 }
 
+// the page's colour scheme changed: the comparison's figures again, in the new theme
+document.addEventListener("qc-theme", () => {
+  if (state.compareArgs && !$("#compare-results").hidden) drawComparisonFigures(state.compareArgs);
+});
+
 export async function downloadComparison(kind) {
   if (!state.compareArgs) return;
   const note = $("#compare-download-status");

@@ -2,6 +2,7 @@
 // worker dies or Python fails fatally after start-up, every waiting request is answered with an
 // error (never left waiting) and a new worker is started; the page keeps its form and file.
 import { MSG } from "./protocol.js";
+import { figureTheme } from "./theme.js";
 
 const BOOT_TIMEOUT_MS = 120_000;
 
@@ -91,7 +92,9 @@ export class Engine extends EventTarget {
         clearTimeout(this.bootTimer);
         this.state = "ready";
         this.emit("ready", message); // listeners send their waiting requests first...
-        if (this.figures) this.worker.postMessage({ type: MSG.loadFigures }); // ...then matplotlib
+        if (this.figures) { // ...then matplotlib, drawing for the page's colour scheme
+          this.worker.postMessage({ type: MSG.loadFigures, theme: figureTheme() });
+        }
         break;
       case MSG.bootFailed:
         this.fail(message.message);

@@ -10,7 +10,13 @@ export function showFigure({ name, title, svg }, holder = $("#figures")) {
   const subject = { "scan-figures": "the scanned model", "plan-figures": "the plan" }[holder.id]
     ?? state.summary?.name ?? "tensor";
   const figure = figureElement(name, title, svg, altText(name), subject);
-  holder.append(figure);
+  const old = [...holder.children].find((node) => node.dataset.figure === name);
+  if (old) { // drawn again (another colour scheme): in place, no flash of an empty holder
+    URL.revokeObjectURL(old.querySelector("img").src);
+    old.replaceWith(figure);
+  } else {
+    holder.append(figure);
+  }
   const decoded = figure.querySelector("img").decode().catch(() => {});
   if (first && holder.id === "figures") decoded.then(() => performance.mark("quantcalc:first-figure"));
   return decoded;

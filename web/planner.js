@@ -118,6 +118,8 @@ async function drawFigure() {
   if (reply.error && plan === current.plan) planError(`Figure failed: ${reply.error.message}`);
 }
 
+document.addEventListener("qc-theme", () => { if (current.plan) drawFigure(); });
+
 async function downloadPlan(kind) {
   if (!current.plan) return;
   const note = $("#plan-download-status");

@@ -16,7 +16,8 @@ export const MSG = Object.freeze({
 export const CALLS = Object.freeze(["analyze", "figures_svg", "export", "describe_file",
   "describe_imatrix",
   "compare_presets", "compare", "compare_figures", "compare_export",
-  "scan_list", "scan_model", "scan_document", "scan_figures", "scan_export", "plan", "plan_figure", "plan_export"]);
+  "scan_list", "scan_model", "scan_document", "scan_figures", "scan_export", "plan", "plan_figure", "plan_export",
+  "set_figure_theme"]);
 export const STREAMS_FIGURES = Object.freeze(["figures_svg", "compare_figures", "scan_figures",
   "plan_figure"]);
 export const REPORTS_PROGRESS = Object.freeze(["analyze"]);

@@ -63,6 +63,21 @@ function card(field, summary) {
   return node;
 }
 
+// The settings as text, for a printed page (the form's controls are not printed).
+function renderSettings(summary) {
+  const items = [];
+  for (const field of FIELDS) {
+    const value = summary[field.key];
+    if (field.group !== "configuration" || value === null || value === undefined) continue;
+    const term = document.createElement("dt");
+    term.textContent = field.label;
+    const detail = document.createElement("dd");
+    detail.textContent = field.style === "shape" ? value.join(" × ") || "scalar" : display(field.key, value);
+    items.push(term, detail);
+  }
+  $("#results-settings").replaceChildren(...items);
+}
+
 const HEADLINE_LABELS = { sqnr_db: "SQNR", rel_rmse: "Relative RMSE", clip_rate: "Clip rate",
   bits_per_value: "Bits per value" };
 
@@ -108,6 +123,7 @@ export function renderResults(reply, origin) {
     item.textContent = note;
     return item;
   }));
+  renderSettings(summary);
   renderHeadline(reply.headline ?? [], summary);
   $("#metrics").replaceChildren(...FIELDS
     .filter((field) => field.card && summary[field.key] !== null && summary[field.key] !== undefined)

@@ -262,6 +262,8 @@ async function drawScanFigures() {
   }
 }
 
+document.addEventListener("qc-theme", () => { if (scan.doc && !$("#scan-results").hidden) drawScanFigures(); });
+
 async function downloadScan(kind) {
   if (!scan.doc) return;
   const note = $("#scan-download-status");

@@ -87,12 +87,12 @@ async function installQuantcalc() {
   api = pyodide.pyimport("quantcalc.api");
 }
 
-function loadMatplotlib() {
+function loadMatplotlib(theme) {
   // Figures are drawn only after matplotlib is in; numbers never wait for it.
   matplotlibLoading ??= loadPackages(["matplotlib"])
     .then(() => {
       performance.mark("quantcalc:matplotlib-loaded");
-      api.prepare_figures().destroy(); // import it now rather than on the first figure
+      api.prepare_figures(theme).destroy(); // import it now rather than on the first figure
       performance.mark("quantcalc:matplotlib-imported");
       postMessage({ type: MSG.figuresReady, phases: phaseTimes() });
     });
@@ -275,7 +275,7 @@ const isFatal = (error) => /fatal/i.test(String(error?.message ?? error))
 self.onmessage = (event) => {
   const request = event.data;
   if (request.type === MSG.loadFigures) {
-    loadMatplotlib().catch((error) =>
+    loadMatplotlib(request.theme).catch((error) =>
       postMessage({ type: MSG.figuresFailed, message: String(error) }));
     return;
   }

@@ -203,11 +203,23 @@ def _as_svg_text(on_figure, titles):
     return lambda name, data: on_figure(name, titles[name], data.decode("utf-8"))
 
 
-def prepare_figures() -> dict:
-    """Import matplotlib and set up its fonts now, while the user reads the numbers."""
+def prepare_figures(theme=None) -> dict:
+    """Import matplotlib and set up its fonts now, while the user reads the numbers; figures
+    are drawn for a "light" or "dark" page (set_figure_theme changes it)."""
     def work():
-        importlib.import_module(".figures", __package__)  # importing is the work
+        figures = importlib.import_module(".figures", __package__)  # importing is the work
+        figures.set_theme(theme or "light")
         return {"ready": True}
+    return _guarded(work)
+
+
+def set_figure_theme(theme: str) -> dict:
+    """Draw the figures that follow for a "light" or "dark" page."""
+    def work():
+        if theme not in ("light", "dark"):
+            raise QuantcalcError(f"unknown theme {theme!r}: light or dark", "theme")
+        importlib.import_module(".figures", __package__).set_theme(theme)
+        return {"theme": theme}
     return _guarded(work)
 
 

@@ -9,6 +9,7 @@ that text is still about 10 px high.
 """
 
 import io
+from contextlib import contextmanager
 from functools import partial
 
 from .fontcache import repair_matplotlib_font_list
@@ -36,7 +37,57 @@ STYLE = {
     "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
     "svg.hashsalt": "quantcalc", "svg.fonttype": "path", "axes.grid": True, "grid.alpha": 0.3,
 }
-ORIGINAL, RECONSTRUCTED, BOUND = "#1f5fa8", "#d9480f", "#7048e8"
+# Colours by role, per theme. The dark ones keep >= 4.5:1 contrast on the dark background.
+PALETTES = {
+    "light": {"original": "#1f5fa8", "reconstructed": "#d9480f", "bound": "#7048e8",
+              "best": "#2b8a3e", "ink": "0.3", "faint": "0.55", "muted": "0.6", "axis": "black"},
+    "dark": {"original": "#74a9f5", "reconstructed": "#ff8c5a", "bound": "#b197fc",
+             "best": "#69db7c", "ink": "0.78", "faint": "0.5", "muted": "0.55", "axis": "white"},
+}
+DARK_BACKGROUND = "#1c2128"
+THEME_STYLE = {
+    "light": {},
+    "dark": {"figure.facecolor": DARK_BACKGROUND, "axes.facecolor": DARK_BACKGROUND,
+             "savefig.facecolor": DARK_BACKGROUND, "text.color": "#e6e8eb",
+             "axes.labelcolor": "#e6e8eb", "axes.edgecolor": "#9aa4b1", "xtick.color": "#c9d1d9",
+             "ytick.color": "#c9d1d9", "grid.color": "#8b949e", "legend.facecolor": "#262c34",
+             "legend.edgecolor": "#5c6570"},
+}
+_screen_theme = "light"  # the page's colour scheme (set_theme); reports on paper stay light
+_drawing = None          # the theme of the themed() block being drawn in, if any
+
+
+def set_theme(name: str):
+    """Draw the page's figures for a light or a dark page from now on."""
+    global _screen_theme
+    if name not in PALETTES:
+        raise ValueError(f"unknown theme {name!r}")
+    _screen_theme = name
+
+
+@contextmanager
+def themed(theme=None):
+    """Draw in `theme`: matplotlib's style and the role colours. By default the enclosing
+    block's theme (a PDF's figures stay light inside paper()), else the page's."""
+    global _drawing
+    theme = theme or _drawing or _screen_theme
+    outer = _drawing
+    _drawing = theme
+    try:
+        with matplotlib.rc_context({**STYLE, **THEME_STYLE[theme]}):
+            yield
+    finally:
+        _drawing = outer
+
+
+def paper():
+    """The theme of a PDF report: light, whatever the page's."""
+    return themed("light")
+
+
+def ink(role: str) -> str:
+    """The colour of a role (original, reconstructed, bound, ...) in the theme being drawn."""
+    return PALETTES[_drawing or _screen_theme][role]
 
 
 def _new(title):
@@ -58,16 +109,16 @@ def values_figure(result):
     fig, ax = _new(TITLES["values"])
     idx, pv = _sample(result)
     if len(pv.original) <= SHORT:
-        ax.plot(idx, pv.original[idx], "o-", color=ORIGINAL, label="original x", ms=4, lw=1)
-        ax.plot(idx, pv.dequantized[idx], "s--", color=RECONSTRUCTED, label="reconstructed x_hat",
+        ax.plot(idx, pv.original[idx], "o-", color=ink("original"), label="original x", ms=4, lw=1)
+        ax.plot(idx, pv.dequantized[idx], "s--", color=ink("reconstructed"), label="reconstructed x_hat",
                 ms=3, lw=1)
         ax.set_xlabel("index")
         ax.set_ylabel("value")
     else:
-        ax.plot(pv.original[idx], pv.dequantized[idx], ".", color=RECONSTRUCTED, ms=2,
+        ax.plot(pv.original[idx], pv.dequantized[idx], ".", color=ink("reconstructed"), ms=2,
                 label="values (x, x_hat)")
         lo, hi = float(pv.original.min()), float(pv.original.max())
-        ax.plot([lo, hi], [lo, hi], "-", color=ORIGINAL, lw=1, label="x_hat = x")
+        ax.plot([lo, hi], [lo, hi], "-", color=ink("original"), lw=1, label="x_hat = x")
         ax.set_xlabel("original x")
         ax.set_ylabel("reconstructed x_hat")
     ax.legend(loc="best")
@@ -79,24 +130,24 @@ def error_figure(result):
     idx, pv = _sample(result)
     half_step = float(np.max(result.params.scale)) / 2
     if len(pv.original) <= SHORT:
-        colors = np.where(pv.clipped[idx], BOUND, RECONSTRUCTED)
+        colors = np.where(pv.clipped[idx], ink("bound"), ink("reconstructed"))
         ax.bar(idx, pv.error[idx], color=colors, width=0.8)
         ax.set_xlabel("index")
         ax.set_ylabel("error x - x_hat")
         for y, label in ((-half_step, f"±scale/2 = ±{half_step:.4g}"), (half_step, None)):
-            ax.axhline(y, color="0.3", ls=":", lw=1, label=label)
+            ax.axhline(y, color=ink("ink"), ls=":", lw=1, label=label)
         ax.margins(y=0.15)  # the ±scale/2 lines inside the frame, not on it
         ax.legend(loc="best", fontsize=10)
     else:
-        counts, _, _ = ax.hist(pv.error, bins=80, color=RECONSTRUCTED)
+        counts, _, _ = ax.hist(pv.error, bins=80, color=ink("reconstructed"))
         ax.set_yscale("log")  # clipped outliers are rare but large; a log count shows both
         ax.set_ylim(0.5, counts.max() * 6)  # bars from a count of 1; room above for the legend
         ax.set_xlabel("error x - x_hat")
         ax.set_ylabel("count (log)")
         for x, label in ((-half_step, f"±scale/2 = ±{half_step:.4g}"), (half_step, None)):
-            ax.axvline(x, color="0.3", ls=":", lw=1, label=label)
+            ax.axvline(x, color=ink("ink"), ls=":", lw=1, label=label)
         ax.legend(loc="best", fontsize=10)
-    ax.axhline(0, color="black", lw=0.6)
+    ax.axhline(0, color=ink("axis"), lw=0.6)
     return fig
 
 
@@ -118,17 +169,17 @@ def histogram_figure(result):
     fig, ax = _new(TITLES["histogram"])
     pv = result.per_value
     lo, hi, scale, zp = _bounds(result)
-    ax.hist(pv.original, bins=min(100, max(10, len(pv.original) // 5)), color=ORIGINAL,
+    ax.hist(pv.original, bins=min(100, max(10, len(pv.original) // 5)), color=ink("original"),
             alpha=0.8, label="values")
     # the distinct reconstructions of a fine sweep over the range are the levels
     levels = np.unique(_reconstruct_first_segment(result, np.linspace(lo, hi, 20001)))
     if len(levels) <= 64 and result.params.scale.size == 1:
         for level in levels:
-            ax.axvline(level, color="0.55", lw=0.5)
-        ax.plot([], [], color="0.55", lw=0.5, label=f"{len(levels)} quantization levels")
+            ax.axvline(level, color=ink("faint"), lw=0.5)
+        ax.plot([], [], color=ink("faint"), lw=0.5, label=f"{len(levels)} quantization levels")
     for x in (lo, hi):
-        ax.axvline(x, color=BOUND, ls="--", lw=1.2)
-    ax.plot([], [], color=BOUND, ls="--", label="clipping bounds")
+        ax.axvline(x, color=ink("bound"), ls="--", lw=1.2)
+    ax.plot([], [], color=ink("bound"), ls="--", label="clipping bounds")
     ax.set_xlabel("value")
     ax.set_ylabel("count")
     ax.legend(loc="best")
@@ -145,11 +196,11 @@ def transfer_figure(result):
     left, right = min(lo, data_lo), max(hi, data_hi)
     pad = 0.1 * ((right - left) or 1.0)
     xs = np.linspace(left - pad, right + pad, 4001)
-    ax.plot(xs, _reconstruct_first_segment(result, xs), color=RECONSTRUCTED, lw=1.2,
+    ax.plot(xs, _reconstruct_first_segment(result, xs), color=ink("reconstructed"), lw=1.2,
             label="x_hat(x)")
-    ax.plot(xs, xs, color=ORIGINAL, lw=0.8, ls=":", label="x")
+    ax.plot(xs, xs, color=ink("original"), lw=0.8, ls=":", label="x")
     for x in (lo, hi):
-        ax.axvline(x, color=BOUND, ls="--", lw=1)
+        ax.axvline(x, color=ink("bound"), ls="--", lw=1)
     ax.set_xlabel("input x")
     ax.set_ylabel("reconstruction x_hat")
     ax.legend(loc="best")
@@ -175,7 +226,7 @@ def _require_per_value(result):
 def build(result, names=FIGURE_NAMES):
     """{name: Figure} for an analysis whose per-value results were kept."""
     _require_per_value(result)
-    with matplotlib.rc_context(STYLE):
+    with themed():
         return {name: BUILDERS[name](result) for name in names}
 
 
@@ -183,7 +234,7 @@ def to_bytes(fig, fmt="svg") -> bytes:
     """Serialise a figure; SVG/PDF output carries no date so equal input gives equal bytes."""
     buffer = io.BytesIO()
     metadata = {"Date": None} if fmt == "svg" else None
-    with matplotlib.rc_context(STYLE):
+    with themed():
         fig.savefig(buffer, format=fmt, metadata=metadata)
     return buffer.getvalue()
 
@@ -194,7 +245,7 @@ def render_each(makers, fmt="svg", on_figure=None) -> dict:
     before the last is drawn."""
     out = {}
     for name, make in makers.items():
-        with matplotlib.rc_context(STYLE):
+        with themed():
             fig = make()
         out[name] = to_bytes(fig, fmt)
         if on_figure is not None:
@@ -220,7 +271,7 @@ def _finite_sqnr(value, ceiling):
 
 def tradeoff_figure(rows):
     """SQNR (dB) against bits per value, one point per configuration, the Pareto front joined."""
-    with matplotlib.rc_context(STYLE):
+    with themed():
         fig, ax = _new(COMPARE_TITLES["tradeoff"])
         finite = [r["sqnr_db"] for r in rows if np.isfinite(r["sqnr_db"])]
         ceiling = (max(finite) + 10) if finite else 100
@@ -229,16 +280,16 @@ def tradeoff_figure(rows):
         placed = []
         for row in sorted(rows, key=lambda r: _finite_sqnr(r["sqnr_db"], ceiling)):
             x, y = row["bits_per_value"], _finite_sqnr(row["sqnr_db"], ceiling)
-            ax.plot(x, y, "o", ms=6, color=ORIGINAL if row["pareto"] else "0.6")
+            ax.plot(x, y, "o", ms=6, color=ink("original") if row["pareto"] else ink("muted"))
             label_y = max([y] + [py + gap for px, py in placed if abs(px - x) < 1.2])
             placed.append((x, label_y))
             ax.annotate(row["label"], (x, y), xytext=(x + 0.12, label_y), fontsize=7,
-                        va="center", arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"})
+                        va="center", arrowprops={"arrowstyle": "-", "lw": 0.5, "color": ink("faint")})
         front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["bits_per_value"])
         ax.plot([r["bits_per_value"] for r in front],
-                [_finite_sqnr(r["sqnr_db"], ceiling) for r in front], "-", color=ORIGINAL,
+                [_finite_sqnr(r["sqnr_db"], ceiling) for r in front], "-", color=ink("original"),
                 lw=1.2, label="Pareto front")
-        ax.plot([], [], "o", color="0.6", label="dominated")
+        ax.plot([], [], "o", color=ink("muted"), label="dominated")
         ax.set_xlabel("bits per value (with scales)")
         ax.set_ylabel("SQNR (dB)")
         ax.legend(loc="lower right")
@@ -247,13 +298,13 @@ def tradeoff_figure(rows):
 
 def sweep_figure(points):
     """SQNR of the integer format from 2 to 16 bits, with the 6.02 dB per bit reference line."""
-    with matplotlib.rc_context(STYLE):
+    with themed():
         fig, ax = _new(COMPARE_TITLES["sweep"])
         bits = np.array([p["bits"] for p in points], float)
         sqnr = np.array([p["sqnr_db"] for p in points], float)
-        ax.plot(bits, sqnr, "o-", color=RECONSTRUCTED, label="measured SQNR")
+        ax.plot(bits, sqnr, "o-", color=ink("reconstructed"), label="measured SQNR")
         anchor = int(np.argmin(np.abs(bits - 8)))
-        ax.plot(bits, sqnr[anchor] + 20 * np.log10(2) * (bits - bits[anchor]), ":", color="0.3",
+        ax.plot(bits, sqnr[anchor] + 20 * np.log10(2) * (bits - bits[anchor]), ":", color=ink("ink"),
                 label="6.02 dB per bit")
         ax.set_xlabel("bit depth")
         ax.set_ylabel("SQNR (dB)")

@@ -200,24 +200,24 @@ def figure(plan):
     plan shown as a star."""
     from matplotlib.figure import Figure
 
-    from .figures import STYLE, matplotlib
+    from .figures import ink, themed
 
-    with matplotlib.rc_context(STYLE):
+    with themed():
         fig = Figure(figsize=(6.4, 4.0), dpi=100, layout="constrained")
         ax = fig.add_subplot()
         ax.set_title("Total error against size")
         curve = plan["curve"]
         ax.plot([p["bits_per_weight"] for p in curve], [p["total_error"] for p in curve], "-",
-                color="#1f5fa8", label="best mix (this planner)")
+                color=ink("original"), label="best mix (this planner)")
         for k, point in enumerate(plan["presets"]):
-            ax.plot(point["bits_per_weight"], point["preset_error"], "o", color="#d9480f")
+            ax.plot(point["bits_per_weight"], point["preset_error"], "o", color=ink("reconstructed"))
             # neighbouring presets (Q5_K_S, Q5_K_M) sit close: labels alternate above and below
             ax.annotate(point["preset"], (point["bits_per_weight"], point["preset_error"]),
                         xytext=(4, 5 if k % 2 == 0 else -11), textcoords="offset points",
                         fontsize=8)
         if plan["presets"]:
-            ax.plot([], [], "o", color="#d9480f", label="llama.cpp preset")
-        ax.plot(plan["bits_per_weight"], plan["total_error"], "*", ms=12, color="#2b8a3e",
+            ax.plot([], [], "o", color=ink("reconstructed"), label="llama.cpp preset")
+        ax.plot(plan["bits_per_weight"], plan["total_error"], "*", ms=12, color=ink("best"),
                 label="this plan")
         ax.set_yscale("log")
         ax.set_xlabel("bits per weight (all tensors, scales included)")
@@ -235,7 +235,7 @@ def pdf_bytes(plan) -> bytes:
     buffer = io.BytesIO()
     metadata = {"Title": "quantcalc plan", "Creator": "quantcalc", "Producer": "quantcalc",
                 "CreationDate": None, "ModDate": None}
-    with figures.matplotlib.rc_context(figures.STYLE), PdfPages(buffer, metadata=metadata) as pages:
+    with figures.paper(), PdfPages(buffer, metadata=metadata) as pages:
         rows = [(p["preset"], f"{p['bits_per_weight']:.3f}", f"{p['preset_error']:.4g}",
                  f"{p['plan_error']:.4g}", f"{p['error_lower_percent']:.1f} %",
                  "" if p["error_lower_db"] is None else f"{p['error_lower_db']:.2f} dB")

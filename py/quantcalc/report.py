@@ -196,7 +196,7 @@ def pdf(result) -> bytes:
     # No dates in the metadata: equal input, equal bytes (auditable, diffable).
     metadata = {"Title": f"quantcalc report: {summary['name']}", "Creator": "quantcalc",
                 "Producer": "quantcalc", "CreationDate": None, "ModDate": None}
-    with figures.matplotlib.rc_context(figures.STYLE), PdfPages(buffer, metadata=metadata) as pages:
+    with figures.paper(), PdfPages(buffer, metadata=metadata) as pages:
         rows = [(label, _short(value)) for _, value, label in summary_rows(summary)[:60]]
         _text_page(pages, f"Quantization report: {summary['name']}", rows, ("setting / metric",
                    "value"), subtitle=_short(summary["description"], 100))
@@ -239,7 +239,7 @@ def compare_pdf(rows, sweep, name) -> bytes:
     buffer = io.BytesIO()
     metadata = {"Title": f"quantcalc comparison: {name}", "Creator": "quantcalc",
                 "Producer": "quantcalc", "CreationDate": None, "ModDate": None}
-    with figures.matplotlib.rc_context(figures.STYLE), PdfPages(buffer, metadata=metadata) as pages:
+    with figures.paper(), PdfPages(buffer, metadata=metadata) as pages:
         table = [(r["label"], *(display(key, r[key]) for key in fields.COMPARE_KEYS),
                   "yes" if r["pareto"] else "") for r in rows]
         _text_page(pages, f"Format comparison: {name}", table,

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .figures import STYLE, matplotlib, render_each
+from .figures import ink, matplotlib, render_each, themed
 from matplotlib.figure import Figure  # noqa: E402  (figures set the backend)
 
 TITLES = {
@@ -79,7 +79,7 @@ def spread_figure(doc):
             ax.boxplot([values], positions=[i], vert=False, widths=0.6, showfliers=False,
                        manage_ticks=False)  # the format names stay on the axis
             jitter = (np.arange(len(values)) % 7 - 3) * 0.05
-            ax.plot(values, i + jitter, ".", ms=3, color="#1f5fa8", alpha=0.5)
+            ax.plot(values, i + jitter, ".", ms=3, color=ink("original"), alpha=0.5)
     ax.set_xlabel("SQNR (dB), one dot per tensor")
     return fig
 
@@ -89,7 +89,7 @@ def size_figure(doc):
     totals = doc["totals"]
     fig, ax = _per_format(TITLES["size"], [t["format"] for t in totals])
     sizes = [t["bytes"] / 1e6 for t in totals]
-    ax.barh(range(len(totals)), sizes, color="#1f5fa8")
+    ax.barh(range(len(totals)), sizes, color=ink("original"))
     for i, t in enumerate(totals):
         if t["bits_per_value"]:
             ax.text(sizes[i], i, f" {t['bits_per_value']:.3g} bits/value", va="center",
@@ -125,5 +125,5 @@ def makers(doc, heatmap_index=0):
 
 
 def render(doc, fmt="svg", heatmap_index=0, on_figure=None) -> dict:
-    with matplotlib.rc_context(STYLE):
+    with themed():
         return render_each(makers(doc, heatmap_index), fmt, on_figure)

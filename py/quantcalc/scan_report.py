@@ -59,7 +59,7 @@ def pdf_bytes(doc) -> bytes:
     metadata = {"Title": "quantcalc model scan", "Creator": "quantcalc", "Producer": "quantcalc",
                 "CreationDate": None, "ModDate": None}
     files = ", ".join(f["name"] for f in doc["files"])
-    with figures.matplotlib.rc_context(figures.STYLE), PdfPages(buffer, metadata=metadata) as pages:
+    with figures.paper(), PdfPages(buffer, metadata=metadata) as pages:
         rows = [(t["format"], f"{t['parameters']:,}", _number(t["bits_per_value"]),
                  f"{t['bytes'] / 1e6:.4g}", _number(t["total_error"]), str(t["refused"]))
                 for t in doc["totals"]]

@@ -117,3 +117,43 @@ def test_every_format_draws_its_figures(name):
     rendered = figures.render(r, "svg")
     assert set(rendered) == set(figures.FIGURE_NAMES)
     assert all(svg.startswith(b"<?xml") for svg in rendered.values())
+
+
+@pytest.fixture
+def dark_page():
+    figures.set_theme("dark")
+    yield
+    figures.set_theme("light")
+
+
+def _svg_colours(svg: bytes) -> set:
+    import re
+    return {c.lower() for c in re.findall(rb"#[0-9a-fA-F]{6}", svg)}
+
+
+def test_a_dark_page_gets_dark_figures_and_paper_stays_light(result, dark_page):
+    dark = figures.render(result, "svg")
+    background = figures.DARK_BACKGROUND.encode()
+    palette = figures.PALETTES["dark"]
+    for name, svg in dark.items():
+        colours = _svg_colours(svg)
+        assert background in colours, name
+        assert b"fill: #ffffff" not in svg, name  # no white figure or legend on a dark page
+    assert palette["original"].encode() in _svg_colours(dark["values"])
+    assert palette["reconstructed"].encode() in _svg_colours(dark["values"])
+    # the PDF report is drawn on paper: identical to the one made for a light page
+    on_dark_page = report.pdf(result)
+    figures.set_theme("light")
+    assert report.pdf(result) == on_dark_page
+    light = figures.render(result, "svg")
+    assert all(background not in _svg_colours(svg) for svg in light.values())
+    with pytest.raises(ValueError):
+        figures.set_theme("sepia")
+
+
+def test_the_page_can_ask_for_either_theme():
+    from quantcalc import api
+    assert api.set_figure_theme("dark") == {"theme": "dark"}
+    assert figures.ink("original") == figures.PALETTES["dark"]["original"]
+    assert api.set_figure_theme("light") == {"theme": "light"}
+    assert api.set_figure_theme("sepia")["error"]["field"] == "theme"
