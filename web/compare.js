@@ -68,8 +68,10 @@ export async function runCompare() {
     state.compareArgs = args;
     renderComparison(reply.rows);
     $("#compare-status").textContent = `${reply.rows.length} configurations compared.`;
-    $("#compare-skipped").replaceChildren(...reply.skipped.map(({ label, reason }) =>
-      Object.assign(document.createElement("li"), { textContent: `Skipped ${label}: ${reason}` })));
+    const item = (text) => Object.assign(document.createElement("li"), { textContent: text });
+    $("#compare-skipped").replaceChildren(
+      ...reply.skipped.map(({ label, reason }) => item(`Skipped ${label}: ${reason}`)),
+      ...(reply.notes ?? []).map(item));
     drawComparisonFigures(args);
   } finally {
     $("#compare-run").disabled = false;

@@ -260,19 +260,20 @@ def _compared(source, specs, name, comparison_id=None):
     figures and downloads do not run every configuration again."""
     def make():
         values = load(source)
-        skipped = []
-        rows = comparison.compare(values, list(specs), str(name or "tensor"), skipped)
-        return rows, skipped, comparison.bit_sweep(values)
+        skipped, notes = [], []
+        rows = comparison.compare(values, list(specs), str(name or "tensor"), skipped, notes)
+        return rows, skipped, comparison.bit_sweep(values), notes
     return _kept_or_made(_kept_comparisons, comparison_id, make)
 
 
 def compare(source: dict, specs: list, name: str = "tensor", comparison_id=None) -> dict:
-    """{"rows", "sweep", "skipped"}: each configuration's metrics, the integer sweep, and the
-    configurations that do not fit these values with the reason."""
+    """{"rows", "sweep", "skipped", "notes"}: each configuration's metrics, the integer sweep,
+    the configurations that do not fit these values with the reason, and notes on the whole."""
     def work():
         _kept_comparisons.pop(comparison_id, None)
-        rows, skipped, sweep = _compared(source, specs, name, comparison_id)
-        return report.to_jsonable({"rows": rows, "sweep": sweep, "skipped": skipped})
+        rows, skipped, sweep, notes = _compared(source, specs, name, comparison_id)
+        return report.to_jsonable({"rows": rows, "sweep": sweep, "skipped": skipped,
+                                   "notes": notes})
     return _guarded(work)
 
 
@@ -282,7 +283,7 @@ def compare_figures(source: dict, specs: list, name: str = "tensor", comparison_
     def work():
         from . import figures
 
-        rows, _, sweep = _compared(source, specs, name, comparison_id)
+        rows, _, sweep, _ = _compared(source, specs, name, comparison_id)
         rendered = figures.render_each(
             {"tradeoff": lambda: figures.tradeoff_figure(rows),
              "sweep": lambda: figures.sweep_figure(sweep)},
@@ -295,7 +296,7 @@ def compare_figures(source: dict, specs: list, name: str = "tensor", comparison_
 def compare_export(source: dict, specs: list, name: str, kind: str, comparison_id=None) -> dict:
     """{"bytes", "mime"} of the comparison as csv or pdf."""
     def work():
-        rows, _, sweep = _compared(source, specs, name, comparison_id)
+        rows, _, sweep, _ = _compared(source, specs, name, comparison_id)
         if kind == "csv":
             return {"bytes": report.compare_csv(rows), "mime": "text/csv"}
         if kind == "pdf":

@@ -184,8 +184,8 @@ def run_compare(args):
     name = args.name or default_name
     specs = list(PRESETS.get(args.preset, [])) + args.config
     values = api.load(source)
-    skipped = []
-    rows = compare(values, specs, name, skipped)
+    skipped, notes = [], []
+    rows = compare(values, specs, name, skipped, notes)
     sweep = bit_sweep(values, name=name) if args.sweep else None
     problem = _write({"csv": lambda: report.compare_csv(rows),
                       "pdf": lambda: report.compare_pdf(rows, sweep, name)}, args)
@@ -193,11 +193,13 @@ def run_compare(args):
         raise QuantcalcError(problem, "output")
     if args.json:
         print(report.json_text({"name": name, "rows": rows, "sweep": sweep,
-                                "skipped": skipped}))
+                                "skipped": skipped, "notes": notes}))
     else:
         print(_compare_table(rows))
         for item in skipped:
             print(printable(f"skipped {item['label']}: {item['reason']}"))
+        for note in notes:
+            print(printable(f"note: {note}"))
 
 
 # argparse takes "-1e-3" and "-x" for options; a value starting with "-" is the user's value

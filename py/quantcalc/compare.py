@@ -10,6 +10,7 @@ import math
 from . import analysis, fields, registry
 from .config import Config
 from .errors import QuantcalcError
+from .verdict import SCALE_SHARE, SMALL_SAMPLE
 
 PRESETS = {
     "common": [
@@ -75,11 +76,26 @@ def label_of(settings: dict) -> str:
 
 
 def _row(values, settings, config):
+    """The row of one configuration, and the share of its bits per value spent on scales."""
     result = analysis.analyze(values, config, keep=0)
     s = result.summary()
+    bits = s["bits_per_value"]
+    overhead = (bits - result.scheme.element_bits()) / bits if bits > 0 else 0.0
     return {"label": label_of(settings), "format": config.format,
             "settings": " ".join(f"{k}={v}" for k, v in settings.items()),
-            **{k: s[k] for k in fields.COMPARE_KEYS}}
+            **{k: s[k] for k in fields.COMPARE_KEYS}}, overhead
+
+
+def _overhead_note(count, overheads):
+    """Few values and a configuration spending much of its bits on scales (the thresholds of
+    verdict.py's hint on one result): the sizes compared are not a full tensor's."""
+    worst = max(overheads, key=lambda item: item[1])
+    if count >= SMALL_SAMPLE or worst[1] <= SCALE_SHARE:
+        return []
+    row, share = worst
+    return [f"Only {count} values: each scale's 16 or 32 bits are shared by few of them, so the "
+            f"scales dominate bits per value (up to {share:.0%} of it, {row['label']}) — a "
+            f"full-size tensor pays far less, and the ranking by size may differ."]
 
 
 def mark_pareto(rows):
@@ -94,13 +110,14 @@ def mark_pareto(rows):
     return rows
 
 
-def compare(values, specs, name="tensor", skipped=None):
+def compare(values, specs, name="tensor", skipped=None, notes=None):
     """Rows for each configuration spec (strings or dicts), sorted by bits per value.
 
     Every spec is checked first, and all bad ones are reported together (a typo in the third of
     five lines is not found one run at a time). A valid configuration that does not fit these
     values (per channel on 1-D values, a K-quant on rows that are not whole super-blocks) is
-    left out and listed in `skipped` as {"label", "reason"}."""
+    left out and listed in `skipped` as {"label", "reason"}. What the reader should know about
+    the comparison as a whole (few values: scales dominate) is added to `notes`."""
     if not specs:
         raise QuantcalcError("give at least one configuration or a preset", "configs")
     configs, problems = [], []
@@ -114,12 +131,15 @@ def compare(values, specs, name="tensor", skipped=None):
     if problems:
         raise QuantcalcError("; ".join(problems), "configs")
     skipped = [] if skipped is None else skipped
-    rows = []
+    measured = []
     for settings, config in configs:
         try:
-            rows.append(_row(values, settings, config))
+            measured.append(_row(values, settings, config))
         except QuantcalcError as exc:
             skipped.append({"label": label_of(settings), "reason": exc.message})
+    rows = [row for row, _ in measured]
+    if notes is not None and measured:
+        notes += _overhead_note(int(values.size), measured)
     if not rows:
         reasons = "; ".join(f"{s['label']}: {s['reason']}" for s in skipped[:3])
         raise QuantcalcError(f"no configuration fits these values ({reasons})", "configs")

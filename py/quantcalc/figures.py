@@ -3,9 +3,9 @@
   values     original vs reconstructed values (by index for short inputs, a scatter otherwise)
   error      the error per value (short inputs) or its histogram (long ones), with +-scale/2
   histogram  the distribution of the values with the quantization levels and clipping bounds
-  transfer   the staircase x -> x_hat over the range, with the clipping bounds
-Sized 4.8 x 3.3 in with 11 pt text: on a phone the page shows them about 340 px wide, where
-that text is still about 10 px high.
+  transfer   the staircase x -> x̂ over the range, with the clipping bounds
+Sized 4.2 x 3.6 in with 11 pt text: on a phone the page shows them about 320 px wide, where
+that text is still 11 px high. Legends sit under the axes, where they cannot cover data.
 """
 
 import io
@@ -20,6 +20,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -29,12 +30,14 @@ TITLES = {
     "values": "Original vs reconstructed values",
     "error": "Quantization error",
     "histogram": "Value distribution and quantization levels",
-    "transfer": "Transfer function x -> x_hat",
+    "transfer": "Transfer function x → x̂",
 }
 SHORT = 200        # up to this many values, plot each one
+# 4.2 in at 100 dpi: on a phone (about 320 px wide) 11 pt text is still 11 px high
+FIGURE_SIZE = (4.2, 3.6)
 SCATTER_POINTS = 4000
 STYLE = {
-    "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
+    "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 11,
     "svg.hashsalt": "quantcalc", "svg.fonttype": "path", "axes.grid": True, "grid.alpha": 0.3,
 }
 # Colours by role, per theme. The dark ones keep >= 4.5:1 contrast on the dark background.
@@ -90,11 +93,24 @@ def ink(role: str) -> str:
     return PALETTES[_drawing or _screen_theme][role]
 
 
+def math(text):
+    """Plain text as matplotlib mathtext: x̂ and → drawn as symbols, not as "x_hat" and "->"."""
+    return text.replace("x → x̂", r"$x \to \hat{x}$").replace("x̂", r"$\hat{x}$")
+
+
 def _new(title):
-    fig = Figure(figsize=(4.8, 3.3), dpi=100, layout="constrained")
+    fig = Figure(figsize=FIGURE_SIZE, dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    ax.set_title(title)
+    ax.set_title(math(title))
     return fig, ax
+
+
+def _legend(fig, ax, **options):
+    """The legend under the axes, where it never covers data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, [math(label) for label in labels], loc="outside lower center",
+                   ncols=2, frameon=False, **options)
 
 
 def _sample(result):
@@ -110,18 +126,18 @@ def values_figure(result):
     idx, pv = _sample(result)
     if len(pv.original) <= SHORT:
         ax.plot(idx, pv.original[idx], "o-", color=ink("original"), label="original x", ms=4, lw=1)
-        ax.plot(idx, pv.dequantized[idx], "s--", color=ink("reconstructed"), label="reconstructed x_hat",
+        ax.plot(idx, pv.dequantized[idx], "s--", color=ink("reconstructed"), label="reconstructed x̂",
                 ms=3, lw=1)
         ax.set_xlabel("index")
         ax.set_ylabel("value")
     else:
         ax.plot(pv.original[idx], pv.dequantized[idx], ".", color=ink("reconstructed"), ms=2,
-                label="values (x, x_hat)")
+                label="values (x, x̂)")
         lo, hi = float(pv.original.min()), float(pv.original.max())
-        ax.plot([lo, hi], [lo, hi], "-", color=ink("original"), lw=1, label="x_hat = x")
+        ax.plot([lo, hi], [lo, hi], "-", color=ink("original"), lw=1, label="x̂ = x")
         ax.set_xlabel("original x")
-        ax.set_ylabel("reconstructed x_hat")
-    ax.legend(loc="best")
+        ax.set_ylabel(math("reconstructed x̂"))
+    _legend(fig, ax)
     return fig
 
 
@@ -132,21 +148,23 @@ def error_figure(result):
     if len(pv.original) <= SHORT:
         colors = np.where(pv.clipped[idx], ink("bound"), ink("reconstructed"))
         ax.bar(idx, pv.error[idx], color=colors, width=0.8)
+        if pv.clipped[idx].any():  # the two colours of bar, named
+            for role, label in (("reconstructed", "error"), ("bound", "clipped values")):
+                ax.add_patch(Rectangle((0, 0), 0, 0, color=ink(role), label=label))
         ax.set_xlabel("index")
-        ax.set_ylabel("error x - x_hat")
+        ax.set_ylabel(math("error x − x̂"))
         for y, label in ((-half_step, f"±scale/2 = ±{half_step:.4g}"), (half_step, None)):
             ax.axhline(y, color=ink("ink"), ls=":", lw=1, label=label)
         ax.margins(y=0.15)  # the ±scale/2 lines inside the frame, not on it
-        ax.legend(loc="best", fontsize=10)
     else:
         counts, _, _ = ax.hist(pv.error, bins=80, color=ink("reconstructed"))
         ax.set_yscale("log")  # clipped outliers are rare but large; a log count shows both
-        ax.set_ylim(0.5, counts.max() * 6)  # bars from a count of 1; room above for the legend
-        ax.set_xlabel("error x - x_hat")
+        ax.set_ylim(0.5, counts.max() * 2)  # bars from a count of 1
+        ax.set_xlabel(math("error x − x̂"))
         ax.set_ylabel("count (log)")
         for x, label in ((-half_step, f"±scale/2 = ±{half_step:.4g}"), (half_step, None)):
             ax.axvline(x, color=ink("ink"), ls=":", lw=1, label=label)
-        ax.legend(loc="best", fontsize=10)
+    _legend(fig, ax)
     ax.axhline(0, color=ink("axis"), lw=0.6)
     return fig
 
@@ -182,7 +200,7 @@ def histogram_figure(result):
     ax.plot([], [], color=ink("bound"), ls="--", label="clipping bounds")
     ax.set_xlabel("value")
     ax.set_ylabel("count")
-    ax.legend(loc="best")
+    _legend(fig, ax)
     if result.params.scale.size > 1:
         ax.text(0.01, 0.98, "bounds of segment 0 shown", transform=ax.transAxes, va="top",
                 fontsize=10)
@@ -197,13 +215,13 @@ def transfer_figure(result):
     pad = 0.1 * ((right - left) or 1.0)
     xs = np.linspace(left - pad, right + pad, 4001)
     ax.plot(xs, _reconstruct_first_segment(result, xs), color=ink("reconstructed"), lw=1.2,
-            label="x_hat(x)")
+            label="x̂(x)")
     ax.plot(xs, xs, color=ink("original"), lw=0.8, ls=":", label="x")
     for x in (lo, hi):
         ax.axvline(x, color=ink("bound"), ls="--", lw=1)
     ax.set_xlabel("input x")
-    ax.set_ylabel("reconstruction x_hat")
-    ax.legend(loc="best")
+    ax.set_ylabel(math("reconstruction x̂"))
+    _legend(fig, ax)
     notes = []
     if result.params.scale.size > 1:
         notes.append("segment 0")
@@ -277,14 +295,23 @@ def tradeoff_figure(rows):
         ceiling = (max(finite) + 10) if finite else 100
         span = max(finite, default=1) - min(finite, default=0) or 1
         gap = span / 16  # labels of points close in bits are stacked at least this far apart
+        bits = [r["bits_per_value"] for r in rows]
+        middle, nudge = (min(bits) + max(bits)) / 2, 0.03 * ((max(bits) - min(bits)) or 1)
         placed = []
         for row in sorted(rows, key=lambda r: _finite_sqnr(r["sqnr_db"], ceiling)):
             x, y = row["bits_per_value"], _finite_sqnr(row["sqnr_db"], ceiling)
             ax.plot(x, y, "o", ms=6, color=ink("original") if row["pareto"] else ink("muted"))
             label_y = max([y] + [py + gap for px, py in placed if abs(px - x) < 1.2])
             placed.append((x, label_y))
-            ax.annotate(row["label"], (x, y), xytext=(x + 0.12, label_y), fontsize=7,
-                        va="center", arrowprops={"arrowstyle": "-", "lw": 0.5, "color": ink("faint")})
+            # labels point inwards (left of the points in the right half), so none leaves the plot
+            right_half = x > middle
+            ax.annotate(row["label"], (x, y), xytext=(x - nudge if right_half else x + nudge,
+                                                      label_y),
+                        fontsize=9, va="center", ha="right" if right_half else "left",
+                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": ink("faint")})
+        if placed:  # room for the highest stacked label
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, max(high, max(py for _, py in placed) + gap))
         front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["bits_per_value"])
         ax.plot([r["bits_per_value"] for r in front],
                 [_finite_sqnr(r["sqnr_db"], ceiling) for r in front], "-", color=ink("original"),
@@ -292,7 +319,7 @@ def tradeoff_figure(rows):
         ax.plot([], [], "o", color=ink("muted"), label="dominated")
         ax.set_xlabel("bits per value (with scales)")
         ax.set_ylabel("SQNR (dB)")
-        ax.legend(loc="lower right")
+        _legend(fig, ax)
     return fig
 
 
@@ -308,5 +335,5 @@ def sweep_figure(points):
                 label="6.02 dB per bit")
         ax.set_xlabel("bit depth")
         ax.set_ylabel("SQNR (dB)")
-        ax.legend(loc="upper left")
+        _legend(fig, ax)
     return fig

@@ -1,6 +1,7 @@
 """The page as a new user reads it: the seed's sections, the verdict and the hints."""
 
 import numpy as np
+import pytest
 
 from helpers import calculate, engine_summary, fill
 from quantcalc import api, grades
@@ -84,3 +85,31 @@ def test_use_this_example_calculates_and_shows_the_results(fresh):
     assert -1 < top < 900
     assert page.locator("[data-verdict=sqnr_db]").get_attribute("data-level") == "good"
     assert fresh.errors == []
+
+
+def test_compare_says_when_few_values_make_scales_dominate(app):
+    page = app.page
+    page.click("#use-example")
+    page.wait_for_selector("#headline .qc-verdict")
+    before = int(page.evaluate("document.body.dataset.comparisons || 0"))
+    page.click("#compare-run")
+    page.wait_for_selector(f"body[data-comparisons='{before + 1}']", state="attached")
+    notes = page.locator("#compare-skipped li").all_inner_texts()
+    assert any(n.startswith("Only 10 values") and "scales dominate bits per value" in n
+               for n in notes), notes
+
+
+@pytest.mark.parametrize("width", [400, 800])
+def test_figure_text_is_at_least_11_px_on_phones_and_tablets(browser, server, width):
+    from conftest import Watched
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    watched = Watched(context, server.url)
+    page = watched.open()
+    calculate(page)
+    page.wait_for_selector("#figures figure[data-figure=transfer] img")
+    shown = page.evaluate("document.querySelector('#figures img').getBoundingClientRect().width")
+    # 11 pt text on a figure FIGURE_SIZE[0] inches (x 72 pt) wide, shown `shown` px wide
+    from quantcalc import figures
+    assert figures.STYLE["font.size"] == 11 and figures.STYLE["legend.fontsize"] >= 11
+    assert 11 / (figures.FIGURE_SIZE[0] * 72) * shown >= 11, shown
+    context.close()

@@ -67,6 +67,24 @@ def test_sweep_gains_about_6_db_per_bit():
     assert np.allclose(gains, 6.02, atol=0.15)
 
 
+def test_few_values_get_the_note_that_scales_dominate_their_size():
+    notes = []
+    # 64 values: INT8 per tensor pays 32 / 64 = 0.5 bits of scale (5.9 %), INT4 per group of 8
+    # 32 / 8 = 4 bits per value of scales on 4 bits of codes (50 %)
+    compare(np.linspace(-1, 1, 64), ["format=int bits=8",
+                                     "format=int bits=4 granularity=group group_size=8"],
+            notes=notes)
+    [note] = notes
+    assert note.startswith("Only 64 values") and "up to 50% of it, INT4 g8" in note
+    notes = []
+    compare(np.linspace(-1, 1, 64), ["format=int bits=8"], notes=notes)
+    assert notes == []  # 5.9 % is not worth a word
+    notes = []
+    compare(np.linspace(-1, 1, 4096), ["format=int bits=4 granularity=group group_size=8"],
+            notes=notes)
+    assert notes == []  # a full-size tensor: the cost is the format's own
+
+
 def test_compare_reports():
     rows = compare(np.random.default_rng(2).standard_normal((8, 64)),
                    ["format=int bits=8", "format=nf4"], "=cmd")
@@ -98,3 +116,22 @@ def test_cli_analyze_with_a_format():
     summary = json.loads(out.stdout)
     assert summary["format"] == "mxfp4" and summary["bits_per_value"] > 4.25
     assert summary["scale"] == [1.0] and summary["clip_count"] == 1
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_the_tradeoff_figures_point_labels_stay_inside_the_plot(preset):
+    from quantcalc import figures
+    x = np.random.default_rng(4).standard_normal((16, 256)).astype(np.float32)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    fig = figures.tradeoff_figure(compare(x, PRESETS[preset]))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    box = ax.get_window_extent(renderer)
+    labels = [t for t in ax.texts if t.get_text()]
+    assert len(labels) == len(PRESETS[preset])
+    for text in labels:
+        extent = text.get_window_extent(renderer)
+        assert box.x0 - 1 <= extent.x0 and extent.x1 <= box.x1 + 1, text.get_text()
+        assert box.y0 - 1 <= extent.y0 and extent.y1 <= box.y1 + 1, text.get_text()
