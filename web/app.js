@@ -220,8 +220,10 @@ async function showSavedResult() {
 }
 
 // ---------------------------------------------------------------- links and saved state
-function linkFor(fields) {
-  const { query, valuesIncluded } = saved.toQuery(fields, { embed: EMBED });
+// embed: whether the link opens the embedded view (the address bar of an embed keeps it; a link
+// someone copies goes to the full page)
+function linkFor(fields, embed = EMBED) {
+  const { query, valuesIncluded } = saved.toQuery(fields, { embed });
   const url = new URL(location.href);
   url.search = query;
   return { url: url.href, valuesIncluded };
@@ -233,7 +235,7 @@ function rememberInUrl() {
 }
 
 async function copyLink() {
-  const { url, valuesIncluded } = linkFor(readForm());
+  const { url, valuesIncluded } = linkFor(readForm(), false);
   const note = $("#link-status");
   try {
     await navigator.clipboard.writeText(url);

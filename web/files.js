@@ -21,6 +21,7 @@ export async function takeFile(file) {
   state.file = loaded;
   $("#file-info").textContent = `Using ${file.name} (${formatBytes(file.size)}).`;
   $("#clear-file").hidden = false;
+  markValuesUnused(true);
   tensorChooser.set([]);
   if (file.size > MAX_FILE_BYTES && !BY_OFFSET.test(file.name)) {
     showError({ field: "file", message: `${file.name} is ${formatBytes(file.size)}; files of ` +
@@ -37,13 +38,26 @@ export async function takeFile(file) {
     showError({ ...reply.error, field: "file" }, { fileLoaded: true });
     return;
   }
-  tensorChooser.set(reply.tensors);
+  tensorChooser.set(reply.tensors, null, reply.details);
+  nameAfterTensor();
+}
+
+// The tensor's name goes into the Name field, unless the user typed a name of their own.
+let filledName = null;
+function nameAfterTensor() {
+  const field = form.elements.name;
+  const tensor = $("#tensor").value;
+  if (!tensor || (field.value.trim() && field.value !== filledName && field.value !== "tensor")) return;
+  field.value = tensor;
+  filledName = tensor;
+  field.dispatchEvent(new Event("input", { bubbles: true })); // kept like typed input
 }
 
 // A chooser: a filter box and the first matches of a list of names, so a file of 700,000
 // tensors does not build a menu of 700,000 options (that froze the tab for 10 s).
 function makeChooser(select, filter, count, wrapper, noun) {
   let names = [];
+  let details = new Map(); // name -> "4096 × 4096 BF16"
   const show = () => {
     const chooser = $(select);
     const wanted = $(filter).value.trim().toLowerCase();
@@ -55,7 +69,8 @@ function makeChooser(select, filter, count, wrapper, noun) {
       found += 1;
       if (matches.length < LISTED_TENSORS) matches.push(name);
     }
-    chooser.replaceChildren(...matches.map((name) => new Option(name, name)));
+    chooser.replaceChildren(...matches.map((name) =>
+      new Option(details.get(name) ? `${name} — ${details.get(name)}` : name, name)));
     chooser.value = matches.includes(previous) ? previous : (matches[0] ?? "");
     $(count).textContent = names.length < 2 ? ""
       : `${found.toLocaleString("en")} of ${names.length.toLocaleString("en")} ${noun} match` +
@@ -63,8 +78,9 @@ function makeChooser(select, filter, count, wrapper, noun) {
   };
   $(filter).addEventListener("input", show);
   return {
-    set(list, preferred = null) {
+    set(list, preferred = null, about = []) {
       names = list;
+      details = new Map(list.map((name, i) => [name, about[i] ?? ""]));
       $(filter).value = "";
       $(wrapper).hidden = list.length < (noun === "tensors" ? 2 : 1);
       if (preferred && list.includes(preferred)) $(filter).value = preferred;
@@ -77,8 +93,15 @@ function makeChooser(select, filter, count, wrapper, noun) {
 const tensorChooser = makeChooser("#tensor", "#tensor-filter", "#tensor-count",
   ".qc-tensor-choice", "tensors");
 
+// While a file is in use the typed values are kept but not used: the box says so.
+function markValuesUnused(unused) {
+  form.elements.values.closest(".qc-field").classList.toggle("qc-unused", unused);
+  $("#values-unused").hidden = !unused;
+}
+
 export function forgetFile() {
   state.file = null;
+  markValuesUnused(false);
   form.elements.file.value = "";
   $("#file-info").textContent = "";
   $("#clear-file").hidden = true;
@@ -98,6 +121,7 @@ export function useCheckpointTensor({ scanId, files, tensor }) {
   form.elements.file.value = "";
   $("#file-info").textContent = `Using ${tensor} from the scanned checkpoint.`;
   $("#clear-file").hidden = false;
+  markValuesUnused(true);
   tensorChooser.set([]);
 }
 
@@ -171,6 +195,7 @@ export function wireFileInputs() {
     if (file) takeFile(file);
   });
   $("#clear-file").addEventListener("click", forgetFile);
+  $("#tensor").addEventListener("change", nameAfterTensor);
   form.elements.imatrix.addEventListener("change", () => {
     const file = form.elements.imatrix.files[0];
     if (file) takeImatrix(file);

@@ -176,7 +176,13 @@ export function clearErrors() {
     message.hidden = true;
     message.textContent = "";
   }
-  for (const input of $$("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  for (const input of $$("[aria-invalid]")) {
+    input.removeAttribute("aria-invalid");
+    const described = (input.getAttribute("aria-describedby") ?? "").split(" ")
+      .filter((id) => id && !id.startsWith("error-"));
+    if (described.length) input.setAttribute("aria-describedby", described.join(" "));
+    else input.removeAttribute("aria-describedby");
+  }
 }
 
 // Show an engine error next to the field it concerns; the user's input is left as it was.
@@ -192,8 +198,12 @@ export function showError(error, { fileLoaded = false } = {}) {
   message.hidden = false;
   const input = form.elements[field];
   if (input && input.setAttribute) {
+    // the message is read with the field (aria-describedby: what screen readers announce;
+    // aria-errormessage is not yet announced by most of them)
     input.setAttribute("aria-invalid", "true");
-    input.setAttribute("aria-errormessage", message.id);
+    const described = (input.getAttribute("aria-describedby") ?? "").split(" ").filter(Boolean);
+    if (!described.includes(message.id)) described.unshift(message.id);
+    input.setAttribute("aria-describedby", described.join(" "));
     if (input.closest("[hidden]") === null) input.focus({ preventScroll: false });
   }
   if (error.trace) console.warn(error.trace);

@@ -239,9 +239,17 @@ def describe_file(source: dict) -> dict:
     """Names of the arrays in a multi-tensor file, so the page can offer a chooser."""
     path = _read_by_offset(source)
     if path is not None:
-        return _guarded(lambda: {"tensors": [e.name for e in checkpoint.open_checkpoint(
-            [path]).tensors]})
-    return _guarded(lambda: {"tensors": inputs.tensor_names(*_file_bytes(source))})
+        return _guarded(lambda: _described([(e.name, e.shape, e.dtype) for e in
+                                            checkpoint.open_checkpoint([path]).tensors]))
+    return _guarded(lambda: _described(inputs.tensor_details(*_file_bytes(source))))
+
+
+def _described(details):
+    """{"tensors": names, "details": "4096 × 4096 BF16" per name} for the page's chooser."""
+    return {"tensors": [name for name, _, _ in details],
+            "details": ["" if shape is None else
+                        f"{' × '.join(map(str, shape)) or 'scalar'} {dtype}"
+                        for _, shape, dtype in details]}
 
 
 def compare_presets() -> dict:

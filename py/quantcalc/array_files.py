@@ -91,8 +91,19 @@ def _check_npy_size(data, name):
                              f"data", "file")
 
 
-def npz_names(data: bytes, name: str = "file") -> list:
-    return [n for n, _ in _npz_members(data, name)]
+def npz_details(data: bytes, name: str = "file") -> list:
+    """(array name, shape, dtype) of each member, from the .npy headers alone."""
+    out = []
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for array, member in _npz_members(data, name):
+            try:
+                with archive.open(member) as stream:
+                    version = np.lib.format.read_magic(stream)
+                    shape, _, dtype = np.lib.format._read_array_header(stream, version)
+                out.append((array, tuple(shape), str(dtype)))
+            except (ValueError, OSError, SyntaxError, zipfile.BadZipFile, EOFError):
+                out.append((array, None, None))  # listed; choosing it gives the reason
+    return out
 
 
 def _npz_members(data, name):
@@ -206,8 +217,16 @@ def safetensors_entry(info, name, chosen):
     return dtype, shape, offsets[0], offsets[1]
 
 
-def safetensors_names(data: bytes, name: str = "file") -> list:
-    return list(_safetensors_header(data, name)[0])
+def safetensors_details(data: bytes, name: str = "file") -> list:
+    """(tensor name, shape, dtype) of each entry, from the header alone."""
+    out = []
+    for tensor, info in _safetensors_header(data, name)[0].items():
+        try:
+            dtype, shape, _, _ = safetensors_entry(info, name, tensor)
+            out.append((tensor, tuple(shape), dtype))
+        except QuantcalcError:
+            out.append((tensor, None, None))  # listed; choosing it gives the reason
+    return out
 
 
 def parse_safetensors(data: bytes, tensor=None, name: str = "file") -> np.ndarray:

@@ -13,8 +13,8 @@ import re
 
 import numpy as np
 
-from .array_files import (MAX_NESTING, npz_names, parse_npy, parse_npz, parse_safetensors,
-                          safetensors_names)
+from .array_files import (MAX_NESTING, npz_details, parse_npy, parse_npz, parse_safetensors,
+                          safetensors_details)
 from .errors import QuantcalcError, shortened
 
 # A number as people and NumPy write it; deliberately stricter than float() (no "1_000", no "nan").
@@ -165,11 +165,17 @@ def _decode_line(raw: bytes, name: str, number: int) -> str:
 
 def tensor_names(data: bytes, file_name: str) -> list:
     """Names a user can choose from in a multi-tensor file ([] for single-array files)."""
+    return [name for name, _, _ in tensor_details(data, file_name)]
+
+
+def tensor_details(data: bytes, file_name: str) -> list:
+    """(name, shape, dtype) of each array a user can choose in a multi-tensor file ([] for
+    single-array files); shape and dtype are None where a header entry is unreadable."""
     kind = file_kind(file_name)
     if kind == ".npz":
-        return npz_names(data, file_name)
+        return npz_details(data, file_name)
     if kind == ".safetensors":
-        return safetensors_names(data, file_name)
+        return safetensors_details(data, file_name)
     return []
 
 

@@ -134,3 +134,23 @@ def fresh(browser, server):
     context, watched = _watched(browser, server)
     yield watched
     context.close()
+
+
+AXE_VERSION = "4.10.3"
+AXE_SHA256 = "880970c081707360e64f34cea25ff91892f5bc95675b0776925b9709dd8a68bb"  # axe.min.js
+
+
+@pytest.fixture(scope="session")
+def axe_source():
+    """axe-core's axe.min.js (the accessibility checker the e2e tests inject), from npm once
+    into .cache/ and checked against its pinned sha256 like the build's downloads."""
+    import tarfile
+
+    from sitebuild.common import CACHE, run, verified
+    tarball = CACHE / f"axe-core-{AXE_VERSION}.tgz"
+    if not tarball.exists():
+        CACHE.mkdir(exist_ok=True)
+        run(["npm", "pack", f"axe-core@{AXE_VERSION}", "--silent"])
+    with tarfile.open(tarball) as archive:
+        data = archive.extractfile("package/axe.min.js").read()
+    return verified("axe.min.js", data, AXE_SHA256, tarball.name).decode("utf-8")

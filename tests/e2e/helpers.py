@@ -70,3 +70,16 @@ def assert_same_numbers(page, summary):
 def field_error(page, field):
     locator = page.locator(f"#error-{field}")
     return locator.inner_text() if locator.is_visible() else None
+
+
+def axe_violations(page, source):
+    """axe-core's WCAG 2.1 A/AA violations on the page as it is now: [(rule, [targets])].
+    Injected through the DevTools protocol (page.evaluate), which the page's CSP allows."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(source)
+    found = page.evaluate("""async () => {
+      const result = await axe.run(document, { runOnly: { type: "tag",
+        values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] } });
+      return result.violations.map((v) => [v.id, v.nodes.map((n) => n.target.join(" ")).slice(0, 5)]);
+    }""")
+    return [tuple(v) for v in found]

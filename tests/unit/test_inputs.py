@@ -9,7 +9,9 @@ import pytest
 
 from quantcalc import QuantcalcError
 from quantcalc import api
-from quantcalc.inputs import check_finite, parse_file, parse_text, tensor_names
+from quantcalc import api
+from quantcalc.inputs import (check_finite, parse_file, parse_text, tensor_details,
+                              tensor_names)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -101,6 +103,10 @@ def test_npz_choose_the_array():
     np.savez(buffer, weight=np.ones((2, 2)), bias=np.arange(3.0))
     data = buffer.getvalue()
     assert tensor_names(data, "m.npz") == ["weight", "bias"]
+    assert tensor_details(data, "m.npz") == [("weight", (2, 2), "float64"),
+                                              ("bias", (3,), "float64")]
+    assert api.describe_file({"file_bytes": data, "file_name": "m.npz"})["details"] == [
+        "2 × 2 float64", "3 float64"]
     assert parse_file(data, "m.npz", "bias").tolist() == [0, 1, 2]
     assert parse_file(data, "m.npz").shape == (2, 2)  # the first by default
     with pytest.raises(QuantcalcError) as err:
@@ -134,6 +140,8 @@ def test_safetensors_dtypes():
         "i8": ("I8", [3], np.array([-3, 0, 7], np.int8).tobytes()),
     }, metadata={"format": "pt"})
     assert tensor_names(data, "m.safetensors") == ["f32", "f16", "bf16", "f64", "i8"]
+    assert [d[1:] for d in tensor_details(data, "m.safetensors")] == [
+        ((2, 2), "F32"), ((2, 2), "F16"), ((2, 2), "BF16"), ((4,), "F64"), ((3,), "I8")]
     for name in ("f32", "f16", "bf16"):
         out = parse_file(data, "m.safetensors", name)
         assert out.shape == (2, 2) and np.array_equal(out, values), name
