@@ -46,9 +46,9 @@ def core_files() -> dict:
     return files
 
 
-def needed_packages(lock: dict) -> list:
-    """numpy, matplotlib and everything they depend on, per the lock file."""
-    seen, todo = [], list(PACKAGES)
+def needed_packages(lock: dict, packages=PACKAGES) -> list:
+    """`packages` (numpy and matplotlib) and everything they depend on, per the lock file."""
+    seen, todo = [], list(packages)
     while todo:
         name = todo.pop()
         if name in seen:

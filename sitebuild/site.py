@@ -17,6 +17,8 @@ from .pyodide_dist import PACKAGES, PYODIDE_VERSION, core_files, needed_packages
 TOP_LEVEL = ("index.html", "sw.js")  # served fresh; everything else lives under app/<build>/
 SCHEMA_MODULE = "schema.js"
 NOT_PRELOADED = ("app.js", "worker.js")  # the page's entry point, and the worker's
+# Pyodide's files that start-up fetches before numpy's (the page counts their bytes)
+BOOT_CORE = ("pyodide.asm.js", "pyodide.asm.wasm", "pyodide-lock.json", STDLIB_PYC)
 
 
 def schema_module() -> bytes:
@@ -75,10 +77,17 @@ def build(out_dir: Path = DIST, web_dir: Path = WEB) -> Path:
     app_files["quantcalc.zip"] = package
     for file_name, overlay in zip(wheels.values(), overlays):
         pyodide_files[pycache_name(file_name)] = overlay
-    # what the worker unpacks after loading each package, by the package's name
+    # what the worker unpacks after loading each package, by the package's name; and how many
+    # bytes start-up fetches before the first calculation, for the page's progress bar
+    numpy_wheels = [wheels[name] for name in needed_packages(lock, ("numpy",))]
+    boot_files = [pyodide_files[name] for name in BOOT_CORE] + \
+        [pyodide_files[name] for name in numpy_wheels] + \
+        [pyodide_files[pycache_name(name)] for name in numpy_wheels
+         if pycache_name(name) in pyodide_files] + [app_files["quantcalc.zip"]]
     app_files["bytecode.json"] = json.dumps(
         {"stdlib": STDLIB_PYC, "packages": {name: pycache_name(file_name)
-                                            for name, file_name in wheels.items()}},
+                                            for name, file_name in wheels.items()},
+         "boot_bytes": sum(len(data) for data in boot_files)},
         indent=1, sort_keys=True).encode()
 
     digest = hashlib.sha256()

@@ -36,12 +36,29 @@ function setReady(ready, reason) {
 }
 
 engine.addEventListener("progress", (event) => {
-  status.textContent = event.detail.text;
-  setReady(false, `Waiting for the calculator: ${event.detail.text}`);
+  const { text, loaded, total } = event.detail;
+  status.textContent = text;
+  setReady(false, `Waiting for the calculator: ${text}`);
+  showBootBytes(loaded, total);
 });
+
+// The start-up's bar: bytes fetched of the total (null until bytecode.json names it).
+function showBootBytes(loaded, total) {
+  const bar = $("#engine-progress");
+  bar.closest("p").hidden = false;
+  if (!total) {
+    bar.removeAttribute("value"); // indeterminate
+    $("#engine-bytes").textContent = "";
+    return;
+  }
+  bar.value = Math.min(loaded / total, 1);
+  const mb = (n) => (n / 1e6).toFixed(1);
+  $("#engine-bytes").textContent = `${mb(Math.min(loaded, total))} of ${mb(total)} MB`;
+}
 engine.addEventListener("ready", () => {
   performance.mark("quantcalc:engine-ready"); // read by bench/startup.py
   status.dataset.state = "ready";
+  $("#engine-progress").closest("p").hidden = true;
   status.textContent = "Ready. Calculations run in this page; figures load in the background.";
   $("#engine-error").hidden = true;
   setReady(true);

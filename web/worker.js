@@ -15,9 +15,25 @@ let bytecode = null;
 const compiledPackages = new Set();
 
 // Each phase's start is a performance mark in the worker; the page gets the times with "ready".
+// Every file start-up fetches is counted as it arrives (resource timing), so the page can show
+// the bytes loaded of the total build.py wrote into bytecode.json.
+const startUp = { phase: "runtime", text: "", loaded: 0, total: null, observer: null };
+
 function progress(phase, text) {
   performance.mark(`quantcalc:${phase}`);
-  postMessage({ type: MSG.progress, phase, text });
+  Object.assign(startUp, { phase, text });
+  postMessage({ type: MSG.progress, phase, text, loaded: startUp.loaded,
+    total: startUp.total });
+}
+
+function countBootBytes() {
+  if (typeof PerformanceObserver === "undefined") return;
+  startUp.observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) startUp.loaded += entry.encodedBodySize || 0;
+    postMessage({ type: MSG.progress, phase: startUp.phase, text: startUp.text,
+      loaded: startUp.loaded, total: startUp.total });
+  });
+  startUp.observer.observe({ type: "resource", buffered: true });
 }
 
 function phaseTimes() {
@@ -50,8 +66,10 @@ async function fetchOk(url) {
 const fetchBytes = async (url) => (await fetchOk(url)).arrayBuffer();
 
 async function startRuntime() {
+  countBootBytes();
   progress("runtime", "Starting Python (Pyodide 0.27.7)…");
   bytecode = await (await fetchOk(here("./bytecode.json"))).json();
+  startUp.total = bytecode.boot_bytes;
   [, pyodide] = await Promise.all([
     checkWasm(),
     loadPyodide({ indexURL: here("../../pyodide/"), fullStdLib: false,
@@ -104,6 +122,7 @@ async function boot() {
     await startRuntime();
     await loadNumpy();
     await installQuantcalc();
+    startUp.observer?.disconnect();
     progress("ready", "Ready.");
     postMessage({ type: MSG.ready, phases: phaseTimes() });
     // matplotlib waits for the page's "load-figures", sent after the requests it had waiting:

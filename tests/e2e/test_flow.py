@@ -45,3 +45,30 @@ def test_a_refused_request_marks_the_results_out_of_date_and_an_empty_bit_depth_
     calculate(page)
     assert page.locator("#results-stale").is_hidden()
     assert shown_metrics(page)["q_max"] == 7
+
+
+def test_start_up_shows_a_progress_bar_with_the_phase_and_the_bytes(fresh, dist):
+    import json
+    import time
+    bytecode = next(dist.glob("app/*/bytecode.json"))
+    total = json.loads(bytecode.read_text())["boot_bytes"]
+    page = fresh.page
+    page.goto(fresh.base_url)
+    seen = []
+    deadline = time.time() + BOOT_TIMEOUT_MS / 1000
+    while time.time() < deadline:
+        state = page.evaluate("""() => [document.getElementById('engine-status').dataset.state,
+            document.getElementById('engine-status').textContent,
+            document.getElementById('engine-progress').position,
+            document.getElementById('engine-bytes').textContent]""")
+        if state[0] == "ready":
+            break
+        seen.append(state[1:])
+        time.sleep(0.05)
+    assert page.locator(".qc-boot-progress").is_hidden()  # gone once ready
+    shown = [(text, position, size) for text, position, size in seen if size]
+    assert shown, seen
+    assert all(size.endswith(f" of {total / 1e6:.1f} MB") for _, _, size in shown)
+    assert len({position for _, position, _ in shown}) >= 2  # it moves
+    assert max(position for _, position, _ in shown) >= 0.5
+    assert {text for text, _, _ in shown} & {"Loading numpy…", "Starting Python (Pyodide 0.27.7)…"}
