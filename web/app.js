@@ -323,6 +323,13 @@ form.addEventListener("submit", (event) => {
   calculate();
 });
 form.addEventListener("change", updateStates);
+// Ctrl+Enter (⌘+Enter) in the values box calculates; a plain Enter there is a new line
+form.elements.values.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    form.requestSubmit();
+  }
+});
 form.addEventListener("input", saveSoon);
 form.addEventListener("change", saveSoon);
 $("#copy-link").addEventListener("click", copyLink);

@@ -114,6 +114,14 @@ def test_keyboard_only_calculation(fresh):
     page.keyboard.press("Enter")
     page.wait_for_selector(f"body[data-calculations='{before + 1}']", state="attached")
     assert page.locator("[data-metric=scale]").get_attribute("data-value") == repr(1 / 127)
+    # Ctrl+Enter in the values box calculates too
+    page.focus("#values")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("0.5 -0.25 2")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector(f"body[data-calculations='{before + 2}']", state="attached")
+    assert page.locator("[data-metric=scale]").get_attribute("data-value") == repr(2 / 127)
+    assert page.evaluate("document.activeElement.id") == "results-title"
     assert fresh.errors == []
 
 
