@@ -3,13 +3,16 @@
 import { $, $$, engine, state } from "./store.js";
 import { display } from "./results.js";
 import * as savedResults from "./saved-results.js";
+import { addReadout } from "./readout.js";
 
-// Add one figure ({name, title, svg}) to `holder`; resolves once its image is decoded.
-export function showFigure({ name, title, svg }, holder = $("#figures")) {
+// Add one figure ({name, title, svg, where}) to `holder`; resolves once its image is decoded.
+// `where` (figures.pointer_map) gives the calculator's histograms and transfer figure a readout.
+export function showFigure({ name, title, svg, where = null }, holder = $("#figures")) {
   const first = holder.childElementCount === 0;
   const subject = { "scan-figures": "the scanned model", "plan-figures": "the plan" }[holder.id]
     ?? state.summary?.name ?? "tensor";
   const figure = figureElement(name, title, svg, altText(name), subject);
+  if (holder.id === "figures") addReadout(figure, figure.querySelector("img"), where);
   const old = [...holder.children].find((node) => node.dataset.figure === name);
   if (old) { // drawn again (another colour scheme): in place, no flash of an empty holder
     URL.revokeObjectURL(old.querySelector("img").src);

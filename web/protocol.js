@@ -17,7 +17,7 @@ export const CALLS = Object.freeze(["analyze", "figures_svg", "export", "describ
   "describe_imatrix",
   "compare_presets", "compare", "compare_figures", "compare_export",
   "scan_list", "scan_model", "scan_document", "scan_figures", "scan_export", "plan", "plan_figure", "plan_export",
-  "set_figure_theme"]);
+  "set_figure_theme", "readout"]);
 export const STREAMS_FIGURES = Object.freeze(["figures_svg", "compare_figures", "scan_figures",
   "plan_figure"]);
 export const REPORTS_PROGRESS = Object.freeze(["analyze"]);

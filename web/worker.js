@@ -267,7 +267,8 @@ async function handle({ id, op, args = [] }) {
   }
   if (STREAMS_FIGURES.includes(op)) {
     // each figure goes to the page as soon as it is drawn
-    pyArgs.push((name, title, svg) => postMessage({ type: MSG.partial, id, data: { name, title, svg } }));
+    pyArgs.push((name, title, svg, where) => postMessage({ type: MSG.partial, id,
+      data: { name, title, svg, where: toPlain(where, []) } }));
   }
   if (REPORTS_PROGRESS.includes(op)) {
     while (pyArgs.length < 3) pyArgs.push(null); // analyze(config, source, analysis_id, on_progress)

@@ -20,6 +20,7 @@ Errors are returned, not raised, as {"error": {"kind", "message", "field"}}.
 """
 
 import importlib
+import math
 import os
 import stat
 import traceback
@@ -183,8 +184,9 @@ def analyze(config: dict, source: dict, analysis_id=None, on_progress=None) -> d
 def figures_svg(config: dict, source: dict, analysis_id=None, on_figure=None) -> dict:
     """{"figures": {name: svg text}, "titles": {name: title}} of the same analysis.
 
-    `on_figure(name, title, svg_text)`, if given, is called as each figure is ready (the page
-    passes a function that shows it at once).
+    `on_figure(name, title, svg_text, pointer_map)`, if given, is called as each figure is
+    ready (the page passes a function that shows it at once; figures.pointer_map says what
+    pointer_map holds).
     """
     def work():
         from . import figures  # matplotlib loads only when figures are first asked for
@@ -197,10 +199,24 @@ def figures_svg(config: dict, source: dict, analysis_id=None, on_figure=None) ->
 
 
 def _as_svg_text(on_figure, titles):
-    """Adapt the page's on_figure(name, title, svg_text) to render's on_figure(name, bytes)."""
+    """Adapt the page's on_figure(name, title, svg_text, pointer_map) to render's
+    on_figure(name, bytes, pointer_map)."""
     if on_figure is None:
         return None
-    return lambda name, data: on_figure(name, titles[name], data.decode("utf-8"))
+    return lambda name, data, where: on_figure(name, titles[name], data.decode("utf-8"),
+                                               report.to_jsonable(where))
+
+
+def readout(config: dict, source: dict, analysis_id, x) -> dict:
+    """The code and reconstruction of one value x under the analysis' first segment: what the
+    page shows under the pointer on the histogram and the transfer figure."""
+    def work():
+        from . import figures
+        value = float(x)
+        if not math.isfinite(value):
+            raise QuantcalcError("the pointer is outside the figure", "figures")
+        return figures.readout(_result(config, source, analysis_id), value)
+    return _guarded(work)
 
 
 def prepare_figures(theme=None) -> dict:

@@ -157,7 +157,8 @@ def error_figure(result):
             ax.axhline(y, color=ink("ink"), ls=":", lw=1, label=label)
         ax.margins(y=0.15)  # the ±scale/2 lines inside the frame, not on it
     else:
-        counts, _, _ = ax.hist(pv.error, bins=80, color=ink("reconstructed"))
+        counts, edges, _ = ax.hist(pv.error, bins=80, color=ink("reconstructed"))
+        fig.readout = {"kind": "errors", "edges": edges.tolist(), "counts": counts.tolist()}
         ax.set_yscale("log")  # clipped outliers are rare but large; a log count shows both
         ax.set_ylim(0.5, counts.max() * 2)  # bars from a count of 1
         ax.set_xlabel(math("error x − x̂"))
@@ -175,20 +176,51 @@ def _bounds(result):
     return lo, hi, float(result.params.scale[0]), int(result.params.zero_point[0])
 
 
-def _reconstruct_first_segment(result, xs):
-    """x_hat of `xs` with the first segment's parameters (stochastic rounding: its expectation's
-    staircase, half-even)."""
+def _first_segment(result, xs):
+    """(codes, x_hat, clipped) of `xs` with the first segment's parameters (stochastic rounding:
+    its expectation's staircase, half-even)."""
     rounding = "half-even" if result.config.rounding == "stochastic" else result.config.rounding
     p = result.scheme.gather(result.params, None)
-    return result.scheme.quantize(np.asarray(xs, np.float64), p, rounding, None)[1]
+    return result.scheme.quantize(np.array(xs, np.float64, ndmin=1), p, rounding, None)
+
+
+def _reconstruct_first_segment(result, xs):
+    return _first_segment(result, xs)[1]
+
+
+def readout(result, x: float) -> dict:
+    """What the first segment does to one value x: its code, reconstruction and whether it is
+    clipped (the page's readout under the pointer)."""
+    codes, recon, clipped = _first_segment(result, [x])
+    code = float(np.asarray(codes).reshape(-1)[0])
+    return {"x": float(x), "code": int(code) if code.is_integer() else code,
+            "reconstruction": float(np.asarray(recon).reshape(-1)[0]),
+            "clipped": bool(np.asarray(clipped).reshape(-1)[0])}
+
+
+LEVEL_ROWS = 64  # a transfer figure's table lists its steps when there are at most this many
+
+
+def _levels(result, xs):
+    """The staircase's steps over `xs`: [from, to, code, x_hat] where x_hat is constant (None
+    when there are more than LEVEL_ROWS: the readout gives any one of them)."""
+    codes, recon, _ = _first_segment(result, xs)
+    change = np.flatnonzero(np.diff(recon) != 0) + 1
+    starts = np.concatenate(([0], change))
+    if len(starts) > LEVEL_ROWS:
+        return None
+    ends = np.concatenate((change - 1, [len(xs) - 1]))
+    return [[float(xs[a]), float(xs[b]), float(codes[a]) + 0.0, float(recon[a]) + 0.0]
+            for a, b in zip(starts, ends)]  # + 0.0: no "-0" in a table
 
 
 def histogram_figure(result):
     fig, ax = _new(TITLES["histogram"])
     pv = result.per_value
     lo, hi, scale, zp = _bounds(result)
-    ax.hist(pv.original, bins=min(100, max(10, len(pv.original) // 5)), color=ink("original"),
-            alpha=0.8, label="values")
+    counts, edges, _ = ax.hist(pv.original, bins=min(100, max(10, len(pv.original) // 5)),
+                               color=ink("original"), alpha=0.8, label="values")
+    fig.readout = {"kind": "values", "edges": edges.tolist(), "counts": counts.tolist()}
     # the distinct reconstructions of a fine sweep over the range are the levels
     levels = np.unique(_reconstruct_first_segment(result, np.linspace(lo, hi, 20001)))
     if len(levels) <= 64 and result.params.scale.size == 1:
@@ -216,6 +248,7 @@ def transfer_figure(result):
     xs = np.linspace(left - pad, right + pad, 4001)
     ax.plot(xs, _reconstruct_first_segment(result, xs), color=ink("reconstructed"), lw=1.2,
             label="x̂(x)")
+    fig.readout = {"kind": "transfer", "levels": _levels(result, xs)}
     ax.plot(xs, xs, color=ink("original"), lw=0.8, ls=":", label="x")
     for x in (lo, hi):
         ax.axvline(x, color=ink("bound"), ls="--", lw=1)
@@ -259,16 +292,28 @@ def to_bytes(fig, fmt="svg") -> bytes:
 
 def render_each(makers, fmt="svg", on_figure=None) -> dict:
     """{name: bytes} from {name: function making a Figure}, drawn one at a time;
-    `on_figure(name, data)` is called as each one is ready, so a caller can show the first figure
-    before the last is drawn."""
+    `on_figure(name, data, pointer_map)` is called as each one is ready, so a caller can show the
+    first figure before the last is drawn."""
     out = {}
     for name, make in makers.items():
         with themed():
             fig = make()
         out[name] = to_bytes(fig, fmt)
         if on_figure is not None:
-            on_figure(name, out[name])
+            on_figure(name, out[name], pointer_map(fig))
     return out
+
+
+def pointer_map(fig) -> dict:
+    """Where the (first) axes sit in the drawn figure and what they show, so the page can turn a
+    pointer position into data coordinates: box = [left, bottom, width, height] as fractions of
+    the figure (origin bottom left), the axis limits and scales, and the figure's readout (bins
+    and counts of a histogram, the steps of a transfer function) if it has one."""
+    ax = fig.axes[0]
+    floats = lambda values: [float(v) for v in values]  # noqa: E731
+    return {"box": floats(ax.get_position().bounds), "xlim": floats(ax.get_xlim()),
+            "ylim": floats(ax.get_ylim()), "xscale": ax.get_xscale(), "yscale": ax.get_yscale(),
+            "readout": getattr(fig, "readout", None)}
 
 
 def render(result, fmt="svg", names=FIGURE_NAMES, on_figure=None) -> dict:
