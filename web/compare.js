@@ -72,11 +72,25 @@ export async function runCompare() {
     $("#compare-skipped").replaceChildren(
       ...reply.skipped.map(({ label, reason }) => item(`Skipped ${label}: ${reason}`)),
       ...(reply.notes ?? []).map(item));
+    showChoices(reply.choices ?? []);
     drawComparisonFigures(args);
   } finally {
     $("#compare-run").disabled = false;
     document.body.dataset.comparisons = String(Number(document.body.dataset.comparisons || 0) + 1);
   }
+}
+
+// "Which format should I choose?" on the user's own values: the best row at each size.
+function showChoices(picks) {
+  $("#choose-waiting").hidden = picks.length > 0;
+  $("#choose-picks-intro").hidden = picks.length === 0;
+  $("#choose-picks").replaceChildren(...picks.map((pick) => {
+    const item = document.createElement("li");
+    const sqnr = pick.sqnr_db === "inf" ? "no error" : `${display("sqnr_db", pick.sqnr_db)} dB`;
+    item.textContent = `Up to ${pick.budget} bits per value: ${pick.label} ` +
+      `(${pick.bits_per_value.toFixed(3)} bits, ${sqnr})`;
+    return item;
+  }));
 }
 
 export function buildCompareHead() {

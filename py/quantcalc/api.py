@@ -297,7 +297,7 @@ def compare(source: dict, specs: list, name: str = "tensor", comparison_id=None)
         _kept_comparisons.pop(comparison_id, None)
         rows, skipped, sweep, notes = _compared(source, specs, name, comparison_id)
         return report.to_jsonable({"rows": rows, "sweep": sweep, "skipped": skipped,
-                                   "notes": notes})
+                                   "notes": notes, "choices": comparison.choices(rows)})
     return _guarded(work)
 
 

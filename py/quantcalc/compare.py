@@ -147,6 +147,29 @@ def compare(values, specs, name="tensor", skipped=None, notes=None):
     return mark_pareto(rows)
 
 
+# Sizes people choose between (bits per value, scales included): 8-bit formats with their
+# scales, 6-bit, the 4- to 5-bit block formats, 3-bit and 2-bit K-quants.
+BUDGETS = (8.5, 6.6, 5.0, 4.5, 3.5, 2.7)
+
+
+def choices(rows):
+    """For each size in BUDGETS, the row with the most SQNR at no more bits per value: the
+    page's "Which format should I choose?" on the user's own values. Each pick is listed once,
+    at the smallest budget it answers."""
+    picks = []
+    for budget in BUDGETS:
+        fitting = [r for r in rows if r["bits_per_value"] <= budget + 1e-9]
+        if not fitting:
+            continue
+        best = max(fitting, key=lambda r: (_finite(r["sqnr_db"]), -r["bits_per_value"]))
+        if picks and picks[-1]["label"] == best["label"]:
+            picks[-1]["budget"] = budget
+            continue
+        picks.append({"budget": budget, "label": best["label"],
+                      "bits_per_value": best["bits_per_value"], "sqnr_db": best["sqnr_db"]})
+    return picks
+
+
 def bit_sweep(values, base=None, name="tensor"):
     """SQNR of the integer format at 2..16 bits, other settings from `base`."""
     base = {k: v for k, v in (base or {}).items() if k not in ("bits", "format")}

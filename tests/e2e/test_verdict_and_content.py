@@ -97,6 +97,14 @@ def test_compare_says_when_few_values_make_scales_dominate(app):
     notes = page.locator("#compare-skipped li").all_inner_texts()
     assert any(n.startswith("Only 10 values") and "scales dominate bits per value" in n
                for n in notes), notes
+    # "Which format should I choose?" answers on these values, as the engine picks
+    assert page.locator("#choose-waiting").is_hidden()
+    picks = page.locator("#choose-picks li").all_inner_texts()
+    specs = [box.get_attribute("data-spec")
+             for box in page.locator("#compare-configs input:checked").all()]
+    reply = api.compare({"text": page.input_value("#values")}, specs, "example")
+    expected = [f"Up to {c['budget']:g} bits per value: {c['label']} " for c in reply["choices"]]
+    assert len(picks) == len(expected) and all(p.startswith(e) for p, e in zip(picks, expected))
 
 
 @pytest.mark.parametrize("width", [400, 800])

@@ -135,3 +135,18 @@ def test_the_tradeoff_figures_point_labels_stay_inside_the_plot(preset):
         extent = text.get_window_extent(renderer)
         assert box.x0 - 1 <= extent.x0 and extent.x1 <= box.x1 + 1, text.get_text()
         assert box.y0 - 1 <= extent.y0 and extent.y1 <= box.y1 + 1, text.get_text()
+
+
+def test_choices_pick_the_most_sqnr_at_each_size():
+    rows = mark_pareto([
+        {"label": "a", "bits_per_value": 2.6, "sqnr_db": 10.0},
+        {"label": "b", "bits_per_value": 4.25, "sqnr_db": 19.0},
+        {"label": "c", "bits_per_value": 4.5, "sqnr_db": 23.0},
+        {"label": "d", "bits_per_value": 8.0, "sqnr_db": 40.0},
+        {"label": "e", "bits_per_value": 8.5, "sqnr_db": 45.0},
+    ])
+    from quantcalc.compare import choices
+    picks = [(p["budget"], p["label"]) for p in choices(rows)]
+    # 8.5 -> e; 6.6 and 5.0 and 4.5 -> c (listed once, at 4.5); 3.5 and 2.7 -> a (at 2.7)
+    assert picks == [(8.5, "e"), (4.5, "c"), (2.7, "a")]
+    assert choices([{"label": "x", "bits_per_value": 16.0, "sqnr_db": 90.0}]) == []
