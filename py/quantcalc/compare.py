@@ -93,7 +93,7 @@ def _overhead_note(count, overheads):
     if count >= SMALL_SAMPLE or worst[1] <= SCALE_SHARE:
         return []
     row, share = worst
-    return [f"Only {count} values: each scale's 16 or 32 bits are shared by few of them, so the "
+    return [f"Only {count} values: each scale (8 to 32 bits) is shared by few of them, so the "
             f"scales dominate bits per value (up to {share:.0%} of it, {row['label']}) — a "
             f"full-size tensor pays far less, and the ranking by size may differ."]
 
