@@ -298,7 +298,7 @@ def _notes(scheme, params, metrics, count, keep):
                      f"grid, more error), ONNX Runtime and TensorRT use amax / q_max as here")
     if metrics["clip_count"]:
         notes.append(f"{metrics['clip_count']} of {count} values clipped "
-                     f"({metrics['clip_rate']:.4%}) to the ends of the grid")
+                     f"({metrics['clip_rate'] * 100:.3g} %) to the ends of the grid")
     if 0 < keep < count:
         notes.append(f"per-value results kept for the first {keep} of {count} values")
     return notes

@@ -229,7 +229,7 @@ def figure(plan):
 def pdf_bytes(plan) -> bytes:
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from . import figures
+    from . import figures, pdf_pages
     from .report import text_page
 
     buffer = io.BytesIO()
@@ -246,12 +246,12 @@ def pdf_bytes(plan) -> bytes:
             ("preset", "bits/weight", "preset error", "plan error", "lower by", "lower by"),
             subtitle=f"total error {plan['total_error']:.4g} ({plan['metric']}); llama.cpp's "
                      f"presets against this planner at their own size"))
-        pages.savefig(figure(plan))
+        pdf_pages.figure_pages(pages, [figure(plan)])
         table = [(r["name"][-50:], r["format"], f"{r['bits'] / r['parameters']:.3f}",
                   f"{r['error']:.4g}") for r in plan["tensors"]]
-        for start in range(0, len(table), 40):
-            pages.savefig(text_page("Tensor -> format", table[start:start + 40],
-                                    ("tensor", "format", "bits/value", "error")))
+        pdf_pages.paginated_table(pages, "Tensor → format", table,
+                                  ("tensor", "format", "bits/value", "error"),
+                                  widths=(0.55, 0.15, 0.15, 0.15))
     return buffer.getvalue()
 
 

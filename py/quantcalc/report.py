@@ -17,7 +17,7 @@ from . import fields
 
 PER_VALUE_HEADER = ("index", "original", "quantized", "dequantized", "error", "clipped")
 SUMMARY_HEADER = ("field", "value", "label")
-PDF_TABLE_ROWS = 40
+PDF_TABLE_ROWS = 520    # per-value rows in the PDF: ten pages of the table
 LIST_ROWS_LIMIT = 4096
 
 
@@ -158,25 +158,12 @@ def summary_json(result) -> bytes:
 
 
 def text_page(title, rows, columns, subtitle=None):
-    """An A4 page with a title and a table. Every string on it is plain text: names come from
-    users and files, and "$5 and $6" must not be read as mathtext (nor "$\\frac{$" crash)."""
-    from matplotlib.figure import Figure
+    """An A4 page with a title and a table (pdf_pages: every string drawn as plain text)."""
+    from . import pdf_pages
 
-    fig = Figure(figsize=(8.27, 11.69))  # A4 portrait
-    fig.text(0.08, 0.95, title, fontsize=16, weight="bold", parse_math=False)
-    if subtitle:
-        fig.text(0.08, 0.925, subtitle, fontsize=10, parse_math=False)
-    ax = fig.add_axes([0.08, 0.05, 0.84, 0.85])
-    ax.axis("off")
-    if rows:
-        table = ax.table(cellText=rows, colLabels=columns, loc="upper left", cellLoc="left",
-                         colLoc="left")
-        table.auto_set_font_size(False)
-        table.set_fontsize(8)
-        table.scale(1, 1.25)
-        for cell in table.get_celld().values():
-            cell.get_text().set_parse_math(False)
-    return fig
+    page, y = pdf_pages.new_page(title, subtitle)
+    pdf_pages.table(page, y, rows, columns)
+    return page
 
 
 def _text_page(pdf_pages, title, rows, columns, subtitle=None):
@@ -184,12 +171,14 @@ def _text_page(pdf_pages, title, rows, columns, subtitle=None):
 
 
 def pdf(result) -> bytes:
-    """A PDF report: configuration and metrics, the figures, the first rows of the table."""
+    """A PDF report on A4 pages: the settings, the verdict and the results rounded as the page
+    shows them (every digit is in the CSV), notes and hints; the figures two to a page; the
+    per-value table over as many pages as it needs, its header on each."""
     # matplotlib is imported here, not at module level, so the CSV/JSON paths (and the page's
     # first numbers) never wait for it.
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from . import figures
+    from . import figures, pdf_pages, verdict
 
     summary = result.summary()
     buffer = io.BytesIO()
@@ -197,20 +186,70 @@ def pdf(result) -> bytes:
     metadata = {"Title": f"quantcalc report: {summary['name']}", "Creator": "quantcalc",
                 "Producer": "quantcalc", "CreationDate": None, "ModDate": None}
     with figures.paper(), PdfPages(buffer, metadata=metadata) as pages:
-        rows = [(label, _short(value)) for _, value, label in summary_rows(summary)[:60]]
-        _text_page(pages, f"Quantization report: {summary['name']}", rows, ("setting / metric",
-                   "value"), subtitle=_short(summary["description"], 100))
-        for fig in figures.build(result).values():
-            pages.savefig(fig)
+        page, y = pdf_pages.new_page(f"Quantization report: {_short(summary['name'])}",
+                                     _short(summary["description"], 110))
+        y = pdf_pages.heading(page, y, "Verdict")
+        y = pdf_pages.table(page, y, [(HEADLINE_LABELS[h["key"]], _shown(h["key"], summary),
+                                       h["cue"]) for h in verdict.headline(summary)],
+                            ("Measure", "Value", "What it means"), widths=(0.2, 0.18, 0.62))
+        # settings on the left, results on the right: one page holds both
+        middle = (pdf_pages.LEFT + pdf_pages.RIGHT) / 2
+        pdf_pages.heading(page, y, "Settings")
+        pdf_pages.heading(page, y, "Results", left=middle + 0.01)
+        y -= 0.028
+        below_settings = pdf_pages.table(page, y, _rows_of(summary, fields.CONFIGURATION),
+                                         ("Setting", "Value"), widths=(0.5, 0.5),
+                                         right=middle - 0.01)
+        below_results = pdf_pages.table(page, y, _rows_of(summary, fields.PARAMETER) +
+                                        _rows_of(summary, fields.METRIC), ("Result", "Value"),
+                                        widths=(0.45, 0.55), left=middle + 0.01)
+        y = min(below_settings, below_results)
+        remarks = list(summary["notes"]) + [f"Hint: {h}" for h in summary.get("hints", [])]
+        if remarks and y > 0.15:
+            y = pdf_pages.heading(page, y, "Notes")
+            pdf_pages.text(page, y, remarks)
+        pages.savefig(page)
+        pdf_pages.figure_pages(pages, list(figures.build(result).values()), "Figures")
         pv = result.per_value
         if pv is not None:
             n = min(PDF_TABLE_ROWS, len(pv.original))
-            table = [(str(i), f"{pv.original[i]:.8g}", str(pv.codes[i]),
-                      f"{pv.dequantized[i]:.8g}", f"{pv.error[i]:.4g}",
-                      "yes" if pv.clipped[i] else "") for i in range(n)]
-            _text_page(pages, "Per-value results", table, PER_VALUE_HEADER,
-                       subtitle=f"first {n} of {summary['count']} values")
+            table = [(str(i), f"{pv.original[i] + 0.0:.6g}", str(pv.codes[i]),
+                      f"{pv.dequantized[i] + 0.0:.6g}", f"{pv.error[i] + 0.0:.4g}",
+                      "yes" if pv.clipped[i] else "") for i in range(n)]  # + 0.0: no "-0"
+            pdf_pages.paginated_table(
+                pages, "Per-value results", table, PER_VALUE_COLUMNS,
+                widths=(0.09, 0.19, 0.11, 0.25, 0.21, 0.15),
+                subtitle=f"The first {n} of {summary['count']} values to six significant "
+                         f"digits; the per-value CSV has every value and every digit.")
     return buffer.getvalue()
+
+
+HEADLINE_LABELS = {"sqnr_db": "SQNR", "rel_rmse": "Relative RMSE", "clip_rate": "Clip rate",
+                   "bits_per_value": "Bits per value"}
+PER_VALUE_COLUMNS = ("Index", "Original x", "Code q", "Reconstruction x̂", "Error x − x̂",
+                     "Clipped")
+
+
+def _shown(key, summary):
+    """A value as the page shows it: rounded, with its unit; a list as its count and range."""
+    value = summary[key]
+    if fields.BY_KEY[key].style == "shape":
+        return " × ".join(str(n) for n in value) or "scalar"
+    if isinstance(value, list):
+        kind = summary.get("segment_kind") or "segment"
+        if len(value) == 1:
+            return display(key, value[0])
+        return (f"{len(value)} {kind}s: {display(key, min(value))} … "
+                f"{display(key, max(value))}")
+    return display(key, value)
+
+
+def _rows_of(summary, group):
+    """(label, value) of the group's fields that apply to this result (the format's name and
+    description are the report's subtitle)."""
+    return [(f.label, _short(_shown(f.key, summary), 30)) for f in fields.FIELDS
+            if f.group == group and summary.get(f.key) is not None
+            and f.key not in ("format", "description")]
 
 
 def _short(text, limit=70):
@@ -234,7 +273,7 @@ def compare_pdf(rows, sweep, name) -> bytes:
     """The comparison table, the SQNR-against-bits figure and the integer sweep, as a PDF."""
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from . import figures
+    from . import figures, pdf_pages
 
     buffer = io.BytesIO()
     metadata = {"Title": f"quantcalc comparison: {name}", "Creator": "quantcalc",
@@ -245,7 +284,6 @@ def compare_pdf(rows, sweep, name) -> bytes:
         _text_page(pages, f"Format comparison: {name}", table,
                    ("configuration", *(fields.heading(k) for k in fields.COMPARE_KEYS), "Pareto"),
                    subtitle="sorted by bits per value, scales included")
-        pages.savefig(figures.tradeoff_figure(rows))
-        if sweep:
-            pages.savefig(figures.sweep_figure(sweep))
+        drawn = [figures.tradeoff_figure(rows)] + ([figures.sweep_figure(sweep)] if sweep else [])
+        pdf_pages.figure_pages(pages, drawn)
     return buffer.getvalue()

@@ -52,7 +52,7 @@ def _number(value, digits=4):
 def pdf_bytes(doc) -> bytes:
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from . import figures, scan_figures
+    from . import figures, pdf_pages, scan_figures
     from .report import text_page
 
     buffer = io.BytesIO()
@@ -66,8 +66,7 @@ def pdf_bytes(doc) -> bytes:
         pages.savefig(text_page("Model scan", rows, ("format", "parameters", "bits/value", "MB",
                                 "total error", "refused"),
                                 subtitle=f"{len(doc['tensors'])} tensors in {files[:90]}"))
-        for make in scan_figures.makers(doc).values():
-            pages.savefig(make())
+        pdf_pages.figure_pages(pages, [make() for make in scan_figures.makers(doc).values()])
         for index, fmt in enumerate(doc["formats"]):
             worst = [r for r in worst_first(doc["tensors"], index)
                      if index < len(r["results"]) and r["results"][index]["sqnr_db"] is not None]

@@ -157,3 +157,56 @@ def test_the_page_can_ask_for_either_theme():
     assert figures.ink("original") == figures.PALETTES["dark"]["original"]
     assert api.set_figure_theme("light") == {"theme": "light"}
     assert api.set_figure_theme("sepia")["error"]["field"] == "theme"
+
+
+def _pages_of(make_pdf, monkeypatch):
+    """The text on each page a PDF report saves, and the page sizes in inches."""
+    from matplotlib.backends.backend_pdf import PdfPages
+    saved = []
+    original = PdfPages.savefig
+
+    def record(self, figure=None, **kwargs):
+        from matplotlib.table import Cell
+        from matplotlib.text import Text
+        texts = [t.get_text() for t in figure.findobj(Text)]
+        texts += [c.get_text().get_text() for c in figure.findobj(Cell)]  # a cell's text is
+        texts = [t for t in texts if t]                                      # not its child
+        saved.append((tuple(round(v, 2) for v in figure.get_size_inches()), texts))
+        return original(self, figure, **kwargs)
+
+    monkeypatch.setattr(PdfPages, "savefig", record)
+    data = make_pdf()
+    assert data.startswith(b"%PDF-")
+    return saved
+
+
+def test_the_pdf_report_is_a4_with_a_rounded_first_page_and_a_paginated_table(monkeypatch):
+    x = np.random.default_rng(0).standard_t(4, (8, 100))
+    r = analyze(x, Config(bits=4, granularity="channel", calibration="percentile",
+                          percentile=99, name="w"))
+    pages = _pages_of(lambda: report.pdf(r), monkeypatch)
+    assert {size for size, _ in pages} == {(8.27, 11.69)}  # A4 throughout
+    first = pages[0][1]
+    for heading in ("Quantization report: w", "Verdict", "Settings", "Results"):
+        assert heading in first
+    s = r.summary()
+    sqnr = float(f"{s['sqnr_db']:.4g}")
+    assert f"{sqnr:g} dB" in first  # rounded as the page shows it
+    assert "Relative RMSE" in first and "8 channels: " in " ".join(first)
+    assert not [t for t in first if "_" in t and "(" not in t]  # no snake_case keys
+    assert not [t for t in first if len(t) > 12 and t.replace(".", "").replace("-", "").isdigit()]
+    # four figures, two to a page, then the per-value table: 520 rows, 44 to a page
+    table_pages = [texts for _, texts in pages if "Index" in texts]
+    assert len(pages) == 1 + 2 + len(table_pages)
+    assert len(table_pages) == math.ceil(min(report.PDF_TABLE_ROWS, 800) / 44)
+    for texts in table_pages:
+        assert texts.count("Index") == 1 and "Code q" in texts  # the header on every page
+    assert "519" in table_pages[-1] and "520" not in table_pages[-1]
+
+
+def test_every_pdf_is_a4(monkeypatch):
+    from quantcalc.compare import PRESETS, compare
+    x = np.random.default_rng(1).standard_normal((8, 256)).astype(np.float32)
+    rows = compare(x, PRESETS["common"])
+    pages = _pages_of(lambda: report.compare_pdf(rows, None, "t"), monkeypatch)
+    assert {size for size, _ in pages} == {(8.27, 11.69)} and len(pages) == 2
