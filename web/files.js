@@ -97,6 +97,7 @@ const tensorChooser = makeChooser("#tensor", "#tensor-filter", "#tensor-count",
 function markValuesUnused(unused) {
   form.elements.values.closest(".qc-field").classList.toggle("qc-unused", unused);
   $("#values-unused").hidden = !unused;
+  $("#drop-prompt").hidden = unused; // the drop zone's prompt gives way to the file in use
 }
 
 export function forgetFile() {

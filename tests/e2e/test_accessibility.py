@@ -106,11 +106,13 @@ def test_the_file_chooser_shows_shapes_and_names_the_tensor(app, tmp_path):
     assert page.input_value("#name") == "layer0.bias"
     # the typed values are kept, shown as not in use
     assert page.locator("#values-unused").is_visible()
+    assert page.locator("#drop-prompt").is_hidden()
     calculate(page)
     assert page.locator("[data-metric=scale]").get_attribute("data-value") is not None
     assert page.inner_text("#results-name").startswith("layer0.bias")
     page.click("#clear-file")
     assert page.locator("#values-unused").is_hidden()
+    assert page.locator("#drop-prompt").is_visible()
     # a name the user typed is theirs
     fill(page, name="mine")
     page.set_input_files("#file", str(path))
