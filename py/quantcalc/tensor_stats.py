@@ -112,12 +112,23 @@ class TensorStats:
             return
         below, above = self.moments.mean - SIGMAS * std, self.moments.mean + SIGMAS * std
         if self.row_low:
-            # only rows and columns whose min or max reach beyond can hold such values
+            # only rows and columns whose min or max reach beyond can hold such values; the
+            # scarcer of the two is picked out first, so the copy is small (a model's outliers
+            # sit in a few columns that reach into every row)
             rows = slab.reshape(slab.shape[0], -1)
             low, high = (every[first_row:first_row + rows.shape[0]]
                          for every in self.row_range())
-            matrix = rows[(low < below) | (high > above)].reshape(-1, self.shape[-1])
-            slab = matrix[:, (self.column_low < below) | (self.column_high > above)]
+            row_mask = (low < below) | (high > above)
+            column_mask = (self.column_low < below) | (self.column_high > above)
+            matrix = rows.reshape(-1, self.shape[-1])
+            per_row = matrix.shape[0] // rows.shape[0]  # rows of the last axis in one row
+            picked_rows = int(np.count_nonzero(row_mask)) * rows.shape[1]
+            picked_columns = int(np.count_nonzero(column_mask)) * matrix.shape[0]
+            if picked_columns < picked_rows:
+                narrow = matrix[:, column_mask].reshape(rows.shape[0], per_row, -1)
+                slab = narrow[row_mask]
+            else:
+                slab = rows[row_mask].reshape(-1, self.shape[-1])[:, column_mask]
         self.beyond += int(np.count_nonzero(slab > above)) + \
             int(np.count_nonzero(slab < below))
 

@@ -494,3 +494,24 @@ def test_the_calculator_reads_one_tensor_of_a_large_file_by_offset(tmp_path):
     assert summary["shape"] == [8, 8] and summary["data_max"] == float(small[-1])
     peak_kib = int(done.stderr.strip().splitlines()[-1])
     assert peak_kib < 400 * 1024  # the file is 3 GiB
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (16, 6, 40)])
+@pytest.mark.parametrize("outliers", ["columns", "rows", "both", "none"])
+def test_values_beyond_6_sigma_are_counted_exactly_whichever_is_picked_first(shape, outliers):
+    # a few outlier columns make picking columns first cheaper; a few outlier rows, rows first
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    if outliers in ("columns", "both"):
+        x[..., [3, 17]] *= 40
+    if outliers in ("rows", "both"):
+        x[[2, 9]] *= 40
+    stats = TensorStats(x.shape)
+    for start in range(0, shape[0], 5):  # slabs of 5 rows, as a streamed scan feeds them
+        stats.add(x[start:start + 5])
+    for start in range(0, shape[0], 5):
+        stats.add_beyond(x[start:start + 5], first_row=start)
+    v = x.astype(np.float64).reshape(-1)
+    z = np.abs(v - stats.moments.mean)
+    assert stats.beyond == np.count_nonzero(z > 6 * stats.moments.std)
+    assert (stats.beyond > 0) == (outliers != "none")
