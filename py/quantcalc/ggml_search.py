@@ -107,6 +107,26 @@ def make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad, zero_when_eq
     return best_scale, -best_min, L
 
 
+def _refined(sweep, x, w, L, sumlx, suml2, active, tries=5):
+    """ggml's coordinate descent over a block's codes: up to `tries` sweeps, each block stopping
+    after a sweep that changed nothing (the C loop's break). Each sweep runs on the blocks still
+    going only (after the first about a fifth, then a twentieth), the same arithmetic per block
+    as sweeping all of them; L is updated in place. Returns the final (sumlx, suml2)."""
+    for _ in range(tries):
+        going = np.flatnonzero(active)
+        if going.size == 0:
+            break
+        codes = L[going]
+        part_lx, part_l2, changed = sweep(x[going], w[going], codes, sumlx[going],
+                                          suml2[going])
+        L[going] = codes
+        sumlx, suml2 = sumlx.copy(), suml2.copy()
+        sumlx[going], suml2[going] = part_lx, part_l2
+        active = np.zeros_like(active)
+        active[going[changed]] = True
+    return sumlx, suml2
+
+
 def make_qp_quants(x, nmax, weights):
     """make_qp_quants: codes 0..nmax for non-negative x (sub-block scales or mins) and the
     scale that fits them best under `weights`."""
@@ -133,28 +153,28 @@ def make_qp_quants(x, nmax, weights):
     l = wanted.astype(F32)  # the int l, before it is stored
     sumlx = seq_sum(weights * x * l)
     suml2 = seq_sum(weights * l * l)
-    active = np.ones(blocks, bool)
-    for _ in range(5):
-        changed = np.zeros(blocks, bool)
+    def sweep(x, w, L, sumlx, suml2):
+        changed = np.zeros(len(x), bool)
         for i in range(n):
-            w, xi, li = weights[:, i], x[:, i], L[:, i].astype(F32)
-            slx = sumlx - w * xi * li
-            sl2 = suml2 - w * li * li
-            ok = active & (slx > 0) & (sl2 > 0)
+            wi, xi, li = w[:, i], x[:, i], L[:, i].astype(F32)
+            wx = wi * xi  # C's w*x*l is (w*x)*l: computed once for both uses
+            slx = sumlx - wx * li
+            sl2 = suml2 - wi * li * li
+            ok = (slx > 0) & (sl2 > 0)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 new_l = np.minimum(nmax, nearest_int(np.where(ok, xi * sl2 / np.where(ok, slx, F32(1)), F32(0))))
             ok &= new_l != L[:, i]
             nl = new_l.astype(F32)
-            slx = slx + w * xi * nl
-            sl2 = sl2 + w * nl * nl
+            slx = slx + wx * nl
+            sl2 = sl2 + wi * nl * nl
             accept = ok & (slx * slx * suml2 > sumlx * sumlx * sl2)
             L[:, i] = np.where(accept, new_l & 0xFF, L[:, i])
             sumlx = _where(accept, slx, sumlx)
             suml2 = _where(accept, sl2, suml2)
             changed |= accept
-        active &= changed  # a block that changed nothing stops (the C loop breaks)
-        if not active.any():
-            break
+        return sumlx, suml2, changed
+
+    sumlx, suml2 = _refined(sweep, x, weights, L, sumlx, suml2, np.ones(blocks, bool))
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = _where(suml2 > 0, sumlx / np.where(suml2 > 0, suml2, F32(1)), F32(0))
     L = np.where(zero[:, None], 0, L)
@@ -210,29 +230,29 @@ def make_q3_quants(x, nmax):
     lf = L.astype(F32)
     sumlx = seq_sum(w * x * lf)
     suml2 = seq_sum(w * lf * lf)
-    active = ~zero
-    for _ in range(5):
-        changed = np.zeros(blocks, bool)
+    def sweep(x, w, L, sumlx, suml2):
+        changed = np.zeros(len(x), bool)
         for i in range(n):
             wi, xi, li = w[:, i], x[:, i], L[:, i].astype(F32)
-            slx = sumlx - wi * xi * li
-            ok = active & (slx > 0)
+            wx = wi * xi  # C's w*x*l is (w*x)*l: computed once for both uses
+            slx = sumlx - wx * li
+            ok = slx > 0
             sl2 = suml2 - wi * li * li
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 new_l = np.clip(nearest_int(np.where(ok, xi * sl2 / np.where(ok, slx, F32(1)),
                                                      F32(0))), -nmax, nmax - 1)
             ok &= new_l != L[:, i]
             nl = new_l.astype(F32)
-            slx = slx + wi * xi * nl
+            slx = slx + wx * nl
             sl2 = sl2 + wi * nl * nl
             accept = ok & (sl2 > 0) & (slx * slx * suml2 > sumlx * sumlx * sl2)
             L[:, i] = np.where(accept, new_l, L[:, i])
             sumlx = _where(accept, slx, sumlx)
             suml2 = _where(accept, sl2, suml2)
             changed |= accept
-        active &= changed
-        if not active.any():
-            break
+        return sumlx, suml2, changed
+
+    sumlx, suml2 = _refined(sweep, x, w, L, sumlx, suml2, ~zero)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = _where(suml2 > 0, sumlx / np.where(suml2 > 0, suml2, F32(1)), F32(0))
     L = np.where(zero[:, None], 0, L + nmax)
