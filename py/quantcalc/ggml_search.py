@@ -196,18 +196,20 @@ def make_qp_quants(x, nmax, weights):
 
 def make_qx_quants(x, nmax, weights):
     """make_qx_quants with rmse_type 1: weights given (an importance) or x^2. Returns
-    (scale, L) with L = nmax + l, l in [-nmax, nmax - 1]."""
-    w = x * x if weights is None else weights
+    (scale, L) with L = nmax + l, l in [-nmax, nmax - 1]. Searched on (values, blocks) copies,
+    as make_qkx_quants is."""
     amax, top = _first_largest(x)
+    xt = np.ascontiguousarray(x.T)
+    w = xt * xt if weights is None else np.ascontiguousarray(np.broadcast_to(weights, x.shape).T)
     zero = amax < GROUP_MAX_EPS
     safe_top = np.where(zero, F32(1), top)
 
     def levels(iscale):
-        return np.clip(nearest_int(iscale[:, None] * x), -nmax, nmax - 1)
+        return np.clip(nearest_int(iscale * xt), -nmax, nmax - 1)
 
     def sums(l):
         lf = l.astype(F32)
-        return seq_sum(w * x * lf), seq_sum(w * lf * lf)
+        return seq_sum_rows(w * xt * lf), seq_sum_rows(w * lf * lf)
 
     l = levels(F32(-nmax) / safe_top)
     L = l + nmax
@@ -224,11 +226,11 @@ def make_qx_quants(x, nmax, weights):
         better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
         with np.errstate(divide="ignore", invalid="ignore"):
             new_scale = sumlx / np.where(suml2 > 0, suml2, F32(1))
-        L = np.where(better[:, None], l + nmax, L)
+        L = np.where(better, l + nmax, L)
         scale = _where(better, new_scale, scale)
         best = _where(better, scale * sumlx, best)
-    L = np.where(zero[:, None], 0, L)
-    return _where(zero, F32(0), scale), L
+    L = np.where(zero, 0, L)
+    return _where(zero, F32(0), scale), np.ascontiguousarray(L.T)
 
 
 def make_q3_quants(x, nmax):
