@@ -68,8 +68,7 @@ def make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad, zero_when_eq
     The search runs on (values, blocks) copies of x and the weights: each of its running sums
     then adds whole contiguous rows (6x faster than adding strided columns, seq_sum) and a
     block's numbers broadcast along rows; the arithmetic per block is the same."""
-    xt = np.ascontiguousarray(x.T)
-    w = np.ascontiguousarray(np.broadcast_to(weights, x.shape).T)
+    xt, w = _transposed(x, weights)
     lo = xt.min(axis=0)
     hi = xt.max(axis=0)
     sum_w = seq_sum_rows(w)
@@ -121,18 +120,22 @@ def make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad, zero_when_eq
 
 
 def _refined(sweep, x, w, L, sumlx, suml2, active, tries=5):
-    """ggml's coordinate descent over a block's codes: up to `tries` sweeps, each block stopping
-    after a sweep that changed nothing (the C loop's break). Each sweep runs on the blocks still
-    going only (after the first about a fifth, then a twentieth), the same arithmetic per block
-    as sweeping all of them; L is updated in place. Returns the final (sumlx, suml2)."""
+    """ggml's coordinate descent over a block's codes, on (values, blocks) arrays: up to `tries`
+    sweeps, each block stopping after a sweep that changed nothing (the C loop's break). Each
+    sweep runs on the blocks still going only (after the first about a fifth, then a
+    twentieth), the same arithmetic per block as sweeping all of them; L is updated in place.
+    Returns the final (sumlx, suml2)."""
     for _ in range(tries):
         going = np.flatnonzero(active)
         if going.size == 0:
             break
-        codes = L[going]
-        part_lx, part_l2, changed = sweep(x[going], w[going], codes, sumlx[going],
+        if going.size == active.size:  # every block (the first sweep, mostly): no copies
+            sumlx, suml2, active = sweep(x, w, L, sumlx, suml2)
+            continue
+        codes = L[:, going]
+        part_lx, part_l2, changed = sweep(x[:, going], w[:, going], codes, sumlx[going],
                                           suml2[going])
-        L[going] = codes
+        L[:, going] = codes
         sumlx, suml2 = sumlx.copy(), suml2.copy()
         sumlx[going], suml2[going] = part_lx, part_l2
         active = np.zeros_like(active)
@@ -140,48 +143,59 @@ def _refined(sweep, x, w, L, sumlx, suml2, active, tries=5):
     return sumlx, suml2
 
 
+def _transposed(x, weights=None):
+    """(values, blocks) copies of x and of its weights (broadcast to x's shape)."""
+    xt = np.ascontiguousarray(x.T)
+    if weights is None:
+        return xt
+    return xt, np.ascontiguousarray(np.broadcast_to(weights, x.shape).T)
+
+
 def make_qp_quants(x, nmax, weights):
     """make_qp_quants: codes 0..nmax for non-negative x (sub-block scales or mins) and the
-    scale that fits them best under `weights`."""
+    scale that fits them best under `weights`. Searched on (values, blocks) copies."""
     blocks, n = x.shape
-    top = np.maximum(x.max(axis=1), F32(0))  # MAX(max, x[i]) from 0
+    x, weights = _transposed(x, weights)
+    top = np.maximum(x.max(axis=0), F32(0))  # MAX(max, x[i]) from 0
     zero = top < GROUP_MAX_EPS
     safe_top = np.where(zero, F32(1), top)
     iscale = F32(nmax) / safe_top
-    L = nearest_int(iscale[:, None] * x) & 0xFF  # L is uint8_t in C
+    L = nearest_int(iscale * x) & 0xFF  # L is uint8_t in C
     scale = F32(1) / iscale
-    diff = x - scale[:, None] * L.astype(F32)
-    best = seq_sum(weights * diff * diff)
+    diff = x - scale * L.astype(F32)
+    best = seq_sum_rows(weights * diff * diff)
     for step in (-4, -3, -2, -1, 1, 2, 3, 4):
         iscale_is = (F32(0.1) * F32(step) + F32(nmax)) / safe_top
         scale_is = F32(1) / iscale_is
-        l = np.minimum(nmax, nearest_int(iscale_is[:, None] * x)).astype(F32)
-        diff = x - scale_is[:, None] * l
-        mse = seq_sum(weights * diff * diff)
+        l = np.minimum(nmax, nearest_int(iscale_is * x)).astype(F32)
+        diff = x - scale_is * l
+        mse = seq_sum_rows(weights * diff * diff)
         better = mse < best
         best = _where(better, mse, best)
         iscale = _where(better, iscale_is, iscale)
-    wanted = np.minimum(nmax, nearest_int(iscale[:, None] * x))
+    wanted = np.minimum(nmax, nearest_int(iscale * x))
     L = wanted & 0xFF
     l = wanted.astype(F32)  # the int l, before it is stored
-    sumlx = seq_sum(weights * x * l)
-    suml2 = seq_sum(weights * l * l)
+    sumlx = seq_sum_rows(weights * x * l)
+    suml2 = seq_sum_rows(weights * l * l)
+
     def sweep(x, w, L, sumlx, suml2):
-        changed = np.zeros(len(x), bool)
+        changed = np.zeros(x.shape[1], bool)
         for i in range(n):
-            wi, xi, li = w[:, i], x[:, i], L[:, i].astype(F32)
+            wi, xi, li = w[i], x[i], L[i].astype(F32)
             wx = wi * xi  # C's w*x*l is (w*x)*l: computed once for both uses
             slx = sumlx - wx * li
             sl2 = suml2 - wi * li * li
             ok = (slx > 0) & (sl2 > 0)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                new_l = np.minimum(nmax, nearest_int(np.where(ok, xi * sl2 / np.where(ok, slx, F32(1)), F32(0))))
-            ok &= new_l != L[:, i]
+                new_l = np.minimum(nmax, nearest_int(
+                    np.where(ok, xi * sl2 / np.where(ok, slx, F32(1)), F32(0))))
+            ok &= new_l != L[i]
             nl = new_l.astype(F32)
             slx = slx + wx * nl
             sl2 = sl2 + wi * nl * nl
             accept = ok & (slx * slx * suml2 > sumlx * sumlx * sl2)
-            L[:, i] = np.where(accept, new_l & 0xFF, L[:, i])
+            L[i] = np.where(accept, new_l & 0xFF, L[i])
             sumlx = _where(accept, slx, sumlx)
             suml2 = _where(accept, sl2, suml2)
             changed |= accept
@@ -190,8 +204,8 @@ def make_qp_quants(x, nmax, weights):
     sumlx, suml2 = _refined(sweep, x, weights, L, sumlx, suml2, np.ones(blocks, bool))
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = _where(suml2 > 0, sumlx / np.where(suml2 > 0, suml2, F32(1)), F32(0))
-    L = np.where(zero[:, None], 0, L)
-    return _where(zero, F32(0), scale), L
+    L = np.where(zero, 0, L)
+    return _where(zero, F32(0), scale), np.ascontiguousarray(L.T)
 
 
 def make_qx_quants(x, nmax, weights):
@@ -199,8 +213,7 @@ def make_qx_quants(x, nmax, weights):
     (scale, L) with L = nmax + l, l in [-nmax, nmax - 1]. Searched on (values, blocks) copies,
     as make_qkx_quants is."""
     amax, top = _first_largest(x)
-    xt = np.ascontiguousarray(x.T)
-    w = xt * xt if weights is None else np.ascontiguousarray(np.broadcast_to(weights, x.shape).T)
+    xt, w = _transposed(x, x * x if weights is None else weights)
     zero = amax < GROUP_MAX_EPS
     safe_top = np.where(zero, F32(1), top)
 
@@ -235,33 +248,36 @@ def make_qx_quants(x, nmax, weights):
 
 def make_q3_quants(x, nmax):
     """make_q3_quants with do_rmse (Q3_K without an importance matrix): (scale, L), L = l + nmax
-    (0 for an all-zero block)."""
-    blocks, n = x.shape
+    (0 for an all-zero block). Searched on (values, blocks) copies."""
+    n = x.shape[1]
     amax, top = _first_largest(x)
     zero = amax < GROUP_MAX_EPS
+    x = _transposed(x)
     iscale = F32(-nmax) / np.where(zero, F32(1), top)
-    L = np.clip(nearest_int(iscale[:, None] * x), -nmax, nmax - 1)
+    # the codes are kept as float32 during the search (small whole numbers: exact), so no
+    # conversion is made at each step; the C code converts its int l where it multiplies
+    L = np.clip(np.rint(iscale * x), F32(-nmax), F32(nmax - 1))
     w = x * x
-    lf = L.astype(F32)
-    sumlx = seq_sum(w * x * lf)
-    suml2 = seq_sum(w * lf * lf)
+    sumlx = seq_sum_rows(w * x * L)
+    suml2 = seq_sum_rows(w * L * L)
+
     def sweep(x, w, L, sumlx, suml2):
-        changed = np.zeros(len(x), bool)
+        changed = np.zeros(x.shape[1], bool)
         for i in range(n):
-            wi, xi, li = w[:, i], x[:, i], L[:, i].astype(F32)
+            wi, xi, li = w[i], x[i], L[i]
             wx = wi * xi  # C's w*x*l is (w*x)*l: computed once for both uses
             slx = sumlx - wx * li
             ok = slx > 0
             sl2 = suml2 - wi * li * li
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                new_l = np.clip(nearest_int(np.where(ok, xi * sl2 / np.where(ok, slx, F32(1)),
-                                                     F32(0))), -nmax, nmax - 1)
-            ok &= new_l != L[:, i]
-            nl = new_l.astype(F32)
+                nl = np.clip(np.rint(np.where(ok, xi * sl2 / np.where(ok, slx, F32(1)),
+                                              F32(0))), F32(-nmax), F32(nmax - 1))
+            ok &= nl != li
+            new_l = nl
             slx = slx + wx * nl
             sl2 = sl2 + wi * nl * nl
             accept = ok & (sl2 > 0) & (slx * slx * suml2 > sumlx * sumlx * sl2)
-            L[:, i] = np.where(accept, new_l, L[:, i])
+            L[i] = np.where(accept, new_l, L[i])
             sumlx = _where(accept, slx, sumlx)
             suml2 = _where(accept, sl2, suml2)
             changed |= accept
@@ -270,6 +286,5 @@ def make_q3_quants(x, nmax):
     sumlx, suml2 = _refined(sweep, x, w, L, sumlx, suml2, ~zero)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = _where(suml2 > 0, sumlx / np.where(suml2 > 0, suml2, F32(1)), F32(0))
-    L = np.where(zero[:, None], 0, L + nmax)
-    return _where(zero, F32(0), scale), L
-
+    L = np.where(zero, 0, L.astype(np.int32) + nmax)
+    return _where(zero, F32(0), scale), np.ascontiguousarray(L.T)
