@@ -31,7 +31,7 @@ def fp16(values):
 
 
 def _where(mask, a, b):
-    return np.where(mask, a, b).astype(F32)
+    return np.where(mask, a, b).astype(F32, copy=False)  # float32 in, float32 out: no copy
 
 
 def seq_sum(values):
@@ -270,8 +270,9 @@ def make_q3_quants(x, nmax):
             ok = slx > 0
             sl2 = suml2 - wi * li * li
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                nl = np.clip(np.rint(np.where(ok, xi * sl2 / np.where(ok, slx, F32(1)),
-                                              F32(0))), F32(-nmax), F32(nmax - 1))
+                # where slx <= 0 the quotient is not used (inf or NaN there, then replaced)
+                nl = np.clip(np.rint(np.where(ok, xi * sl2 / slx, F32(0))), F32(-nmax),
+                             F32(nmax - 1))
             ok &= nl != li
             new_l = nl
             slx = slx + wx * nl
