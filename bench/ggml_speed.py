@@ -44,7 +44,7 @@ def main():
         if args.imatrix and not registry.get(name).uses_importance:
             continue
         native = best_of(lambda: ggml.quantize(ggml_name, x, weights), 3)
-        ours = best_of(lambda: analyze(x, Config(format=name), keep=0, importance=weights), 1)
+        ours = best_of(lambda: analyze(x, Config(format=name), keep=0, importance=weights), 3)
         result = analyze(x, Config(format=name), keep=0, importance=weights).summary()
         print(f"{name:8s} {result['bits_per_value']:10.4f} {result['sqnr_db']:8.2f} "
               f"{native:8.3f} {ours:11.3f} {ours / native:7.1f} {ours / absmax:9.0f}")

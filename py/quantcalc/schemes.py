@@ -368,8 +368,9 @@ class GGMLScheme(Scheme):
         first = start // self.block_size
         self.scales[first:first + out.scales.size] = out.scales
         self.bases[first:first + out.bases.size] = out.bases
-        return (out.codes.reshape(-1).astype(np.float64), out.recon.reshape(-1).astype(np.float64),
-                out.clipped.reshape(-1))
+        # as ggml stores them: int codes and float32 reconstructions (the error x - x_hat is
+        # taken in float64 by the caller; float32 -> float64 is exact, so no copy is made here)
+        return out.codes.reshape(-1), out.recon.reshape(-1), out.clipped.reshape(-1)
 
 
 class BlockFP8Scheme(Scheme):
