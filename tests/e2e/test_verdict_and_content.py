@@ -116,6 +116,10 @@ def test_figure_text_is_at_least_11_px_on_phones_and_tablets(browser, server, wi
     calculate(page)
     page.wait_for_selector("#figures figure[data-figure=transfer] img")
     shown = page.evaluate("document.querySelector('#figures img').getBoundingClientRect().width")
+    # one column below 1024 px: the figures are stacked, each the width of the results
+    lefts = page.evaluate("[...document.querySelectorAll('#figures figure')]"
+                          ".map((f) => Math.round(f.getBoundingClientRect().left))")
+    assert len(lefts) == 4 and len(set(lefts)) == 1
     # 11 pt text on a figure FIGURE_SIZE[0] inches (x 72 pt) wide, shown `shown` px wide
     from quantcalc import figures
     assert figures.STYLE["font.size"] == 11 and figures.STYLE["legend.fontsize"] >= 11
