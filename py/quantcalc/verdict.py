@@ -90,7 +90,10 @@ def _gain(new, old):
 
 
 def _outlier(values, result, importance):
-    magnitudes = np.abs(np.asarray(values, np.float64)).ravel()
+    # |x| in the values' own float type (float32 stays float32: no float64 copy of the tensor,
+    # which the analysis itself never makes)
+    values = np.asarray(values)
+    magnitudes = np.abs(values if values.dtype.kind == "f" else values.astype(np.float64)).ravel()
     amax = float(magnitudes.max())
     # "lower": an actual |x| of the data, so that in a few hundred values the outlier itself
     # does not pull the percentile up by interpolation
