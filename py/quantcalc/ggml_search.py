@@ -36,8 +36,12 @@ def _where(mask, a, b):
 
 def seq_sum(values):
     """Each row's sum added left to right in float32, as the C loops add (numpy's sum is
-    pairwise and rounds differently). Column by column, vectorised across the rows: faster here
-    than np.add.accumulate or a transposed reduction (bench: 1.5 / 4.2 / 2.2 ms for 1M values)."""
+    pairwise and rounds differently). Short rows (blocks of 16 to 64): column by column,
+    vectorised across the rows (bench: 1.5 ms for 1M values against 4.2 for accumulate); long
+    rows (a whole tensor row, as sigma2 sums): np.add.accumulate, which adds in the same order
+    without a Python step per column (16 x 11008: 0.9 ms against 5.4)."""
+    if values.shape[1] > 64:
+        return np.add.accumulate(values, axis=1, dtype=F32)[:, -1]
     out = values[:, 0].astype(F32)
     for i in range(1, values.shape[1]):
         out = out + values[:, i]
