@@ -126,8 +126,8 @@ def values_figure(result):
     idx, pv = _sample(result)
     if len(pv.original) <= SHORT:
         ax.plot(idx, pv.original[idx], "o-", color=ink("original"), label="original x", ms=4, lw=1)
-        ax.plot(idx, pv.dequantized[idx], "s--", color=ink("reconstructed"), label="reconstructed x̂",
-                ms=3, lw=1)
+        ax.plot(idx, pv.dequantized[idx], "s--", color=ink("reconstructed"),
+                label="reconstructed x̂", ms=3, lw=1)
         ax.set_xlabel("index")
         ax.set_ylabel("value")
     else:
@@ -376,8 +376,8 @@ def sweep_figure(points):
         sqnr = np.array([p["sqnr_db"] for p in points], float)
         ax.plot(bits, sqnr, "o-", color=ink("reconstructed"), label="measured SQNR")
         anchor = int(np.argmin(np.abs(bits - 8)))
-        ax.plot(bits, sqnr[anchor] + 20 * np.log10(2) * (bits - bits[anchor]), ":", color=ink("ink"),
-                label="6.02 dB per bit")
+        ax.plot(bits, sqnr[anchor] + 20 * np.log10(2) * (bits - bits[anchor]), ":",
+                color=ink("ink"), label="6.02 dB per bit")
         ax.set_xlabel("bit depth")
         ax.set_ylabel("SQNR (dB)")
         _legend(fig, ax)

@@ -210,7 +210,8 @@ def figure(plan):
         ax.plot([p["bits_per_weight"] for p in curve], [p["total_error"] for p in curve], "-",
                 color=ink("original"), label="best mix (this planner)")
         for k, point in enumerate(plan["presets"]):
-            ax.plot(point["bits_per_weight"], point["preset_error"], "o", color=ink("reconstructed"))
+            ax.plot(point["bits_per_weight"], point["preset_error"], "o",
+                    color=ink("reconstructed"))
             # neighbouring presets (Q5_K_S, Q5_K_M) sit close: labels alternate above and below
             ax.annotate(point["preset"], (point["bits_per_weight"], point["preset_error"]),
                         xytext=(4, 5 if k % 2 == 0 else -11), textcoords="offset points",

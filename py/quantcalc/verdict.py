@@ -1,4 +1,5 @@
-"""What a result means: a plain cue for each headline number, and hints where the data calls for one.
+"""What a result means: a plain cue for each headline number, and hints where the data calls
+for one.
 
 The cues' thresholds are declared once in grades.py (the page's FAQ lists them). Every hint is
 computed from the values: a hint that proposes another setting runs that setting on the same
@@ -12,7 +13,7 @@ import numpy as np
 
 from . import analysis, grades
 
-OUTLIER_RATIO = 4.0        # amax over the 99.9th percentile of |x| that makes one value "set the range"
+OUTLIER_RATIO = 4.0        # |x| max over the 99.9th percentile of |x|: one value sets the range
 WIDE_RANGE_RATIO = 2.0     # a custom range this many times wider than the data's
 HEAVY_CLIP_RATE = 0.01
 WORTH_DB = 1.0             # a proposed setting must gain at least this much SQNR to be proposed

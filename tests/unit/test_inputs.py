@@ -7,9 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from quantcalc import QuantcalcError
-from quantcalc import api
-from quantcalc import api
+from quantcalc import QuantcalcError, api
 from quantcalc.inputs import (check_finite, parse_file, parse_text, tensor_details,
                               tensor_names)
 

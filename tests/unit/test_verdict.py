@@ -1,4 +1,4 @@
-"""The verdict: headline cues at their stated thresholds, and hints that quote what they measured."""
+"""The verdict: headline cues at their stated thresholds, and hints quoting what they measured."""
 
 import dataclasses
 import math
