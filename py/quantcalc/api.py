@@ -101,7 +101,10 @@ def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None)
     result = analysis.analyze(values, cfg, keep=keep, progress=progress, importance=importance)
     if progress is not None:
         progress("advising", 1.0)  # hints may run another setting or two on the same values
-    result.hints = verdict.hints(values, result, importance)
+    try:
+        result.hints = verdict.hints(values, result, importance)
+    except MemoryError:  # a hint needs a copy of |x|: it must never cost the result itself
+        result.hints = []
     return result
 
 

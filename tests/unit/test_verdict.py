@@ -177,3 +177,15 @@ def test_the_page_reply_and_the_command_line_carry_them():
     out = quantcalc("analyze", "--values", "0.1, 0.2, -0.3, 5", "--bits", "4")
     assert out.returncode == 0
     assert "scales take" in out.stdout and "Hint" in out.stdout
+
+
+def test_a_hint_that_runs_out_of_memory_never_costs_the_result(monkeypatch):
+    from quantcalc import verdict
+
+    def no_memory(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(verdict, "hints", no_memory)
+    reply = api.analyze({"bits": 4}, {"text": "0.1, 0.2, -0.3, 5"})
+    assert "error" not in reply and reply["summary"]["hints"] == []
+    assert reply["summary"]["sqnr_db"] > 0
