@@ -17,7 +17,7 @@ import { buildCompareHead, downloadComparison, loadPresets, runCompare } from ".
 import { registerServiceWorker, reportHeight } from "./offline.js";
 import { loadScanPresets, wireScan } from "./scan.js";
 import { wirePlanner } from "./planner.js";
-import { wireTheme } from "./theme.js";
+import { figureTheme, wireTheme } from "./theme.js";
 
 const calculateButton = $("#calculate");
 const EXAMPLE = {
@@ -233,6 +233,8 @@ async function showSavedResult() {
   renderResults(found.reply, "saved");
   $("#figures-status").textContent = "";
   await Promise.all(found.figures.map((figure) => showFigure(figure)));
+  // drawn for the other colour scheme: drawn again once matplotlib is in
+  if (found.theme !== figureTheme()) state.figuresWanted = true;
   performance.mark("quantcalc:figures");
 }
 

@@ -4,6 +4,7 @@ import { $, $$, engine, state } from "./store.js";
 import { display } from "./results.js";
 import * as savedResults from "./saved-results.js";
 import { addReadout } from "./readout.js";
+import { figureTheme } from "./theme.js";
 
 // Add one figure ({name, title, svg, where}) to `holder`; resolves once its image is decoded.
 // `where` (figures.pointer_map) gives the calculator's histograms and transfer figure a readout.
@@ -47,7 +48,7 @@ export async function drawFigures() {
   await Promise.all(shown);
   $("#figures-status").textContent = "";
   performance.mark("quantcalc:figures");
-  savedResults.keep(request, result, figures);
+  savedResults.keep(request, result, figures, figureTheme());
 }
 
 export function clearFigures(holder) {

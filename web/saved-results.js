@@ -49,12 +49,13 @@ export async function find(request) {
   }
 }
 
-// Keep the engine's reply and its figures ([{name, title, svg}]) for this request.
-export async function keep(request, reply, figures) {
+// Keep the engine's reply and its figures ([{name, title, svg, where}], drawn for the colour
+// scheme `theme`) for this request.
+export async function keep(request, reply, figures, theme) {
   if (!usable(request) || reply.summary.count > MAX_VALUES) return;
   try {
     const cache = await caches.open(CACHE);
-    const body = JSON.stringify({ reply, figures }, encode);
+    const body = JSON.stringify({ reply, figures, theme }, encode);
     await cache.put(await addressOf(request),
       new Response(body, { headers: { "Content-Type": "application/json" } }));
     const entries = await cache.keys(); // in the order they were put

@@ -1,6 +1,6 @@
 """Dark mode (figures included) and printing, by media emulation in real Chromium."""
 
-from conftest import Watched
+from conftest import BOOT_TIMEOUT_MS, Watched
 from helpers import calculate
 
 CORNER_PIXEL = """async (selector) => {
@@ -71,3 +71,33 @@ def test_printing_gives_settings_as_text_results_and_open_answers(app):
         page.emulate_media(media="screen")
     assert page.locator("#calculate").is_visible()
     assert page.locator("#faq-title ~ details > p").first.is_hidden()
+
+
+def test_saved_figures_of_the_other_scheme_are_drawn_again(browser, server):
+    """A result kept from a light visit shows at once on a dark one, and its figures are then
+    drawn again for the dark page once matplotlib is in."""
+    link = server.url + "?name=themed&bits=4&values=0.5,1.5,2.5,-0.25,3"
+    context = browser.new_context(service_workers="block")
+    try:
+        first = context.new_page()
+        first.goto(link)
+        first.wait_for_selector("[data-figure=transfer] img", timeout=BOOT_TIMEOUT_MS)
+        first.wait_for_selector("#figures-status:empty", state="attached")
+        first.wait_for_timeout(500)  # the entry is written just after the last figure
+        assert first.evaluate(CORNER_PIXEL, "#figures figure[data-figure=values] img") == \
+            [255, 255, 255]
+        first.close()
+        dark = context.new_page()
+        dark.emulate_media(color_scheme="dark")
+        dark.goto(link)
+        dark.wait_for_selector("#results[data-origin=saved]", timeout=30_000)
+        dark.wait_for_selector("#engine-status[data-state=ready]", timeout=BOOT_TIMEOUT_MS)
+        for _ in range(120):  # the redraw replaces each figure in place
+            if dark.evaluate(CORNER_PIXEL, "#figures figure[data-figure=values] img") == \
+                    [28, 33, 40]:
+                break
+            dark.wait_for_timeout(250)
+        assert dark.evaluate(CORNER_PIXEL, "#figures figure[data-figure=values] img") == \
+            [28, 33, 40]
+    finally:
+        context.close()
