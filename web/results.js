@@ -78,19 +78,16 @@ function renderSettings(summary) {
   $("#results-settings").replaceChildren(...items);
 }
 
-const HEADLINE_LABELS = { sqnr_db: "SQNR", rel_rmse: "Relative RMSE", clip_rate: "Clip rate",
-  bits_per_value: "Bits per value" };
-
-// The four numbers a result is read by, each with the engine's plain cue (verdict.py).
+// The four numbers a result is read by, each with the engine's label and plain cue (verdict.py).
 function renderHeadline(headline, summary) {
-  $("#headline").replaceChildren(...headline.map(({ key, level, cue }) => {
+  $("#headline").replaceChildren(...headline.map(({ key, label: name, level, cue }) => {
     const node = document.createElement("div");
     node.className = "qc-verdict";
     node.dataset.verdict = key;
     node.dataset.level = level;
     const label = document.createElement("div");
     label.className = "qc-metric-label";
-    label.textContent = HEADLINE_LABELS[key];
+    label.textContent = name;
     const value = document.createElement("div");
     value.className = "qc-verdict-value";
     const v = summary[key];

@@ -235,9 +235,10 @@ def prepare_figures(theme=None) -> dict:
 def set_figure_theme(theme: str) -> dict:
     """Draw the figures that follow for a "light" or "dark" page."""
     def work():
-        if theme not in ("light", "dark"):
-            raise QuantcalcError(f"unknown theme {theme!r}: light or dark", "theme")
-        importlib.import_module(".figures", __package__).set_theme(theme)
+        try:  # figures.PALETTES knows the themes
+            importlib.import_module(".figures", __package__).set_theme(theme)
+        except ValueError as exc:
+            raise QuantcalcError(f"{exc}: light or dark", "theme") from None
         return {"theme": theme}
     return _guarded(work)
 

@@ -189,7 +189,7 @@ def pdf(result) -> bytes:
         page, y = pdf_pages.new_page(f"Quantization report: {_short(summary['name'])}",
                                      _short(summary["description"], 110))
         y = pdf_pages.heading(page, y, "Verdict")
-        y = pdf_pages.table(page, y, [(HEADLINE_LABELS[h["key"]], _shown(h["key"], summary),
+        y = pdf_pages.table(page, y, [(h["label"], _shown(h["key"], summary),
                                        h["cue"]) for h in verdict.headline(summary)],
                             ("Measure", "Value", "What it means"), widths=(0.2, 0.18, 0.62))
         # settings on the left, results on the right: one page holds both
@@ -224,8 +224,6 @@ def pdf(result) -> bytes:
     return buffer.getvalue()
 
 
-HEADLINE_LABELS = {"sqnr_db": "SQNR", "rel_rmse": "Relative RMSE", "clip_rate": "Clip rate",
-                   "bits_per_value": "Bits per value"}
 PER_VALUE_COLUMNS = ("Index", "Original x", "Code q", "Reconstruction x̂", "Error x − x̂",
                      "Clipped")
 

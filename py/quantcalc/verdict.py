@@ -19,10 +19,14 @@ HEAVY_CLIP_RATE = 0.01
 WORTH_DB = 1.0             # a proposed setting must gain at least this much SQNR to be proposed
 SCALE_SHARE = 0.1          # scales taking this share of the bits per value is worth a word
 SMALL_SAMPLE = 4096        # ... when there are fewer values than this
+# the headline's names (the page and the PDF show them as given here)
+HEADLINE = {"sqnr_db": "SQNR", "rel_rmse": "Relative RMSE", "clip_rate": "Clip rate",
+            "bits_per_value": "Bits per value"}
 
 
 def headline(summary: dict) -> list:
-    """The four numbers a result is read by, each with a level and a plain cue."""
+    """The four numbers a result is read by (HEADLINE), each with its label, a level and a
+    plain cue."""
     sqnr, rel, rate, bits = (summary[k] for k in ("sqnr_db", "rel_rmse", "clip_rate",
                                                    "bits_per_value"))
     sqnr_level, sqnr_cue = grades.sqnr(sqnr)
@@ -34,12 +38,10 @@ def headline(summary: dict) -> list:
     else:
         rel_cue = "the values are all zero"
     bits_cue = _size_cue(bits)
-    return [
-        {"key": "sqnr_db", "level": sqnr_level, "cue": sqnr_cue},
-        {"key": "rel_rmse", "level": sqnr_level, "cue": rel_cue},
-        {"key": "clip_rate", "level": clip_level, "cue": clip_cue},
-        {"key": "bits_per_value", "level": "info", "cue": bits_cue},
-    ]
+    graded = {"sqnr_db": (sqnr_level, sqnr_cue), "rel_rmse": (sqnr_level, rel_cue),
+              "clip_rate": (clip_level, clip_cue), "bits_per_value": ("info", bits_cue)}
+    return [{"key": key, "label": label, "level": graded[key][0], "cue": graded[key][1]}
+            for key, label in HEADLINE.items()]
 
 
 def _size_cue(bits):

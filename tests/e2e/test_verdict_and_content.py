@@ -57,7 +57,9 @@ def test_the_verdict_and_the_hints_are_the_engines(app):
     fill(page, values=OUTLIER_TEXT, **config)
     calculate(page)
     reply = api.analyze(config, {"text": OUTLIER_TEXT})
-    shown = [{"key": v.get_attribute("data-verdict"), "level": v.get_attribute("data-level"),
+    shown = [{"key": v.get_attribute("data-verdict"),
+              "label": v.locator(".qc-metric-label").inner_text(),
+              "level": v.get_attribute("data-level"),
               "cue": v.locator(".qc-verdict-cue").inner_text()}
              for v in page.locator("#headline .qc-verdict").all()]
     assert shown == reply["headline"]
