@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "py"), str(ROOT / "tests" / "unit")]
 import ggml_reference as ggml  # noqa: E402
-from quantcalc import Config, analyze, registry  # noqa: E402
+from quantcalc import Config, analyze, heap, registry  # noqa: E402
 from timing import best_of  # noqa: E402  (bench/ is this script's own folder)
 
 GGML_NAMES = {f.name: f.name.replace("_k", "_K") for f in registry.FORMATS
@@ -32,12 +32,15 @@ def main():
     parser.add_argument("--rows", type=int, default=1024)
     parser.add_argument("--imatrix", action="store_true", help="with an importance matrix")
     args = parser.parse_args()
+    # as the command line runs: freed chunk buffers stay in the process (see quantcalc/heap.py)
+    tuned = heap.keep_freed_memory()
     x = np.random.default_rng(0).standard_normal((args.rows, 4096)).astype(np.float32)
     weights = np.random.default_rng(1).uniform(0.1, 10, 4096).astype(np.float32) \
         if args.imatrix else None
     absmax = best_of(lambda: np.abs(x).max())
     print(f"{x.size:,} float32 values, one thread{', importance matrix' if args.imatrix else ''};"
-          f" one np.abs(x).max() pass: {absmax * 1e3:.1f} ms")
+          f" one np.abs(x).max() pass: {absmax * 1e3:.1f} ms; malloc thresholds "
+          f"{'set as the command line sets them' if tuned else 'left alone (not glibc)'}")
     print(f"{'type':8s} {'bits/value':>10s} {'SQNR dB':>8s} {'ggml s':>8s} {'quantcalc s':>11s} "
           f"{'÷ ggml':>7s} {'÷ abs-max':>9s}")
     for name, ggml_name in GGML_NAMES.items():

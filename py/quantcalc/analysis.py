@@ -167,7 +167,7 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     if importance is not None:
         scheme.importance = _checked_importance(importance, x.shape, scheme)
     known = None if known_range is None else known_range(segmentation)
-    data_min, data_max = known if known is not None else segmentation.min_max(x)
+    data_min, data_max = known if known is not None else segment_ranges(scheme, segmentation, x)
     report = progress or (lambda phase, fraction: None)
     report("calibrating", 0.0)
     lo, hi = calibrate(x, segmentation, config, data_min, data_max, scheme,
@@ -181,13 +181,15 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     keep = int(min(max(keep, 0), flat.size))
     per_value = PerValue(flat[:keep].copy(), np.empty(keep, np.int32), np.empty(keep),
                          np.empty(keep), np.empty(keep, bool)) if keep else None
-    data_min, data_max = float(data_min.min()), float(data_max.max())
-    acc = ErrorAccumulator(max(abs(data_min), abs(data_max)))
+    # a scheme that measures each segment's range while quantizing gives each chunk's bound
+    acc = ErrorAccumulator(None if scheme.measures_range else
+                           max(abs(float(data_min.min())), abs(float(data_max.max()))))
     sizes = segmentation.sizes()
     weighted = None if importance is None else WeightedAccumulator(
         scheme.importance, x.shape[-1] if x.ndim else 1)
     quantize_into(flat, scheme, params, segmentation, config.rounding, rng, acc, weighted,
                   per_value, lambda fraction: report("quantizing", fraction), chunk)
+    data_min, data_max = float(data_min.min()), float(data_max.max())
 
     metrics = {"data_min": data_min, "data_max": data_max, **acc.finish()}
     if not all(math.isfinite(metrics[k]) for k in ("mse", "mae", "max_abs_error")):
@@ -200,6 +202,14 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     metrics["bits_per_value"] = scheme.bits_per_value(flat.size, segmentation.count)
     return Result(config, x.shape, str(x.dtype), params, lo, hi, sizes, metrics, per_value, scheme,
                   _notes(scheme, params, metrics, flat.size, keep))
+
+
+def segment_ranges(scheme, segmentation, x):
+    """Each segment's data (min, max) as float64 arrays: measured here, or left for a scheme that
+    measures them in its own pass while quantizing (Scheme.measures_range) to fill in."""
+    if scheme.measures_range:
+        return np.zeros(segmentation.count), np.zeros(segmentation.count)
+    return segmentation.min_max(x)
 
 
 def quantize_into(flat, scheme, params, segmentation, rounding, rng, acc, weighted=None,
@@ -220,31 +230,30 @@ def quantize_into(flat, scheme, params, segmentation, rounding, rng, acc, weight
         if report is not None and number % every == 0:
             report(start / flat.size)
         stop = min(start + chunk, flat.size)
-        original = flat[start:stop].astype(np.float64)
+        values = flat[start:stop]
         if run:
             # one parameter per segment, broadcast along its run (a third of the time of
             # gathering one per value)
             first = start // run
             p = {key: value[:, None] for key, value in scheme.gather(
                 params, np.arange(first, first + (stop - start) // run)).items()}
-            codes, dequantized, clipped = (
-                None if a is None else a.reshape(-1) for a in scheme.quantize_span(
-                    start, original.reshape(-1, run), p, rounding, rng))
+            span = scheme.span(start, values, p, rounding, rng, run)
         else:
             p = scheme.gather(params, None if single or not scheme.per_value_params
                               else segmentation.ids(start, stop))
-            codes, dequantized, clipped = scheme.quantize_span(start, original, p, rounding,
-                                                               rng)
-        error = original - dequantized
+            span = scheme.span(start, values, p, rounding, rng)
+        error = span.original - span.dequantized
         if start < keep:
             n = min(stop, keep) - start
-            per_value.codes[start:start + n] = codes[:n]
-            per_value.dequantized[start:start + n] = dequantized[:n]
-            per_value.error[start:start + n] = error[:n]
-            per_value.clipped[start:start + n] = clipped[:n] if clipped is not None else False
+            natural = span.natural
+            per_value.codes[start:start + n] = natural(span.codes)[:n]
+            per_value.dequantized[start:start + n] = natural(span.dequantized)[:n]
+            per_value.error[start:start + n] = natural(error)[:n]
+            per_value.clipped[start:start + n] = \
+                natural(span.clipped)[:n] if span.clipped is not None else False
         if weighted is not None:
-            weighted.add(start, original, error)
-        acc.add(original, error, clipped)  # uses up `original` and `error`
+            weighted.add(start, span.natural(span.original), span.natural(error))
+        acc.add(span.original, error, span.clipped, span.bound)  # uses both arrays up
 
 
 def _checked_importance(importance, shape, scheme):

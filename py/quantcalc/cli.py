@@ -10,7 +10,7 @@ import stat
 import sys
 from pathlib import Path
 
-from . import __version__, api, fields, plan_cli, report, scan_cli, settings
+from . import __version__, api, fields, heap, plan_cli, report, scan_cli, settings
 from .compare import PRESET_TITLES, PRESETS, bit_sweep, compare
 from .errors import QuantcalcError, printable
 
@@ -236,6 +236,7 @@ def _attach_dash_values(argv, parser):
 
 
 def main(argv=None) -> int:
+    heap.keep_freed_memory()
     parser = build_parser()
     for command in parser._subparsers._group_actions[0].choices.values():
         command._negative_number_matcher = NEGATIVE_NUMBER

@@ -8,6 +8,7 @@ were clipped, and each block's effective scale. See ggml_search.py for how exact
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -32,8 +33,9 @@ def _inverse(d):
     are infinite and C's int8 casts undefined; such a block's fp16 scale is 0, so every value
     reconstructs to its offset whatever the code: code 0 there."""
     with np.errstate(divide="ignore", over="ignore"):
-        inverse = _where(d != 0, F32(1) / np.where(d != 0, d, F32(1)), F32(0))
-    return _where(np.isinf(inverse), F32(0), inverse)
+        inverse = F32(1) / np.asarray(d, F32)
+    inverse[~np.isfinite(inverse)] = 0  # 1/0 and 1/subnormal
+    return inverse
 
 
 def _blocks(rows, size):
@@ -63,45 +65,127 @@ def q8_0(rows, importance=None):  # quantize_q8_0 ignores an importance matrix
     return Quantized(codes, codes.astype(F32) * dq[:, None], np.abs(codes) > 127, dq)
 
 
+def columns(rows, size):
+    """The blocks of `size` consecutive values as the columns of a (size, blocks) float32 array.
+
+    numpy reduces a short last axis one block at a time (a max over blocks of 32 costs 8 ms for
+    4M values); over columns the same max is 31 whole-row maxima (0.5 ms), and each block's
+    numbers broadcast along contiguous rows. The copy itself costs about one strided pass."""
+    blocks = rows.reshape(-1, size)
+    out = np.empty((size, blocks.shape[0]), F32)
+    np.copyto(out, blocks.T, casting="same_kind")
+    return out
+
+
+def _signed_largest(xt, lo, hi):
+    """Each column's value of largest magnitude, the first one where +a and -a tie, as C's
+    `if (amax < fabsf(v)) { amax = fabsf(v); max = v; }` from amax = max = 0 finds it."""
+    minus_lo = -lo
+    top = np.where(minus_lo > hi, lo, hi)
+    tied = minus_lo == hi
+    if tied.any():  # rare: look for the first of +a and -a (and skip the all-zero blocks)
+        ties = np.flatnonzero(tied & (hi > 0))
+        columns_tied = xt[:, ties]
+        top[ties] = columns_tied[np.argmax(np.abs(columns_tied), axis=0), np.arange(ties.size)]
+    top += F32(0)  # an all -0.0 block: C's max stays 0.0f
+    return top
+
+
+@lru_cache(maxsize=8)
+def _filled(shape, value):
+    """A read-only float32 array of `value`: np.minimum against an array is SIMD, against a
+    scalar four times slower (numpy 2.0), and np.full each time costs as much again."""
+    out = np.full(shape, F32(value))
+    out.flags.writeable = False
+    return out
+
+
+@dataclass
+class LegacyColumns:
+    """quantize_row_q{4,5}_{0,1}_ref on blocks laid out as columns, in that layout."""
+
+    codes: np.ndarray     # float32 holding the stored codes (0 .. 2^bits - 1)
+    recon: np.ndarray     # float32, dequantize_row_*'s values
+    clipped: np.ndarray   # bool
+    scales: np.ndarray    # float32 per block, as stored (fp16)
+    bases: np.ndarray     # float32 per block: the stored min (Q4_1, Q5_1) or 0
+    low: np.ndarray       # float32 per block: the block's smallest and largest value
+    high: np.ndarray
+
+
+def legacy_columns(xt, nmax, affine, overwrite=False):
+    """Q4_0 / Q5_0 (affine False: x = (q - nmax) d, nmax 8 / 16) and Q4_1 / Q5_1 (affine True:
+    x = q d + m, nmax 15 / 31) without an importance matrix, on xt = columns(rows, 32).
+
+    The C code per value: q = MIN(top, (int8_t)(v*id + nmax + 0.5f)) or
+    MIN(nmax, (int8_t)((v - min)*id + 0.5f)). Its argument is never negative here, so the int8
+    cast's truncation is np.trunc, and clamping before truncating clamps the same values.
+    overwrite: xt may be overwritten (it becomes the codes: no new array)."""
+    high, low = xt.max(axis=0), xt.min(axis=0)
+    scaled = xt if overwrite else None
+    if affine:
+        top = nmax
+        d = (high - low) / F32(nmax)  # C: min from FLT_MAX, max from -FLT_MAX: the same values
+        scaled = np.subtract(xt, low, out=scaled)
+        scaled *= _inverse(d)
+        scaled += F32(0.5)
+    else:
+        top = 2 * nmax - 1
+        d = _signed_largest(xt, low, high) / F32(-nmax)
+        scaled = np.multiply(xt, _inverse(d), out=scaled)
+        scaled += F32(nmax + 0.5)
+    clipped = scaled >= top + 1
+    np.minimum(scaled, _filled(scaled.shape, top), out=scaled)
+    codes = np.trunc(scaled, out=scaled)
+    dq = fp16(d)
+    if affine:
+        m = fp16(low)
+        recon = codes * dq
+        recon += m  # x0*d + m: two float32 roundings, as dequantize_row_q{4,5}_1
+    else:
+        m = np.zeros_like(dq)
+        recon = codes - F32(nmax)
+        recon *= dq
+    return LegacyColumns(codes, recon, clipped, dq, m, low, high)
+
+
+def _legacy(rows, nmax, affine):
+    """A legacy type without an importance matrix, in the rows' own layout."""
+    out = legacy_columns(columns(rows, QK), nmax, affine)
+    codes = out.codes.T.astype(np.int64)
+    return Quantized(codes, np.ascontiguousarray(out.recon.T), np.ascontiguousarray(out.clipped.T),
+                     out.scales, out.bases if affine else None)
+
+
 def _symmetric_legacy(rows, importance, nmax):
     """Q4_0 (nmax 8) and Q5_0 (nmax 16): x = (q - nmax) d."""
+    if importance is None:  # quantize_row_q{4,5}_0_ref
+        return _legacy(rows, nmax, affine=False)
+    # quantize_row_q{4,5}_0_impl
     x = _blocks(rows, QK)
     top = 2 * nmax - 1
-    if importance is None:  # quantize_row_q{4,5}_0_ref
-        _, largest = _first_largest(x)
-        d = largest / F32(-nmax)
-        wanted = np.trunc(x * _inverse(d)[:, None] + F32(nmax + 0.5)).astype(np.int64)
-        codes = np.minimum(top, wanted)
-        clipped = wanted > top
-    else:  # quantize_row_q{4,5}_0_impl
-        sigma2 = _sigma2_per_value(rows, rows.shape[1], 1).reshape(-1, QK)
-        weights = np.asarray(importance, F32).reshape(-1, QK) * np.sqrt(sigma2 + x * x)
-        d, codes = make_qx_quants(x, nmax, weights)
-        dq = fp16(d)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            wanted = nearest_int(np.where(dq[:, None] != 0, x / np.where(dq != 0, dq, F32(1))[:, None],
-                                          F32(0))) + nmax
-        clipped = (dq[:, None] != 0) & _clipped_beyond(wanted, 0, top)
+    sigma2 = _sigma2_per_value(rows, rows.shape[1], 1).reshape(-1, QK)
+    weights = np.asarray(importance, F32).reshape(-1, QK) * np.sqrt(sigma2 + x * x)
+    d, codes = make_qx_quants(x, nmax, weights)
     dq = fp16(d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wanted = nearest_int(np.where(dq[:, None] != 0, x / np.where(dq != 0, dq, F32(1))[:, None],
+                                      F32(0))) + nmax
+    clipped = (dq[:, None] != 0) & _clipped_beyond(wanted, 0, top)
     return Quantized(codes, (codes - nmax).astype(F32) * dq[:, None], clipped, dq)
 
 
 def _affine_legacy(rows, importance, nmax):
     """Q4_1 (nmax 15) and Q5_1 (nmax 31): x = q d + m."""
-    x = _blocks(rows, QK)
     if importance is None:  # quantize_row_q{4,5}_1_ref
-        lo, hi = x.min(axis=1), x.max(axis=1)
-        d = (hi - lo) / F32(nmax)
-        wanted = np.trunc((x - lo[:, None]) * _inverse(d)[:, None] + F32(0.5)).astype(np.int64)
-        codes = np.minimum(nmax, wanted)
-        clipped = wanted > nmax
-        m = fp16(lo)
-    else:  # quantize_row_q{4,5}_1_impl
-        sigma2 = _sigma2_per_value(rows, rows.shape[1], 1).reshape(-1, QK)
-        weights = np.asarray(importance, F32).reshape(-1, QK) * np.sqrt(sigma2 + x * x)
-        d, the_min, codes = make_qkx_quants(x, weights, nmax, -0.9, 0.05, 36, False, False)
-        m = fp16(-the_min)
-        clipped = np.zeros(x.shape, bool)  # the search's codes are its own clamp-free choice
+        return _legacy(rows, nmax, affine=True)
+    # quantize_row_q{4,5}_1_impl
+    x = _blocks(rows, QK)
+    sigma2 = _sigma2_per_value(rows, rows.shape[1], 1).reshape(-1, QK)
+    weights = np.asarray(importance, F32).reshape(-1, QK) * np.sqrt(sigma2 + x * x)
+    d, the_min, codes = make_qkx_quants(x, weights, nmax, -0.9, 0.05, 36, False, False)
+    m = fp16(-the_min)
+    clipped = np.zeros(x.shape, bool)  # the search's codes are its own clamp-free choice
     dq = fp16(d)
     return Quantized(codes, codes.astype(F32) * dq[:, None] + m[:, None], clipped, dq, m)
 

@@ -59,7 +59,9 @@ class SumOfSquares:
 class ErrorAccumulator:
     """Running sums over chunks of (original, error) pairs, accumulated in float64."""
 
-    def __init__(self, signal_bound: float = 1.0):
+    def __init__(self, signal_bound=1.0):
+        """signal_bound: the largest |original| of all chunks, or None where each chunk
+        brings its own (add's `bound`)."""
         self.signal_bound = signal_bound
         self.count = 0
         self.error_sq = SumOfSquares()
@@ -68,16 +70,20 @@ class ErrorAccumulator:
         self.max_abs_error = 0.0
         self.clip_count = 0
 
-    def add(self, original: np.ndarray, error: np.ndarray, clipped=None):
+    def add(self, original: np.ndarray, error: np.ndarray, clipped=None, bound=None):
         """Add one chunk; `original` and `error` are float64 and are used up (overwritten);
-        `clipped` is a bool mask or None."""
+        `clipped` is a bool mask or None; `bound` the chunk's largest |original| if known."""
         self.count += error.size
         magnitude = np.abs(error, out=error)  # the caller is done with `error` except as |e|
         largest = float(magnitude.max())
         self.max_abs_error = max(self.max_abs_error, largest)
         self.sum_abs_error += float(magnitude.sum())
         self.error_sq.add(magnitude, largest)
-        self.signal_sq.add(original, self.signal_bound)
+        if bound is None:
+            bound = self.signal_bound
+        if bound is None:
+            bound = float(np.abs(original).max())
+        self.signal_sq.add(original, bound)
         if clipped is not None:
             self.clip_count += int(np.count_nonzero(clipped))
 

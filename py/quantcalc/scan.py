@@ -265,7 +265,7 @@ class _Streamed:
             if self.needs_tensor_amax:
                 scheme.tensor_amax = self.tensor_amax
             data_lo, data_hi = (self.lo, self.hi) if self.whole_segments \
-                else segmentation.min_max(slab)
+                else analysis.segment_ranges(scheme, segmentation, slab)
             lo, hi = calibrate(slab, segmentation, self.config, data_lo, data_hi, scheme)
             params = scheme.params(slab, lo, hi, segmentation)
             analysis._refuse_overflow(params.scale, self.config, scheme)

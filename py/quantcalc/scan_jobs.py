@@ -2,6 +2,7 @@
 task one tensor's row from plain picklable arguments; and the importance matrix each process
 reads once for them."""
 
+from . import heap
 from .errors import QuantcalcError
 from .scan import (SLAB_VALUES, WHOLE_VALUES, chosen_tensors, document, formats_from_specs,
                    scan_tensor)
@@ -38,6 +39,7 @@ def scan_task(entry, specs, imatrix_path=None, whole_values=WHOLE_VALUES,
               slab_values=SLAB_VALUES) -> dict:
     """One tensor's row, from plain picklable arguments: what a worker process or a Dask worker
     runs (it reads the tensor from the same path, so the files must be on shared storage)."""
+    heap.keep_freed_memory()  # a spawned worker or a Dask worker is a process of its own
     return scan_tensor(entry, formats_from_specs(specs), importance_from_path(imatrix_path),
                        whole_values, slab_values)
 

@@ -4,8 +4,10 @@ Every scheme answers the same questions for the analysis pipeline (analysis.py):
   segmentation(shape, config)    which values share a scale (block formats fix their blocks)
   params(x, lo, hi, segmentation) per-segment scale and zero point (QParams, extra arrays allowed)
   quantize(x, p, rounding, rng)  codes, reconstruction and the clipped mask of one chunk (float64)
-  quantize_span(start, x, ...)   the same for the values at flat positions start..; schemes whose
-                                 searches span whole rows (llama.cpp's types) override it
+  quantize_span(start, x, ...)   the same for the values at flat positions start..
+  span(start, values, ...)       a chunk in its own dtype -> Span (float64 values, codes,
+                                 reconstruction, clipped); llama.cpp's types override it (their
+                                 searches span whole rows; see GGMLScheme)
   fake_quantize(values, lo, hi)  round-to-nearest reconstruction for a candidate range (MSE search)
   bits_per_value(count, segments) storage cost including scales, from the registry row's facts
 The facts of each format (element bits, block size, scale storage) come from its registry row
@@ -21,6 +23,8 @@ magnitude can still clip, e.g. MXFP4's power-of-two scale or Q4_0's opposite-sig
 """
 
 import math
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -30,6 +34,24 @@ from .errors import QuantcalcError
 from .formats import IntegerFormat
 from .grids import FLOAT_GRIDS, nf4_round
 from .segments import Segmentation
+
+
+def _as_is(values):
+    return values
+
+
+@dataclass
+class Span:
+    """One chunk quantized. Its arrays share one order, which need not be the tensor's:
+    `natural` puts any of them back in flat C order (llama.cpp's legacy types work on blocks laid
+    out as columns, and the error sums are taken in that order)."""
+
+    original: np.ndarray            # float64
+    codes: np.ndarray
+    dequantized: np.ndarray         # float64, or float32 (exact in float64)
+    clipped: Optional[np.ndarray]   # bool, or None where nothing can clip
+    bound: Optional[float] = None   # the chunk's largest magnitude, where the scheme knows it
+    natural: Callable = _as_is
 
 
 class Scheme:
@@ -91,9 +113,21 @@ class Scheme:
     per_value_params = True  # quantize() takes each value's scale (gather by segment ids)
     has_zero_point = True    # integer codes around a zero point (reported with the scale)
 
+    measures_range = False   # span() fills params.real_min / real_max with each segment's
+    #                          data range as it goes (callers skip segmentation.min_max)
+
     def quantize_span(self, start, original, p, rounding, rng):
         """Quantize the values at flat positions [start, start + len(original))."""
         return self.quantize(original, p, rounding, rng)
+
+    def span(self, start, values, p, rounding, rng, run=None):
+        """Quantize a chunk (flat, in the tensor's dtype) starting at flat position `start`;
+        `run`: the chunk is whole segments of this many values, `p` one parameter per segment."""
+        original = values.astype(np.float64)
+        shaped = original if run is None else original.reshape(-1, run)
+        codes, dequantized, clipped = (None if a is None else a.reshape(-1)
+                                       for a in self.quantize_span(start, shaped, p, rounding, rng))
+        return Span(original, codes, dequantized, clipped)
 
     def note_data_range(self, params, data_min, data_max, rounding):
         """Told each segment's data range once its parameters are set (a scheme may use it to
@@ -318,13 +352,26 @@ class GGMLScheme(Scheme):
                 f"rows have {width} values. llama.cpp quantizes such a tensor as {fallback} "
                 f"instead", "format")
         self.row_length = width
-        # whole rows per span (a row-wide search), about 2^18 values at a time
-        self.chunk_values = width * max(1, (1 << 18) // width)
         return super().segmentation(shape, config)
 
+    @property
+    def chunk_values(self):
+        """Whole rows per span (a search with an importance matrix spans a row): about 2^18
+        values, or 2^16 for the legacy types' columns, whose dozen passes then stay in cache."""
+        values = 1 << 17 if self._as_columns() else 1 << 18
+        return self.row_length * max(1, values // self.row_length)
+
+    def _as_columns(self):
+        return self.format.name in LEGACY_COLUMNS and self.importance is None
+
+    measures_range = True  # each block's range comes out of its quantizer's own pass
+
     def params(self, x, lo, hi, segmentation):
-        self.scales = np.zeros(segmentation.count)  # filled by quantize_span
+        """Scales and bases are filled in by span(), and so are lo and hi (each block's data
+        range: the caller passes empty arrays, see measures_range)."""
+        self.scales = np.zeros(segmentation.count)
         self.bases = np.zeros(segmentation.count)
+        self.lows, self.highs = lo, hi
         offsets = np.full(segmentation.count, self.format.code_offset or 0, np.int64)
         flags = np.zeros(segmentation.count, bool)
         return QParams(self.scales, offsets, lo, hi, flags, flags)
@@ -355,22 +402,52 @@ class GGMLScheme(Scheme):
             (self.q_max - offset) * d
         return min(lo, hi), max(lo, hi)
 
-    def quantize_span(self, start, original, p, rounding, rng):
-        rows = original.reshape(-1, self.row_length)
+    def span(self, start, values, p, rounding, rng, run=None):
+        rows = values.reshape(-1, self.row_length)
         with np.errstate(over="ignore", invalid="ignore"):  # an fp16 overflow is refused below
-            out = ggml_types.quantize(self.format.name, rows, self.importance)
-        if not (np.all(np.isfinite(out.scales)) and np.all(np.isfinite(out.recon))):
+            if self._as_columns():
+                blocks = ggml_types.columns(rows, self.block_size)
+                original = blocks.astype(np.float64).reshape(-1)  # before blocks become codes
+                out = ggml_types.legacy_columns(blocks, *LEGACY_COLUMNS[self.format.name],
+                                                overwrite=True)
+                low, high = out.low, out.high
+                natural = _from_columns(self.block_size)
+            else:
+                out = ggml_types.quantize(self.format.name, rows, self.importance)
+                low, high = _block_range(rows, self.block_size)
+                original, natural = values.astype(np.float64), _as_is
+        bases = np.zeros(1, np.float32) if out.bases is None else out.bases
+        # finite fp16 scales and bases give finite reconstructions (codes are at most 127)
+        if not (np.all(np.isfinite(out.scales)) and np.all(np.isfinite(bases))):
             largest = float(np.max(np.abs(rows)))
             raise QuantcalcError(
                 f"{self.label} stores its scales as fp16 (at most 65504); a block here, whose "
                 f"largest magnitude is {largest:.4g}, needs more. Scale the tensor down or "
                 f"choose another format", "format")
         first = start // self.block_size
-        self.scales[first:first + out.scales.size] = out.scales
-        self.bases[first:first + out.bases.size] = out.bases
+        segments = slice(first, first + low.size)
+        self.scales[segments], self.bases[segments] = out.scales, bases.reshape(-1)
+        self.lows[segments], self.highs[segments] = low, high
         # as ggml stores them: int codes and float32 reconstructions (the error x - x_hat is
-        # taken in float64 by the caller; float32 -> float64 is exact, so no copy is made here)
-        return out.codes.reshape(-1), out.recon.reshape(-1), out.clipped.reshape(-1)
+        # taken in float64: float32 -> float64 is exact)
+        return Span(original, out.codes.reshape(-1), out.recon.reshape(-1),
+                    out.clipped.reshape(-1), max(-float(low.min()), float(high.max())), natural)
+
+
+# llama.cpp's legacy types quantized as columns (ggml_types.legacy_columns): (nmax, affine)
+LEGACY_COLUMNS = {"q4_0": (8, False), "q5_0": (16, False), "q4_1": (15, True), "q5_1": (31, True)}
+
+
+def _from_columns(size):
+    def natural(values):
+        return values.reshape(size, -1).T.reshape(-1)
+    return natural
+
+
+def _block_range(rows, size):
+    """Each block's smallest and largest value (over columns: see ggml_types.columns)."""
+    blocks = ggml_types.columns(rows, size)
+    return blocks.min(axis=0), blocks.max(axis=0)
 
 
 class BlockFP8Scheme(Scheme):
