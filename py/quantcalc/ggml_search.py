@@ -14,6 +14,8 @@ ggml's reference functions are built for baseline x86-64 with ISO C floating poi
 contraction), so a*b + c is two roundings there as here.
 """
 
+from functools import lru_cache
+
 import numpy as np
 
 F32 = np.float32
@@ -28,6 +30,16 @@ def fp16(values):
     """The float32 a ggml fp16 field holds after storing `values` (round to nearest even)."""
     with np.errstate(over="ignore"):
         return np.asarray(values, F32).astype(np.float16).astype(F32)
+
+
+@lru_cache(maxsize=16)
+def filled(shape, value):
+    """A read-only float32 array of `value`: np.minimum and np.maximum against an array are
+    SIMD, against a scalar four times slower (numpy 2.0), and np.full each time costs as much
+    again."""
+    out = np.full(shape, F32(value))
+    out.flags.writeable = False
+    return out
 
 
 def _where(mask, a, b):
@@ -266,26 +278,27 @@ def make_q3_quants(x, nmax):
     suml2 = seq_sum_rows(w * L * L)
 
     def sweep(x, w, L, sumlx, suml2):
+        """One pass of the C loop over the values, every block at once; L, sumlx and suml2
+        are updated in place where a block accepts a new code."""
         changed = np.zeros(x.shape[1], bool)
-        for i in range(n):
-            wi, xi, li = w[i], x[i], L[i]
-            wx = wi * xi  # C's w*x*l is (w*x)*l: computed once for both uses
-            slx = sumlx - wx * li
-            ok = slx > 0
-            sl2 = suml2 - wi * li * li
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                # where slx <= 0 the quotient is not used (inf or NaN there, then replaced)
-                nl = np.clip(np.rint(np.where(ok, xi * sl2 / slx, F32(0))), F32(-nmax),
-                             F32(nmax - 1))
-            ok &= nl != li
-            new_l = nl
-            slx = slx + wx * nl
-            sl2 = sl2 + wi * nl * nl
-            accept = ok & (sl2 > 0) & (slx * slx * suml2 > sumlx * sumlx * sl2)
-            L[i] = np.where(accept, new_l, L[i])
-            sumlx = _where(accept, slx, sumlx)
-            suml2 = _where(accept, sl2, suml2)
-            changed |= accept
+        wx = w * x  # C's w*x*l is (w*x)*l: computed once for both uses
+        lowest, highest = filled(sumlx.shape, -nmax), filled(sumlx.shape, nmax - 1)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for i in range(n):
+                wi, wxi, li = w[i], wx[i], L[i]
+                slx = sumlx - wxi * li
+                sl2 = suml2 - wi * li * li
+                # where slx <= 0 the quotient (inf or NaN) is computed but never used
+                nl = np.rint(x[i] * sl2 / slx)
+                np.minimum(np.maximum(nl, lowest, out=nl), highest, out=nl)
+                ok = (slx > 0) & (nl != li)
+                slx += wxi * nl
+                sl2 += wi * nl * nl
+                ok &= (sl2 > 0) & (slx * slx * suml2 > sumlx * sumlx * sl2)
+                # few blocks take a new code at each step: indexing them beats np.where
+                taken = np.flatnonzero(ok)
+                li[taken], sumlx[taken], suml2[taken] = nl[taken], slx[taken], sl2[taken]
+                changed[taken] = True
         return sumlx, suml2, changed
 
     sumlx, suml2 = _refined(sweep, x, w, L, sumlx, suml2, ~zero)

@@ -8,12 +8,11 @@ were clipped, and each block's effective scale. See ggml_search.py for how exact
 """
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from .ggml_search import (F32, _first_largest, _where, fp16, make_q3_quants, make_qkx_quants,
-                          make_qp_quants, make_qx_quants, nearest_int, seq_sum)
+from .ggml_search import (F32, _first_largest, _where, filled, fp16, make_q3_quants,
+                          make_qkx_quants, make_qp_quants, make_qx_quants, nearest_int, seq_sum)
 
 QK = 32      # values per block of the legacy types
 QK_K = 256   # values per super-block of the K-quants
@@ -54,17 +53,6 @@ def _sigma2_per_value(rows, n, factor):
 
 
 # ------------------------------------------------------------------------------- legacy types
-def q8_0(rows, importance=None):  # quantize_q8_0 ignores an importance matrix
-    x = _blocks(rows, QK)
-    amax = np.abs(x).max(axis=1)  # MAX(amax, fabsf(v)) from 0
-    d = amax / F32(127)
-    scaled = (x * _inverse(d)[:, None]).astype(np.float64)
-    # roundf in exact double arithmetic; "+ 0.0" makes -0.0 the int 0 that C stores
-    codes = np.trunc(scaled + np.copysign(0.5, scaled)) + 0.0
-    dq = fp16(d)
-    return Quantized(codes, codes.astype(F32) * dq[:, None], np.abs(codes) > 127, dq)
-
-
 def columns(rows, size):
     """The blocks of `size` consecutive values as the columns of a (size, blocks) float32 array.
 
@@ -91,26 +79,26 @@ def _signed_largest(xt, lo, hi):
     return top
 
 
-@lru_cache(maxsize=8)
-def _filled(shape, value):
-    """A read-only float32 array of `value`: np.minimum against an array is SIMD, against a
-    scalar four times slower (numpy 2.0), and np.full each time costs as much again."""
-    out = np.full(shape, F32(value))
-    out.flags.writeable = False
-    return out
-
-
 @dataclass
 class LegacyColumns:
-    """quantize_row_q{4,5}_{0,1}_ref on blocks laid out as columns, in that layout."""
+    """A legacy type's blocks quantized as columns (see columns()), in that layout."""
 
-    codes: np.ndarray     # float32 holding the stored codes (0 .. 2^bits - 1)
+    codes: np.ndarray     # float32 holding the stored codes (0 .. 2^bits - 1; Q8_0 -127 .. 127)
     recon: np.ndarray     # float32, dequantize_row_*'s values
-    clipped: np.ndarray   # bool
+    clipped: object       # bool array, or None where no block can clip (checked per block)
     scales: np.ndarray    # float32 per block, as stored (fp16)
-    bases: np.ndarray     # float32 per block: the stored min (Q4_1, Q5_1) or 0
+    bases: object         # float32 per block: the stored min (Q4_1, Q5_1), else None
     low: np.ndarray       # float32 per block: the block's smallest and largest value
     high: np.ndarray
+
+
+def _clipped(scaled, limit, extremes):
+    """The values whose `scaled` reaches `limit` (they were clamped), or None when none can:
+    every step from a value to its `scaled` is monotone (float32 rounding included), so a
+    block's extremes give its extreme `scaled` (`extremes`, computed by the same operations)."""
+    if not any(np.any(e >= limit) for e in extremes):
+        return None
+    return scaled >= limit
 
 
 def legacy_columns(xt, nmax, affine, overwrite=False):
@@ -124,44 +112,81 @@ def legacy_columns(xt, nmax, affine, overwrite=False):
     high, low = xt.max(axis=0), xt.min(axis=0)
     scaled = xt if overwrite else None
     if affine:
-        top = nmax
+        top, add = nmax, F32(0.5)
         d = (high - low) / F32(nmax)  # C: min from FLT_MAX, max from -FLT_MAX: the same values
+        inverse = _inverse(d)
+        extremes = ((high - low) * inverse + add,)
         scaled = np.subtract(xt, low, out=scaled)
-        scaled *= _inverse(d)
-        scaled += F32(0.5)
+        scaled *= inverse
     else:
-        top = 2 * nmax - 1
+        top, add = 2 * nmax - 1, F32(nmax + 0.5)
         d = _signed_largest(xt, low, high) / F32(-nmax)
-        scaled = np.multiply(xt, _inverse(d), out=scaled)
-        scaled += F32(nmax + 0.5)
-    clipped = scaled >= top + 1
-    np.minimum(scaled, _filled(scaled.shape, top), out=scaled)
+        inverse = _inverse(d)
+        extremes = (high * inverse + add, low * inverse + add)
+        scaled = np.multiply(xt, inverse, out=scaled)
+    scaled += add
+    clipped = _clipped(scaled, F32(top + 1), extremes)
+    np.minimum(scaled, filled(scaled.shape, top), out=scaled)
     codes = np.trunc(scaled, out=scaled)
     dq = fp16(d)
     if affine:
         m = fp16(low)
         recon = codes * dq
         recon += m  # x0*d + m: two float32 roundings, as dequantize_row_q{4,5}_1
-    else:
-        m = np.zeros_like(dq)
-        recon = codes - F32(nmax)
-        recon *= dq
-    return LegacyColumns(codes, recon, clipped, dq, m, low, high)
+        return LegacyColumns(codes, recon, clipped, dq, m, low, high)
+    recon = codes - F32(nmax)
+    recon *= dq
+    return LegacyColumns(codes, recon, clipped, dq, None, low, high)
 
 
-def _legacy(rows, nmax, affine):
+def q8_0_columns(xt, overwrite=False):
+    """quantize_row_q8_0_ref on xt = columns(rows, 32): d = amax / 127, q = roundf(v * id).
+
+    roundf rounds halves away from zero, np.rint to even: they differ only where v * id is
+    exactly n + 1/2 (r - v * id is exact in float32 for |v * id| <= 127), fixed there."""
+    high, low = xt.max(axis=0), xt.min(axis=0)
+    amax = np.maximum(high, -low)
+    amax += F32(0)  # MAX(amax, fabsf(v)) from 0.0f: never -0.0
+    d = amax / F32(127)
+    inverse = _inverse(d)
+    scaled = np.multiply(xt, inverse, out=xt if overwrite else None)
+    codes = np.rint(scaled)
+    halfway = np.abs(np.subtract(codes, scaled)) == F32(0.5)
+    if halfway.any():
+        codes[halfway] = scaled[halfway] + np.copysign(F32(0.5), scaled[halfway])
+    codes += F32(0)  # -0.0 -> 0: C stores the int 0, whose reconstruction is +0.0
+    clipped = _clipped(np.abs(codes), F32(128), (np.rint(high * inverse),
+                                                   -np.rint(low * inverse)))
+    dq = fp16(d)
+    return LegacyColumns(codes, codes * dq, clipped, dq, None, low, high)
+
+
+LEGACY = {"q8_0": (q8_0_columns,), "q4_0": (legacy_columns, 8, False),
+          "q5_0": (legacy_columns, 16, False), "q4_1": (legacy_columns, 15, True),
+          "q5_1": (legacy_columns, 31, True)}
+
+
+def legacy(name, xt, overwrite=False):
+    """A legacy type without an importance matrix on xt = columns(rows, 32)."""
+    quantize, *args = LEGACY[name]
+    return quantize(xt, *args, overwrite=overwrite)
+
+
+def _in_rows(name, rows):
     """A legacy type without an importance matrix, in the rows' own layout."""
-    out = legacy_columns(columns(rows, QK), nmax, affine)
-    codes = out.codes.T.astype(np.int64)
-    return Quantized(codes, np.ascontiguousarray(out.recon.T), np.ascontiguousarray(out.clipped.T),
-                     out.scales, out.bases if affine else None)
+    out = legacy(name, columns(rows, QK), overwrite=True)
+    clipped = np.zeros(out.codes.shape, bool) if out.clipped is None else out.clipped
+    return Quantized(out.codes.T.astype(np.int64), np.ascontiguousarray(out.recon.T),
+                     np.ascontiguousarray(clipped.T), out.scales, out.bases)
+
+
+def q8_0(rows, importance=None):  # quantize_q8_0 ignores an importance matrix
+    return _in_rows("q8_0", rows)
 
 
 def _symmetric_legacy(rows, importance, nmax):
-    """Q4_0 (nmax 8) and Q5_0 (nmax 16): x = (q - nmax) d."""
-    if importance is None:  # quantize_row_q{4,5}_0_ref
-        return _legacy(rows, nmax, affine=False)
-    # quantize_row_q{4,5}_0_impl
+    """quantize_row_q{4,5}_0_impl: Q4_0 (nmax 8) and Q5_0 (nmax 16), x = (q - nmax) d, with an
+    importance matrix."""
     x = _blocks(rows, QK)
     top = 2 * nmax - 1
     sigma2 = _sigma2_per_value(rows, rows.shape[1], 1).reshape(-1, QK)
@@ -176,10 +201,8 @@ def _symmetric_legacy(rows, importance, nmax):
 
 
 def _affine_legacy(rows, importance, nmax):
-    """Q4_1 (nmax 15) and Q5_1 (nmax 31): x = q d + m."""
-    if importance is None:  # quantize_row_q{4,5}_1_ref
-        return _legacy(rows, nmax, affine=True)
-    # quantize_row_q{4,5}_1_impl
+    """quantize_row_q{4,5}_1_impl: Q4_1 (nmax 15) and Q5_1 (nmax 31), x = q d + m, with an
+    importance matrix."""
     x = _blocks(rows, QK)
     sigma2 = _sigma2_per_value(rows, rows.shape[1], 1).reshape(-1, QK)
     weights = np.asarray(importance, F32).reshape(-1, QK) * np.sqrt(sigma2 + x * x)
@@ -190,20 +213,20 @@ def _affine_legacy(rows, importance, nmax):
     return Quantized(codes, codes.astype(F32) * dq[:, None] + m[:, None], clipped, dq, m)
 
 
-def q4_0(rows, importance=None):
-    return _symmetric_legacy(rows, importance, 8)
+def q4_0(rows, importance=None):  # quantize_row_q4_0_ref, or _impl with an importance matrix
+    return _in_rows("q4_0", rows) if importance is None else _symmetric_legacy(rows, importance, 8)
 
 
 def q5_0(rows, importance=None):
-    return _symmetric_legacy(rows, importance, 16)
+    return _in_rows("q5_0", rows) if importance is None else _symmetric_legacy(rows, importance, 16)
 
 
 def q4_1(rows, importance=None):
-    return _affine_legacy(rows, importance, 15)
+    return _in_rows("q4_1", rows) if importance is None else _affine_legacy(rows, importance, 15)
 
 
 def q5_1(rows, importance=None):
-    return _affine_legacy(rows, importance, 31)
+    return _in_rows("q5_1", rows) if importance is None else _affine_legacy(rows, importance, 31)
 
 
 # ------------------------------------------------------------------------------- K-quants

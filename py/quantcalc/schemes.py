@@ -362,7 +362,7 @@ class GGMLScheme(Scheme):
         return self.row_length * max(1, values // self.row_length)
 
     def _as_columns(self):
-        return self.format.name in LEGACY_COLUMNS and self.importance is None
+        return self.format.name in ggml_types.LEGACY and self.importance is None
 
     measures_range = True  # each block's range comes out of its quantizer's own pass
 
@@ -408,8 +408,7 @@ class GGMLScheme(Scheme):
             if self._as_columns():
                 blocks = ggml_types.columns(rows, self.block_size)
                 original = blocks.astype(np.float64).reshape(-1)  # before blocks become codes
-                out = ggml_types.legacy_columns(blocks, *LEGACY_COLUMNS[self.format.name],
-                                                overwrite=True)
+                out = ggml_types.legacy(self.format.name, blocks, overwrite=True)
                 low, high = out.low, out.high
                 natural = _from_columns(self.block_size)
             else:
@@ -430,12 +429,9 @@ class GGMLScheme(Scheme):
         self.lows[segments], self.highs[segments] = low, high
         # as ggml stores them: int codes and float32 reconstructions (the error x - x_hat is
         # taken in float64: float32 -> float64 is exact)
-        return Span(original, out.codes.reshape(-1), out.recon.reshape(-1),
-                    out.clipped.reshape(-1), max(-float(low.min()), float(high.max())), natural)
-
-
-# llama.cpp's legacy types quantized as columns (ggml_types.legacy_columns): (nmax, affine)
-LEGACY_COLUMNS = {"q4_0": (8, False), "q5_0": (16, False), "q4_1": (15, True), "q5_1": (31, True)}
+        clipped = None if out.clipped is None else out.clipped.reshape(-1)
+        return Span(original, out.codes.reshape(-1), out.recon.reshape(-1), clipped,
+                    max(-float(low.min()), float(high.max())), natural)
 
 
 def _from_columns(size):
