@@ -237,23 +237,35 @@ def quantize_into(flat, scheme, params, segmentation, rounding, rng, acc, weight
             first = start // run
             p = {key: value[:, None] for key, value in scheme.gather(
                 params, np.arange(first, first + (stop - start) // run)).items()}
-            span = scheme.span(start, values, p, rounding, rng, run)
         else:
             p = scheme.gather(params, None if single or not scheme.per_value_params
                               else segmentation.ids(start, stop))
-            span = scheme.span(start, values, p, rounding, rng)
-        error = span.original - span.dequantized
-        if start < keep:
-            n = min(stop, keep) - start
-            natural = span.natural
-            per_value.codes[start:start + n] = natural(span.codes)[:n]
-            per_value.dequantized[start:start + n] = natural(span.dequantized)[:n]
-            per_value.error[start:start + n] = natural(error)[:n]
-            per_value.clipped[start:start + n] = \
-                natural(span.clipped)[:n] if span.clipped is not None else False
-        if weighted is not None:
-            weighted.add(start, span.natural(span.original), span.natural(error))
-        acc.add(span.original, error, span.clipped, span.bound)  # uses both arrays up
+        for span in scheme.spans(start, values, p, rounding, rng, run):
+            _measure(span, acc, weighted, per_value, keep)
+
+
+def _measure(span, acc, weighted, per_value, keep):
+    """Add a quantized span's error to the accumulators (and keep its first values)."""
+    # the reconstruction in float64 (a copy), then the error in place: from float32 a third
+    # faster than numpy's mixed-type subtraction
+    if span.scratch is None:
+        error = span.dequantized.astype(np.float64)
+    else:
+        error = span.scratch
+        np.copyto(error, span.dequantized)
+    np.subtract(span.original, error, out=error)
+    start = span.start
+    if start < keep:
+        n = min(start + error.size, keep) - start
+        natural = span.natural
+        per_value.codes[start:start + n] = natural(span.codes)[:n]
+        per_value.dequantized[start:start + n] = natural(span.dequantized)[:n]
+        per_value.error[start:start + n] = natural(error)[:n]
+        per_value.clipped[start:start + n] = \
+            natural(span.clipped)[:n] if span.clipped is not None else False
+    if weighted is not None:
+        weighted.add(start, span.natural(span.original), span.natural(error))
+    acc.add(span.original, error, span.clipped, span.bound)  # uses both arrays up
 
 
 def _checked_importance(importance, shape, scheme):

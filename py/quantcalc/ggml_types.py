@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ggml_search import (F32, _first_largest, _where, filled, fp16, make_q3_quants,
+from .ggml_legacy import in_rows
+from .ggml_search import (F32, _first_largest, _where, fp16, inverse, make_q3_quants,
                           make_qkx_quants, make_qp_quants, make_qx_quants, nearest_int, seq_sum)
 
 QK = 32      # values per block of the legacy types
@@ -25,16 +26,6 @@ class Quantized:
     clipped: np.ndarray   # bool, one per value
     scales: np.ndarray    # float32, one per (sub-)block: the step between adjacent codes
     bases: np.ndarray = None  # float32 per (sub-)block: x̂ = scale·(q − offset) + base (a min)
-
-
-def _inverse(d):
-    """C's `d ? 1.0f/d : 0.0f`. Where 1/d overflows float32 (a subnormal d), the products x*id
-    are infinite and C's int8 casts undefined; such a block's fp16 scale is 0, so every value
-    reconstructs to its offset whatever the code: code 0 there."""
-    with np.errstate(divide="ignore", over="ignore"):
-        inverse = F32(1) / np.asarray(d, F32)
-    inverse[~np.isfinite(inverse)] = 0  # 1/0 and 1/subnormal
-    return inverse
 
 
 def _blocks(rows, size):
@@ -53,135 +44,13 @@ def _sigma2_per_value(rows, n, factor):
 
 
 # ------------------------------------------------------------------------------- legacy types
-def columns(rows, size):
-    """The blocks of `size` consecutive values as the columns of a (size, blocks) float32 array.
-
-    numpy reduces a short last axis one block at a time (a max over blocks of 32 costs 8 ms for
-    4M values); over columns the same max is 31 whole-row maxima (0.5 ms), and each block's
-    numbers broadcast along contiguous rows. The copy itself costs about one strided pass."""
-    blocks = rows.reshape(-1, size)
-    out = np.empty((size, blocks.shape[0]), F32)
-    np.copyto(out, blocks.T, casting="same_kind")
-    return out
-
-
-def _signed_largest(xt, lo, hi):
-    """Each column's value of largest magnitude, the first one where +a and -a tie, as C's
-    `if (amax < fabsf(v)) { amax = fabsf(v); max = v; }` from amax = max = 0 finds it."""
-    minus_lo = -lo
-    top = np.where(minus_lo > hi, lo, hi)
-    tied = minus_lo == hi
-    if tied.any():  # rare: look for the first of +a and -a (and skip the all-zero blocks)
-        ties = np.flatnonzero(tied & (hi > 0))
-        columns_tied = xt[:, ties]
-        top[ties] = columns_tied[np.argmax(np.abs(columns_tied), axis=0), np.arange(ties.size)]
-    top += F32(0)  # an all -0.0 block: C's max stays 0.0f
-    return top
-
-
-@dataclass
-class LegacyColumns:
-    """A legacy type's blocks quantized as columns (see columns()), in that layout."""
-
-    codes: np.ndarray     # float32 holding the stored codes (0 .. 2^bits - 1; Q8_0 -127 .. 127)
-    recon: np.ndarray     # float32, dequantize_row_*'s values
-    clipped: object       # bool array, or None where no block can clip (checked per block)
-    scales: np.ndarray    # float32 per block, as stored (fp16)
-    bases: object         # float32 per block: the stored min (Q4_1, Q5_1), else None
-    low: np.ndarray       # float32 per block: the block's smallest and largest value
-    high: np.ndarray
-
-
-def _clipped(scaled, limit, extremes):
-    """The values whose `scaled` reaches `limit` (they were clamped), or None when none can:
-    every step from a value to its `scaled` is monotone (float32 rounding included), so a
-    block's extremes give its extreme `scaled` (`extremes`, computed by the same operations)."""
-    if not any(np.any(e >= limit) for e in extremes):
-        return None
-    return scaled >= limit
-
-
-def legacy_columns(xt, nmax, affine, overwrite=False):
-    """Q4_0 / Q5_0 (affine False: x = (q - nmax) d, nmax 8 / 16) and Q4_1 / Q5_1 (affine True:
-    x = q d + m, nmax 15 / 31) without an importance matrix, on xt = columns(rows, 32).
-
-    The C code per value: q = MIN(top, (int8_t)(v*id + nmax + 0.5f)) or
-    MIN(nmax, (int8_t)((v - min)*id + 0.5f)). Its argument is never negative here, so the int8
-    cast's truncation is np.trunc, and clamping before truncating clamps the same values.
-    overwrite: xt may be overwritten (it becomes the codes: no new array)."""
-    high, low = xt.max(axis=0), xt.min(axis=0)
-    scaled = xt if overwrite else None
-    if affine:
-        top, add = nmax, F32(0.5)
-        d = (high - low) / F32(nmax)  # C: min from FLT_MAX, max from -FLT_MAX: the same values
-        inverse = _inverse(d)
-        extremes = ((high - low) * inverse + add,)
-        scaled = np.subtract(xt, low, out=scaled)
-        scaled *= inverse
-    else:
-        top, add = 2 * nmax - 1, F32(nmax + 0.5)
-        d = _signed_largest(xt, low, high) / F32(-nmax)
-        inverse = _inverse(d)
-        extremes = (high * inverse + add, low * inverse + add)
-        scaled = np.multiply(xt, inverse, out=scaled)
-    scaled += add
-    clipped = _clipped(scaled, F32(top + 1), extremes)
-    np.minimum(scaled, filled(scaled.shape, top), out=scaled)
-    codes = np.trunc(scaled, out=scaled)
-    dq = fp16(d)
-    if affine:
-        m = fp16(low)
-        recon = codes * dq
-        recon += m  # x0*d + m: two float32 roundings, as dequantize_row_q{4,5}_1
-        return LegacyColumns(codes, recon, clipped, dq, m, low, high)
-    recon = codes - F32(nmax)
-    recon *= dq
-    return LegacyColumns(codes, recon, clipped, dq, None, low, high)
-
-
-def q8_0_columns(xt, overwrite=False):
-    """quantize_row_q8_0_ref on xt = columns(rows, 32): d = amax / 127, q = roundf(v * id).
-
-    roundf rounds halves away from zero, np.rint to even: they differ only where v * id is
-    exactly n + 1/2 (r - v * id is exact in float32 for |v * id| <= 127), fixed there."""
-    high, low = xt.max(axis=0), xt.min(axis=0)
-    amax = np.maximum(high, -low)
-    amax += F32(0)  # MAX(amax, fabsf(v)) from 0.0f: never -0.0
-    d = amax / F32(127)
-    inverse = _inverse(d)
-    scaled = np.multiply(xt, inverse, out=xt if overwrite else None)
-    codes = np.rint(scaled)
-    halfway = np.abs(np.subtract(codes, scaled)) == F32(0.5)
-    if halfway.any():
-        codes[halfway] = scaled[halfway] + np.copysign(F32(0.5), scaled[halfway])
-    codes += F32(0)  # -0.0 -> 0: C stores the int 0, whose reconstruction is +0.0
-    clipped = _clipped(np.abs(codes), F32(128), (np.rint(high * inverse),
-                                                   -np.rint(low * inverse)))
-    dq = fp16(d)
-    return LegacyColumns(codes, codes * dq, clipped, dq, None, low, high)
-
-
-LEGACY = {"q8_0": (q8_0_columns,), "q4_0": (legacy_columns, 8, False),
-          "q5_0": (legacy_columns, 16, False), "q4_1": (legacy_columns, 15, True),
-          "q5_1": (legacy_columns, 31, True)}
-
-
-def legacy(name, xt, overwrite=False):
-    """A legacy type without an importance matrix on xt = columns(rows, 32)."""
-    quantize, *args = LEGACY[name]
-    return quantize(xt, *args, overwrite=overwrite)
-
-
-def _in_rows(name, rows):
-    """A legacy type without an importance matrix, in the rows' own layout."""
-    out = legacy(name, columns(rows, QK), overwrite=True)
-    clipped = np.zeros(out.codes.shape, bool) if out.clipped is None else out.clipped
-    return Quantized(out.codes.T.astype(np.int64), np.ascontiguousarray(out.recon.T),
-                     np.ascontiguousarray(clipped.T), out.scales, out.bases)
+def _reference(name, rows):
+    """quantize_row_*_ref of a legacy type (ggml_legacy.py), in the rows' own layout."""
+    return Quantized(*in_rows(name, rows))
 
 
 def q8_0(rows, importance=None):  # quantize_q8_0 ignores an importance matrix
-    return _in_rows("q8_0", rows)
+    return _reference("q8_0", rows)
 
 
 def _symmetric_legacy(rows, importance, nmax):
@@ -214,19 +83,19 @@ def _affine_legacy(rows, importance, nmax):
 
 
 def q4_0(rows, importance=None):  # quantize_row_q4_0_ref, or _impl with an importance matrix
-    return _in_rows("q4_0", rows) if importance is None else _symmetric_legacy(rows, importance, 8)
+    return _reference("q4_0", rows) if importance is None else _symmetric_legacy(rows, importance, 8)
 
 
 def q5_0(rows, importance=None):
-    return _in_rows("q5_0", rows) if importance is None else _symmetric_legacy(rows, importance, 16)
+    return _reference("q5_0", rows) if importance is None else _symmetric_legacy(rows, importance, 16)
 
 
 def q4_1(rows, importance=None):
-    return _in_rows("q4_1", rows) if importance is None else _affine_legacy(rows, importance, 15)
+    return _reference("q4_1", rows) if importance is None else _affine_legacy(rows, importance, 15)
 
 
 def q5_1(rows, importance=None):
-    return _in_rows("q5_1", rows) if importance is None else _affine_legacy(rows, importance, 31)
+    return _reference("q5_1", rows) if importance is None else _affine_legacy(rows, importance, 31)
 
 
 # ------------------------------------------------------------------------------- K-quants
@@ -391,8 +260,8 @@ def _iq4(rows, importance, super_size):
     zero = amax < F32(1e-15)
     safe_top = np.where(zero, F32(1), top)
 
-    def fit(inverse):
-        q = IQ4_VALUES[best_index(inverse[:, None] * sub)]
+    def fit(scale_inverse):
+        q = IQ4_VALUES[best_index(scale_inverse[:, None] * sub)]
         return seq_sum(weights * q * sub), seq_sum(weights * q * q)
 
     d = -safe_top / IQ4_VALUES[0]
@@ -409,15 +278,15 @@ def _iq4(rows, importance, super_size):
     scales = _where(zero, F32(0), d)
     if per_super == 1:  # IQ4_NL: the block's scale, stored as fp16
         d_sub = fp16(scales)
-        inverse = _inverse(scales)
+        sub_inverse = inverse(scales)
     else:  # IQ4_XS: 6-bit sub-block scales against d = -max_scale / 32
         scales = scales.reshape(-1, per_super)
         _, max_scale = _first_largest(scales)
         d = -max_scale / F32(32)
-        levels = np.clip(nearest_int(_inverse(d)[:, None] * scales), -32, 31)
-        inverse = _inverse(d[:, None] * levels.astype(F32)).reshape(-1)
+        levels = np.clip(nearest_int(inverse(d)[:, None] * scales), -32, 31)
+        sub_inverse = inverse(d[:, None] * levels.astype(F32)).reshape(-1)
         d_sub = (fp16(d)[:, None] * levels.astype(F32)).reshape(-1)
-    scaled = inverse[:, None] * sub
+    scaled = sub_inverse[:, None] * sub
     codes = best_index(scaled)
     clipped = (scaled < IQ4_VALUES[0]) | (scaled > IQ4_VALUES[15])
     return Quantized(codes, d_sub[:, None] * IQ4_VALUES[codes], clipped, d_sub)

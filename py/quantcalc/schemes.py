@@ -28,7 +28,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import ggml_types, registry
+from . import block_columns, ggml_legacy, ggml_types, registry
+from .block_columns import Columns
 from .core import SCALE_FLOOR, QParams, qparams, round_and_clamp, round_in_place
 from .errors import QuantcalcError
 from .formats import IntegerFormat
@@ -52,6 +53,8 @@ class Span:
     clipped: Optional[np.ndarray]   # bool, or None where nothing can clip
     bound: Optional[float] = None   # the chunk's largest magnitude, where the scheme knows it
     natural: Callable = _as_is
+    start: int = 0                  # the flat position of its first value
+    scratch: Optional[np.ndarray] = None  # float64 of its shape the error may be written to
 
 
 class Scheme:
@@ -127,7 +130,11 @@ class Scheme:
         shaped = original if run is None else original.reshape(-1, run)
         codes, dequantized, clipped = (None if a is None else a.reshape(-1)
                                        for a in self.quantize_span(start, shaped, p, rounding, rng))
-        return Span(original, codes, dequantized, clipped)
+        return Span(original, codes, dequantized, clipped, start=start)
+
+    def spans(self, start, values, p, rounding, rng, run=None):
+        """The chunk as one or more Spans (consecutive values, in order): span() by default."""
+        yield self.span(start, values, p, rounding, rng, run)
 
     def note_data_range(self, params, data_min, data_max, rounding):
         """Told each segment's data range once its parameters are set (a scheme may use it to
@@ -340,6 +347,7 @@ class GGMLScheme(Scheme):
         if fmt.element == "codebook":
             self.grid_max = float(-ggml_types.IQ4_VALUES[0])  # levels are -127 … 113 steps
         self.scales = None
+        self._buffers = {}  # float64 work arrays reused part after part (ggml_legacy.scratch)
 
     def segmentation(self, shape, config):
         width = shape[-1] if shape else 1
@@ -354,15 +362,16 @@ class GGMLScheme(Scheme):
         self.row_length = width
         return super().segmentation(shape, config)
 
+    def _as_columns(self):
+        return self.format.name in ggml_legacy.TYPES and self.importance is None
+
     @property
     def chunk_values(self):
-        """Whole rows per span (a search with an importance matrix spans a row): about 2^18
-        values, or 2^16 for the legacy types' columns, whose dozen passes then stay in cache."""
-        values = 1 << 17 if self._as_columns() else 1 << 18
+        """Whole rows per slab (a search with an importance matrix spans a row): about 2^18
+        values, or 2^19 for the legacy types, whose blocks' numbers are worked out for a
+        whole slab at once and their values quantized in parts of 2^17 (ggml_legacy.py)."""
+        values = ggml_legacy.SLAB_VALUES if self._as_columns() else 1 << 18
         return self.row_length * max(1, values // self.row_length)
-
-    def _as_columns(self):
-        return self.format.name in ggml_types.LEGACY and self.importance is None
 
     measures_range = True  # each block's range comes out of its quantizer's own pass
 
@@ -402,48 +411,42 @@ class GGMLScheme(Scheme):
             (self.q_max - offset) * d
         return min(lo, hi), max(lo, hi)
 
-    def span(self, start, values, p, rounding, rng, run=None):
+    def spans(self, start, values, p, rounding, rng, run=None):
         rows = values.reshape(-1, self.row_length)
+        first = start // self.block_size
         with np.errstate(over="ignore", invalid="ignore"):  # an fp16 overflow is refused below
             if self._as_columns():
-                blocks = ggml_types.columns(rows, self.block_size)
-                original = blocks.astype(np.float64).reshape(-1)  # before blocks become codes
-                out = ggml_types.legacy(self.format.name, blocks, overwrite=True)
-                low, high = out.low, out.high
-                natural = _from_columns(self.block_size)
-            else:
-                out = ggml_types.quantize(self.format.name, rows, self.importance)
-                low, high = _block_range(rows, self.block_size)
-                original, natural = values.astype(np.float64), _as_is
-        bases = np.zeros(1, np.float32) if out.bases is None else out.bases
+                slab = ggml_legacy.Slab(self.format.name, rows)
+                self._keep_block_numbers(first, rows, slab.scales, slab.bases, slab.low,
+                                         slab.high)
+                for part in slab.parts(buffers=self._buffers):
+                    # as ggml stores them: codes and float32 reconstructions (the error is
+                    # taken in float64: float32 -> float64 is exact)
+                    yield Span(part.values, part.codes, part.recon, part.clipped, self._bound,
+                               block_columns.natural, start + part.first * self.block_size,
+                               ggml_legacy.scratch(self._buffers, "error", part.values.shape))
+                return
+            out = ggml_types.quantize(self.format.name, rows, self.importance)
+        blocks = Columns(rows, self.block_size, block_columns.holding(rows.dtype))  # as given
+        self._keep_block_numbers(first, rows, out.scales, out.bases, blocks.reduce(np.minimum),
+                                 blocks.reduce(np.maximum))
+        yield Span(values.astype(np.float64), out.codes.reshape(-1), out.recon.reshape(-1),
+                   out.clipped.reshape(-1), self._bound, start=start)
+
+    def _keep_block_numbers(self, first, rows, scales, bases, low, high):
+        """Store the blocks' scales, bases and data ranges, refusing an fp16 overflow."""
+        bases = np.zeros(1, np.float32) if bases is None else bases
         # finite fp16 scales and bases give finite reconstructions (codes are at most 127)
-        if not (np.all(np.isfinite(out.scales)) and np.all(np.isfinite(bases))):
+        if not (np.all(np.isfinite(scales)) and np.all(np.isfinite(bases))):
             largest = float(np.max(np.abs(rows)))
             raise QuantcalcError(
                 f"{self.label} stores its scales as fp16 (at most 65504); a block here, whose "
                 f"largest magnitude is {largest:.4g}, needs more. Scale the tensor down or "
                 f"choose another format", "format")
-        first = start // self.block_size
         segments = slice(first, first + low.size)
-        self.scales[segments], self.bases[segments] = out.scales, bases.reshape(-1)
+        self.scales[segments], self.bases[segments] = scales, bases.reshape(-1)
         self.lows[segments], self.highs[segments] = low, high
-        # as ggml stores them: int codes and float32 reconstructions (the error x - x_hat is
-        # taken in float64: float32 -> float64 is exact)
-        clipped = None if out.clipped is None else out.clipped.reshape(-1)
-        return Span(original, out.codes.reshape(-1), out.recon.reshape(-1), clipped,
-                    max(-float(low.min()), float(high.max())), natural)
-
-
-def _from_columns(size):
-    def natural(values):
-        return values.reshape(size, -1).T.reshape(-1)
-    return natural
-
-
-def _block_range(rows, size):
-    """Each block's smallest and largest value (over columns: see ggml_types.columns)."""
-    blocks = ggml_types.columns(rows, size)
-    return blocks.min(axis=0), blocks.max(axis=0)
+        self._bound = max(-float(low.min()), float(high.max()))  # the slab's largest magnitude
 
 
 class BlockFP8Scheme(Scheme):
