@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py"))
-from quantcalc import Config, analyze  # noqa: E402
+from quantcalc import Config, analyze, heap  # noqa: E402
 from timing import best_of  # noqa: E402  (bench/ is this script's own folder)
 
 
@@ -23,9 +23,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=10_000_000)
     args = parser.parse_args()
+    # as the command line runs: freed chunk buffers stay in the process (quantcalc/heap.py)
+    tuned = heap.keep_freed_memory()
     x = np.random.default_rng(0).standard_normal(args.size).astype(np.float32)
     baseline = best_of(lambda: np.abs(x).max())
-    print(f"values: {args.size:,} float32 ({x.nbytes / 1e6:.0f} MB)")
+    print(f"values: {args.size:,} float32 ({x.nbytes / 1e6:.0f} MB); malloc thresholds "
+          f"{'set as the command line sets them' if tuned else 'left alone (not glibc)'}")
     print(f"np.abs(x).max():            {baseline * 1e3:8.1f} ms   1.00x")
     cases = {
         "per tensor, min-max": Config(),

@@ -83,11 +83,15 @@ def _affine_legacy(rows, importance, nmax):
 
 
 def q4_0(rows, importance=None):  # quantize_row_q4_0_ref, or _impl with an importance matrix
-    return _reference("q4_0", rows) if importance is None else _symmetric_legacy(rows, importance, 8)
+    if importance is None:
+        return _reference("q4_0", rows)
+    return _symmetric_legacy(rows, importance, 8)
 
 
 def q5_0(rows, importance=None):
-    return _reference("q5_0", rows) if importance is None else _symmetric_legacy(rows, importance, 16)
+    if importance is None:
+        return _reference("q5_0", rows)
+    return _symmetric_legacy(rows, importance, 16)
 
 
 def q4_1(rows, importance=None):
