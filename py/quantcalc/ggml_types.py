@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ggml_legacy import in_rows
+from .ggml_legacy import TYPES as LEGACY_TYPES, in_rows
 from .ggml_search import (F32, _first_largest, _where, fp16, inverse, make_q3_quants,
                           make_qkx_quants, make_qp_quants, make_qx_quants, nearest_int, seq_sum)
 
@@ -44,13 +44,15 @@ def _sigma2_per_value(rows, n, factor):
 
 
 # ------------------------------------------------------------------------------- legacy types
+# Without an importance matrix quantize() takes them from ggml_legacy.py (no search there); Q8_0
+# has no importance-weighted variant (quantize_q8_0 ignores the matrix).
+def q8_0(rows, importance=None):
+    return _reference("q8_0", rows)
+
+
 def _reference(name, rows):
     """quantize_row_*_ref of a legacy type (ggml_legacy.py), in the rows' own layout."""
     return Quantized(*in_rows(name, rows))
-
-
-def q8_0(rows, importance=None):  # quantize_q8_0 ignores an importance matrix
-    return _reference("q8_0", rows)
 
 
 def _symmetric_legacy(rows, importance, nmax):
@@ -82,24 +84,20 @@ def _affine_legacy(rows, importance, nmax):
     return Quantized(codes, codes.astype(F32) * dq[:, None] + m[:, None], clipped, dq, m)
 
 
-def q4_0(rows, importance=None):  # quantize_row_q4_0_ref, or _impl with an importance matrix
-    if importance is None:
-        return _reference("q4_0", rows)
+def q4_0(rows, importance):
     return _symmetric_legacy(rows, importance, 8)
 
 
-def q5_0(rows, importance=None):
-    if importance is None:
-        return _reference("q5_0", rows)
+def q5_0(rows, importance):
     return _symmetric_legacy(rows, importance, 16)
 
 
-def q4_1(rows, importance=None):
-    return _reference("q4_1", rows) if importance is None else _affine_legacy(rows, importance, 15)
+def q4_1(rows, importance):
+    return _affine_legacy(rows, importance, 15)
 
 
-def q5_1(rows, importance=None):
-    return _reference("q5_1", rows) if importance is None else _affine_legacy(rows, importance, 31)
+def q5_1(rows, importance):
+    return _affine_legacy(rows, importance, 31)
 
 
 # ------------------------------------------------------------------------------- K-quants
@@ -311,8 +309,12 @@ QUANTIZE = {"iq4_nl": iq4_nl, "iq4_xs": iq4_xs, "q8_0": q8_0, "q4_0": q4_0, "q5_
 def quantize(name, rows, importance=None):
     """`rows` (rows, n_per_row) as llama.cpp's type `name` (see the module docstring)."""
     rows = np.ascontiguousarray(rows, F32)
-    weights = None if importance is None else np.tile(np.asarray(importance, F32), rows.shape[0])
-    out = QUANTIZE[name](rows, weights)
+    if importance is None and name in LEGACY_TYPES:
+        out = _reference(name, rows)
+    else:
+        weights = None if importance is None else \
+            np.tile(np.asarray(importance, F32), rows.shape[0])
+        out = QUANTIZE[name](rows, weights)
     shape = rows.shape
     bases = np.zeros(out.scales.size, F32) if out.bases is None else out.bases.reshape(-1)
     return Quantized(out.codes.reshape(shape), out.recon.reshape(shape),

@@ -5,9 +5,10 @@ Every scheme answers the same questions for the analysis pipeline (analysis.py):
   params(x, lo, hi, segmentation) per-segment scale and zero point (QParams, extra arrays allowed)
   quantize(x, p, rounding, rng)  codes, reconstruction and the clipped mask of one chunk (float64)
   quantize_span(start, x, ...)   the same for the values at flat positions start..
-  span(start, values, ...)       a chunk in its own dtype -> Span (float64 values, codes,
-                                 reconstruction, clipped); llama.cpp's types override it (their
-                                 searches span whole rows; see GGMLScheme)
+  spans(start, values, ...)      a chunk in its own dtype -> Spans (float64 values, codes,
+                                 reconstruction, clipped), one by default (span()); llama.cpp's
+                                 types override it (their searches span whole rows, and the
+                                 legacy types yield their slab in parts: see GGMLScheme)
   fake_quantize(values, lo, hi)  round-to-nearest reconstruction for a candidate range (MSE search)
   bits_per_value(count, segments) storage cost including scales, from the registry row's facts
 The facts of each format (element bits, block size, scale storage) come from its registry row
@@ -417,24 +418,25 @@ class GGMLScheme(Scheme):
         with np.errstate(over="ignore", invalid="ignore"):  # an fp16 overflow is refused below
             if self._as_columns():
                 slab = ggml_legacy.Slab(self.format.name, rows)
-                self._keep_block_numbers(first, rows, slab.scales, slab.bases, slab.low,
-                                         slab.high)
+                bound = self._keep_block_numbers(first, rows, slab.scales, slab.bases,
+                                                 slab.low, slab.high)
                 for part in slab.parts(buffers=self._buffers):
                     # as ggml stores them: codes and float32 reconstructions (the error is
                     # taken in float64: float32 -> float64 is exact)
-                    yield Span(part.values, part.codes, part.recon, part.clipped, self._bound,
+                    yield Span(part.values, part.codes, part.recon, part.clipped, bound,
                                block_columns.natural, start + part.first * self.block_size,
                                ggml_legacy.scratch(self._buffers, "error", part.values.shape))
                 return
             out = ggml_types.quantize(self.format.name, rows, self.importance)
         blocks = Columns(rows, self.block_size, block_columns.holding(rows.dtype))  # as given
-        self._keep_block_numbers(first, rows, out.scales, out.bases, blocks.reduce(np.minimum),
-                                 blocks.reduce(np.maximum))
+        bound = self._keep_block_numbers(first, rows, out.scales, out.bases,
+                                         blocks.reduce(np.minimum), blocks.reduce(np.maximum))
         yield Span(values.astype(np.float64), out.codes.reshape(-1), out.recon.reshape(-1),
-                   out.clipped.reshape(-1), self._bound, start=start)
+                   out.clipped.reshape(-1), bound, start=start)
 
     def _keep_block_numbers(self, first, rows, scales, bases, low, high):
-        """Store the blocks' scales, bases and data ranges, refusing an fp16 overflow."""
+        """Store the blocks' scales, bases and data ranges, refusing an fp16 overflow; returns
+        the slab's largest magnitude."""
         bases = np.zeros(1, np.float32) if bases is None else bases
         # finite fp16 scales and bases give finite reconstructions (codes are at most 127)
         if not (np.all(np.isfinite(scales)) and np.all(np.isfinite(bases))):
@@ -446,7 +448,7 @@ class GGMLScheme(Scheme):
         segments = slice(first, first + low.size)
         self.scales[segments], self.bases[segments] = scales, bases.reshape(-1)
         self.lows[segments], self.highs[segments] = low, high
-        self._bound = max(-float(low.min()), float(high.max()))  # the slab's largest magnitude
+        return max(-float(low.min()), float(high.max()))
 
 
 class BlockFP8Scheme(Scheme):
