@@ -65,21 +65,18 @@ class OffsetType:
         if self.affine:
             d = (high - low) / F32(self.nmax)  # C: min from FLT_MAX, max from -FLT_MAX
             scale_inverse = inverse(d)
-            extremes = ((high - low) * scale_inverse + self.add,)
-            m = fp16(low)
+            most = (high - low) * scale_inverse + self.add
+            dq, m = fp16(np.stack([d, low]))  # one call for both: these arrays are short
+            spread = _spread(inverse=scale_inverse, dq=dq, low=low, m=m)
         else:
             d = _signed_largest(layout.blocks, low, high) / F32(-self.nmax)
             scale_inverse = inverse(d)
-            extremes = (high * scale_inverse + self.add, low * scale_inverse + self.add)
-            m = None
-        dq = fp16(d)
+            most = np.maximum(high * scale_inverse + self.add, low * scale_inverse + self.add)
+            dq, m = fp16(d), None
+            spread = _spread(inverse=scale_inverse, dq=dq)
         # every step from a value to its scaled value is monotone (float32 rounding included),
         # so a block whose extremes stay below top + 1 clips no value
-        may_clip = np.maximum.reduce(extremes) >= self.top + 1
-        spread = {"inverse": scale_inverse, "dq": dq, "low": low if self.affine else None,
-                  "m": m}
-        return dq, m, may_clip, {k: None if v is None else layout.spread(v)
-                                 for k, v in spread.items()}
+        return dq, m, most >= self.top + 1, spread
 
     def values(self, scaled, p, may_clip):
         """Quantize `scaled` (a part of the layout's values, overwritten with the codes)."""
@@ -87,8 +84,10 @@ class OffsetType:
             scaled -= p["low"]
         scaled *= p["inverse"]
         scaled += self.add
-        clipped = scaled >= self.top + 1 if may_clip else None
-        np.minimum(scaled, filled(scaled.shape, self.top), out=scaled)
+        clipped = None
+        if may_clip:  # else no value reaches top + 1 and MIN(top, ...) changes nothing
+            clipped = scaled >= self.top + 1
+            np.minimum(scaled, filled(scaled.shape, self.top), out=scaled)
         codes = np.trunc(scaled, out=scaled)
         if self.affine:
             recon = codes * p["dq"]
@@ -111,8 +110,7 @@ class Q8_0:
         scale_inverse = inverse(d)
         may_clip = np.maximum(np.rint(high * scale_inverse), -np.rint(low * scale_inverse)) > 127
         dq = fp16(d)
-        return dq, None, may_clip, {"inverse": layout.spread(scale_inverse),
-                                    "dq": layout.spread(dq)}
+        return dq, None, may_clip, _spread(inverse=scale_inverse, dq=dq)
 
     def values(self, scaled, p, may_clip):
         scaled *= p["inverse"]
@@ -123,6 +121,12 @@ class Q8_0:
         codes += F32(0)  # -0.0 -> 0: C stores the int 0, whose reconstruction is +0.0
         clipped = np.abs(codes) > 127 if may_clip else None
         return codes, codes * p["dq"], clipped
+
+
+def _spread(**per_block):
+    """Each per-block array (float32) spread over the layout's columns, all in one call."""
+    rows = Columns.spread(np.stack(list(per_block.values())))
+    return dict(zip(per_block, rows))
 
 
 TYPES = {"q8_0": Q8_0(), "q4_0": OffsetType(8, False), "q5_0": OffsetType(16, False),
@@ -137,7 +141,7 @@ class Slab:
         self.type = TYPES[name]
         self.layout = Columns(rows, QK)  # float32: what ggml quantizes
         low, high = self.layout.reduce(np.minimum), self.layout.reduce(np.maximum)
-        self.scales, self.bases, self.may_clip, self._spread = self.type.blocks(
+        self.scales, self.bases, self.may_clip, self._per_value = self.type.blocks(
             self.layout, low, high)
         # the values as given, where float32 rounds them (float64 typed or pasted values): the
         # error and the data range are the given values', as for every other format
@@ -159,7 +163,7 @@ class Slab:
                 values = scratch(buffers, "values", scaled.shape)
                 np.copyto(values, scaled if self.originals is None
                           else self.originals.values[:, columns])
-            p = {k: None if v is None else v[columns] for k, v in self._spread.items()}
+            p = {k: v[columns] for k, v in self._per_value.items()}
             codes, recon, clipped = self.type.values(
                 scaled, p, bool(self.may_clip[first:first + blocks].any()))
             yield Part(first, values, codes, recon, clipped)

@@ -43,7 +43,7 @@ class SumOfSquares:
             values /= unit
         # square + numpy's pairwise sum, not np.dot: BLAS sums in a machine-dependent order, and
         # the page (Pyodide, no BLAS) must give the same last digit as the command line.
-        part = float(np.square(values, out=values).sum())
+        part = float(np.add.reduce(np.square(values, out=values), axis=None))
         if self.ssq == 0.0:
             self.ssq, self.unit = part, unit
         elif unit > self.unit:
@@ -75,9 +75,9 @@ class ErrorAccumulator:
         `clipped` is a bool mask or None; `bound` the chunk's largest |original| if known."""
         self.count += error.size
         magnitude = np.abs(error, out=error)  # the caller is done with `error` except as |e|
-        largest = float(magnitude.max())
+        largest = float(np.maximum.reduce(magnitude, axis=None))
         self.max_abs_error = max(self.max_abs_error, largest)
-        self.sum_abs_error += float(magnitude.sum())
+        self.sum_abs_error += float(np.add.reduce(magnitude, axis=None))
         self.error_sq.add(magnitude, largest)
         if bound is None:
             bound = self.signal_bound

@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import block_columns, ggml_legacy, ggml_types, registry
+from . import block_columns, ggml_legacy, ggml_search, ggml_types, registry
 from .block_columns import Columns
 from .core import SCALE_FLOOR, QParams, qparams, round_and_clamp, round_in_place
 from .errors import QuantcalcError
@@ -418,7 +418,7 @@ class GGMLScheme(Scheme):
         with np.errstate(over="ignore", invalid="ignore"):  # an fp16 overflow is refused below
             if self._as_columns():
                 slab = ggml_legacy.Slab(self.format.name, rows)
-                bound = self._keep_block_numbers(first, rows, slab.scales, slab.bases,
+                bound = self._keep_block_numbers(first, slab.scales, slab.bases,
                                                  slab.low, slab.high)
                 for part in slab.parts(buffers=self._buffers):
                     # as ggml stores them: codes and float32 reconstructions (the error is
@@ -429,26 +429,30 @@ class GGMLScheme(Scheme):
                 return
             out = ggml_types.quantize(self.format.name, rows, self.importance)
         blocks = Columns(rows, self.block_size, block_columns.holding(rows.dtype))  # as given
-        bound = self._keep_block_numbers(first, rows, out.scales, out.bases,
+        bound = self._keep_block_numbers(first, out.scales, out.bases,
                                          blocks.reduce(np.minimum), blocks.reduce(np.maximum))
         yield Span(values.astype(np.float64), out.codes.reshape(-1), out.recon.reshape(-1),
                    out.clipped.reshape(-1), bound, start=start)
 
-    def _keep_block_numbers(self, first, rows, scales, bases, low, high):
+    def _keep_block_numbers(self, first, scales, bases, low, high):
         """Store the blocks' scales, bases and data ranges, refusing an fp16 overflow; returns
         the slab's largest magnitude."""
-        bases = np.zeros(1, np.float32) if bases is None else bases
-        # finite fp16 scales and bases give finite reconstructions (codes are at most 127)
-        if not (np.all(np.isfinite(scales)) and np.all(np.isfinite(bases))):
-            largest = float(np.max(np.abs(rows)))
+        largest = max(-float(low.min()), float(high.max()))
+        # finite fp16 scales and bases give finite reconstructions (codes are at most 127). A
+        # legacy type's scale and min are no larger than the block's largest magnitude, so
+        # below fp16's overflow (65520) none of them can be infinite
+        if (largest >= ggml_search.HALF_MAX_ROUNDED or not self._as_columns()) and not (
+                np.all(np.isfinite(scales)) and (bases is None or np.all(np.isfinite(bases)))):
             raise QuantcalcError(
                 f"{self.label} stores its scales as fp16 (at most 65504); a block here, whose "
                 f"largest magnitude is {largest:.4g}, needs more. Scale the tensor down or "
                 f"choose another format", "format")
         segments = slice(first, first + low.size)
-        self.scales[segments], self.bases[segments] = scales, bases.reshape(-1)
+        self.scales[segments] = scales
+        if bases is not None:  # else they stay 0 (params)
+            self.bases[segments] = bases.reshape(-1)
         self.lows[segments], self.highs[segments] = low, high
-        return max(-float(low.min()), float(high.max()))
+        return largest
 
 
 class BlockFP8Scheme(Scheme):

@@ -22,7 +22,16 @@ def test_the_layout_holds_every_value_once_and_gives_each_blocks_extremes(dtype,
     assert np.array_equal(layout.reduce(np.minimum), blocks.min(axis=1))
     # a part (some columns) comes back in its own blocks' order too
     assert np.array_equal(natural(layout.values[:, 8:20]), blocks[2:5].reshape(-1))
-    assert np.array_equal(layout.spread(np.arange(3.0)), np.repeat(np.arange(3.0), 4))
+
+
+def test_spread_copies_each_blocks_bits_to_its_four_lanes():
+    # -0.0, a NaN with a payload and a subnormal keep their bits (a float copy could change them)
+    bits = np.array([0x80000000, 0x7FC00123, 0x7FA00001, 1, 0x3F800000], np.uint32)
+    per_block = bits.view(np.float32)
+    spread = Columns.spread(per_block)
+    assert spread.dtype == np.float32
+    assert np.array_equal(spread.view(np.uint32), np.repeat(bits, 4))
+    assert Columns.spread(per_block[:0]).size == 0
 
 
 def test_holding_keeps_float32_where_it_is_exact():
