@@ -28,7 +28,7 @@ class Part:
 
     first: int                      # the first block's number in the slab
     values: np.ndarray              # float64, the values
-    codes: np.ndarray               # float32 holding the stored codes
+    codes: np.ndarray               # the stored codes (int8, or float32 holding them)
     recon: np.ndarray               # float32, dequantize_row_*'s values
     clipped: Optional[np.ndarray]   # bool, or None where no block of the part can clip
 
@@ -52,8 +52,10 @@ class OffsetType:
     nmax 15 / 31).
 
     The C code per value: q = MIN(top, (int8_t)(v*id + nmax + 0.5f)) or
-    MIN(nmax, (int8_t)((v - min)*id + 0.5f)). Its argument is never negative here, so the int8
-    cast's truncation is np.trunc, and clamping before truncating clamps the same values."""
+    MIN(nmax, (int8_t)((v - min)*id + 0.5f)). Its argument lies in [0, 2 nmax + 1) here, so
+    the cast truncates: numpy's own cast to int8 does it for Q4_0 / Q5_0, np.trunc for the
+    affine types (whose reconstruction needs the codes as float32 anyway), and clamping before
+    truncating clamps the same values."""
 
     def __init__(self, nmax, affine):
         self.nmax, self.affine = nmax, affine
@@ -63,9 +65,10 @@ class OffsetType:
     def blocks(self, layout, low, high):
         """Per block: the stored scale and min, and per value (spread): what the values need."""
         if self.affine:
-            d = (high - low) / F32(self.nmax)  # C: min from FLT_MAX, max from -FLT_MAX
+            width = high - low  # C: min from FLT_MAX, max from -FLT_MAX
+            d = width / F32(self.nmax)
             scale_inverse = inverse(d)
-            most = (high - low) * scale_inverse + self.add
+            most = width * scale_inverse + self.add
             dq, m = fp16(np.stack([d, low]))  # one call for both: these arrays are short
             spread = _spread(inverse=scale_inverse, dq=dq, low=low, m=m)
         else:
@@ -79,22 +82,28 @@ class OffsetType:
         return dq, m, most >= self.top + 1, spread
 
     def values(self, scaled, p, may_clip):
-        """Quantize `scaled` (a part of the layout's values, overwritten with the codes)."""
+        """Quantize `scaled` (a part of the layout's values, overwritten)."""
         if self.affine:
             scaled -= p["low"]
         scaled *= p["inverse"]
         scaled += self.add
-        clipped = None
-        if may_clip:  # else no value reaches top + 1 and MIN(top, ...) changes nothing
-            clipped = scaled >= self.top + 1
-            np.minimum(scaled, filled(scaled.shape, self.top), out=scaled)
-        codes = np.trunc(scaled, out=scaled)
-        if self.affine:
+        if self.affine:  # blocks that clip are rare here (rounding at the top only)
+            clipped = None
+            if may_clip:  # else no value reaches top + 1 and MIN(top, ...) changes nothing
+                clipped = scaled >= self.top + 1
+                np.minimum(scaled, filled(scaled.shape, self.top), out=scaled)
+            codes = np.trunc(scaled, out=scaled)
             recon = codes * p["dq"]
             recon += p["m"]  # x0*d + m: two float32 roundings, as dequantize_row_q{4,5}_1
-        else:
-            recon = codes - F32(self.nmax)
-            recon *= p["dq"]
+            return codes, recon, clipped
+        # C's own (int8_t) cast (the argument is below 2 nmax + 1): comparing and clamping
+        # bytes costs a fifth of doing it to float32, and q - nmax stays exact
+        codes = scaled.astype(np.int8)
+        clipped = None
+        if may_clip:
+            clipped = codes > self.top
+            np.minimum(codes, filled(codes.shape, self.top, np.int8), out=codes)
+        recon = np.multiply(codes - np.int8(self.nmax), p["dq"])  # float32
         return codes, recon, clipped
 
 
