@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """llama.cpp's types: quantcalc's bit-exact numpy transcription against ggml's own C, side by side.
 
-For each type, on the same 4M float32 values (1024 rows of 4096), single thread, best of 3:
+For each type, on the same 4M float32 values (1024 rows of 4096), single thread, the best of
+7 runs of each, ggml's and quantcalc's in turns:
   ggml      ggml_quantize_chunk + the type's to_float (libggml-python's prebuilt ggml, ctypes)
   quantcalc analyze(values, Config(format=...), keep=0): the same quantization plus every metric
   abs-max   one np.abs(x).max() pass, the unit of the analysis-speed targets
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "py"), str(ROOT / "tests" / "unit")]
 import ggml_reference as ggml  # noqa: E402
 from quantcalc import Config, analyze, heap, registry  # noqa: E402
-from timing import best_of  # noqa: E402  (bench/ is this script's own folder)
+from timing import best_of, side_by_side  # noqa: E402  (bench/ is this script's own folder)
 
 GGML_NAMES = {f.name: f.name.replace("_k", "_K") for f in registry.FORMATS
               if f.family == "ggml"}
@@ -46,11 +47,12 @@ def main():
     for name, ggml_name in GGML_NAMES.items():
         if args.imatrix and not registry.get(name).uses_importance:
             continue
-        native = best_of(lambda: ggml.quantize(ggml_name, x, weights), 3)
-        ours = best_of(lambda: analyze(x, Config(format=name), keep=0, importance=weights), 3)
+        native, ours = side_by_side([
+            lambda: ggml.quantize(ggml_name, x, weights),
+            lambda: analyze(x, Config(format=name), keep=0, importance=weights)])
         result = analyze(x, Config(format=name), keep=0, importance=weights).summary()
         print(f"{name:8s} {result['bits_per_value']:10.4f} {result['sqnr_db']:8.2f} "
-              f"{native:8.3f} {ours:11.3f} {ours / native:7.1f} {ours / absmax:9.0f}")
+              f"{native:8.4f} {ours:11.4f} {ours / native:7.2f} {ours / absmax:9.1f}")
 
 
 if __name__ == "__main__":
