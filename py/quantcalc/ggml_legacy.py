@@ -81,8 +81,9 @@ class OffsetType:
         # so a block whose extremes stay below top + 1 clips no value
         return dq, m, most >= self.top + 1, spread
 
-    def values(self, scaled, p, may_clip):
-        """Quantize `scaled` (a part of the layout's values, overwritten)."""
+    def values(self, scaled, p, may_clip, recon):
+        """Quantize `scaled` (a part of the layout's values, overwritten); the reconstruction
+        goes to `recon` (float32, scaled's shape)."""
         if self.affine:
             scaled -= p["low"]
         scaled *= p["inverse"]
@@ -93,7 +94,7 @@ class OffsetType:
                 clipped = scaled >= self.top + 1
                 np.minimum(scaled, filled(scaled.shape, self.top), out=scaled)
             codes = np.trunc(scaled, out=scaled)
-            recon = codes * p["dq"]
+            np.multiply(codes, p["dq"], out=recon)
             recon += p["m"]  # x0*d + m: two float32 roundings, as dequantize_row_q{4,5}_1
             return codes, recon, clipped
         # C's own (int8_t) cast (the argument is below 2 nmax + 1): comparing and clamping
@@ -103,7 +104,7 @@ class OffsetType:
         if may_clip:
             clipped = codes > self.top
             np.minimum(codes, filled(codes.shape, self.top, np.int8), out=codes)
-        recon = np.multiply(codes - np.int8(self.nmax), p["dq"])  # float32
+        np.multiply(codes - np.int8(self.nmax), p["dq"], out=recon)
         return codes, recon, clipped
 
 
@@ -121,7 +122,7 @@ class Q8_0:
         dq = fp16(d)
         return dq, None, may_clip, _spread(inverse=scale_inverse, dq=dq)
 
-    def values(self, scaled, p, may_clip):
+    def values(self, scaled, p, may_clip, recon):
         scaled *= p["inverse"]
         codes = np.rint(scaled)
         halfway = np.abs(np.subtract(codes, scaled)) == F32(0.5)
@@ -129,7 +130,7 @@ class Q8_0:
             codes[halfway] = scaled[halfway] + np.copysign(F32(0.5), scaled[halfway])
         codes += F32(0)  # -0.0 -> 0: C stores the int 0, whose reconstruction is +0.0
         clipped = np.abs(codes) > 127 if may_clip else None
-        return codes, codes * p["dq"], clipped
+        return codes, np.multiply(codes, p["dq"], out=recon), clipped
 
 
 def _spread(**per_block):
@@ -174,17 +175,18 @@ class Slab:
                           else self.originals.values[:, columns])
             p = {k: v[columns] for k, v in self._per_value.items()}
             codes, recon, clipped = self.type.values(
-                scaled, p, bool(self.may_clip[first:first + blocks].any()))
+                scaled, p, bool(self.may_clip[first:first + blocks].any()),
+                scratch(buffers, "recon", scaled.shape, F32))
             yield Part(first, values, codes, recon, clipped)
 
 
-def scratch(buffers, name, shape):
-    """A float64 array of `shape` from `buffers` (made there the first time), or a new one."""
+def scratch(buffers, name, shape, dtype=np.float64):
+    """An array of `shape` from `buffers` (made there the first time), or a new one."""
     if buffers is None:
-        return np.empty(shape)
-    key = (name, shape)
+        return np.empty(shape, dtype)
+    key = (name, shape, dtype)
     if key not in buffers:
-        buffers[key] = np.empty(shape)
+        buffers[key] = np.empty(shape, dtype)
     return buffers[key]
 
 
