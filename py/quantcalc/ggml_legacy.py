@@ -81,9 +81,10 @@ class OffsetType:
         # so a block whose extremes stay below top + 1 clips no value
         return dq, m, most >= self.top + 1, spread
 
-    def values(self, scaled, p, may_clip, recon):
-        """Quantize `scaled` (a part of the layout's values, overwritten); the reconstruction
-        goes to `recon` (float32, scaled's shape)."""
+    def values(self, scaled, p, may_clip, buffer):
+        """Quantize `scaled` (a part of the layout's values, overwritten); buffer(name, dtype)
+        gives an array of scaled's shape for each result."""
+        recon = buffer("recon", F32)
         if self.affine:
             scaled -= p["low"]
         scaled *= p["inverse"]
@@ -91,7 +92,7 @@ class OffsetType:
         if self.affine:  # blocks that clip are rare here (rounding at the top only)
             clipped = None
             if may_clip:  # else no value reaches top + 1 and MIN(top, ...) changes nothing
-                clipped = scaled >= self.top + 1
+                clipped = np.greater_equal(scaled, self.top + 1, out=buffer("clipped", bool))
                 np.minimum(scaled, filled(scaled.shape, self.top), out=scaled)
             codes = np.trunc(scaled, out=scaled)
             np.multiply(codes, p["dq"], out=recon)
@@ -99,12 +100,14 @@ class OffsetType:
             return codes, recon, clipped
         # C's own (int8_t) cast (the argument is below 2 nmax + 1): comparing and clamping
         # bytes costs a fifth of doing it to float32, and q - nmax stays exact
-        codes = scaled.astype(np.int8)
+        codes = buffer("codes", np.int8)
+        np.copyto(codes, scaled, casting="unsafe")
         clipped = None
         if may_clip:
-            clipped = codes > self.top
+            clipped = np.greater(codes, self.top, out=buffer("clipped", bool))
             np.minimum(codes, filled(codes.shape, self.top, np.int8), out=codes)
-        np.multiply(codes - np.int8(self.nmax), p["dq"], out=recon)
+        offset = np.subtract(codes, np.int8(self.nmax), out=buffer("offset", np.int8))
+        np.multiply(offset, p["dq"], out=recon)
         return codes, recon, clipped
 
 
@@ -122,15 +125,18 @@ class Q8_0:
         dq = fp16(d)
         return dq, None, may_clip, _spread(inverse=scale_inverse, dq=dq)
 
-    def values(self, scaled, p, may_clip, recon):
+    def values(self, scaled, p, may_clip, buffer):
         scaled *= p["inverse"]
-        codes = np.rint(scaled)
-        halfway = np.abs(np.subtract(codes, scaled)) == F32(0.5)
+        codes = np.rint(scaled, out=buffer("codes", F32))
+        gap = np.abs(np.subtract(codes, scaled, out=buffer("gap", F32)), out=buffer("gap", F32))
+        halfway = np.equal(gap, F32(0.5), out=buffer("halfway", bool))
         if halfway.any():
             codes[halfway] = scaled[halfway] + np.copysign(F32(0.5), scaled[halfway])
         codes += F32(0)  # -0.0 -> 0: C stores the int 0, whose reconstruction is +0.0
-        clipped = np.abs(codes) > 127 if may_clip else None
-        return codes, np.multiply(codes, p["dq"], out=recon), clipped
+        clipped = None
+        if may_clip:
+            clipped = np.greater(np.abs(codes, out=gap), 127, out=buffer("clipped", bool))
+        return codes, np.multiply(codes, p["dq"], out=buffer("recon", F32)), clipped
 
 
 def _spread(**per_block):
@@ -176,7 +182,7 @@ class Slab:
             p = {k: v[columns] for k, v in self._per_value.items()}
             codes, recon, clipped = self.type.values(
                 scaled, p, bool(self.may_clip[first:first + blocks].any()),
-                scratch(buffers, "recon", scaled.shape, F32))
+                lambda name, dtype: scratch(buffers, name, scaled.shape, dtype))
             yield Part(first, values, codes, recon, clipped)
 
 
