@@ -2,7 +2,7 @@
 """llama.cpp's types: quantcalc's bit-exact numpy transcription against ggml's own C, side by side.
 
 For each type, on the same 4M float32 values (1024 rows of 4096), single thread, the best of
-7 runs of each, ggml's and quantcalc's in turns:
+7 runs of each, ggml's and quantcalc's in turns, each after a warm-up (timing.side_by_side):
   ggml      ggml_quantize_chunk + the type's to_float (libggml-python's prebuilt ggml, ctypes)
   quantcalc analyze(values, Config(format=...), keep=0): the same quantization plus every metric
   abs-max   one np.abs(x).max() pass, the unit of the analysis-speed targets

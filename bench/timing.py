@@ -14,14 +14,16 @@ def best_of(work, repeats=5):
 
 
 def side_by_side(works, repeats=7):
-    """The best time of each of `works`, run in turns (a, b, a, b, ...) after a warm-up: on a
-    shared machine whose speed drifts from second to second, both sides of a ratio then see
-    the same spells of slowness, and the best of each is taken from the same stretch of time."""
-    for work in works:
-        work()
+    """The best time of each of `works`, run in turns (a, b, a, b, ...), each timed run right
+    after an untimed one of the same work. In turns: on a shared machine whose speed drifts
+    from second to second, both sides of a ratio see the same spells of slowness. Warmed
+    first: each side then starts from its own data in cache, not from what the other left
+    (ggml's 16 MB of dequantized output pushes the values out of the last-level cache, so
+    whichever ran second started cold: 0.6-1 ms of 18 measured on identical code)."""
     best = [float("inf")] * len(works)
     for _ in range(repeats):
         for i, work in enumerate(works):
+            work()
             start = time.perf_counter()
             work()
             best[i] = min(best[i], time.perf_counter() - start)
