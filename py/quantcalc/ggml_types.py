@@ -237,11 +237,28 @@ IQ4_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 
 IQ4_TRIES = 7  # quantize_iq4_nl / quantize_iq4_xs pass ntry = 7
 
 
+def _level_tables():
+    """For each integer t in [-127, 113]: the index of the first level above t (at least 1, at
+    most 15) and the two levels around it. The levels are integers, so every x in [t, t + 1)
+    has the same levels at or below it as t: floor(x) finds x's place among them."""
+    floors = np.arange(int(IQ4_VALUES[0]), int(IQ4_VALUES[15]) + 1).astype(F32)
+    upper = np.clip(np.searchsorted(IQ4_VALUES, floors, side="right"), 1, 15).astype(np.intp)
+    return upper, IQ4_VALUES[upper - 1], IQ4_VALUES[upper]
+
+
+LEVEL_ABOVE, LEVEL_BELOW_VALUE, LEVEL_ABOVE_VALUE = _level_tables()
+
+
 def best_index(values):
-    """best_index_int8: the nearest level's index (a tie between two levels takes the upper)."""
-    upper = np.clip(np.searchsorted(IQ4_VALUES, values, side="right"), 1, 15)
-    lower = values - IQ4_VALUES[upper - 1] < IQ4_VALUES[upper] - values
-    index = np.where(lower, upper - 1, upper)
+    """best_index_int8: the nearest level's index (a tie between two levels takes the upper).
+
+    C's binary search finds mu, the first level above x; here a table indexed by floor(x) does
+    (np.searchsorted took four times as long, most of IQ4's time). The comparison after it is
+    C's own, in float32."""
+    place = np.floor(np.clip(values, IQ4_VALUES[0], IQ4_VALUES[15])).astype(np.intp)
+    place -= int(IQ4_VALUES[0])
+    lower = values - LEVEL_BELOW_VALUE.take(place) < LEVEL_ABOVE_VALUE.take(place) - values
+    index = LEVEL_ABOVE.take(place) - lower
     index = np.where(values <= IQ4_VALUES[0], 0, index)
     return np.where(values >= IQ4_VALUES[15], 15, index)
 

@@ -106,3 +106,37 @@ def test_gguf_py_agrees(name):
     assert np.array_equal(ours.recon.view(np.uint32), theirs.astype(np.float32).view(np.uint32))
     if name in GGUF_QUANTIZES:
         assert np.array_equal(quants.quantize(x, kind).reshape(-1), blocks)
+
+
+def _best_index_int8(x):
+    """ggml-quants.c best_index_int8, one float32 at a time, as the C code runs it."""
+    val = [np.float32(v) for v in ggml_types.IQ4_VALUES]
+    if x <= val[0]:
+        return 0
+    if x >= val[15]:
+        return 15
+    ml, mu = 0, 15
+    while mu - ml > 1:
+        mav = (ml + mu) // 2
+        if x < val[mav]:
+            mu = mav
+        else:
+            ml = mav
+    return mu - 1 if x - val[mu - 1] < val[mu] - x else mu
+
+
+def test_best_index_finds_cs_level_at_every_boundary():
+    levels = ggml_types.IQ4_VALUES
+    midpoints = (levels[1:] + levels[:-1]) / np.float32(2)
+    integers = np.arange(-130, 117).astype(np.float32)  # the table's own boundaries
+    centres = np.concatenate([levels, midpoints, integers, np.float32([0, -0.0, 1e-30])])
+    around = [centres]
+    for direction in (np.inf, -np.inf):  # three float32 steps either side of each
+        step = centres
+        for _ in range(3):
+            step = np.nextafter(step, np.float32(direction))
+            around.append(step)
+    spread = np.random.default_rng(3).uniform(-140, 130, 3000).astype(np.float32)
+    x = np.concatenate(around + [spread, np.float32([-1e30, 1e30, -127.5, 113.5])])
+    expected = np.array([_best_index_int8(v) for v in x])
+    assert np.array_equal(ggml_types.best_index(x), expected)
