@@ -47,6 +47,17 @@ def _signed_largest(blocks, low, high):
     return top
 
 
+def _first_zero(blocks, extreme):
+    """C's scans (`if (v < min) min = v;` from FLT_MAX, likewise max) keep the first of equal
+    values, and +0.0 == -0.0: a block whose minimum or maximum is zero keeps the sign of its
+    first zero (the stored fp16 min shows it). numpy's minimum may keep either."""
+    at = np.flatnonzero(extreme == 0)
+    if at.size:  # rare: blocks of non-negative (or non-positive) values reaching zero
+        zeros = blocks[at] == 0
+        extreme[at] = blocks[at, np.argmax(zeros, axis=1)]
+    return extreme
+
+
 class OffsetType:
     """Q4_0 / Q5_0 (x = (q - nmax) d, nmax 8 / 16) and Q4_1 / Q5_1 (affine: x = q d + m,
     nmax 15 / 31).
@@ -65,6 +76,7 @@ class OffsetType:
     def blocks(self, layout, low, high):
         """Per block: the stored scale and min, and per value (spread): what the values need."""
         if self.affine:
+            low, high = _first_zero(layout.blocks, low), _first_zero(layout.blocks, high)
             width = high - low  # C: min from FLT_MAX, max from -FLT_MAX
             d = width / F32(self.nmax)
             scale_inverse = inverse(d)

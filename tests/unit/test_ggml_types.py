@@ -23,6 +23,10 @@ def tensors():
     constant[:, 64:96] = 0.75        # a constant block (max == min after min <= 0)
     constant[5, 256:] = -2.0         # a constant negative super-block
     ties = np.round(normal * 4) / 4  # many equal values and exact grid points
+    signed_zeros = np.abs(normal)    # blocks whose extremes are zeros of both signs, in both
+    signed_zeros[:, 0::32], signed_zeros[:, 1::32] = 0.0, -0.0  # orders: C keeps the first
+    signed_zeros[8:, 0::32], signed_zeros[8:, 1::32] = -0.0, 0.0
+    signed_zeros[::2, 64:128] *= -1  # ... as a block's maximum too
     return {
         "normal": normal, "student-t(3)": rng.standard_t(3, (ROWS, WIDTH)),
         "uniform shifted": rng.uniform(-1, 3, (ROWS, WIDTH)),
@@ -30,6 +34,7 @@ def tensors():
         "zero blocks": zero_blocks, "constant blocks": constant,
         "all positive": np.abs(normal) + 3, "ties": ties, "tiny (1e-5)": normal * 1e-5,
         "large (1e3)": normal * 1e3, "all zero": np.zeros((ROWS, WIDTH)),
+        "signed zeros": signed_zeros,
     }
 
 
@@ -49,6 +54,21 @@ def test_codes_and_reconstruction_are_ggmls(name, case, with_imatrix):
     assert np.array_equal(out.codes.reshape(-1),
                           ggml.codes(GGML_NAMES[name], blocks).reshape(-1).astype(np.int64))
     assert np.isfinite(out.recon).all() and out.clipped.dtype == bool
+
+
+@pytest.mark.parametrize("name", ["q8_0", "q4_0", "q5_0", "q4_1", "q5_1"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_legacy_types_store_ggmls_scale_and_min_bits(name, case):
+    # block_q4_1 and kin begin with the fp16 d (and m): the numbers the analysis keeps per block
+    x = CASES[case].astype(np.float32)
+    blocks, _ = ggml.quantize(name, x)
+    fields = blocks.reshape(-1, ggml.traits(name).type_size)[:, :4].copy().view(np.float16)
+    out = ggml_types.quantize(name, x)
+    assert np.array_equal(out.scales.astype(np.float16).view(np.uint16),
+                          fields[:, 0].view(np.uint16))
+    if name.endswith("_1"):
+        assert np.array_equal(out.bases.astype(np.float16).view(np.uint16),
+                              fields[:, 1].view(np.uint16))
 
 
 @pytest.mark.parametrize("name", sorted(GGML_NAMES))
