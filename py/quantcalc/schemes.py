@@ -369,8 +369,8 @@ class GGMLScheme(Scheme):
     @property
     def chunk_values(self):
         """Whole rows per slab (a search with an importance matrix spans a row): about 2^18
-        values, or 2^19 for the legacy types, whose blocks' numbers are worked out for a
-        whole slab at once and their values quantized in parts of 2^17 (ggml_legacy.py)."""
+        values (ggml_legacy.SLAB_VALUES for the legacy types, whose blocks' numbers are worked
+        out for a whole slab at once and their values quantized in parts of 2^17)."""
         values = ggml_legacy.SLAB_VALUES if self._as_columns() else 1 << 18
         return self.row_length * max(1, values // self.row_length)
 
