@@ -52,10 +52,10 @@ def _first_zero(blocks, extreme):
     """C's scans (`if (v < min) min = v;` from FLT_MAX, likewise max) keep the first of equal
     values, and +0.0 == -0.0: a block whose minimum or maximum is zero keeps the sign of its
     first zero (the stored fp16 min shows it). numpy's minimum may keep either."""
-    at = np.flatnonzero(extreme == 0)
-    if at.size:  # rare: blocks of non-negative (or non-positive) values reaching zero
-        zeros = blocks[at] == 0
-        extreme[at] = blocks[at, np.argmax(zeros, axis=1)]
+    zero = extreme == 0
+    if zero.any():  # rare: blocks of non-negative (or non-positive) values reaching zero
+        at = np.flatnonzero(zero)
+        extreme[at] = blocks[at, np.argmax(blocks[at] == 0, axis=1)]
     return extreme
 
 

@@ -58,7 +58,9 @@ def inverse(d):
     reconstructs to its offset whatever the code: code 0 there."""
     with np.errstate(divide="ignore", over="ignore"):
         out = F32(1) / np.asarray(d, F32)
-    out[~np.isfinite(out)] = 0  # 1/0 and 1/subnormal
+    overflowed = np.isinf(out)  # 1/0 and 1/subnormal (d is never NaN: the values are finite)
+    if overflowed.any():
+        out[overflowed] = 0
     return out
 
 
