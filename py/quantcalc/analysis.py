@@ -207,8 +207,8 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
 def segment_ranges(scheme, segmentation, x):
     """Each segment's data (min, max) as float64 arrays: measured here, or left for a scheme that
     measures them in its own pass while quantizing (Scheme.measures_range) to fill in."""
-    if scheme.measures_range:
-        return np.zeros(segmentation.count), np.zeros(segmentation.count)
+    if scheme.measures_range:  # every segment's range is written before it is read
+        return np.empty(segmentation.count), np.empty(segmentation.count)
     return segmentation.min_max(x)
 
 
