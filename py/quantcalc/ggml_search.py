@@ -264,17 +264,19 @@ def make_qx_quants(x, nmax, weights):
     xt, w = _transposed(x, x * x if weights is None else weights)
     zero = amax < GROUP_MAX_EPS
     safe_top = np.where(zero, F32(1), top)
+    wx = w * xt  # C's w*x[i]*l is (w*x[i])*l: the same product at every step
 
     def levels(iscale):
-        return np.clip(nearest_int(iscale * xt), -nmax, nmax - 1)
+        """nearest_int, clamped, kept as float32 (small whole numbers: exact; the C code
+        converts its int l where it multiplies). A -0.0 here adds as +0.0 would but to a sum
+        of zeros, whose block then keeps no scale either way."""
+        return np.clip(np.rint(iscale * xt), F32(-nmax), F32(nmax - 1))
 
     def sums(l):
-        lf = l.astype(F32)
-        return seq_sum_rows(w * xt * lf), seq_sum_rows(w * lf * lf)
+        return seq_sum_rows(wx * l), seq_sum_rows(w * l * l)
 
-    l = levels(F32(-nmax) / safe_top)
-    L = l + nmax
-    sumlx, suml2 = sums(l)
+    chosen = F32(-nmax) / safe_top  # each block's inverse scale so far: its levels follow
+    sumlx, suml2 = sums(levels(chosen))
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = _where(suml2 != 0, sumlx / np.where(suml2 != 0, suml2, F32(1)), F32(0))
     best = scale * sumlx
@@ -282,14 +284,14 @@ def make_qx_quants(x, nmax, weights):
         if step == 0:
             continue
         iscale = -(F32(nmax) + F32(0.1) * F32(step)) / safe_top
-        l = levels(iscale)
-        sumlx, suml2 = sums(l)
+        sumlx, suml2 = sums(levels(iscale))
         better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
         with np.errstate(divide="ignore", invalid="ignore"):
             new_scale = sumlx / np.where(suml2 > 0, suml2, F32(1))
-        L = np.where(better, l + nmax, L)
+        chosen = _where(better, iscale, chosen)
         scale = _where(better, new_scale, scale)
         best = _where(better, scale * sumlx, best)
+    L = (levels(chosen) + F32(nmax)).astype(np.int32)  # the chosen step's levels, again
     L = np.where(zero, 0, L)
     return _where(zero, F32(0), scale), np.ascontiguousarray(L.T)
 
