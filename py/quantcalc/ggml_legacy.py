@@ -28,7 +28,7 @@ class Part:
     """Some consecutive blocks quantized, as (8, 4 · blocks) arrays in the Columns layout."""
 
     first: int                      # the first block's number in the slab
-    values: np.ndarray              # float64, the values
+    values: Optional[np.ndarray]    # float64, the values (None unless parts() keeps them)
     codes: np.ndarray               # the stored codes (int8, or float32 holding them)
     recon: np.ndarray               # float32, dequantize_row_*'s values
     clipped: Optional[np.ndarray]   # bool, or None where no block of the part can clip
@@ -51,7 +51,8 @@ def _signed_largest(blocks, low, high):
 def _first_zero(blocks, extreme):
     """C's scans (`if (v < min) min = v;` from FLT_MAX, likewise max) keep the first of equal
     values, and +0.0 == -0.0: a block whose minimum or maximum is zero keeps the sign of its
-    first zero (the stored fp16 min shows it). numpy's minimum may keep either."""
+    first zero (the stored fp16 min shows it). numpy's minimum may keep either. `extreme` is
+    corrected in place and returned."""
     zero = extreme == 0
     if zero.any():  # rare: blocks of non-negative (or non-positive) values reaching zero
         at = np.flatnonzero(zero)
@@ -141,7 +142,8 @@ class Q8_0:
     def values(self, scaled, p, may_clip, buffer):
         scaled *= p["inverse"]
         codes = np.rint(scaled, out=buffer("codes", F32))
-        gap = np.abs(np.subtract(codes, scaled, out=buffer("gap", F32)), out=buffer("gap", F32))
+        gap = np.subtract(codes, scaled, out=buffer("gap", F32))
+        np.abs(gap, out=gap)
         halfway = np.equal(gap, F32(0.5), out=buffer("halfway", bool))
         if halfway.any():
             codes[halfway] = scaled[halfway] + np.copysign(F32(0.5), scaled[halfway])
