@@ -37,17 +37,28 @@ def traits(name):
 
 def quantize(name, rows, imatrix=None):
     """(block bytes, reconstruction float32 of the same shape) of ggml_quantize_chunk."""
+    rows = np.ascontiguousarray(rows, np.float32)
+    out = block_bytes(name, rows, imatrix)
+    back = np.empty(rows.size, np.float32)  # to_float writes every value
+    _TO_FLOAT(traits(name).to_float)(out.ctypes.data, back.ctypes.data, rows.size)
+    return out, back.reshape(rows.shape)
+
+
+def block_bytes(name, rows, imatrix=None):
+    """ggml_quantize_chunk's blocks of `rows` (float32, whole blocks per row) as bytes.
+
+    The outputs are np.empty, not np.zeros: ggml writes every byte, and zero-filling 16 MB
+    (calloc's memset once freed memory is kept, as the benchmark keeps it) would add 0.4 ms of
+    numpy's work to what bench/ggml_speed.py reports as ggml's time."""
     x = np.ascontiguousarray(rows, np.float32)
     count, width = x.shape
     info = traits(name)
-    out = np.zeros(x.size // info.blck_size * info.type_size, np.uint8)
+    out = np.empty(x.size // info.blck_size * info.type_size, np.uint8)
     weights = None if imatrix is None else np.ascontiguousarray(imatrix, np.float32)
     size = _lib.ggml_quantize_chunk(TYPES[name], x.ctypes.data, out.ctypes.data, 0, count, width,
                                     None if weights is None else weights.ctypes.data)
     assert size == out.size
-    back = np.zeros(x.size, np.float32)
-    _TO_FLOAT(info.to_float)(out.ctypes.data, back.ctypes.data, x.size)
-    return out, back.reshape(x.shape)
+    return out
 
 
 def bits_per_value(name):
