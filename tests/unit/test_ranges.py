@@ -82,7 +82,7 @@ def pytorch_quantization_entropy(calib_hist, calib_bin_edges, num_bits, start_bi
         reference_density[-1] += np.sum(bins[i:])
         p = reference_density / reference_density.sum()
         q = new_density / new_density.sum()
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # p = 0: 0 * log 0, masked out
             ent = np.sum(np.where(p > 0, p * np.log(p / np.where(q > 0, q, 1e-300)), 0))
         if np.any((p > 0) & (q == 0)):
             ent = np.inf
