@@ -95,8 +95,8 @@ SETTINGS = (
             choices=lambda: tuple(
                 (f.name, f.label, f.menu)
                 for f in registry.FORMATS),
-            help="Block formats take their scales from each block's largest value, along the "
-                 "last axis."),
+            help="Block formats give each block of values along the last axis its own scale "
+                 "(and some a min)."),
     Setting("block_size", "Block size", "int", None, minimum=1, maximum=MAX_BLOCK,
             help="Values per block along the last axis."),
     Setting("bits", "Bit depth", "int", 8, minimum=MIN_BITS, maximum=MAX_BITS,
@@ -169,13 +169,24 @@ def not_applicable_reason(key: str, fmt: registry.Format) -> str:
         return f"{fmt.label} scales the whole tensor."
     mode = fmt.fixed.get("mode", "symmetric")
     why = " (sign and magnitude)" if mode == "symmetric" else " (a scale and a min per block)"
-    calibration = ("finds each block's scale and min by its own search"
-                   if fmt.family == "ggml" and fmt.code_offset is None
-                   else "finds each block's scale by its own search" if fmt.uses_importance
-                   else "takes each scale from its block's largest magnitude")
     return _NOT_APPLICABLE[key].format(label=fmt.label, element_bits=fmt.element_bits,
                                        rule=fmt.rule, block_size=fmt.block_size, mode=mode,
-                                       why=why, calibration=calibration)
+                                       why=why, calibration=_how_scales_are_found(fmt))
+
+
+def _how_scales_are_found(fmt: registry.Format) -> str:
+    """How a block format finds its scales, in place of the range source it has no use for."""
+    if fmt.family != "ggml":
+        return "takes each scale from its block's largest magnitude"
+    affine = fmt.fixed.get("mode") == "asymmetric"
+    if fmt.super_block or fmt.element == "codebook":  # K-quants, IQ types: searched always
+        return f"finds each block's scale{' and min' if affine else ''} by its own search"
+    # the legacy types: straight from the block's extremes (quantize_row_*_ref), searched with an
+    # importance matrix (quantize_*_impl)
+    how = ("takes each block's scale and min from its smallest and largest value" if affine
+           else "takes each block's scale from its largest magnitude")
+    return how + (", or by ggml's weighted search with an importance matrix"
+                  if fmt.uses_importance else "")
 
 
 def fixed_value(key: str, fmt: registry.Format):

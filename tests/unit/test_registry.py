@@ -181,6 +181,20 @@ def test_the_page_schema_is_the_engines_declaration():
     json.dumps(schema)  # plain JSON
 
 
+def test_the_range_source_note_says_how_each_llama_cpp_type_finds_its_scales():
+    """Beside the disabled range source: the legacy types read each block's extremes (searched
+    only with an importance matrix; Q8_0 never), the K-quants and IQ types always search."""
+    def why(name):
+        return settings.not_applicable_reason("calibration", registry.get(name))
+    assert why("q8_0") == "GGUF Q8_0 takes each block's scale from its largest magnitude."
+    assert why("q4_1") == ("GGUF Q4_1 takes each block's scale and min from its smallest and "
+                           "largest value, or by ggml's weighted search with an importance matrix.")
+    assert "largest magnitude, or by ggml's weighted search" in why("q4_0")
+    assert why("q4_k") == "GGUF Q4_K finds each block's scale and min by its own search."
+    for name in ("q3_k", "q6_k", "iq4_nl", "iq4_xs"):  # symmetric: no min
+        assert why(name).endswith("finds each block's scale by its own search.")
+
+
 def test_a_new_format_is_one_registry_row(tmp_path, capsys):
     """A throwaway format: FP8 E4M3 scaled per block of 64. One row, an existing scheme class;
     the page's schema, the command line, the configuration and the reports pick it up."""
