@@ -4,7 +4,7 @@
 // and shows the format's own value; the user's value comes back when another format allows it.
 import { $, $$ } from "./store.js";
 import {
-  SETTINGS, SETTING, applies, fixedValue, formatAllows, formatOf, notApplicableReason,
+  SETTINGS, SETTING, applies, fixedValue, formatAllows, formatOf, notApplicableReason, shownWhenOff,
 } from "./rules.js";
 import schema from "./schema.js";
 
@@ -91,6 +91,26 @@ function userValue(input) {
   return input.type === "checkbox" ? input.checked : input.value;
 }
 
+// A select the format turns off shows what the format does instead ("Blocks of 32") in an
+// option of its own, not the user's kept choice, which would read as the setting in force. The
+// option exists only while the control is off: the list is the engine's choices otherwise.
+function showInstead(input, text) {
+  let option = input.querySelector("option[data-instead]");
+  if (!option) {
+    option = document.createElement("option");
+    option.value = "";
+    option.disabled = true;
+    option.dataset.instead = "";
+    input.append(option);
+  }
+  option.textContent = text;
+  option.selected = true;
+}
+
+function dropInstead(input) {
+  input.querySelector?.("option[data-instead]")?.remove();
+}
+
 function show(input, value) {
   if (input.type === "checkbox") input.checked = value === true;
   else input.value = String(value);
@@ -127,6 +147,7 @@ export function updateStates() {
     const fixed = fixedValue(key, fmt);
     const off = $(`#off-${key}`);
     if (allowed) {
+      dropInstead(input);
       if ("userValue" in input.dataset) show(input, userValue(input));
       delete input.dataset.userValue;
       input.disabled = false;
@@ -135,7 +156,9 @@ export function updateStates() {
       field.hidden = !applies(key, values);
     } else {
       if (!("userValue" in input.dataset)) input.dataset.userValue = String(userValue(input));
+      const instead = shownWhenOff(key, fmt);
       if (fixed !== null && fixed !== undefined) show(input, setting.kind === "flag" ? fixed : String(fixed));
+      else if (instead !== null) showInstead(input, instead);
       input.disabled = true;
       off.textContent = notApplicableReason(key, fmt);
       off.hidden = false;

@@ -28,6 +28,11 @@ export function fixedValue(key, fmt) {
   return fmt.fixed[key] ?? null;
 }
 
+// What a control the format turns off shows when the format has no value of its own for it.
+export function shownWhenOff(key, fmt) {
+  return schema.shown_when_off[fmt.name]?.[key] ?? null;
+}
+
 export function notApplicableReason(key, fmt) {
   return schema.not_applicable[fmt.name]?.[key] ?? "";
 }

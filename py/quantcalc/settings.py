@@ -167,6 +167,8 @@ def not_applicable_reason(key: str, fmt: registry.Format) -> str:
         return f"{fmt.label} blocks are {fmt.block_size} values by definition."
     if key == "granularity" and not fmt.block_size:
         return f"{fmt.label} scales the whole tensor."
+    if key == "granularity" and fmt.tile:
+        return f"{fmt.label} has fixed tiles of {fmt.block_size}×{fmt.block_size} values."
     mode = fmt.fixed.get("mode", "symmetric")
     why = " (sign and magnitude)" if mode == "symmetric" else " (a scale and a min per block)"
     return _NOT_APPLICABLE[key].format(label=fmt.label, element_bits=fmt.element_bits,
@@ -187,6 +189,20 @@ def _how_scales_are_found(fmt: registry.Format) -> str:
            else "takes each block's scale from its largest magnitude")
     return how + (", or by ggml's weighted search with an importance matrix"
                   if fmt.uses_importance else "")
+
+
+def shown_when_off(key: str, fmt: registry.Format):
+    """What a choice that `fmt` turns off, without a value of its own, shows instead of the
+    user's kept choice (a greyed "Per tensor" beside Q4_0 would read as the setting in force);
+    None where nothing is shown (the control is hidden, or has a fixed value)."""
+    if fmt.applies(key) or fixed_value(key, fmt) is not None:
+        return None
+    if key == "granularity" and fmt.block_size:
+        size = fmt.block_size
+        return f"Tiles of {size}×{size}" if fmt.tile else f"Blocks of {size}"
+    if key == "rounding":
+        return "The format's own rule"
+    return None
 
 
 def fixed_value(key: str, fmt: registry.Format):
@@ -315,6 +331,10 @@ def page_schema() -> dict:
         "compare_keys": list(fields.COMPARE_KEYS),
         "not_applicable": {f.name: {key: not_applicable_reason(key, f)
                                     for key in registry.FORMAT_SETTINGS if not f.applies(key)}
+                           for f in registry.FORMATS},
+        "shown_when_off": {f.name: {key: shown_when_off(key, f)
+                                    for key in ("rounding", "granularity")
+                                    if shown_when_off(key, f)}
                            for f in registry.FORMATS},
         "format_settings": list(registry.FORMAT_SETTINGS),
         "hidden_when_off": list(HIDDEN_WHEN_OFF),

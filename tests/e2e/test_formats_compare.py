@@ -55,6 +55,10 @@ def test_controls_follow_the_format(app):
     for key in ("mode", "rounding", "calibration", "granularity"):
         assert page.is_disabled(f"#{key}"), key
         assert "Q4_0" in page.inner_text(f"#off-{key}"), key
+    # what the format does, not the user's kept "Per tensor" / "Half to even"
+    shown = "s => s.selectedOptions[0].textContent"
+    assert page.eval_on_selector("#granularity", shown) == "Blocks of 32"
+    assert page.eval_on_selector("#rounding", shown) == "The format's own rule"
     assert page.is_hidden("#narrow_range")
     fill(page, format="fp8_e4m3")
     assert not page.is_disabled("#rounding") and not page.is_disabled("#calibration")
@@ -64,6 +68,10 @@ def test_controls_follow_the_format(app):
     assert page.is_visible("#block_size") and page.get_attribute("#block_size", "placeholder") == "64"
     fill(page, format="int")
     assert page.is_hidden("#block_size") and not page.is_disabled("#mode")
+    # the user's choices are back, and the lists are the engine's again
+    assert page.input_value("#granularity") == BASE["granularity"]
+    assert page.input_value("#rounding") == BASE["rounding"]
+    assert page.locator("#granularity option[data-instead]").count() == 0
 
 
 def test_compare_view(app, tmp_path):

@@ -195,6 +195,21 @@ def test_the_range_source_note_says_how_each_llama_cpp_type_finds_its_scales():
         assert why(name).endswith("finds each block's scale by its own search.")
 
 
+def test_a_control_turned_off_shows_what_the_format_does_instead():
+    """Not the user's kept choice: a greyed "Per tensor" beside Q4_0 would read as in force."""
+    q4_0, tiles, int_format = (registry.get(n) for n in ("q4_0", "fp8_t128", "int"))
+    assert settings.shown_when_off("granularity", q4_0) == "Blocks of 32"
+    assert settings.shown_when_off("rounding", q4_0) == "The format's own rule"
+    assert settings.shown_when_off("granularity", tiles) == "Tiles of 128×128"
+    assert settings.not_applicable_reason("granularity", tiles) == \
+        "FP8 E4M3, 128×128 tiles (DeepSeek) has fixed tiles of 128×128 values."
+    assert settings.shown_when_off("mode", q4_0) is None  # it shows its fixed value instead
+    assert settings.shown_when_off("granularity", int_format) is None  # the user's to choose
+    schema = settings.page_schema()["shown_when_off"]
+    assert schema["q4_0"] == {"rounding": "The format's own rule", "granularity": "Blocks of 32"}
+    assert "int" not in schema or schema["int"] == {}
+
+
 def test_a_new_format_is_one_registry_row(tmp_path, capsys):
     """A throwaway format: FP8 E4M3 scaled per block of 64. One row, an existing scheme class;
     the page's schema, the command line, the configuration and the reports pick it up."""
