@@ -157,6 +157,7 @@ export function updateStates() {
     } else {
       if (!("userValue" in input.dataset)) input.dataset.userValue = String(userValue(input));
       const instead = shownWhenOff(key, fmt);
+      if (instead === null) dropInstead(input); // left by the format before
       if (fixed !== null && fixed !== undefined) show(input, setting.kind === "flag" ? fixed : String(fixed));
       else if (instead !== null) showInstead(input, instead);
       input.disabled = true;
