@@ -158,8 +158,8 @@ export function updateStates() {
       if (!("userValue" in input.dataset)) input.dataset.userValue = String(userValue(input));
       const instead = shownWhenOff(key, fmt);
       if (instead === null) dropInstead(input); // left by the format before
-      if (fixed !== null && fixed !== undefined) show(input, setting.kind === "flag" ? fixed : String(fixed));
-      else if (instead !== null) showInstead(input, instead);
+      if (instead !== null) showInstead(input, instead);
+      else if (fixed !== null && fixed !== undefined) show(input, setting.kind === "flag" ? fixed : String(fixed));
       input.disabled = true;
       off.textContent = notApplicableReason(key, fmt);
       off.hidden = false;

@@ -194,8 +194,12 @@ def _how_scales_are_found(fmt: registry.Format) -> str:
 def shown_when_off(key: str, fmt: registry.Format):
     """What a choice that `fmt` turns off, without a value of its own, shows instead of the
     user's kept choice (a greyed "Per tensor" beside Q4_0 would read as the setting in force);
-    None where nothing is shown (the control is hidden, or has a fixed value)."""
-    if fmt.applies(key) or fixed_value(key, fmt) is not None:
+    None where nothing is shown (the control is hidden, or shows its fixed value)."""
+    if fmt.applies(key):
+        return None
+    if key == "mode" and fmt.family == "ggml" and fmt.fixed.get("mode") == "asymmetric":
+        return "Asymmetric (a scale and a min)"  # x̂ = q d + m: no integer zero point
+    if fixed_value(key, fmt) is not None:
         return None
     if key == "granularity" and fmt.block_size:
         size = fmt.block_size
@@ -333,7 +337,7 @@ def page_schema() -> dict:
                                     for key in registry.FORMAT_SETTINGS if not f.applies(key)}
                            for f in registry.FORMATS},
         "shown_when_off": {f.name: {key: shown_when_off(key, f)
-                                    for key in ("rounding", "granularity")
+                                    for key in ("mode", "rounding", "granularity")
                                     if shown_when_off(key, f)}
                            for f in registry.FORMATS},
         "format_settings": list(registry.FORMAT_SETTINGS),

@@ -59,6 +59,13 @@ def test_controls_follow_the_format(app):
     shown = "s => s.selectedOptions[0].textContent"
     assert page.eval_on_selector("#granularity", shown) == "Blocks of 32"
     assert page.eval_on_selector("#rounding", shown) == "The format's own rule"
+    assert page.input_value("#mode") == "symmetric"  # Q4_0's fixed value, shown as such
+    fill(page, format="q4_k")
+    assert page.eval_on_selector("#mode", shown) == "Asymmetric (a scale and a min)"
+    assert page.eval_on_selector("#granularity", shown) == "Blocks of 32"
+    fill(page, format="q4_0")
+    assert page.input_value("#mode") == "symmetric"
+    assert page.locator("#mode option[data-instead]").count() == 0
     assert page.is_hidden("#narrow_range")
     fill(page, format="fp8_e4m3")
     assert not page.is_disabled("#rounding") and not page.is_disabled("#calibration")

@@ -204,6 +204,10 @@ def test_a_control_turned_off_shows_what_the_format_does_instead():
     assert settings.not_applicable_reason("granularity", tiles) == \
         "FP8 E4M3, 128×128 tiles (DeepSeek) has fixed tiles of 128×128 values."
     assert settings.shown_when_off("mode", q4_0) is None  # it shows its fixed value instead
+    # Q4_1's x̂ = q d + m has a min, not the integer zero point of "Asymmetric (..., zero point)"
+    for name in ("q4_1", "q5_1", "q2_k", "q4_k", "q5_k"):
+        assert settings.shown_when_off("mode", registry.get(name)) == \
+            "Asymmetric (a scale and a min)", name
     assert settings.shown_when_off("granularity", int_format) is None  # the user's to choose
     schema = settings.page_schema()["shown_when_off"]
     assert schema["q4_0"] == {"rounding": "The format's own rule", "granularity": "Blocks of 32"}
