@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py"))
-from quantcalc import Config, analyze, heap  # noqa: E402
+from quantcalc import Config, analyze
+from quantcalc.engine import malloc as heap  # noqa: E402
 from timing import best_of  # noqa: E402  (bench/ is this script's own folder)
 
 

@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "py"), str(ROOT / "tests" / "unit")]
-import ggml_reference as ggml  # noqa: E402
-from quantcalc import Config, analyze, heap, registry  # noqa: E402
+sys.path[:0] = [str(ROOT / "py"), str(ROOT)]
+from tests.support import ggml_reference as ggml  # noqa: E402
+from quantcalc import Config, analyze
+from quantcalc.engine import malloc as heap
+from quantcalc.schema import registry  # noqa: E402
 from timing import best_of, side_by_side  # noqa: E402  (bench/ is this script's own folder)
 
 GGML_NAMES = {f.name: f.name.replace("_k", "_K") for f in registry.FORMATS

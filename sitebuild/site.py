@@ -26,7 +26,7 @@ def schema_module() -> bytes:
     module. Generated on every build from quantcalc.settings, so it cannot drift from it."""
     sys.path.insert(0, str(PACKAGE.parent))
     try:
-        from quantcalc import settings  # plain Python: no numpy needed here
+        from quantcalc.schema import settings  # plain Python: no numpy needed here
     finally:
         sys.path.remove(str(PACKAGE.parent))
     text = json.dumps(settings.page_schema(), indent=1, ensure_ascii=False)

@@ -78,7 +78,7 @@ function renderSettings(summary) {
   $("#results-settings").replaceChildren(...items);
 }
 
-// The four numbers a result is read by, each with the engine's label and plain cue (verdict.py).
+// The four numbers a result is read by, each with the engine's label and plain cue (engine/verdict.py).
 function renderHeadline(headline, summary) {
   $("#headline").replaceChildren(...headline.map(({ key, label: name, level, cue }) => {
     const node = document.createElement("div");

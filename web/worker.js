@@ -176,7 +176,7 @@ function toPlain(value, transfers) {
 
 // Pyodide's CPython cannot seek past 2 GiB (a 32-bit file offset), so a file larger than PART
 // is mounted as slices NAME.qcpart-000, -001, ... (Blob.slice reads nothing) that Python's
-// file_parts.py reads as one file.
+// readers/file_parts.py reads as one file.
 const PART = 2 ** 30;
 const partName = (name, k) => `${name}.qcpart-${String(k).padStart(3, "0")}`;
 const partsOf = (file) => Array.from({ length: Math.ceil(file.size / PART) }, (_, k) => ({

@@ -15,12 +15,12 @@ def __getattr__(name):
     # Imported on first use (PEP 562), so build.py can read the registry, the settings schema
     # and the result fields (plain Python) on a machine without numpy.
     if name in ("Result", "analyze"):
-        from . import analysis
+        from quantcalc.engine import analysis
         return getattr(analysis, name)
     if name == "Config":
-        from .config import Config
+        from quantcalc.engine.config import Config
         return Config
     if name == "QuantcalcError":
-        from .errors import QuantcalcError
+        from quantcalc.errors import QuantcalcError
         return QuantcalcError
     raise AttributeError(f"module 'quantcalc' has no attribute {name!r}")

@@ -26,9 +26,15 @@ import stat
 import traceback
 from collections import OrderedDict
 
-from . import analysis, checkpoint, compare as comparison, imatrix, inputs, report, verdict
-from .config import Config
-from .errors import QuantcalcError
+from quantcalc.engine import analysis
+from quantcalc.readers import checkpoint
+from quantcalc.engine import compare as comparison
+from quantcalc.readers import imatrix
+from quantcalc.readers import text as inputs
+from quantcalc.reports import tables as report
+from quantcalc.engine import verdict
+from quantcalc.engine.config import Config
+from quantcalc.errors import QuantcalcError
 
 MAX_TABLE_VALUES = analysis.DEFAULT_KEEP
 # files read by offset, the chosen tensor only (headers first), not whole
@@ -192,7 +198,7 @@ def figures_svg(config: dict, source: dict, analysis_id=None, on_figure=None) ->
     pointer_map holds).
     """
     def work():
-        from . import figures  # matplotlib loads only when figures are first asked for
+        from quantcalc.reports import figures  # matplotlib loads only when figures are first asked for
 
         rendered = figures.render(_result(config, source, analysis_id), "svg",
                                   on_figure=_as_svg_text(on_figure, figures.TITLES))
@@ -214,7 +220,7 @@ def readout(config: dict, source: dict, analysis_id, x) -> dict:
     """The code and reconstruction of one value x under the analysis' first segment: what the
     page shows under the pointer on the histogram and the transfer figure."""
     def work():
-        from . import figures
+        from quantcalc.reports import figures
         value = float(x)
         if not math.isfinite(value):
             raise QuantcalcError("the pointer is outside the figure", "figures")
@@ -226,7 +232,7 @@ def prepare_figures(theme=None) -> dict:
     """Import matplotlib and set up its fonts now, while the user reads the numbers; figures
     are drawn for a "light" or "dark" page (set_figure_theme changes it)."""
     def work():
-        figures = importlib.import_module(".figures", __package__)  # importing is the work
+        figures = importlib.import_module("quantcalc.reports.figures")  # importing is the work
         figures.set_theme(theme or "light")
         return {"ready": True}
     return _guarded(work)
@@ -236,7 +242,7 @@ def set_figure_theme(theme: str) -> dict:
     """Draw the figures that follow for a "light" or "dark" page."""
     def work():
         try:  # figures.PALETTES knows the themes
-            importlib.import_module(".figures", __package__).set_theme(theme)
+            importlib.import_module("quantcalc.reports.figures").set_theme(theme)
         except ValueError as exc:
             raise QuantcalcError(f"{exc}: light or dark", "theme") from None
         return {"theme": theme}
@@ -309,7 +315,7 @@ def compare_figures(source: dict, specs: list, name: str = "tensor", comparison_
                     on_figure=None) -> dict:
     """The SQNR-against-bits figure and the sweep, as SVG text (streamed like figures_svg)."""
     def work():
-        from . import figures
+        from quantcalc.reports import figures
 
         rows, _, sweep, _ = _compared(source, specs, name, comparison_id)
         rendered = figures.render_each(
@@ -343,7 +349,7 @@ def scan_list(paths: list, specs: list) -> dict:
     """{"tensors": [{"name", "bytes"}]} of the checkpoint, in file order, once the formats are
     known to be valid: the page shares the tensors out among its workers."""
     def work():
-        from . import scan
+        from quantcalc.scan import model_scan as scan
 
         scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
@@ -357,7 +363,8 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
     mounted in), or those in `names`, under every format of `specs`; `on_row(row)` hears each
     row as it is done and `on_progress(state)` how far the scan has come."""
     def work():
-        from . import scan, scan_jobs
+        from quantcalc.scan import model_scan as scan
+        from quantcalc.scan import jobs as scan_jobs
 
         formats = scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
@@ -379,7 +386,7 @@ def scan_document(paths: list, specs: list, rows: list) -> dict:
     """{"document"} of rows scanned in parts (the page's workers each scan some tensors): in
     file order, with the totals, exactly as one scan of them all would give."""
     def work():
-        from . import scan
+        from quantcalc.scan import model_scan as scan
 
         formats = scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
@@ -394,7 +401,8 @@ def scan_figures(document: dict, heatmap_index: int = 0, on_figure=None) -> dict
     """The scan's figures as SVG text, streamed like figures_svg; the page keeps the document
     (it survives a restarted worker and a reload) and sends it back."""
     def work():
-        from . import scan, scan_figures as drawn
+        from quantcalc.scan import model_scan as scan
+        from quantcalc.scan import figures as drawn
 
         doc = scan.from_plain(document)
         rendered = drawn.render(doc, "svg", int(heatmap_index),
@@ -407,7 +415,8 @@ def scan_figures(document: dict, heatmap_index: int = 0, on_figure=None) -> dict
 def scan_export(document: dict, kind: str) -> dict:
     """{"bytes", "mime"} of the scan as csv, json or pdf."""
     def work():
-        from . import scan, scan_report
+        from quantcalc.scan import model_scan as scan
+        from quantcalc.scan import report as scan_report
 
         if kind not in SCAN_EXPORTS:
             raise QuantcalcError(f"unknown report {kind!r}", "download")
@@ -426,7 +435,9 @@ def plan(document: dict, options: dict, scan_id=None) -> dict:
     target (candidates, curve, presets) is kept per scan and settings, so moving the page's
     slider only allocates."""
     def work():
-        from . import plan as planner, plan_report, scan
+        from quantcalc.plan import allocate as planner
+        from quantcalc.plan import report as plan_report
+        from quantcalc.scan import model_scan as scan
 
         keep = [str(p) for p in options.get("keep") or [] if str(p).strip()]
         minimum = {str(k): str(v) for k, v in (options.get("minimum") or {}).items()}
@@ -449,7 +460,8 @@ def plan(document: dict, options: dict, scan_id=None) -> dict:
 def plan_figure(plan_document: dict, on_figure=None) -> dict:
     """The plan's figure (total error against bits per weight) as SVG text."""
     def work():
-        from . import figures, plan_report
+        from quantcalc.reports import figures
+        from quantcalc.plan import report as plan_report
 
         titles = {"plan": "Total error against size"}
         rendered = figures.render_each({"plan": lambda: plan_report.figure(plan_document)},
@@ -465,7 +477,7 @@ PLAN_EXPORTS = {"json": "application/json", "csv": "text/csv", "pdf": "applicati
 def plan_export(plan_document: dict, kind: str) -> dict:
     """{"bytes", "mime"} of the plan as json (the recipe), csv, pdf or tensor_types."""
     def work():
-        from . import plan_report
+        from quantcalc.plan import report as plan_report
 
         if kind not in PLAN_EXPORTS:
             raise QuantcalcError(f"unknown report {kind!r}", "download")

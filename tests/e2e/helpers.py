@@ -2,7 +2,8 @@
 
 import json
 
-from quantcalc import api, fields as result_fields
+from quantcalc import api
+from quantcalc.schema import fields as result_fields
 
 # selects first: they decide which other fields are shown
 ORDER = ["format", "mode", "rounding", "calibration", "granularity"]

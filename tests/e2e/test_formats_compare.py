@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import assert_same_numbers, calculate, engine_summary, fill, shown_metrics
-from quantcalc.compare import PRESETS, compare
+from quantcalc.engine.compare import PRESETS, compare
 
 MATRIX = np.random.default_rng(5).standard_normal((4, 64))
 TEXT = "[" + ", ".join("[" + ", ".join(f"{v:.5g}" for v in row) + "]" for row in MATRIX) + "]"
@@ -40,7 +40,8 @@ def test_each_format_gives_the_engines_result_and_says_what_it_is(app, fmt):
 
 def test_the_form_offers_exactly_the_engines_choices(app):
     # built from the generated schema.js: the select lists are the registry's and the schema's
-    from quantcalc import fields, settings
+    from quantcalc.schema import fields
+    from quantcalc.schema import settings
     page = app.page
     for key in ("format", "mode", "rounding", "calibration", "granularity"):
         options = page.locator(f"#{key} option").evaluate_all("os => os.map(o => o.value)")
@@ -119,7 +120,7 @@ WIDE_TEXT = "[" + ", ".join("[" + ", ".join(f"{v:.5g}" for v in row) + "]" for r
 @pytest.mark.parametrize("fmt", ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q4_1", "q5_0", "q5_1",
                                  "iq4_nl", "iq4_xs", "fp8_t128", "fp8_b128"])
 def test_new_formats_in_the_page_equal_the_engine(app, fmt):
-    # the CPython engine equals ggml bit for bit (tests/unit/test_ggml_types.py) and DeepSeek's
+    # the CPython engine equals ggml bit for bit (tests/formats/test_ggml_types.py) and DeepSeek's
     # float32 FP8 arithmetic (test_block_fp8.py); the page's Pyodide must give the same numbers
     page = app.page
     fill(page, values=WIDE_TEXT, name="m", format=fmt)

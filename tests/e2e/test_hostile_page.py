@@ -149,7 +149,7 @@ def test_a_file_of_many_tensors_gets_a_filter_not_a_giant_menu(app):
 
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
 
-from quantcalc import settings as engine_settings  # noqa: E402
+from quantcalc.schema import settings as engine_settings  # noqa: E402
 from quantcalc.errors import QuantcalcError  # noqa: E402
 
 VALUES = st.one_of(

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import checkpoints as C
+from tests.support import checkpoints as C
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMATS = ["q4_k", "format=int bits=8 granularity=channel", "nvfp4"]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from helpers import calculate, engine_summary, fill
-from quantcalc import api, grades
+from quantcalc import api
+from quantcalc.schema import grades
 
 INTRO = ("Test quantization settings using custom tensors and ranges. Review errors, clipping, "
          "and signal quality instantly. Find efficient precision tradeoffs for leaner, faster "
@@ -123,7 +124,7 @@ def test_figure_text_is_at_least_11_px_on_phones_and_tablets(browser, server, wi
                           ".map((f) => Math.round(f.getBoundingClientRect().left))")
     assert len(lefts) == 4 and len(set(lefts)) == 1
     # 11 pt text on a figure FIGURE_SIZE[0] inches (x 72 pt) wide, shown `shown` px wide
-    from quantcalc import figures
+    from quantcalc.reports import figures
     assert figures.STYLE["font.size"] == 11 and figures.STYLE["legend.fontsize"] >= 11
     assert 11 / (figures.FIGURE_SIZE[0] * 72) * shown >= 11, shown
     context.close()

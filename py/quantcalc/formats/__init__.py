@@ -1,0 +1,6 @@
+"""How values become codes: the integer grid and its scale/zero-point arithmetic (integer),
+the small-float and NF4 grids (float_grids), granularity (granularity), one scheme per format
+family (schemes) and llama.cpp's types bit-exact to ggml (ggml/).
+
+May import `errors` and `schema`; never the engine, readers, reports or anything above.
+"""

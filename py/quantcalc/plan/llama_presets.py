@@ -1,0 +1,98 @@
+"""llama.cpp's mixed presets (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K): which type each tensor
+gets, by the rules of `llama_tensor_get_type_impl` in llama.cpp's src/llama-quant.cpp (standard
+architectures, not Falcon, no experts; 70B's attn_v bump is left out), so a plan can be set beside
+them at equal size.
+
+Tensors are recognised by their role (tensor_roles.layer_and_role: GGUF and Hugging Face names);
+attention-value and FFN-down tensors are counted in file order as llama.cpp counts them. A type
+whose block does not divide a tensor's rows falls back as llama.cpp's tensor_type_fallback does.
+"""
+
+from quantcalc.errors import QuantcalcError
+
+PRESETS = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M",
+           "Q6_K")
+BASE = {"Q2_K": "Q2_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K", "Q4_K_S": "Q4_K",
+        "Q4_K_M": "Q4_K", "Q5_K_S": "Q5_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
+FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+BLOCK = {"Q2_K": 256, "Q3_K": 256, "Q4_K": 256, "Q5_K": 256, "Q6_K": 256, "Q4_0": 32,
+         "Q4_1": 32, "Q5_0": 32, "Q5_1": 32, "Q8_0": 32}
+
+
+def use_more_bits(i_layer, n_layers):
+    """llama.cpp's choice of layers that get more bits: the first and last eighth, and every
+    third layer in between."""
+    return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 \
+        or (i_layer - n_layers // 8) % 3 == 2
+
+
+def n_gqa(rows):
+    """Query heads per key-value head, from the shapes: attn_q's rows over attn_k's."""
+    q = next((r["shape"][0] for r in rows if r["role"] == "attn_q"), None)
+    k = next((r["shape"][0] for r in rows if r["role"] == "attn_k"), None)
+    return q // k if q and k else 1
+
+
+def quantized(row) -> bool:
+    """llama.cpp quantizes 2-D (and 3-D) weights, not norms, not 1-D tensors."""
+    return len(row["shape"]) >= 2 and row["role"] != "norm"
+
+
+def assign(rows, preset) -> dict:
+    """{tensor name: type} for the quantized tensors under `preset` (others stay as they are)."""
+    if preset not in PRESETS:
+        raise QuantcalcError(f"unknown preset {preset}; llama.cpp's K presets are "
+                             f"{', '.join(PRESETS)}", "preset")
+    base = BASE[preset]
+    gqa = n_gqa(rows)
+    tied = not any(r["role"] == "output" for r in rows)
+    n_attention_v = sum(1 for r in rows if r["role"] in ("attn_v", "attn_qkv") and quantized(r))
+    n_ffn_down = sum(1 for r in rows if r["role"] == "ffn_down" and quantized(r))
+    i_attention_v = i_ffn_down = 0
+    out = {}
+    for row in rows:
+        if not quantized(row):
+            continue
+        role, kind = row["role"], base
+        if role == "output" or (tied and role == "embed"):
+            kind = "Q8_0" if row["shape"][-1] % BLOCK[base] else "Q6_K"
+        elif role in ("attn_v", "attn_qkv"):  # llama.cpp's category_is_attn_v takes both
+            if preset == "Q2_K":
+                kind = "Q4_K" if gqa >= 4 else "Q3_K"
+            elif preset == "Q3_K_M":
+                kind = "Q5_K" if i_attention_v < 2 else "Q4_K"
+            elif preset == "Q3_K_L":
+                kind = "Q5_K"
+            elif preset in ("Q4_K_M", "Q5_K_M") and use_more_bits(i_attention_v, n_attention_v):
+                kind = "Q6_K"
+            elif preset == "Q4_K_S" and i_attention_v < 4:
+                kind = "Q5_K"
+            i_attention_v += 1
+        elif role == "ffn_down":
+            # without experts llama.cpp's layer_info is the running count, not the name's number
+            i_layer, n_layer = i_ffn_down, n_ffn_down
+            if preset == "Q2_K":
+                kind = "Q3_K"
+            elif preset == "Q3_K_M":
+                kind = "Q5_K" if i_layer < n_layer // 16 else "Q4_K"
+            elif preset == "Q3_K_L":
+                kind = "Q5_K"
+            elif preset in ("Q4_K_M", "Q5_K_M"):
+                if use_more_bits(i_layer, n_layer):
+                    kind = "Q6_K"
+            elif preset == "Q4_K_S" and i_layer < n_layer // 8:
+                kind = "Q5_K"
+            i_ffn_down += 1
+        elif role == "attn_o":
+            kind = {"Q2_K": "Q3_K", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K"}.get(preset, base)
+        out[row["name"]] = fallback(kind, row["shape"][-1])
+    return out
+
+
+def fallback(kind, row_length):
+    """llama.cpp's tensor_type_fallback: a type whose blocks do not divide the rows falls back to
+    one with blocks of 32, and to F16 when even those do not."""
+    if row_length % BLOCK[kind] == 0:
+        return kind
+    kind = FALLBACK.get(kind, kind)
+    return kind if row_length % BLOCK[kind] == 0 else "F16"

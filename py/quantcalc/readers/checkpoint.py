@@ -1,0 +1,393 @@
+"""A checkpoint: the tensors of one or more files, listed from their headers and read by offset,
+a slab of rows at a time, never a whole file.
+
+Readable: .safetensors (one file, shards with their `model.safetensors.index.json`, or a folder),
+.gguf (F32/F16/BF16/F64 tensors; already-quantized ones are listed and dequantized for their
+statistics by formats/ggml/decode.py), .npz and .npy. PyTorch pickles (.bin, .pt, .pth, .ckpt, .pkl) are
+refused: loading one runs code from the file.
+
+A path works the same in CPython and in the page's worker, where the user's `File`s are mounted
+with Pyodide's WORKERFS: Python's file reads become `File.slice` reads, so the worker's memory holds
+a slab, not the file (perfetto's trace_stream idea).
+"""
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from quantcalc.readers import file_parts
+from quantcalc.formats.ggml import decode as ggml_decode
+from quantcalc.readers import gguf as gguf_file
+from quantcalc.readers.arrays import (SAFETENSORS_DTYPES, bf16_to_float32, names_in_message, safetensors_entry, safetensors_header)
+from quantcalc.errors import QuantcalcError, shortened
+
+PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+INDEX_SUFFIX = ".safetensors.index.json"
+FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
+GGUF_PLAIN = {0: "F32", 1: "F16", 30: "BF16", 28: "F64"}
+STORED = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
+
+
+@dataclass
+class TensorEntry:
+    """Where one tensor lives and how it is stored."""
+
+    name: str
+    shape: tuple
+    dtype: str               # as stored: F32, F16, BF16, I8, Q4_K, ...
+    path: str
+    offset: int              # absolute byte offset of the first value (npz: inside the member)
+    nbytes: int
+    member: Optional[str] = None     # the .npy inside an .npz
+    ggml_type: Optional[int] = None  # GGUF's type number
+    fortran_order: bool = False
+
+    @property
+    def count(self) -> int:
+        total = 1
+        for n in self.shape:
+            total *= int(n)
+        return total
+
+    @property
+    def readable(self) -> bool:
+        """Its original float values can be read (not integers, not already quantized)."""
+        return self.dtype in FLOAT_DTYPES
+
+    @property
+    def quantized(self) -> bool:
+        return self.ggml_type is not None and self.dtype not in FLOAT_DTYPES
+
+    @property
+    def rows(self) -> int:
+        """Slabs are cut along the first axis; a 1-D tensor is one row."""
+        return int(self.shape[0]) if len(self.shape) > 1 else 1
+
+    @property
+    def row_values(self) -> int:
+        return self.count // self.rows if self.rows else 0
+
+
+@dataclass
+class Checkpoint:
+    tensors: list
+    files: list                                # (path, size in bytes)
+    notes: list = field(default_factory=list)  # what was skipped and why
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(size for _, size in self.files)
+
+    def get(self, name) -> TensorEntry:
+        for entry in self.tensors:
+            if entry.name == name:
+                return entry
+        raise QuantcalcError(f"the checkpoint has no tensor named '{shortened(str(name), 60)}'; "
+                             f"it has {names_in_message(t.name for t in self.tensors)}", "tensor")
+
+
+def open_checkpoint(paths) -> Checkpoint:
+    """List the tensors of the files, folders or index files in `paths` (headers only)."""
+    paths = [str(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    if not paths:
+        raise QuantcalcError("give a checkpoint: files, a folder or an index file", "file")
+    files, notes = [], []
+    for path in paths:
+        files.extend(_expand(path, notes))
+    files = list(dict.fromkeys(files))
+    tensors, sized = [], []
+    for path in files:
+        size = _size(path)
+        sized.append((path, size))
+        tensors.extend(_list_file(path, size))
+    seen = {}
+    for entry in tensors:
+        if entry.name in seen:
+            raise QuantcalcError(f"tensor '{shortened(entry.name, 60)}' is in both "
+                                 f"{os.path.basename(seen[entry.name])} and "
+                                 f"{os.path.basename(entry.path)}", "file")
+        seen[entry.name] = entry.path
+    if not tensors:
+        raise QuantcalcError("the checkpoint holds no tensors", "file")
+    return Checkpoint(tensors, sized, notes)
+
+
+def _refuse_pickle(path):
+    raise QuantcalcError(
+        f"{os.path.basename(path)} is a PyTorch pickle: loading one runs code stored in the file, "
+        f"so quantcalc does not open it. Convert it to safetensors first (the safetensors "
+        f"package's convert script, or torch.load then safetensors.torch.save_file on a machine "
+        f"you trust)", "file")
+
+
+def _expand(path, notes):
+    """The data files a path stands for: a file, an index's shards, or a folder's files."""
+    name = os.path.basename(path)
+    if os.path.isdir(path):
+        inside = sorted(file_parts.logical_names(os.listdir(path)))
+        indexes = [n for n in inside if n.endswith(INDEX_SUFFIX)]
+        if indexes:
+            return _expand(os.path.join(path, indexes[0]), notes)
+        data = [n for n in inside if n.endswith((".safetensors", ".gguf", ".npz", ".npy"))]
+        pickles = [n for n in inside if n.endswith(PICKLES)]
+        if not data:
+            if pickles:
+                _refuse_pickle(os.path.join(path, pickles[0]))
+            raise QuantcalcError(f"the folder {name} holds no .safetensors, .gguf, .npz or .npy "
+                                 f"files", "file")
+        if pickles:
+            notes.append(f"skipped {len(pickles)} PyTorch pickle file(s) in {name} "
+                         f"({', '.join(pickles[:3])}): loading a pickle runs code")
+        return [os.path.join(path, n) for n in data]
+    if name.endswith(".json"):
+        return _shards_of_index(path)
+    if name.lower().endswith(PICKLES):
+        _refuse_pickle(path)
+    if not name.lower().endswith((".safetensors", ".gguf", ".npz", ".npy")):
+        raise QuantcalcError(f"{name}: a checkpoint is .safetensors (or its .index.json), .gguf, "
+                             f".npz or .npy", "file")
+    return [path]
+
+
+def _shards_of_index(path):
+    name = os.path.basename(path)
+    try:
+        with file_parts.open_file(path) as stream:
+            index = json.loads(stream.read(64 << 20).decode("utf-8"))
+    except OSError as exc:
+        raise QuantcalcError(f"cannot read {name}: {exc.strerror}", "file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise QuantcalcError(f"{name} is not a valid index (JSON: {exc})", "file") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str)
+                                                   for v in weight_map.values()):
+        raise QuantcalcError(f"{name} has no weight_map of tensor name -> shard file", "file")
+    folder = os.path.dirname(path)
+    shards = list(dict.fromkeys(weight_map.values()))
+    for shard in shards:
+        if os.path.basename(shard) != shard:
+            raise QuantcalcError(f"{name} names a shard outside its folder: "
+                                 f"'{shortened(shard, 60)}'", "file")
+    missing = [s for s in shards if not file_parts.exists(os.path.join(folder, s))]
+    if missing:
+        raise QuantcalcError(f"{name} lists {len(shards)} shards; missing: "
+                             f"{names_in_message(missing)}. Give all of them", "file")
+    return [os.path.join(folder, s) for s in shards]
+
+
+def _size(path):
+    try:
+        return file_parts.size(path)
+    except OSError as exc:
+        reason = "not a regular file" if isinstance(exc, IsADirectoryError) else exc.strerror
+        raise QuantcalcError(f"cannot read {os.path.basename(path)}: {reason}",
+                             "file") from None
+
+
+def _reader(path):
+    def read(offset, size):
+        with file_parts.open_file(path) as stream:
+            stream.seek(offset)
+            return stream.read(size)
+    return read
+
+
+def _list_file(path, size):
+    lower = path.lower()
+    if lower.endswith(".safetensors"):
+        return _list_safetensors(path, size)
+    if lower.endswith(".gguf"):
+        return _list_gguf(path, size)
+    if lower.endswith(".npz"):
+        return _list_npz(path)
+    return [_npy_entry(path, os.path.basename(path).rsplit(".", 1)[0],
+                       file_parts.open_file(path), 0,
+                       size)]
+
+
+def _list_safetensors(path, size):
+    name = os.path.basename(path)
+    header, base = safetensors_header(_reader(path), size, name)
+    entries = []
+    for tensor, info in header.items():
+        dtype, shape, begin, end = safetensors_entry(info, name, tensor)
+        entry = TensorEntry(tensor, tuple(shape), dtype, path, base + begin, end - begin)
+        width = SAFETENSORS_DTYPES[dtype].itemsize if dtype in SAFETENSORS_DTYPES else None
+        if width is not None and end - begin != entry.count * width or begin > end:
+            raise QuantcalcError(f"{name}: tensor '{shortened(tensor, 60)}' has offsets "
+                                 f"{begin}..{end} that do not match its shape {shape} and dtype "
+                                 f"{dtype}", "file")
+        if base + end > size:
+            raise QuantcalcError(f"{name} is truncated: tensor '{shortened(tensor, 60)}' ends at "
+                                 f"byte {base + end:,} but the file has {size:,}", "file")
+        entries.append(entry)
+    return entries
+
+
+def _list_gguf(path, size):
+    name = os.path.basename(path)
+    header = gguf_file.read_header(_reader(path), size, name)
+    entries = []
+    for info in header.tensors.values():
+        kind = GGUF_PLAIN.get(info.ggml_type) or ggml_decode.type_name(info.ggml_type)
+        nbytes = ggml_decode.nbytes(info.ggml_type, info.shape)
+        if nbytes is None:
+            nbytes = 0  # a type quantcalc does not know: listed, not read
+        if info.offset + nbytes > size:
+            raise QuantcalcError(f"{name} is truncated: tensor '{shortened(info.name, 60)}' ends "
+                                 f"at byte {info.offset + nbytes:,} but the file has {size:,}",
+                                 "file")
+        entries.append(TensorEntry(info.name, info.shape, kind, path, info.offset, nbytes,
+                                   ggml_type=info.ggml_type))
+    return entries
+
+
+def _npy_entry(path, tensor, stream, base, limit, member=None):
+    """The entry of an .npy held in `stream` (a file, or an .npz member) at `base`."""
+    where = f"{os.path.basename(path)}" + (f"[{member}]" if member else "")
+    try:
+        version = np.lib.format.read_magic(stream)
+        shape, fortran, dtype = np.lib.format._read_array_header(stream, version)
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise QuantcalcError(f"{where} is not a valid .npy ({exc})", "file") from None
+    finally:
+        offset = stream.tell()
+        stream.close()
+    kinds = {"f8": "F64", "f4": "F32", "f2": "F16"}
+    code = f"{dtype.kind}{dtype.itemsize}"
+    stored = kinds.get(code) if dtype.byteorder in "<=|" else None
+    entry = TensorEntry(tensor, tuple(shape), stored or str(dtype), path, base + offset, 0,
+                        member=member, fortran_order=bool(fortran))
+    entry.nbytes = entry.count * dtype.itemsize
+    if entry.offset + entry.nbytes > base + limit:
+        raise QuantcalcError(f"{where} is truncated: it claims {entry.nbytes:,} bytes of values",
+                             "file")
+    return entry
+
+
+def _list_npz(path):
+    name = os.path.basename(path)
+    try:
+        archive = zipfile.ZipFile(file_parts.open_file(path))
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise QuantcalcError(f"{name} is not a valid .npz ({exc})", "file") from None
+    with archive:
+        entries = []
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            entries.append(_npy_entry(path, info.filename[:-4], archive.open(info), 0,
+                                      info.file_size, member=info.filename))
+        return entries
+
+
+def read_tensor(path, tensor=None) -> np.ndarray:
+    """One tensor of a .safetensors or .gguf file, read by offset (the calculator's file input:
+    a shard of several GB is never read whole). Integer tensors come back as floats."""
+    model = open_checkpoint([path])
+    entry = model.get(tensor) if tensor else model.tensors[0]
+    if entry.readable or entry.quantized:
+        return SlabReader(entry).read_all()
+    if entry.dtype not in SAFETENSORS_DTYPES:
+        raise QuantcalcError(f"'{shortened(entry.name, 60)}' holds {entry.dtype} values; "
+                             f"supported: {', '.join(SAFETENSORS_DTYPES)}", "tensor")
+    with file_parts.open_file(entry.path) as stream:
+        stream.seek(entry.offset)
+        raw = _read_exactly(stream, entry.nbytes, entry)
+    values = raw.view(SAFETENSORS_DTYPES[entry.dtype]).reshape(entry.shape)
+    return values.astype(np.float64)
+
+
+class SlabReader:
+    """Reads a tensor's rows as float32 (float64 stays float64), in slabs of whole rows.
+
+    One file handle stays open for a tensor's slabs, which come in order, so an .npz member is
+    decompressed once from start to end.
+    """
+
+    def __init__(self, entry: TensorEntry):
+        if not entry.readable and not entry.quantized:
+            raise QuantcalcError(f"'{shortened(entry.name, 60)}' holds {entry.dtype} values, "
+                                 f"not floats", "tensor")
+        self.entry = entry
+
+    def slabs(self, rows_per_slab):
+        """Yield (first row, array of shape (rows, *shape[1:])) for the whole tensor."""
+        entry = self.entry
+        shape = tuple(entry.shape)
+        if entry.fortran_order:
+            raise QuantcalcError(f"'{shortened(entry.name, 60)}' is stored in Fortran order; "
+                                 f"re-save it in C order (np.ascontiguousarray)", "tensor")
+        rows = entry.rows
+        inner = shape[1:] if len(shape) > 1 else shape
+        if entry.quantized:
+            yield from self._dequantized(rows_per_slab, inner)
+            return
+        dtype = np.dtype(STORED[entry.dtype])
+        row_bytes = entry.row_values * dtype.itemsize
+        stream = self._open()
+        try:
+            for first in range(0, rows, rows_per_slab):
+                n = min(rows_per_slab, rows - first)
+                values = _read_exactly(stream, n * row_bytes, entry).view(dtype)
+                yield first, _as_float(values, entry.dtype).reshape((n, *inner) if len(shape) > 1
+                                                                    else inner)
+        finally:
+            stream.close()
+
+    def read_all(self):
+        return next(self.slabs(max(self.entry.rows, 1)))[1]
+
+    def _open(self):
+        entry = self.entry
+        if entry.member is None:
+            stream = file_parts.open_file(entry.path)
+            stream.seek(entry.offset)
+            return stream
+        archive = zipfile.ZipFile(file_parts.open_file(entry.path))
+        stream = archive.open(entry.member)
+        stream.read(entry.offset)  # the member's .npy header
+        return stream
+
+    def _dequantized(self, rows_per_slab, inner):
+        entry = self.entry
+        rows = entry.rows
+        row_bytes = entry.nbytes // max(rows, 1)
+        stream = self._open()
+        try:
+            for first in range(0, rows, rows_per_slab):
+                n = min(rows_per_slab, rows - first)
+                raw = _read_exactly(stream, n * row_bytes, entry)
+                values = ggml_decode.dequantize(raw, entry.ggml_type)
+                yield first, values.reshape((n, *inner) if len(entry.shape) > 1 else inner)
+        finally:
+            stream.close()
+
+
+def _read_exactly(stream, size, entry):
+    buffer = np.empty(size, np.uint8)
+    got = stream.readinto(memoryview(buffer)) if hasattr(stream, "readinto") else None
+    if got is None:
+        data = stream.read(size)
+        got = len(data)
+        buffer[:got] = np.frombuffer(data, np.uint8)
+    while got < size:  # zip streams may return less than asked
+        more = stream.read(size - got)
+        if not more:
+            raise QuantcalcError(f"{os.path.basename(entry.path)} ended inside tensor "
+                                 f"'{shortened(entry.name, 60)}'", "file")
+        buffer[got:got + len(more)] = np.frombuffer(more, np.uint8)
+        got += len(more)
+    return buffer
+
+
+def _as_float(values, dtype_name):
+    if dtype_name == "BF16":
+        return bf16_to_float32(values)
+    if dtype_name == "F16":
+        return values.astype(np.float32)
+    return values

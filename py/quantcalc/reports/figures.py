@@ -1,0 +1,384 @@
+"""Figures of one analysis as matplotlib `Figure` objects (Agg; never pyplot), and their bytes.
+
+  values     original vs reconstructed values (by index for short inputs, a scatter otherwise)
+  error      the error per value (short inputs) or its histogram (long ones), with +-scale/2
+  histogram  the distribution of the values with the quantization levels and clipping bounds
+  transfer   the staircase x -> x̂ over the range, with the clipping bounds
+Sized 4.2 x 3.6 in with 11 pt text: on a phone the page shows them about 320 px wide, where
+that text is still 11 px high. Legends sit under the axes, where they cannot cover data.
+"""
+
+import io
+from contextlib import contextmanager
+from functools import partial
+
+from quantcalc.reports.fontcache import repair_matplotlib_font_list
+
+repair_matplotlib_font_list()  # before matplotlib loads its font manager (see reports/fontcache.py)
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+FIGURE_NAMES = ("values", "error", "histogram", "transfer")
+TITLES = {
+    "values": "Original vs reconstructed values",
+    "error": "Quantization error",
+    "histogram": "Value distribution and quantization levels",
+    "transfer": "Transfer function x → x̂",
+}
+SHORT = 200        # up to this many values, plot each one
+# 4.2 in at 100 dpi: on a phone (about 320 px wide) 11 pt text is still 11 px high
+FIGURE_SIZE = (4.2, 3.6)
+SCATTER_POINTS = 4000
+STYLE = {
+    "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 11,
+    "svg.hashsalt": "quantcalc", "svg.fonttype": "path", "axes.grid": True, "grid.alpha": 0.3,
+}
+# Colours by role, per theme. The dark ones keep >= 4.5:1 contrast on the dark background.
+PALETTES = {
+    "light": {"original": "#1f5fa8", "reconstructed": "#d9480f", "bound": "#7048e8",
+              "best": "#2b8a3e", "ink": "0.3", "faint": "0.55", "muted": "0.6", "axis": "black"},
+    "dark": {"original": "#74a9f5", "reconstructed": "#ff8c5a", "bound": "#b197fc",
+             "best": "#69db7c", "ink": "0.78", "faint": "0.5", "muted": "0.55", "axis": "white"},
+}
+DARK_BACKGROUND = "#1c2128"
+THEME_STYLE = {
+    "light": {},
+    "dark": {"figure.facecolor": DARK_BACKGROUND, "axes.facecolor": DARK_BACKGROUND,
+             "savefig.facecolor": DARK_BACKGROUND, "text.color": "#e6e8eb",
+             "axes.labelcolor": "#e6e8eb", "axes.edgecolor": "#9aa4b1", "xtick.color": "#c9d1d9",
+             "ytick.color": "#c9d1d9", "grid.color": "#8b949e", "legend.facecolor": "#262c34",
+             "legend.edgecolor": "#5c6570"},
+}
+_screen_theme = "light"  # the page's colour scheme (set_theme); reports on paper stay light
+_drawing = None          # the theme of the themed() block being drawn in, if any
+
+
+def set_theme(name: str):
+    """Draw the page's figures for a light or a dark page from now on."""
+    global _screen_theme
+    if name not in PALETTES:
+        raise ValueError(f"unknown theme {name!r}")
+    _screen_theme = name
+
+
+@contextmanager
+def themed(theme=None):
+    """Draw in `theme`: matplotlib's style and the role colours. By default the enclosing
+    block's theme (a PDF's figures stay light inside paper()), else the page's."""
+    global _drawing
+    theme = theme or _drawing or _screen_theme
+    outer = _drawing
+    _drawing = theme
+    try:
+        with matplotlib.rc_context({**STYLE, **THEME_STYLE[theme]}):
+            yield
+    finally:
+        _drawing = outer
+
+
+def paper():
+    """The theme of a PDF report: light, whatever the page's."""
+    return themed("light")
+
+
+def ink(role: str) -> str:
+    """The colour of a role (original, reconstructed, bound, ...) in the theme being drawn."""
+    return PALETTES[_drawing or _screen_theme][role]
+
+
+def math(text):
+    """Plain text as matplotlib mathtext: x̂ and → drawn as symbols, not as "x_hat" and "->"."""
+    return text.replace("x → x̂", r"$x \to \hat{x}$").replace("x̂", r"$\hat{x}$")
+
+
+def _new(title):
+    fig = Figure(figsize=FIGURE_SIZE, dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(math(title))
+    return fig, ax
+
+
+def _legend(fig, ax, **options):
+    """The legend under the axes, where it never covers data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, [math(label) for label in labels], loc="outside lower center",
+                   ncols=2, frameon=False, **options)
+
+
+def _sample(result):
+    """Indices and values for plotting: the kept per-value results, thinned evenly if long."""
+    pv = result.per_value
+    n = len(pv.original)
+    idx = np.arange(n) if n <= SCATTER_POINTS else np.linspace(0, n - 1, SCATTER_POINTS).astype(int)
+    return idx, pv
+
+
+def values_figure(result):
+    fig, ax = _new(TITLES["values"])
+    idx, pv = _sample(result)
+    if len(pv.original) <= SHORT:
+        ax.plot(idx, pv.original[idx], "o-", color=ink("original"), label="original x", ms=4, lw=1)
+        ax.plot(idx, pv.dequantized[idx], "s--", color=ink("reconstructed"),
+                label="reconstructed x̂", ms=3, lw=1)
+        ax.set_xlabel("index")
+        ax.set_ylabel("value")
+    else:
+        ax.plot(pv.original[idx], pv.dequantized[idx], ".", color=ink("reconstructed"), ms=2,
+                label="values (x, x̂)")
+        lo, hi = float(pv.original.min()), float(pv.original.max())
+        ax.plot([lo, hi], [lo, hi], "-", color=ink("original"), lw=1, label="x̂ = x")
+        ax.set_xlabel("original x")
+        ax.set_ylabel(math("reconstructed x̂"))
+    _legend(fig, ax)
+    return fig
+
+
+def error_figure(result):
+    fig, ax = _new(TITLES["error"])
+    idx, pv = _sample(result)
+    half_step = float(np.max(result.params.scale)) / 2
+    if len(pv.original) <= SHORT:
+        colors = np.where(pv.clipped[idx], ink("bound"), ink("reconstructed"))
+        ax.bar(idx, pv.error[idx], color=colors, width=0.8)
+        if pv.clipped[idx].any():  # the two colours of bar, named
+            for role, label in (("reconstructed", "error"), ("bound", "clipped values")):
+                ax.add_patch(Rectangle((0, 0), 0, 0, color=ink(role), label=label))
+        ax.set_xlabel("index")
+        ax.set_ylabel(math("error x − x̂"))
+        for y, label in ((-half_step, f"±scale/2 = ±{half_step:.4g}"), (half_step, None)):
+            ax.axhline(y, color=ink("ink"), ls=":", lw=1, label=label)
+        ax.margins(y=0.15)  # the ±scale/2 lines inside the frame, not on it
+    else:
+        counts, edges, _ = ax.hist(pv.error, bins=80, color=ink("reconstructed"))
+        fig.readout = {"kind": "errors", "edges": edges.tolist(), "counts": counts.tolist()}
+        ax.set_yscale("log")  # clipped outliers are rare but large; a log count shows both
+        ax.set_ylim(0.5, counts.max() * 2)  # bars from a count of 1
+        ax.set_xlabel(math("error x − x̂"))
+        ax.set_ylabel("count (log)")
+        for x, label in ((-half_step, f"±scale/2 = ±{half_step:.4g}"), (half_step, None)):
+            ax.axvline(x, color=ink("ink"), ls=":", lw=1, label=label)
+    _legend(fig, ax)
+    ax.axhline(0, color=ink("axis"), lw=0.6)
+    return fig
+
+
+def _bounds(result):
+    """Clipping bounds of the first segment: the reals that map to the ends of the grid."""
+    lo, hi = result.scheme.grid_ends(result.params)
+    return lo, hi, float(result.params.scale[0]), int(result.params.zero_point[0])
+
+
+def _first_segment(result, xs):
+    """(codes, x_hat, clipped) of `xs` with the first segment's parameters (stochastic rounding:
+    its expectation's staircase, half-even)."""
+    rounding = "half-even" if result.config.rounding == "stochastic" else result.config.rounding
+    p = result.scheme.gather(result.params, None)
+    return result.scheme.quantize(np.array(xs, np.float64, ndmin=1), p, rounding, None)
+
+
+def _reconstruct_first_segment(result, xs):
+    return _first_segment(result, xs)[1]
+
+
+def readout(result, x: float) -> dict:
+    """What the first segment does to one value x: its code, reconstruction and whether it is
+    clipped (the page's readout under the pointer)."""
+    codes, recon, clipped = _first_segment(result, [x])
+    code = float(np.asarray(codes).reshape(-1)[0])
+    return {"x": float(x), "code": int(code) if code.is_integer() else code,
+            "reconstruction": float(np.asarray(recon).reshape(-1)[0]),
+            "clipped": bool(np.asarray(clipped).reshape(-1)[0])}
+
+
+LEVEL_ROWS = 64  # a transfer figure's table lists its steps when there are at most this many
+
+
+def _levels(result, xs):
+    """The staircase's steps over `xs`: [from, to, code, x_hat] where x_hat is constant (None
+    when there are more than LEVEL_ROWS: the readout gives any one of them)."""
+    codes, recon, _ = _first_segment(result, xs)
+    change = np.flatnonzero(np.diff(recon) != 0) + 1
+    starts = np.concatenate(([0], change))
+    if len(starts) > LEVEL_ROWS:
+        return None
+    ends = np.concatenate((change - 1, [len(xs) - 1]))
+    return [[float(xs[a]), float(xs[b]), float(codes[a]) + 0.0, float(recon[a]) + 0.0]
+            for a, b in zip(starts, ends)]  # + 0.0: no "-0" in a table
+
+
+def histogram_figure(result):
+    fig, ax = _new(TITLES["histogram"])
+    pv = result.per_value
+    lo, hi, scale, zp = _bounds(result)
+    counts, edges, _ = ax.hist(pv.original, bins=min(100, max(10, len(pv.original) // 5)),
+                               color=ink("original"), alpha=0.8, label="values")
+    fig.readout = {"kind": "values", "edges": edges.tolist(), "counts": counts.tolist()}
+    # the distinct reconstructions of a fine sweep over the range are the levels
+    levels = np.unique(_reconstruct_first_segment(result, np.linspace(lo, hi, 20001)))
+    if len(levels) <= 64 and result.params.scale.size == 1:
+        for level in levels:
+            ax.axvline(level, color=ink("faint"), lw=0.5)
+        ax.plot([], [], color=ink("faint"), lw=0.5, label=f"{len(levels)} quantization levels")
+    for x in (lo, hi):
+        ax.axvline(x, color=ink("bound"), ls="--", lw=1.2)
+    ax.plot([], [], color=ink("bound"), ls="--", label="clipping bounds")
+    ax.set_xlabel("value")
+    ax.set_ylabel("count")
+    _legend(fig, ax)
+    if result.params.scale.size > 1:
+        ax.text(0.01, 0.98, "bounds of segment 0 shown", transform=ax.transAxes, va="top",
+                fontsize=10)
+    return fig
+
+
+def transfer_figure(result):
+    fig, ax = _new(TITLES["transfer"])
+    lo, hi, scale, zp = _bounds(result)
+    data_lo, data_hi = float(result.per_value.original.min()), float(result.per_value.original.max())
+    left, right = min(lo, data_lo), max(hi, data_hi)
+    pad = 0.1 * ((right - left) or 1.0)
+    xs = np.linspace(left - pad, right + pad, 4001)
+    ax.plot(xs, _reconstruct_first_segment(result, xs), color=ink("reconstructed"), lw=1.2,
+            label="x̂(x)")
+    fig.readout = {"kind": "transfer", "levels": _levels(result, xs)}
+    ax.plot(xs, xs, color=ink("original"), lw=0.8, ls=":", label="x")
+    for x in (lo, hi):
+        ax.axvline(x, color=ink("bound"), ls="--", lw=1)
+    ax.set_xlabel("input x")
+    ax.set_ylabel(math("reconstruction x̂"))
+    _legend(fig, ax)
+    notes = []
+    if result.params.scale.size > 1:
+        notes.append("segment 0")
+    if result.config.rounding == "stochastic":
+        notes.append("expected staircase: half-even shown")
+    if notes:
+        ax.text(0.99, 0.02, "; ".join(notes), transform=ax.transAxes, ha="right", fontsize=10)
+    return fig
+
+
+BUILDERS = {"values": values_figure, "error": error_figure, "histogram": histogram_figure,
+            "transfer": transfer_figure}
+
+
+def _require_per_value(result):
+    if result.per_value is None:
+        raise ValueError("figures need per-value results (analyze with keep > 0)")
+
+
+def build(result, names=FIGURE_NAMES):
+    """{name: Figure} for an analysis whose per-value results were kept."""
+    _require_per_value(result)
+    with themed():
+        return {name: BUILDERS[name](result) for name in names}
+
+
+def to_bytes(fig, fmt="svg") -> bytes:
+    """Serialise a figure; SVG/PDF output carries no date so equal input gives equal bytes."""
+    buffer = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else None
+    with themed():
+        fig.savefig(buffer, format=fmt, metadata=metadata)
+    return buffer.getvalue()
+
+
+def render_each(makers, fmt="svg", on_figure=None) -> dict:
+    """{name: bytes} from {name: function making a Figure}, drawn one at a time;
+    `on_figure(name, data, pointer_map)` is called as each one is ready, so a caller can show the
+    first figure before the last is drawn."""
+    out = {}
+    for name, make in makers.items():
+        with themed():
+            fig = make()
+        out[name] = to_bytes(fig, fmt)
+        if on_figure is not None:
+            on_figure(name, out[name], pointer_map(fig))
+    return out
+
+
+def pointer_map(fig) -> dict:
+    """Where the (first) axes sit in the drawn figure and what they show, so the page can turn a
+    pointer position into data coordinates: box = [left, bottom, width, height] as fractions of
+    the figure (origin bottom left), the axis limits and scales, and the figure's readout (bins
+    and counts of a histogram, the steps of a transfer function) if it has one."""
+    ax = fig.axes[0]
+    floats = lambda values: [float(v) for v in values]  # noqa: E731
+    return {"box": floats(ax.get_position().bounds), "xlim": floats(ax.get_xlim()),
+            "ylim": floats(ax.get_ylim()), "xscale": ax.get_xscale(), "yscale": ax.get_yscale(),
+            "readout": getattr(fig, "readout", None)}
+
+
+def render(result, fmt="svg", names=FIGURE_NAMES, on_figure=None) -> dict:
+    """{name: bytes} of the analysis figures (see render_each)."""
+    _require_per_value(result)
+    return render_each({name: partial(BUILDERS[name], result) for name in names}, fmt, on_figure)
+
+
+COMPARE_TITLES = {
+    "tradeoff": "SQNR against storage cost",
+    "sweep": "Integer bit-depth sweep",
+}
+
+
+def _finite_sqnr(value, ceiling):
+    return value if np.isfinite(value) else ceiling
+
+
+def tradeoff_figure(rows):
+    """SQNR (dB) against bits per value, one point per configuration, the Pareto front joined."""
+    with themed():
+        fig, ax = _new(COMPARE_TITLES["tradeoff"])
+        finite = [r["sqnr_db"] for r in rows if np.isfinite(r["sqnr_db"])]
+        ceiling = (max(finite) + 10) if finite else 100
+        span = max(finite, default=1) - min(finite, default=0) or 1
+        gap = span / 16  # labels of points close in bits are stacked at least this far apart
+        bits = [r["bits_per_value"] for r in rows]
+        middle, nudge = (min(bits) + max(bits)) / 2, 0.03 * ((max(bits) - min(bits)) or 1)
+        placed = []
+        for row in sorted(rows, key=lambda r: _finite_sqnr(r["sqnr_db"], ceiling)):
+            x, y = row["bits_per_value"], _finite_sqnr(row["sqnr_db"], ceiling)
+            ax.plot(x, y, "o", ms=6, color=ink("original") if row["pareto"] else ink("muted"))
+            label_y = max([y] + [py + gap for px, py in placed if abs(px - x) < 1.2])
+            placed.append((x, label_y))
+            # labels point inwards (left of the points in the right half), so none leaves the plot
+            right_half = x > middle
+            ax.annotate(row["label"], (x, y), xytext=(x - nudge if right_half else x + nudge,
+                                                      label_y),
+                        fontsize=9, va="center", ha="right" if right_half else "left",
+                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": ink("faint")})
+        if placed:  # room for the highest stacked label
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, max(high, max(py for _, py in placed) + gap))
+        front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["bits_per_value"])
+        ax.plot([r["bits_per_value"] for r in front],
+                [_finite_sqnr(r["sqnr_db"], ceiling) for r in front], "-", color=ink("original"),
+                lw=1.2, label="Pareto front")
+        ax.plot([], [], "o", color=ink("muted"), label="dominated")
+        ax.set_xlabel("bits per value (with scales)")
+        ax.set_ylabel("SQNR (dB)")
+        _legend(fig, ax)
+    return fig
+
+
+def sweep_figure(points):
+    """SQNR of the integer format from 2 to 16 bits, with the 6.02 dB per bit reference line."""
+    with themed():
+        fig, ax = _new(COMPARE_TITLES["sweep"])
+        bits = np.array([p["bits"] for p in points], float)
+        sqnr = np.array([p["sqnr_db"] for p in points], float)
+        ax.plot(bits, sqnr, "o-", color=ink("reconstructed"), label="measured SQNR")
+        anchor = int(np.argmin(np.abs(bits - 8)))
+        ax.plot(bits, sqnr[anchor] + 20 * np.log10(2) * (bits - bits[anchor]), ":",
+                color=ink("ink"), label="6.02 dB per bit")
+        ax.set_xlabel("bit depth")
+        ax.set_ylabel("SQNR (dB)")
+        _legend(fig, ax)
+    return fig
