@@ -243,8 +243,9 @@ def test_a_new_format_is_one_registry_row(tmp_path, capsys):
 
 def test_one_analysis_serves_the_numbers_the_figures_and_the_downloads(monkeypatch):
     calls = []
-    real = api.analysis.analyze
-    monkeypatch.setattr(api.analysis, "analyze", lambda *a, **k: calls.append(1) or real(*a, **k))
+    from quantcalc.engine import analysis
+    real = analysis.analyze
+    monkeypatch.setattr(analysis, "analyze", lambda *a, **k: calls.append(1) or real(*a, **k))
     config, source = {"bits": 4}, {"text": "1 2 3 4"}
     assert "summary" in api.analyze(config, source, "request-1")
     assert api.export(config, source, "summary_csv", "request-1")["bytes"]

@@ -1,0 +1,46 @@
+"""What every facade call shares: errors as data, and the last few results kept for the figures
+and downloads that follow a request."""
+
+import traceback
+from collections import OrderedDict
+
+from quantcalc.errors import QuantcalcError
+from quantcalc.reports import tables as report
+
+KEPT = 2  # the one shown, and the one before it whose figures may still be drawing
+
+
+def kept_or_made(kept: OrderedDict, key, make):
+    """The value kept under `key`, or make() kept under it (the last KEPT stay)."""
+    if key is not None and key in kept:
+        return kept[key]
+    value = make()
+    if key is not None:
+        kept[key] = value
+        while len(kept) > KEPT:
+            kept.popitem(last=False)
+    return value
+
+
+def guarded(work):
+    """Run `work()`; turn any failure into the error dict the page shows at a field."""
+    try:
+        return work()
+    except QuantcalcError as exc:
+        return {"error": exc.to_dict()}
+    except MemoryError:
+        return {"error": {"kind": "memory", "field": "values",
+                          "message": "not enough memory for this tensor; try a smaller one"}}
+    except Exception as exc:  # a bug: say so plainly, keep the trace for the console
+        return {"error": {"kind": "internal", "field": "values",
+                          "message": f"internal error: {type(exc).__name__}: {exc}",
+                          "trace": traceback.format_exc()}}
+
+
+def as_svg_text(on_figure, titles):
+    """Adapt the page's on_figure(name, title, svg_text, pointer_map) to render's
+    on_figure(name, bytes, pointer_map)."""
+    if on_figure is None:
+        return None
+    return lambda name, data, where: on_figure(name, titles[name], data.decode("utf-8"),
+                                               report.to_jsonable(where))

@@ -1,0 +1,65 @@
+"""The bit-budget plan over a scan document: the plan for a target, its figure and downloads."""
+
+from collections import OrderedDict
+
+from quantcalc.api.common import as_svg_text, guarded, kept_or_made
+from quantcalc.errors import QuantcalcError
+from quantcalc.reports import tables as report
+
+_kept_plans = OrderedDict()
+
+
+def plan(document: dict, options: dict, scan_id=None) -> dict:
+    """{"plan"}: the plan for options {"target_bpw" | "target_size", "keep": [patterns],
+    "minimum": {role: format}, "weighted"} over the scan document. What does not depend on the
+    target (candidates, curve, presets) is kept per scan and settings, so moving the page's
+    slider only allocates."""
+    def work():
+        from quantcalc.plan import allocate as planner
+        from quantcalc.plan import report as plan_report
+        from quantcalc.scan import model_scan as scan
+
+        keep = [str(p) for p in options.get("keep") or [] if str(p).strip()]
+        minimum = {str(k): str(v) for k, v in (options.get("minimum") or {}).items()}
+        weighted = bool(options.get("weighted", True))
+        key = None if scan_id is None else (scan_id, tuple(keep), tuple(sorted(minimum.items())),
+                                            weighted)
+        doc = scan.from_plain(document)
+        prepared = kept_or_made(_kept_plans, key, lambda: plan_report.prepare(
+            doc, keep, minimum, weighted))
+        size = options.get("target_size")
+        result = plan_report.build(
+            doc, target_bpw=None if options.get("target_bpw") in (None, "") else
+            float(options["target_bpw"]),
+            target_size=None if size in (None, "") else planner.parse_size(size),
+            prepared=prepared)
+        return {"plan": report.to_jsonable(result)}
+    return guarded(work)
+
+
+def plan_figure(plan_document: dict, on_figure=None) -> dict:
+    """The plan's figure (total error against bits per weight) as SVG text."""
+    def work():
+        from quantcalc.reports import figures
+        from quantcalc.plan import report as plan_report
+
+        titles = {"plan": "Total error against size"}
+        rendered = figures.render_each({"plan": lambda: plan_report.figure(plan_document)},
+                                       "svg", as_svg_text(on_figure, titles))
+        return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()}, "titles": titles}
+    return guarded(work)
+
+
+PLAN_EXPORTS = {"json": "application/json", "csv": "text/csv", "pdf": "application/pdf",
+                "tensor_types": "text/plain"}
+
+
+def plan_export(plan_document: dict, kind: str) -> dict:
+    """{"bytes", "mime"} of the plan as json (the recipe), csv, pdf or tensor_types."""
+    def work():
+        from quantcalc.plan import report as plan_report
+
+        if kind not in PLAN_EXPORTS:
+            raise QuantcalcError(f"unknown report {kind!r}", "download")
+        return {"bytes": plan_report.EXPORTS[kind](plan_document), "mime": PLAN_EXPORTS[kind]}
+    return guarded(work)
