@@ -12,13 +12,14 @@ from typing import Optional
 
 import numpy as np
 
-from quantcalc.schema import fields
 from quantcalc.engine.config import Config
-from quantcalc.formats.integer import SCALE_FLOOR, QParams
-from quantcalc.errors import QuantcalcError
 from quantcalc.engine.metrics import ErrorAccumulator, WeightedAccumulator
 from quantcalc.engine.ranges import calibrate
-from quantcalc.formats.schemes import scheme_for
+from quantcalc.errors import QuantcalcError
+from quantcalc.formats.granularity import Segmentation
+from quantcalc.formats.integer import SCALE_FLOOR, QParams
+from quantcalc.formats.schemes import Scheme, scheme_for
+from quantcalc.schema import fields
 
 CHUNK = 1 << 16  # 512 KiB of float64 per buffer: the dozen passes per chunk stay in cache (and
 #                   Pyodide, where each numpy call costs more, makes a quarter as many calls)
@@ -138,7 +139,7 @@ def describe(result) -> str:
 PROGRESS_VALUES = 1 << 20  # report progress about once per million values
 
 
-def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK,
+def analyze(values, config: Config, *, keep: int = DEFAULT_KEEP, chunk: int = CHUNK,
             progress=None, importance=None, known_range=None) -> Result:
     """Quantize `values` with `config` and measure the error.
 
@@ -165,43 +166,50 @@ def analyze(values, config: Config, keep: int = DEFAULT_KEEP, chunk: int = CHUNK
     scheme = scheme_for(config)
     segmentation = scheme.segmentation(x.shape, config)
     if importance is not None:
-        scheme.importance = _checked_importance(importance, x.shape, scheme)
+        scheme.importance = checked_importance(importance, x.shape, scheme)
     known = None if known_range is None else known_range(segmentation)
     data_min, data_max = known if known is not None else segment_ranges(scheme, segmentation, x)
     report = progress or (lambda phase, fraction: None)
     report("calibrating", 0.0)
-    lo, hi = calibrate(x, segmentation, config, data_min, data_max, scheme,
-                       lambda fraction: report("calibrating", fraction))
+    lo, hi, params = fit_parameters(x, scheme, segmentation, config, (data_min, data_max),
+                                    progress=lambda fraction: report("calibrating", fraction))
+    flat = x.reshape(-1)
+    keep = int(min(max(keep, 0), flat.size))
+    sizes = segmentation.sizes()
+    job = QuantizeJob(
+        scheme=scheme, params=params, segmentation=segmentation, rounding=config.rounding,
+        rng=np.random.default_rng(config.seed) if config.rounding == "stochastic" else None,
+        # a scheme that measures each segment's range while quantizing gives each chunk's bound
+        errors=ErrorAccumulator(None if scheme.measures_range else
+                                max(abs(float(data_min.min())), abs(float(data_max.max())))),
+        weighted=None if importance is None else WeightedAccumulator(
+            scheme.importance, x.shape[-1] if x.ndim else 1),
+        per_value=_kept_values(flat, keep))
+    quantize_into(flat, job, lambda fraction: report("quantizing", fraction), chunk)
+    # the data range is read after quantizing: a scheme that measures it fills it in as it goes
+    metrics = _metrics(job, sizes, flat.size, float(data_min.min()), float(data_max.max()))
+    return Result(config, x.shape, str(x.dtype), params, lo, hi, sizes, metrics, job.per_value,
+                  scheme, _notes(scheme, params, metrics, flat.size, keep))
+
+
+def fit_parameters(x, scheme, segmentation, config, data_range, *, progress=None):
+    """Calibrate the range of `x` (a whole tensor, or a slab of a streamed one) and set the
+    scheme's scale and zero point per segment, refusing a scale that overflows; the scheme is
+    told each segment's data range (it may skip work it proves unnecessary).
+
+    Args:
+        data_range: each segment's data (min, max) as float64 arrays.
+        progress: progress(fraction) while a per-segment calibration search runs.
+    Returns:
+        (lo, hi, params): the range source's range per segment, and the scheme's parameters.
+    """
+    data_min, data_max = data_range
+    lo, hi = calibrate(x, segmentation, config, scheme, data_min=data_min, data_max=data_max,
+                       progress=progress)
     params = scheme.params(x, lo, hi, segmentation)
     _refuse_overflow(params.scale, config, scheme)
     scheme.note_data_range(params, data_min, data_max, config.rounding)
-    rng = np.random.default_rng(config.seed) if config.rounding == "stochastic" else None
-
-    flat = x.reshape(-1)
-    keep = int(min(max(keep, 0), flat.size))
-    per_value = PerValue(flat[:keep].copy(), np.empty(keep, np.int32), np.empty(keep),
-                         np.empty(keep), np.empty(keep, bool)) if keep else None
-    # a scheme that measures each segment's range while quantizing gives each chunk's bound
-    acc = ErrorAccumulator(None if scheme.measures_range else
-                           max(abs(float(data_min.min())), abs(float(data_max.max()))))
-    sizes = segmentation.sizes()
-    weighted = None if importance is None else WeightedAccumulator(
-        scheme.importance, x.shape[-1] if x.ndim else 1)
-    quantize_into(flat, scheme, params, segmentation, config.rounding, rng, acc, weighted,
-                  per_value, lambda fraction: report("quantizing", fraction), chunk)
-    data_min, data_max = float(data_min.min()), float(data_max.max())
-
-    metrics = {"data_min": data_min, "data_max": data_max, **acc.finish()}
-    if not all(math.isfinite(metrics[k]) for k in ("mse", "mae", "max_abs_error")):
-        raise QuantcalcError(f"{scheme.label}: the error of these values overflows float64 "
-                             f"(largest magnitude {max(abs(data_min), abs(data_max)):.4g}); scale "
-                             f"them down before quantizing", "values")
-    if weighted is not None:
-        metrics.update(weighted.finish(metrics["mse"]))
-    metrics["uniform_noise_mse"] = scheme.uniform_noise_mse(params, sizes, flat.size)
-    metrics["bits_per_value"] = scheme.bits_per_value(flat.size, segmentation.count)
-    return Result(config, x.shape, str(x.dtype), params, lo, hi, sizes, metrics, per_value, scheme,
-                  _notes(scheme, params, metrics, flat.size, keep))
+    return lo, hi, params
 
 
 def segment_ranges(scheme, segmentation, x):
@@ -212,19 +220,60 @@ def segment_ranges(scheme, segmentation, x):
     return segmentation.min_max(x)
 
 
-def quantize_into(flat, scheme, params, segmentation, rounding, rng, acc, weighted=None,
-                  per_value=None, report=None, chunk=CHUNK):
-    """Quantize the flat values chunk by chunk and add their errors to `acc` (and `weighted`).
+def _kept_values(flat, keep):
+    """Room for the per-value results of the first `keep` values (None for none)."""
+    if not keep:
+        return None
+    return PerValue(flat[:keep].copy(), np.empty(keep, np.int32), np.empty(keep),
+                    np.empty(keep), np.empty(keep, bool))
+
+
+def _metrics(job, sizes, count, data_min, data_max):
+    """The result's numbers from the job's accumulators, refusing an error beyond float64."""
+    scheme = job.scheme
+    metrics = {"data_min": data_min, "data_max": data_max, **job.errors.finish()}
+    if not all(math.isfinite(metrics[k]) for k in ("mse", "mae", "max_abs_error")):
+        raise QuantcalcError(f"{scheme.label}: the error of these values overflows float64 "
+                             f"(largest magnitude {max(abs(data_min), abs(data_max)):.4g}); scale "
+                             f"them down before quantizing", "values")
+    if job.weighted is not None:
+        metrics.update(job.weighted.finish(metrics["mse"]))
+    metrics["uniform_noise_mse"] = scheme.uniform_noise_mse(job.params, sizes, count)
+    metrics["bits_per_value"] = scheme.bits_per_value(count, job.segmentation.count)
+    return metrics
+
+
+@dataclass(frozen=True, eq=False)  # eq: arrays have no one truth value to compare by
+class QuantizeJob:
+    """What the quantizing loop (quantize_into) works with besides the values: the format's
+    scheme and the parameters it set, which segment each value is in, how to round, and where
+    the errors go. A single analysis makes one; a streamed scan one per slab, all of them adding
+    to the same accumulators."""
+
+    scheme: Scheme
+    params: QParams
+    segmentation: Segmentation
+    rounding: str
+    rng: Optional[np.random.Generator]   # stochastic rounding's generator, else None
+    errors: ErrorAccumulator              # every value's error
+    weighted: Optional[WeightedAccumulator] = None  # the importance-weighted error (an imatrix)
+    per_value: Optional[PerValue] = None  # the first values' results, where they are kept
+
+
+def quantize_into(flat, job: QuantizeJob, report=None, chunk=CHUNK):
+    """Quantize the flat values chunk by chunk and add their errors to the job's accumulators.
 
     The one quantizing loop: a single analysis runs it once over the whole tensor, a streamed
-    scan (scan/model_scan.py) once per slab of rows with the same accumulators.
+    scan (scan/streamed.py) once per slab of rows with the same accumulators. `report`: called
+    with the fraction done now and then.
     """
+    scheme, params, segmentation = job.scheme, job.params, job.segmentation
     single = segmentation.count == 1
     chunk = scheme.chunk_values or chunk
     run = None if single or not scheme.per_value_params else segmentation.run_length()
     if run:
         chunk = max(run, chunk // run * run)  # chunks of whole segments
-    keep = 0 if per_value is None else per_value.codes.size
+    keep = 0 if job.per_value is None else job.per_value.codes.size
     every = max(1, PROGRESS_VALUES // chunk)
     for number, start in enumerate(range(0, flat.size, chunk)):
         if report is not None and number % every == 0:
@@ -240,12 +289,12 @@ def quantize_into(flat, scheme, params, segmentation, rounding, rng, acc, weight
         else:
             p = scheme.gather(params, None if single or not scheme.per_value_params
                               else segmentation.ids(start, stop))
-        for span in scheme.spans(start, values, p, rounding, rng, run):
-            _measure(span, acc, weighted, per_value, keep)
+        for span in scheme.spans(start, values, p, job.rounding, job.rng, run):
+            _measure(span, job, keep)
 
 
-def _measure(span, acc, weighted, per_value, keep):
-    """Add a quantized span's error to the accumulators (and keep its first values)."""
+def _measure(span, job, keep):
+    """Add a quantized span's error to the job's accumulators (and keep its first values)."""
     # the reconstruction in float64 (a copy), then the error in place: from float32 a third
     # faster than numpy's mixed-type subtraction
     if span.scratch is None:
@@ -257,18 +306,20 @@ def _measure(span, acc, weighted, per_value, keep):
     start = span.start
     if start < keep:
         n = min(start + error.size, keep) - start
-        natural = span.natural
+        natural, per_value = span.natural, job.per_value
         per_value.codes[start:start + n] = natural(span.codes)[:n]
         per_value.dequantized[start:start + n] = natural(span.dequantized)[:n]
         per_value.error[start:start + n] = natural(error)[:n]
         per_value.clipped[start:start + n] = \
             natural(span.clipped)[:n] if span.clipped is not None else False
-    if weighted is not None:
-        weighted.add(start, span.natural(span.original), span.natural(error))
-    acc.add(span.original, error, span.clipped, span.bound)  # uses both arrays up
+    if job.weighted is not None:
+        job.weighted.add(start, span.natural(span.original), span.natural(error))
+    job.errors.add(span.original, error, span.clipped, span.bound)  # uses both arrays up
 
 
-def _checked_importance(importance, shape, scheme):
+def checked_importance(importance, shape, scheme):
+    """The importance matrix's weights for a tensor of `shape` as float32, refused (with the
+    reason) where the format does not use one or the weights do not fit its rows."""
     weights = np.asarray(importance, np.float64).reshape(-1)
     columns = shape[-1] if shape else 1
     if not scheme.format.uses_importance:

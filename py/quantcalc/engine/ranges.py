@@ -10,8 +10,8 @@
   entropy     TensorRT's KL-divergence calibration: a 2048-bin histogram of |x|, the threshold
               whose 2^(bits-1)-level requantized distribution diverges least from the original.
   custom      the user's [range_min, range_max] for every segment.
-Each function returns (lo, hi) float64 arrays, one entry per segment; `core.qparams` then makes
-the range symmetric or widens it to include 0.
+Each function returns (lo, hi) float64 arrays, one entry per segment; the format's scheme then
+makes the range symmetric or widens it to include 0 (formats/integer.py qparams for integers).
 """
 
 import numpy as np
@@ -24,11 +24,12 @@ ENTROPY_BINS = 2048
 ENTROPY_MAX_SEGMENTS = 4096
 
 
-def calibrate(x, segmentation, config, lo, hi, scheme, progress=None):
+def calibrate(x, segmentation, config, scheme, *, data_min, data_max, progress=None):
     """Per-segment (lo, hi) for `config.calibration`; see the module docstring.
 
     Args:
-        lo, hi: each segment's data minimum and maximum (already computed by the caller).
+        data_min, data_max: each segment's data minimum and maximum (already computed by the
+            caller), as float64 arrays.
         progress: called as progress(fraction) while a per-segment search runs (they can take
             minutes for a large tensor per channel).
     """
@@ -37,7 +38,7 @@ def calibrate(x, segmentation, config, lo, hi, scheme, progress=None):
         n = segmentation.count
         return np.full(n, config.range_min, np.float64), np.full(n, config.range_max, np.float64)
     if method == "minmax":
-        return lo, hi
+        return data_min, data_max
     if method == "percentile":
         return _percentile(x, segmentation, config)
     if method == "mse":
@@ -158,8 +159,8 @@ def entropy_threshold(hist, edges, bits):
     the last i with the smallest KL(P || Q), as in NVIDIA's pytorch-quantization.
     """
     bins = hist.astype(np.float64).copy()
-    # The zero bin is often huge (ReLU outputs, padding); TensorRT replaces it by its neighbour so it
-    # doesn't dominate the divergence.
+    # The zero bin is often huge (ReLU outputs, padding); TensorRT replaces it by its neighbour
+    # so it doesn't dominate the divergence.
     if len(bins) > 1:
         bins[0] = bins[1]
     levels = 1 << (bits - 1)

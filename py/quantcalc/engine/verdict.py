@@ -1,9 +1,10 @@
 """What a result means: a plain cue for each headline number, and hints where the data calls
 for one.
 
-The cues' thresholds are declared once in schema/grades.py (the page's FAQ lists them). Every hint is
-computed from the values: a hint that proposes another setting runs that setting on the same
-values and quotes the SQNR it measured, and says nothing when the other setting would not help.
+The cues' thresholds are declared once in schema/grades.py (the page's FAQ lists them). Every
+hint is computed from the values: a hint that proposes another setting runs that setting on the
+same values and quotes the SQNR it measured, and says nothing when the other setting would not
+help.
 """
 
 import dataclasses

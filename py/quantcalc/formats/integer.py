@@ -8,9 +8,10 @@ in `schema/registry.py`.
 The symmetric scale is TensorRT's and ONNX Runtime's amax / q_max (PyTorch's observers divide by
 (q_max - q_min) / 2 instead, which differs by half a code at 8 bits); the asymmetric one is the
 usual affine mapping:
-  symmetric:  scale = max(|real_min|, |real_max|) / q_max,            zero_point = 0
-  asymmetric: scale = (real_max - real_min) / (q_max - q_min),       zero_point = round(q_min - real_min / scale)
-  q = clamp(round(x / scale + zero_point), q_min, q_max);           x_hat = (q - zero_point) * scale
+  symmetric:  scale = max(|real_min|, |real_max|) / q_max,       zero_point = 0
+  asymmetric: scale = (real_max - real_min) / (q_max - q_min),
+              zero_point = round(q_min - real_min / scale)
+  q = clamp(round(x / scale + zero_point), q_min, q_max);        x_hat = (q - zero_point) * scale
 All arithmetic is float64 so that what the calculator shows is the exact value of the formula.
 """
 
@@ -157,7 +158,7 @@ def round_in_place(scaled: np.ndarray, rounding: str, rng=None) -> np.ndarray:
     return scaled
 
 
-def round_and_clamp(scaled, zero_point, q_min, q_max, rounding="half-even", rng=None,
+def round_and_clamp(scaled, zero_point, q_min, q_max, rounding="half-even", *, rng=None,
                     check=True):
     """Turn float64 `scaled` (x / scale, owned by the caller) into codes in place: add the zero
     point, round, clamp to [q_min, q_max]. Returns the clipped mask, or None when nothing was
@@ -181,6 +182,6 @@ def round_and_clamp(scaled, zero_point, q_min, q_max, rounding="half-even", rng=
 def quantize(x, scale, zero_point, fmt: IntegerFormat, rounding="half-even", rng=None):
     """Integer codes of `x` (as int64) and which values were clipped (see round_and_clamp)."""
     codes = np.array(np.asarray(x, np.float64) / scale, np.float64, ndmin=1)
-    clipped = round_and_clamp(codes, zero_point, fmt.q_min, fmt.q_max, rounding, rng)
+    clipped = round_and_clamp(codes, zero_point, fmt.q_min, fmt.q_max, rounding, rng=rng)
     return codes.astype(np.int64), (np.zeros(codes.shape, bool) if clipped is None else clipped)
 

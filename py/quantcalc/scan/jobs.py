@@ -4,7 +4,10 @@ reads once for them."""
 
 from quantcalc.engine import malloc as heap
 from quantcalc.errors import QuantcalcError
-from quantcalc.scan.model_scan import (SLAB_VALUES, WHOLE_VALUES, chosen_tensors, document, formats_from_specs, scan_tensor)
+from quantcalc.scan.document import document
+from quantcalc.scan.model_scan import chosen_tensors
+from quantcalc.scan.scan_formats import formats_from_specs
+from quantcalc.scan.tensor_scan import SLAB_VALUES, WHOLE_VALUES, scan_tensor
 
 
 def importance_lookup(matrix):
@@ -40,10 +43,10 @@ def scan_task(entry, specs, imatrix_path=None, whole_values=WHOLE_VALUES,
     runs (it reads the tensor from the same path, so the files must be on shared storage)."""
     heap.keep_freed_memory()  # a spawned worker or a Dask worker is a process of its own
     return scan_tensor(entry, formats_from_specs(specs), importance_from_path(imatrix_path),
-                       whole_values, slab_values)
+                       whole_values=whole_values, slab_values=slab_values)
 
 
-def scan_parallel(checkpoint, specs, submit, completed, imatrix_path=None,
+def scan_parallel(checkpoint, specs, submit, completed, imatrix_path=None, *,
                   whole_values=WHOLE_VALUES, slab_values=SLAB_VALUES, on_row=None,
                   on_progress=None, names=None) -> dict:
     """scan() with one task per tensor on an executor: `submit(fn, *args)` returns a future and

@@ -2,10 +2,10 @@
 
 A row says what the format *is* (element kind and bits, blocks, how scales are stored) and which
 settings a user may change for it. Everything else reads these rows: the schemes take their facts
-from them (formats/schemes.py), the settings schema decides from them which controls apply (schema/settings.py),
-the page gets a generated copy (build.py writes it), the command line builds `--format` from them,
-and the reports describe a result with them. Adding a format is one row here plus, when no
-existing family fits, one scheme class.
+from them (formats/schemes/), the settings schema decides from them which controls apply
+(schema/settings.py), the page gets a generated copy (build.py writes it), the command line
+builds `--format` from them, and the reports describe a result with them. Adding a format is one
+row here plus, when no existing family fits, one scheme class (formats/schemes/).
 
 Plain Python with no numpy, so build.py can read it without the engine's dependencies.
 """
@@ -91,9 +91,10 @@ class Format:
                 "uses_importance": self.uses_importance}
 
 
-def _scaled_float(name, label, bits):
+def _scaled_float(name, *, label, bits):
     return Format(
-        name, label, "Floating point, scaled", "float", "float", bits, grid=name,
+        name=name, label=label, menu="Floating point, scaled", family="float", element="float",
+        element_bits=bits, grid=name,
         settings=frozenset({"rounding", "calibration", "granularity"}),
         calibrations=RANGE_CALIBRATIONS, fixed={"mode": "symmetric"},
         rule="a float32 scale maps the range's largest magnitude onto the format's largest "
@@ -101,52 +102,59 @@ def _scaled_float(name, label, bits):
         reference="OCP 8-bit floating point (E4M3FN, E5M2), OCP MX v1.0 element types")
 
 
-def _mx(name, label, bits, grid):
+def _mx(name, *, label, bits, grid):
+    """grid: the element grid's name, or None for MXINT8's integers."""
     return Format(
-        name, label, "Block formats (MX, OCP v1.0)", "mx", "int" if grid is None else "float",
-        bits, grid=grid, block_size=32, scale_format="E8M0", scale_bits=8,
+        name=name, label=label, menu="Block formats (MX, OCP v1.0)", family="mx",
+        element="int" if grid is None else "float", element_bits=bits, grid=grid,
+        block_size=32, scale_format="E8M0", scale_bits=8,
         settings=frozenset({"rounding"}), fixed={"mode": "symmetric", "calibration": "minmax"},
         rule="each block of 32 shares a power-of-two (E8M0) scale 2^(floor(log2 amax) - emax)",
         reference="OCP Microscaling Formats (MX) v1.0")
 
 
 FORMATS = (
-    Format("int", "Integer (INT2–INT16)", "Integer", "int", "int", None,
+    Format(name="int", label="Integer (INT2–INT16)", menu="Integer", family="int",
+           element="int", element_bits=None,
            settings=frozenset({"bits", "mode", "narrow_range", "rounding", "calibration",
                                "granularity"}),
            calibrations=ALL_CALIBRATIONS,
            rule="",  # the formulas the page and the README explain; no note on each result
            reference="PyTorch / ONNX Runtime / TensorRT integer quantization"),
-    _scaled_float("fp8_e4m3", "FP8 E4M3", 8),
-    _scaled_float("fp8_e5m2", "FP8 E5M2", 8),
-    _scaled_float("fp6_e2m3", "FP6 E2M3", 6),
-    _scaled_float("fp6_e3m2", "FP6 E3M2", 6),
-    _scaled_float("fp4_e2m1", "FP4 E2M1", 4),
-    Format("fp8_b128", "FP8 E4M3, 1×128 blocks (DeepSeek)", "Floating point, scaled",
-           "blockfp8", "float", 8, grid="fp8_e4m3", block_size=128,
+    _scaled_float("fp8_e4m3", label="FP8 E4M3", bits=8),
+    _scaled_float("fp8_e5m2", label="FP8 E5M2", bits=8),
+    _scaled_float("fp6_e2m3", label="FP6 E2M3", bits=6),
+    _scaled_float("fp6_e3m2", label="FP6 E3M2", bits=6),
+    _scaled_float("fp4_e2m1", label="FP4 E2M1", bits=4),
+    Format(name="fp8_b128", label="FP8 E4M3, 1×128 blocks (DeepSeek)",
+           menu="Floating point, scaled", family="blockfp8", element="float", element_bits=8,
+           grid="fp8_e4m3", block_size=128,
            fixed={"mode": "symmetric", "calibration": "minmax"},
            rule="blocks of 128 along each row, as DeepSeek-V3 quantizes activations: "
                 "s = amax / 448 in float32, x̂ = fp8(x / s) · s",
            reference="DeepSeek-V3 inference/kernel.py act_quant"),
-    Format("fp8_t128", "FP8 E4M3, 128×128 tiles (DeepSeek)", "Floating point, scaled",
-           "blockfp8", "float", 8, grid="fp8_e4m3", block_size=128, tile=True,
+    Format(name="fp8_t128", label="FP8 E4M3, 128×128 tiles (DeepSeek)",
+           menu="Floating point, scaled", family="blockfp8", element="float", element_bits=8,
+           grid="fp8_e4m3", block_size=128, tile=True,
            fixed={"mode": "symmetric", "calibration": "minmax"},
            rule="tiles of 128 × 128, as DeepSeek-V3 checkpoints store their weights: "
                 "s = amax / 448 in float32 (weight_scale_inv), x̂ = fp8(x / s) · s",
            reference="DeepSeek-V3 inference/kernel.py weight_quant / weight_dequant"),
-    Format("nf4", "NF4", "Block formats", "nf4", "codebook", 4, grid="nf4", block_size=64,
+    Format(name="nf4", label="NF4", menu="Block formats", family="nf4", element="codebook",
+           element_bits=4, grid="nf4", block_size=64,
            block_size_fixed=False, settings=frozenset({"block_size"}),
            fixed={"mode": "symmetric", "calibration": "minmax"},
            rule="each block is divided by its largest magnitude (absmax) and every value takes "
                 "the nearest of 16 NormalFloat levels",
            reference="QLoRA (Dettmers et al. 2023), bitsandbytes"),
-    _mx("mxfp8_e4m3", "MXFP8 E4M3", 8, "fp8_e4m3"),
-    _mx("mxfp8_e5m2", "MXFP8 E5M2", 8, "fp8_e5m2"),
-    _mx("mxfp6_e2m3", "MXFP6 E2M3", 6, "fp6_e2m3"),
-    _mx("mxfp6_e3m2", "MXFP6 E3M2", 6, "fp6_e3m2"),
-    _mx("mxfp4", "MXFP4", 4, "fp4_e2m1"),
-    _mx("mxint8", "MXINT8", 8, None),
-    Format("nvfp4", "NVFP4", "Block formats", "nvfp4", "float", 4, grid="fp4_e2m1",
+    _mx("mxfp8_e4m3", label="MXFP8 E4M3", bits=8, grid="fp8_e4m3"),
+    _mx("mxfp8_e5m2", label="MXFP8 E5M2", bits=8, grid="fp8_e5m2"),
+    _mx("mxfp6_e2m3", label="MXFP6 E2M3", bits=6, grid="fp6_e2m3"),
+    _mx("mxfp6_e3m2", label="MXFP6 E3M2", bits=6, grid="fp6_e3m2"),
+    _mx("mxfp4", label="MXFP4", bits=4, grid="fp4_e2m1"),
+    _mx("mxint8", label="MXINT8", bits=8, grid=None),
+    Format(name="nvfp4", label="NVFP4", menu="Block formats", family="nvfp4", element="float",
+           element_bits=4, grid="fp4_e2m1",
            block_size=16, scale_format="FP8 E4M3 × FP32 per tensor", scale_bits=8,
            tensor_scale_bits=32, settings=frozenset({"rounding"}),
            fixed={"mode": "symmetric", "calibration": "minmax"},
@@ -155,14 +163,16 @@ FORMATS = (
            reference="NVIDIA NVFP4 (Blackwell)"),
 )
 
-def _ggml(name, bits, block, mode, scale_bits, rule, *, super_block=None,
-          scale_format="fp16", fallback="f16", uses_importance=True, code_offset=None,
-          element="int"):
+
+def _ggml(name, *, bits, block, mode, scale_bits, rule, super_block=None, scale_format="fp16",
+          fallback="f16", uses_importance=True, code_offset=None, element="int"):
+    """A llama.cpp type. block: values per block (K-quants: per sub-block); mode: what the page
+    shows for it; scale_bits: see below."""
     ggml_name = name.replace("_k", "_K")
     return Format(
-        name, f"GGUF {ggml_name.upper()}", "Block formats (llama.cpp)",
-        "ggml", element, bits, block_size=block, super_block=super_block,
-        scale_format=scale_format, scale_bits=scale_bits,
+        name=name, label=f"GGUF {ggml_name.upper()}", menu="Block formats (llama.cpp)",
+        family="ggml", element=element, element_bits=bits, block_size=block,
+        super_block=super_block, scale_format=scale_format, scale_bits=scale_bits,
         fixed={"mode": mode, "calibration": "minmax"}, fallback=fallback,
         uses_importance=uses_importance, code_offset=code_offset, rule=rule,
         reference=f"llama.cpp ggml-quants.c quantize_row_{ggml_name}_ref"
@@ -175,41 +185,44 @@ _SCALE_MIN = ("each sub-block's scale and min come from ggml's weighted search a
 # scale_bits: per (sub-)block, its own scale fields plus its share of the super-block's fp16
 # scales (Q4_K: 6 + 6 bits per 32, and 2 x 16 bits per 8 sub-blocks: 16 bits per 32 values).
 FORMATS += (
-    _ggml("q8_0", 8, 32, "symmetric", 16,
-          "blocks of 32: d = amax / 127 stored as fp16, q = round(x / d) in float32",
+    _ggml("q8_0", bits=8, block=32, mode="symmetric", scale_bits=16,
+          rule="blocks of 32: d = amax / 127 stored as fp16, q = round(x / d) in float32",
           uses_importance=False, code_offset=0),
-    _ggml("q4_0", 4, 32, "symmetric", 16,
-          "blocks of 32: d = (the block's largest-magnitude value, sign kept) / -8 stored as "
-          "fp16, q = min(15, trunc(x / d + 8.5)), x̂ = (q - 8) d; a negative d means that value "
-          "was positive", code_offset=8),
-    _ggml("q4_1", 4, 32, "asymmetric", 32,
-          "blocks of 32: d = (max - min) / 15 and m = min stored as fp16, x̂ = q d + m"),
-    _ggml("q5_0", 5, 32, "symmetric", 16,
-          "blocks of 32: d = (the largest-magnitude value) / -16 as fp16, x̂ = (q - 16) d",
+    _ggml("q4_0", bits=4, block=32, mode="symmetric", scale_bits=16,
+          rule="blocks of 32: d = (the block's largest-magnitude value, sign kept) / -8 stored "
+               "as fp16, q = min(15, trunc(x / d + 8.5)), x̂ = (q - 8) d; a negative d means "
+               "that value was positive", code_offset=8),
+    _ggml("q4_1", bits=4, block=32, mode="asymmetric", scale_bits=32,
+          rule="blocks of 32: d = (max - min) / 15 and m = min stored as fp16, x̂ = q d + m"),
+    _ggml("q5_0", bits=5, block=32, mode="symmetric", scale_bits=16,
+          rule="blocks of 32: d = (the largest-magnitude value) / -16 as fp16, x̂ = (q - 16) d",
           code_offset=16),
-    _ggml("q5_1", 5, 32, "asymmetric", 32,
-          "blocks of 32: d = (max - min) / 31 and m = min stored as fp16, x̂ = q d + m"),
-    _ggml("q2_k", 2, 16, "asymmetric", 10, "super-blocks of 256 in sub-blocks of 16 with "
-          "4-bit scales and mins: " + _SCALE_MIN, super_block=256, fallback="iq4_nl",
-          scale_format="4-bit × fp16"),
-    _ggml("q3_k", 3, 16, "symmetric", 7, "super-blocks of 256 in sub-blocks of 16 with "
-          "signed 6-bit scales against an fp16 d; x̂ = d·(sc − 32)·(q − 4)", super_block=256,
-          fallback="iq4_nl", scale_format="6-bit × fp16", code_offset=4),
-    _ggml("q4_k", 4, 32, "asymmetric", 16, "super-blocks of 256 in sub-blocks of 32 with "
-          "6-bit scales and mins: " + _SCALE_MIN, super_block=256, fallback="q5_0",
-          scale_format="6-bit × fp16"),
-    _ggml("q5_k", 5, 32, "asymmetric", 16, "super-blocks of 256 in sub-blocks of 32 with "
-          "6-bit scales and mins: " + _SCALE_MIN, super_block=256, fallback="q5_1",
-          scale_format="6-bit × fp16"),
-    _ggml("iq4_nl", 4, 32, "symmetric", 16, "blocks of 32, each value the nearest of 16 "
-          "non-uniform levels (-127 … 113) times an fp16 scale found by a weighted search",
-          element="codebook"),
-    _ggml("iq4_xs", 4, 32, "symmetric", 8, "super-blocks of 256 in sub-blocks of 32 with signed "
-          "6-bit scales against an fp16 d; each value the nearest of IQ4_NL's 16 levels",
-          super_block=256, fallback="iq4_nl", scale_format="6-bit × fp16", element="codebook"),
-    _ggml("q6_k", 6, 16, "symmetric", 9, "super-blocks of 256 in sub-blocks of 16 with "
-          "int8 scales against an fp16 d; x̂ = d·sc·(q − 32)", super_block=256,
-          fallback="q8_0", scale_format="8-bit × fp16", code_offset=32),
+    _ggml("q5_1", bits=5, block=32, mode="asymmetric", scale_bits=32,
+          rule="blocks of 32: d = (max - min) / 31 and m = min stored as fp16, x̂ = q d + m"),
+    _ggml("q2_k", bits=2, block=16, mode="asymmetric", scale_bits=10,
+          rule="super-blocks of 256 in sub-blocks of 16 with 4-bit scales and mins: "
+               + _SCALE_MIN, super_block=256, fallback="iq4_nl", scale_format="4-bit × fp16"),
+    _ggml("q3_k", bits=3, block=16, mode="symmetric", scale_bits=7,
+          rule="super-blocks of 256 in sub-blocks of 16 with signed 6-bit scales against an "
+               "fp16 d; x̂ = d·(sc − 32)·(q − 4)", super_block=256, fallback="iq4_nl",
+          scale_format="6-bit × fp16", code_offset=4),
+    _ggml("q4_k", bits=4, block=32, mode="asymmetric", scale_bits=16,
+          rule="super-blocks of 256 in sub-blocks of 32 with 6-bit scales and mins: "
+               + _SCALE_MIN, super_block=256, fallback="q5_0", scale_format="6-bit × fp16"),
+    _ggml("q5_k", bits=5, block=32, mode="asymmetric", scale_bits=16,
+          rule="super-blocks of 256 in sub-blocks of 32 with 6-bit scales and mins: "
+               + _SCALE_MIN, super_block=256, fallback="q5_1", scale_format="6-bit × fp16"),
+    _ggml("iq4_nl", bits=4, block=32, mode="symmetric", scale_bits=16,
+          rule="blocks of 32, each value the nearest of 16 non-uniform levels (-127 … 113) "
+               "times an fp16 scale found by a weighted search", element="codebook"),
+    _ggml("iq4_xs", bits=4, block=32, mode="symmetric", scale_bits=8,
+          rule="super-blocks of 256 in sub-blocks of 32 with signed 6-bit scales against an "
+               "fp16 d; each value the nearest of IQ4_NL's 16 levels", super_block=256,
+          fallback="iq4_nl", scale_format="6-bit × fp16", element="codebook"),
+    _ggml("q6_k", bits=6, block=16, mode="symmetric", scale_bits=9,
+          rule="super-blocks of 256 in sub-blocks of 16 with int8 scales against an fp16 d; "
+               "x̂ = d·sc·(q − 32)", super_block=256, fallback="q8_0",
+          scale_format="8-bit × fp16", code_offset=32),
 )
 
 BY_NAME = {f.name: f for f in FORMATS}
@@ -217,7 +230,7 @@ NAMES = tuple(BY_NAME)
 
 
 def get(name: str) -> Format:
-    """The row of `name`; KeyError if there is none (schema/settings.py turns that into a message)."""
+    """The row of `name`; KeyError if there is none (schema/settings.py turns it into a message)."""
     return BY_NAME[name]
 
 

@@ -5,8 +5,8 @@ No search here: each block's scale comes from its extremes and every value is on
 rounding. So the blocks of a slab are laid out once (block_columns.Columns), their parameters
 computed for all of them at once, and the values quantized a part at a time (about 2^17 values,
 whose dozen passes stay in cache), each part's arithmetic on whole rows. The analysis takes its
-error sums part by part in that layout. The float32 steps are C's, in its order (formats/ggml/search.py
-says how exactness is kept).
+error sums part by part in that layout. The float32 steps are C's, in its order
+(formats/ggml/search.py says how exactness is kept).
 """
 
 from dataclasses import dataclass

@@ -1,6 +1,7 @@
 """ggml's scale searches (ggml-quants.c: make_qx_quants, make_q3_quants, make_qkx2_quants,
 make_qkx3_quants, make_qp_quants), transcribed so that llama.cpp's types come out bit-identical
-to ggml's own (formats/ggml/types.py uses them; tests/formats/test_ggml_types.py compares with libggml).
+to ggml's own (formats/ggml/types.py uses them; tests/formats/test_ggml_types.py compares with
+libggml).
 
 Each function works on many blocks at once: arrays of shape (blocks, values), one row a block.
 Bit-exactness rests on doing what the C code does, in its order:
@@ -109,9 +110,12 @@ def _first_largest(x):
     return amax, _where(amax > 0, top, F32(0))
 
 
-def make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad, zero_when_equal):
+def make_qkx_quants(x, weights, nmax, *, rmin, rdelta, nstep, use_mad, zero_when_equal):
     """make_qkx2_quants (zero_when_equal: max == min) and make_qkx3_quants (max <= min) for a
     batch: returns (scale, the_min, L) with L the codes 0..nmax.
+
+    The search tries the scales (rmin + rdelta * step + nmax) / (max - min) for step 0..nstep,
+    each error summed as |diff| (use_mad) or diff^2, as ggml's arguments of the same names.
 
     The search runs on (values, blocks) copies of x and the weights: each of its running sums
     then adds whole contiguous rows (6x faster than adding strided columns, seq_sum) and a
@@ -167,7 +171,7 @@ def make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad, zero_when_eq
     return best_scale, -best_min, np.ascontiguousarray(L.T)
 
 
-def _refined(sweep, x, w, L, sumlx, suml2, active, tries=5):
+def _refined(sweep, x, w, L, sumlx, suml2, *, active, tries=5):
     """ggml's coordinate descent over a block's codes, on (values, blocks) arrays: up to `tries`
     sweeps, each block stopping after a sweep that changed nothing (the C loop's break). Each
     sweep runs on the blocks still going only (after the first about a fifth, then a
@@ -249,7 +253,7 @@ def make_qp_quants(x, nmax, weights):
             changed |= accept
         return sumlx, suml2, changed
 
-    sumlx, suml2 = _refined(sweep, x, weights, L, sumlx, suml2, np.ones(blocks, bool))
+    sumlx, suml2 = _refined(sweep, x, weights, L, sumlx, suml2, active=np.ones(blocks, bool))
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = _where(suml2 > 0, sumlx / np.where(suml2 > 0, suml2, F32(1)), F32(0))
     L = np.where(zero, 0, L)
@@ -335,7 +339,7 @@ def make_q3_quants(x, nmax):
                 changed[taken] = True
         return sumlx, suml2, changed
 
-    sumlx, suml2 = _refined(sweep, x, w, L, sumlx, suml2, ~zero)
+    sumlx, suml2 = _refined(sweep, x, w, L, sumlx, suml2, active=~zero)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = _where(suml2 > 0, sumlx / np.where(suml2 > 0, suml2, F32(1)), F32(0))
     L = np.where(zero, 0, L.astype(np.int32) + nmax)

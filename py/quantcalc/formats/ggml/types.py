@@ -4,7 +4,8 @@ quantize(name, rows, importance) takes float32 rows (rows, n_per_row) and, as gg
 does, runs the type's reference function (quantize_row_*_ref) without an importance matrix and
 its importance-weighted search (quantize_row_*_impl) with one. It returns a Quantized: the code
 of every value, its float32 reconstruction as the type's dequantize_row_* gives it, which values
-were clipped, and each block's effective scale. See formats/ggml/search.py for how exactness is kept.
+were clipped, and each block's effective scale. See formats/ggml/search.py for how exactness is
+kept.
 """
 
 from dataclasses import dataclass
@@ -12,10 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantcalc.formats.ggml.legacy import TYPES as LEGACY_TYPES, in_rows
-from quantcalc.formats.ggml.search import (F32, _first_largest, _where, fp16, inverse, make_q3_quants, make_qkx_quants, make_qp_quants, make_qx_quants, nearest_int, seq_sum)
+from quantcalc.formats.ggml.search import (F32, _first_largest, _where, fp16, inverse,
+                                           make_q3_quants, make_qkx_quants, make_qp_quants,
+                                           make_qx_quants, nearest_int, seq_sum)
 
 QK = 32      # values per block of the legacy types
 QK_K = 256   # values per super-block of the K-quants
+# the search of every quantize_row_*_impl that fits a scale and a min (make_qkx3_quants)
+IMPL_SEARCH = dict(rmin=-0.9, rdelta=0.05, nstep=36, use_mad=False)
 
 
 @dataclass
@@ -43,8 +48,8 @@ def _sigma2_per_value(rows, n, factor):
 
 
 # ------------------------------------------------------------------------------- legacy types
-# Without an importance matrix quantize() takes them from formats/ggml/legacy.py (no search there); Q8_0
-# has no importance-weighted variant (quantize_q8_0 ignores the matrix).
+# Without an importance matrix quantize() takes them from formats/ggml/legacy.py (no search
+# there); Q8_0 has no importance-weighted variant (quantize_q8_0 ignores the matrix).
 def q8_0(rows, importance=None):
     return _reference("q8_0", rows)
 
@@ -76,7 +81,7 @@ def _affine_legacy(rows, importance, nmax):
     x = _blocks(rows, QK)
     sigma2 = _sigma2_per_value(rows, rows.shape[1], 1).reshape(-1, QK)
     weights = np.asarray(importance, F32).reshape(-1, QK) * np.sqrt(sigma2 + x * x)
-    d, the_min, codes = make_qkx_quants(x, weights, nmax, -0.9, 0.05, 36, False, False)
+    d, the_min, codes = make_qkx_quants(x, weights, nmax, **IMPL_SEARCH, zero_when_equal=False)
     m = fp16(-the_min)
     clipped = np.zeros(x.shape, bool)  # the search's codes are its own clamp-free choice
     dq = fp16(d)
@@ -100,7 +105,7 @@ def q5_1(rows, importance):
 
 
 # ------------------------------------------------------------------------------- K-quants
-def _requantize(x, d_sub, m_sub, L, nmax, offset=0):
+def _requantize(x, d_sub, m_sub, L, *, nmax, offset=0):
     """The final pass of every K-quant: each sub-block with d != 0 takes
     clamp(nearest_int((x + m) / d) + offset); a sub-block with d == 0 keeps the search's codes
     ("if (!d) continue")."""
@@ -123,15 +128,16 @@ def _max_over(values):
     return best
 
 
-def _scale_min_k(rows, importance, nmax, sub, ref_search, scale_levels):
-    """Q2_K, Q4_K, Q5_K: sub-blocks with a scale and a min, both quantized to `scale_levels`
-    against fp16 super-block scales d and dmin; x = d sc q - dmin m."""
+def _scale_min_k(rows, importance, *, nmax, sub, ref_search, scale_levels):
+    """Q2_K, Q4_K, Q5_K: sub-blocks of `sub` values with codes 0..nmax and a scale and a min,
+    both quantized to `scale_levels` against fp16 super-block scales d and dmin;
+    x = d sc q - dmin m. ref_search(x): the weights and settings of the reference search."""
     x = _blocks(rows, sub)
     per_super = QK_K // sub
     supers = x.shape[0] // per_super
     if importance is None:  # quantize_row_q*_K_ref
-        weights, rmin, rdelta, nstep, use_mad = ref_search(x)
-        scales, mins, L = make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad, True)
+        weights, search = ref_search(x)
+        scales, mins, L = make_qkx_quants(x, weights, nmax, **search, zero_when_equal=True)
         scales, mins = scales.reshape(supers, per_super), mins.reshape(supers, per_super)
         max_scale, max_min = _max_over(scales), _max_over(mins)
         with np.errstate(divide="ignore"):
@@ -145,46 +151,51 @@ def _scale_min_k(rows, importance, nmax, sub, ref_search, scale_levels):
         sigma2 = _sigma2_per_value(rows, QK_K, factor).reshape(-1, sub)
         weights = np.asarray(importance, F32).reshape(-1, sub) * np.sqrt(sigma2 + x * x)
         sw = seq_sum(weights).reshape(supers, per_super)
-        scales, mins, L = make_qkx_quants(x, weights, nmax, -0.9, 0.05, 36, False, False)
+        scales, mins, L = make_qkx_quants(x, weights, nmax, **IMPL_SEARCH,
+                                          zero_when_equal=False)
         d_block, ls = make_qp_quants(scales.reshape(supers, per_super), scale_levels, sw)
         m_block, lm = make_qp_quants(mins.reshape(supers, per_super), scale_levels, sw)
         ls, lm = np.minimum(scale_levels, ls), np.minimum(scale_levels, lm)
         d, dmin = fp16(d_block), fp16(m_block)
     d_sub = (d[:, None] * ls.astype(F32)).reshape(-1)
     m_sub = (dmin[:, None] * lm.astype(F32)).reshape(-1)
-    codes, clipped = _requantize(x, d_sub, m_sub, L, nmax)
+    codes, clipped = _requantize(x, d_sub, m_sub, L, nmax=nmax)
     recon = d_sub[:, None] * codes.astype(F32) - m_sub[:, None]
     return Quantized(codes, recon, clipped, d_sub, -m_sub)
 
 
 def _q2_k_ref_search(x):
-    return np.abs(x), -0.5, 0.1, 15, True
+    return np.abs(x), dict(rmin=-0.5, rdelta=0.1, nstep=15, use_mad=True)
 
 
 def _q4_k_ref_search(x):
     av_x = np.sqrt(seq_sum(x * x) / F32(32))
-    return av_x[:, None] + np.abs(x), -1.0, 0.1, 20, False
+    return av_x[:, None] + np.abs(x), dict(rmin=-1.0, rdelta=0.1, nstep=20, use_mad=False)
 
 
 def _q5_k_ref_search(x):
     av_x = np.sqrt(seq_sum(x * x) / F32(32))
-    return av_x[:, None] + np.abs(x), -0.5, 0.1, 15, False
+    return av_x[:, None] + np.abs(x), dict(rmin=-0.5, rdelta=0.1, nstep=15, use_mad=False)
 
 
 def q2_k(rows, importance=None):
-    return _scale_min_k(rows, importance, 3, 16, _q2_k_ref_search, 15)
+    return _scale_min_k(rows, importance, nmax=3, sub=16, ref_search=_q2_k_ref_search,
+                        scale_levels=15)
 
 
 def q4_k(rows, importance=None):
-    return _scale_min_k(rows, importance, 15, 32, _q4_k_ref_search, 63)
+    return _scale_min_k(rows, importance, nmax=15, sub=32, ref_search=_q4_k_ref_search,
+                        scale_levels=63)
 
 
 def q5_k(rows, importance=None):
-    return _scale_min_k(rows, importance, 31, 32, _q5_k_ref_search, 63)
+    return _scale_min_k(rows, importance, nmax=31, sub=32, ref_search=_q5_k_ref_search,
+                        scale_levels=63)
 
 
 def q3_k(rows, importance=None):
-    """Q3_K: sub-blocks of 16 with signed 6-bit scales against an fp16 d; x = d (sc - 32) (q - 4)."""
+    """Q3_K: sub-blocks of 16 with signed 6-bit scales against an fp16 d;
+    x = d (sc - 32) (q - 4)."""
     x = _blocks(rows, 16)
     supers = x.shape[0] // 16
     if importance is None:  # quantize_row_q3_K_ref
@@ -205,7 +216,7 @@ def q3_k(rows, importance=None):
         d_block, ls = make_qx_quants(scales.reshape(supers, 16), 32, sw)
         d = fp16(d_block)
     d_sub = (d[:, None] * (ls - 32).astype(F32)).reshape(-1)
-    codes, clipped = _requantize(x, d_sub, None, L, 7, offset=4)
+    codes, clipped = _requantize(x, d_sub, None, L, nmax=7, offset=4)
     recon = d_sub[:, None] * (codes - 4).astype(F32)
     return Quantized(codes, recon, clipped, d_sub)
 
@@ -225,7 +236,7 @@ def q6_k(rows, importance=None):
     sc = np.where(zero[:, None], 0, np.minimum(127, nearest_int(iscale[:, None] * scales)))
     d_sub = (d[:, None] * sc.astype(F32)).reshape(-1)
     L = np.where(np.repeat(zero, 16)[:, None], 0, L)
-    codes, clipped = _requantize(x, d_sub, None, L, 63, offset=32)
+    codes, clipped = _requantize(x, d_sub, None, L, nmax=63, offset=32)
     recon = d_sub[:, None] * (codes - 32).astype(F32)
     return Quantized(codes, recon, clipped, d_sub)
 
@@ -318,8 +329,9 @@ def iq4_xs(rows, importance=None):
     return _iq4(rows, importance, QK_K)
 
 
-QUANTIZE = {"iq4_nl": iq4_nl, "iq4_xs": iq4_xs, "q8_0": q8_0, "q4_0": q4_0, "q5_0": q5_0, "q4_1": q4_1, "q5_1": q5_1,
-            "q2_k": q2_k, "q3_k": q3_k, "q4_k": q4_k, "q5_k": q5_k, "q6_k": q6_k}
+QUANTIZE = {"iq4_nl": iq4_nl, "iq4_xs": iq4_xs, "q8_0": q8_0, "q4_0": q4_0, "q5_0": q5_0,
+            "q4_1": q4_1, "q5_1": q5_1, "q2_k": q2_k, "q3_k": q3_k, "q4_k": q4_k, "q5_k": q5_k,
+            "q6_k": q6_k}
 
 
 def quantize(name, rows, importance=None):

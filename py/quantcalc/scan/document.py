@@ -1,0 +1,77 @@
+"""A scan as one plain document: its files and formats, one row per tensor, and per-format
+totals; read back from JSON (or the page) and ordered worst first for the reports."""
+
+import math
+from types import SimpleNamespace
+
+from quantcalc.scan.rows import RESULT_KEYS, STAT_KEYS
+
+
+def document(checkpoint, formats, rows) -> dict:
+    """The scan as plain data: the formats, one row per tensor, and per-format totals."""
+    return {"kind": "quantcalc-scan", "version": 1,
+            "files": [{"name": f.rsplit("/", 1)[-1], "bytes": size}
+                      for f, size in checkpoint.files],
+            "formats": [{"label": f.label, "settings": dict(f.settings)} for f in formats],
+            "tensors": rows, "totals": totals(formats, rows), "notes": list(checkpoint.notes)}
+
+
+def rows_from_plain(rows) -> list:
+    """Scan rows back from JSON (or the page): "inf" and "-inf" become floats again."""
+    def number(value):
+        return float(value) if value in ("inf", "-inf") else value
+
+    def fix(row, keys):
+        return {k: number(v) if k in keys else v for k, v in row.items()}
+
+    return [{**fix(row, STAT_KEYS), "results": [fix(r, RESULT_KEYS) for r in row["results"]]}
+            for row in rows]
+
+
+def from_plain(doc) -> dict:
+    """A scan document back from JSON (or the page), its totals computed if it has none."""
+    doc = dict(doc)
+    doc["tensors"] = rows_from_plain(doc["tensors"])
+    if doc.get("totals") is None:  # a scan cancelled in the page: its rows, totalled here
+        labels = [SimpleNamespace(label=f["label"]) for f in doc["formats"]]
+        doc["totals"] = totals(labels, doc["tensors"])
+    return doc
+
+
+def totals(formats, rows) -> list:
+    """Per format: parameters it measured, their size and average bits per value, total error
+    (sum of MSE x parameters) and each role's share of it, and the tensors it could not take."""
+    out = []
+    for index, fmt in enumerate(formats):
+        params = bits = error = 0.0
+        by_role, refused = {}, 0
+        for row in rows:
+            if index >= len(row["results"]):
+                continue
+            result = row["results"][index]
+            if result["error"]:
+                refused += 1
+                continue
+            n = row["parameters"]
+            params += n
+            bits += n * result["bits_per_value"]
+            part = result["mse"] * n
+            error += part
+            by_role[row["role"]] = by_role.get(row["role"], 0.0) + part
+        out.append({"format": fmt.label, "parameters": int(params),
+                    "bytes": bits / 8.0, "bits_per_value": bits / params if params else None,
+                    "total_error": error, "refused": refused,
+                    "error_share_by_role": {role: part / error if error else 0.0
+                                            for role, part in sorted(by_role.items())}})
+    return out
+
+
+def worst_first(rows, format_index=0):
+    """Rows by the SQNR of one format, lowest first (rows it could not measure last)."""
+    def key(row):
+        results = row["results"]
+        if format_index < len(results) and results[format_index]["sqnr_db"] is not None:
+            value = results[format_index]["sqnr_db"]
+            return (0, value if math.isfinite(value) else math.inf)
+        return (1, 0.0)
+    return sorted(rows, key=key)

@@ -1,0 +1,45 @@
+"""A scan row: one tensor's facts, its statistics (STAT_KEYS) and one result per format
+(RESULT_KEYS), as plain data for the reports, the page and the JSON document."""
+
+import numpy as np
+
+from quantcalc.errors import QuantcalcError
+from quantcalc.formats.ggml import decode as ggml_decode
+from quantcalc.scan.roles import layer_and_role
+
+RESULT_KEYS = ("bits_per_value", "sqnr_db", "rel_rmse", "max_abs_error", "clip_rate", "mse",
+               "weighted_mse", "weighted_sqnr_db")
+STAT_KEYS = ("data_min", "data_max", "std", "amax_over_std", "kurtosis", "beyond_6_sigma",
+             "worst_channel", "worst_channel_ratio")
+
+
+def describe_entry(entry) -> dict:
+    """The row's facts that need no reading: name, layer, role, shape, storage."""
+    layer, role = layer_and_role(entry.name)
+    stored_bits = (ggml_decode.bits_per_value(entry.ggml_type) if entry.ggml_type is not None
+                   else 8.0 * entry.nbytes / entry.count if entry.count else None)
+    return {"name": entry.name, "file": entry.path.rsplit("/", 1)[-1], "layer": layer,
+            "role": role, "shape": list(entry.shape), "dtype": entry.dtype,
+            "parameters": entry.count, "bytes": entry.nbytes, "stored_bits": stored_bits,
+            "high_precision": len(entry.shape) <= 1}
+
+
+def format_result(fmt, measure) -> dict:
+    """One format's result in a row: measure() gives (metrics, notes), or raises the
+    QuantcalcError that becomes the result's error (the format refused the tensor)."""
+    out = {"format": fmt.label, **{key: None for key in RESULT_KEYS}, "error": None, "notes": []}
+    try:
+        metrics, notes = measure()
+    except QuantcalcError as exc:
+        out["error"] = exc.message
+        return out
+    out.update({key: metrics.get(key) for key in RESULT_KEYS})
+    out["notes"] = [n for n in notes if not n.startswith(f"{fmt.config.format_row.label}:")]
+    return out
+
+
+def refuse_non_finite(values, stats):
+    """Refuse NaN and infinities, which the statistics' min and max catch without a pass."""
+    if not stats.finite:
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        raise QuantcalcError(f"{bad:,} values are NaN or infinite: not quantized", "tensor")

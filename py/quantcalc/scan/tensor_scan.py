@@ -1,0 +1,95 @@
+"""One checkpoint tensor under every format of a scan: a row of facts, statistics and results.
+
+A tensor that fits the memory budget (`whole_values`) is read in one piece and each format runs
+the single-tensor analysis on it (analysis.analyze), so a scan row equals what the calculator
+shows for that tensor, digit for digit. A larger one is streamed in slabs (streamed.py).
+"""
+
+from quantcalc.engine import analysis
+from quantcalc.errors import QuantcalcError
+from quantcalc.formats.ggml import decode as ggml_decode
+from quantcalc.readers.checkpoint import SlabReader
+from quantcalc.scan.rows import STAT_KEYS, describe_entry, format_result, refuse_non_finite
+from quantcalc.scan.streamed import scan_streamed
+from quantcalc.scan.tensor_stats import TensorStats
+
+WHOLE_VALUES = 1 << 26   # command line: tensors up to 64M values (256 MB as float32) in one piece
+SLAB_VALUES = 1 << 22    # values per slab when streaming
+ONE_D_VALUES = 1 << 27   # a 1-D tensor is read whole up to this many values
+
+
+def scan_tensor(entry, formats, importance=None, *, whole_values=WHOLE_VALUES,
+                slab_values=SLAB_VALUES, on_bytes=None) -> dict:
+    """One checkpoint tensor under every format: a row of facts, statistics and results.
+
+    Args:
+        importance: a function name -> (weights or None, note or None) for formats that use
+            llama.cpp's importance matrix, or None.
+        whole_values: a tensor of up to this many values is read in one piece, a larger one
+            streamed in slabs of about `slab_values`.
+        on_bytes: called with the number of file bytes just read (progress).
+    """
+    row = describe_entry(entry)
+    row.update({key: None for key in STAT_KEYS})
+    row.update({"streamed": False, "original": entry.readable, "results": [], "notes": []})
+    notes = row["notes"]
+    if row["high_precision"]:
+        notes.append("1-D (a norm or bias): usually kept in high precision")
+    if not _worth_reading(entry, row):
+        return row
+    weights, weight_note = (None, None) if importance is None or not any(
+        f.uses_importance for f in formats) else importance(entry)
+    if weight_note:
+        notes.append(weight_note)
+    measured = formats if entry.readable else []
+    try:
+        # 1-D tensors are read whole: a llama.cpp type searches a whole row at once, and norms
+        # and biases are small (one of more than ONE_D_VALUES is refused by scan_streamed)
+        one_d = len(entry.shape) <= 1 and entry.count <= ONE_D_VALUES
+        if entry.count <= whole_values or one_d:
+            _scan_whole(entry, measured, weights, row, on_bytes)
+        else:
+            scan_streamed(entry, measured, weights, row, slab_values=slab_values,
+                          on_bytes=on_bytes)
+    except QuantcalcError as exc:  # the tensor itself is unreadable or not finite
+        notes.append(exc.message)
+        row["results"] = []
+    return row
+
+
+def _worth_reading(entry, row) -> bool:
+    """Whether the tensor gives statistics or results; if not, the row's notes say why.
+    An already quantized tensor is read (decoded) for its statistics where it can be."""
+    notes = row["notes"]
+    if not entry.readable:
+        if not entry.quantized:
+            notes.append(f"{entry.dtype} values, not floats: not quantized")
+            return False
+        notes.append(f"already quantized as {entry.dtype} ({row['stored_bits']:g} bits per "
+                     f"value): the original values are not in the file, so no format can be "
+                     f"measured against them")
+        if not ggml_decode.can_dequantize(entry.ggml_type):
+            notes.append(f"{entry.dtype} is not decoded here: no statistics")
+            return False
+    if entry.fortran_order:
+        notes.append("stored in Fortran order: re-save it in C order to scan it")
+        return False
+    return True
+
+
+def _scan_whole(entry, formats, weights, row, on_bytes):
+    values = SlabReader(entry).read_all()
+    if on_bytes:
+        on_bytes(entry.nbytes)
+    stats = TensorStats(entry.shape)
+    stats.add(values)
+    refuse_non_finite(values, stats)
+    stats.add_beyond(values)
+    row.update(stats.finish())
+    for fmt in formats:
+        def measure():
+            result = analysis.analyze(values, fmt.config, keep=0,
+                                      importance=weights if fmt.uses_importance else None,
+                                      known_range=stats.segment_range)
+            return result.metrics, result.notes
+        row["results"].append(format_result(fmt, measure))
