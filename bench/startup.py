@@ -13,7 +13,12 @@ the total blocking time (sum of the part of each long task beyond 50 ms).
         one more value (nothing saved applies: the time of the engine itself).
 The time at which the engine was ready is reported too, and which of the two gave the result.
 
-    python3 bench/startup.py [--runs 5]
+The worker's phases are printed as durations: numpy (loading its wheel), quantcalc (unpacking
+and importing the engine) and their ratio. With `--against DIR` a second build (a copy of an
+earlier dist/) is served beside this one and each kind of visit alternates between the two, so a
+change's before and after are measured in one run on the same machine state.
+
+    python3 bench/startup.py [--runs 5] [--only cold|warm] [--against /tmp/dist-before]
 """
 
 import argparse
@@ -136,24 +141,57 @@ def report(label, results):
         print("    worker phases, ms from the worker's start (median): " + ", ".join(
             f"{name} {statistics.median(r['phases'].get(name, float('nan')) for r in results):.0f}"
             for name in names))
+    spans = [phase_spans(r["phases"]) for r in results]
+    if all(spans):
+        numpy_ms = statistics.median(s[0] for s in spans)
+        engine_ms = statistics.median(s[1] for s in spans)
+        print(f"    phase durations (median): numpy {numpy_ms:.0f} ms, quantcalc {engine_ms:.0f} ms,"
+              f" quantcalc / numpy {statistics.median(s[1] / s[0] for s in spans):.2f}")
+
+
+def phase_spans(phases):
+    """(numpy ms, quantcalc ms) from the worker's phase marks: each phase lasts until the next
+    one starts (numpy -> quantcalc -> ready), or None when a mark is missing."""
+    try:
+        return (phases["quantcalc"] - phases["numpy"], phases["ready"] - phases["quantcalc"])
+    except (KeyError, TypeError):
+        return None
+
+
+def serve(directory):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(build.Handler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/{QUERY}"
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", choices=["cold", "warm"], help="run one kind of visit")
+    parser.add_argument("--against", metavar="DIR", help="an earlier build's dist/ to measure "
+                        "in the same run, visit for visit")
     args = parser.parse_args()
-    dist = build.build()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(build.Handler, directory=str(dist)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/{QUERY}"
+    builds = [("this build", build.build())]
+    if args.against:
+        builds.append((f"against {args.against}", Path(args.against)))
+    servers = [(label, *serve(directory)) for label, directory in builds]
+    kinds = []
+    if args.only != "warm":
+        kinds.append(("cold", lambda pw, url: run_cold(pw, url, 1)))
+    if args.only != "cold":
+        kinds.append(("warm, same link (its saved result)",
+                      lambda pw, url: run_warm(pw, url, 1, True)))
+        kinds.append(("warm, new values (computed)", lambda pw, url: run_warm(pw, url, 1, False)))
     with sync_playwright() as playwright:
-        if args.only != "warm":
-            report("cold", run_cold(playwright, url, args.runs))
-        if args.only != "cold":
-            report("warm, same link (its saved result)", run_warm(playwright, url, args.runs, True))
-            report("warm, new values (computed)", run_warm(playwright, url, args.runs, False))
-    server.shutdown()
+        for kind, run in kinds:
+            results = {label: [] for label, _, _ in servers}
+            for _ in range(args.runs):  # in turns, so drift in the host's speed hits both alike
+                for label, _, url in servers:
+                    results[label] += run(playwright, url)
+            for label, _, _ in servers:
+                report(f"{kind} [{label}]", results[label])
+    for _, server, _ in servers:
+        server.shutdown()
 
 
 if __name__ == "__main__":
