@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def peak_of(path: Path):
     """(peak RSS in bytes, seconds, exit status, last stderr line) of one CLI run."""
     script = ("import resource, runpy, sys; sys.argv = ['quantcalc', 'analyze', sys.argv[1], "
-              "'--json'];\ntry:\n    runpy.run_module('quantcalc', run_name='__main__')\n"
+              "'--json', '-'];\ntry:\n    runpy.run_module('quantcalc', run_name='__main__')\n"
               "except SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
               "sys.exit(code)")

@@ -17,7 +17,7 @@ def run(*args, stdin=None):
 
 
 def test_json_for_the_example():
-    out = run("analyze", "--values", EXAMPLE, "--range", "-1.5", "1.5", "--json")
+    out = run("analyze", "--values", EXAMPLE, "--range", "-1.5", "1.5", "--json", "-")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["scale"] == 1.5 / 127 and summary["zero_point"] == 0
@@ -40,7 +40,7 @@ def test_files_reports_and_stdin(tmp_path):
     out = run("analyze", str(tmp_path / "w.npy"), "--granularity", "channel", "--axis", "0",
               "--calibration", "percentile", "--percentile", "99", "--rounding", "half-away",
               "--csv", str(csv_path), "--summary-csv", str(summary_path), "--pdf", str(pdf_path),
-              "--json")
+              "--json", "-")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["name"] == "w" and len(summary["scale"]) == 4
@@ -49,14 +49,14 @@ def test_files_reports_and_stdin(tmp_path):
                                                   "dequantized", "error", "clipped"}
     assert "sqnr_db" in summary_path.read_text()
     assert pdf_path.read_bytes().startswith(b"%PDF")
-    piped = run("analyze", "-", "--json", "--name", "piped", stdin="[1, 2, 3]")
+    piped = run("analyze", "-", "--json", "-", "--name", "piped", stdin="[1, 2, 3]")
     assert json.loads(piped.stdout)["count"] == 3 and json.loads(piped.stdout)["name"] == "piped"
 
 
 def test_stochastic_and_tensor_choice(tmp_path):
     np.savez(tmp_path / "m.npz", a=np.ones(3), b=np.arange(5.0))
     out = run("analyze", str(tmp_path / "m.npz"), "--tensor", "b", "--rounding", "stochastic",
-              "--seed", "3", "--json")
+              "--seed", "3", "--json", "-")
     summary = json.loads(out.stdout)
     assert summary["count"] == 5 and summary["name"] == "b" and summary["seed"] == 3
 

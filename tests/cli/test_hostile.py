@@ -51,7 +51,7 @@ def test_the_largest_doubles_no_longer_overflow_the_error_units():
 
 
 def test_values_near_the_float64_limit_are_refused_or_finite():
-    out = cli("analyze", "--values", "8.99e307 -1.7e308 1", "--json")
+    out = cli("analyze", "--values", "8.99e307 -1.7e308 1", "--json", "-")
     refused(out, "overflows float64")
     # one huge value among ordinary ones in a format that can represent it: finite numbers
     r = analyze(np.array([1e300, 1.0, -2.0]), Config())
@@ -60,9 +60,9 @@ def test_values_near_the_float64_limit_are_refused_or_finite():
 
 def test_gguf_blocks_beyond_fp16_scales_are_refused_not_nan():
     block = "8.4e6 " + " ".join(["1"] * 31)  # one block of 32
-    out = cli("analyze", "--values", block, "--format", "q8_0", "--json")
+    out = cli("analyze", "--values", block, "--format", "q8_0", "--json", "-")
     refused(out, "fp16", "65504")
-    out = cli("compare", "--values", block, "--config", "format=q4_0", "--json")
+    out = cli("compare", "--values", block, "--config", "format=q4_0", "--json", "-")
     refused(out, "fp16")
 
 
@@ -96,7 +96,7 @@ def test_out_of_range_settings_are_one_line(args, words):
 
 def test_values_that_start_with_a_dash_are_values():
     out = cli("analyze", "--values", "-0.0005 0.0007", "--range", "-1e-3", "1e-3", "--name", "-x",
-              "--json")
+              "--json", "-")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["name"] == "-x" and summary["real_min"] == -1e-3

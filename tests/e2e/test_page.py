@@ -48,7 +48,7 @@ def test_example_button_gives_the_engines_numbers_and_the_cli_agrees(app):
     assert shown_metrics(page)["scale"] == 1.5 / 127
     cli = subprocess.run(
         [sys.executable, "-m", "quantcalc", "analyze", "--values", EXAMPLE_VALUES, "--range",
-         "-1.5", "1.5", "--name", "example", "--json"],
+         "-1.5", "1.5", "--name", "example", "--json", "-"],
         capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "py")})
     assert_same_numbers(page, json.loads(cli.stdout))
     # the per-value table shows the codes of the hand-computed example

@@ -99,7 +99,7 @@ def test_compare_reports():
 def test_cli_compare(tmp_path):
     np.save(tmp_path / "w.npy", np.random.default_rng(3).standard_normal((16, 64)))
     out = run("compare", str(tmp_path / "w.npy"), "--preset", "common", "--config",
-              "format=int bits=6", "--json", "--sweep", "--csv", str(tmp_path / "c.csv"),
+              "format=int bits=6", "--json", "-", "--sweep", "--csv", str(tmp_path / "c.csv"),
               "--pdf", str(tmp_path / "c.pdf"))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -113,7 +113,7 @@ def test_cli_compare(tmp_path):
 
 
 def test_cli_analyze_with_a_format():
-    out = run("analyze", "--values", "7.5 -2.4 0.3", "--format", "mxfp4", "--json")
+    out = run("analyze", "--values", "7.5 -2.4 0.3", "--format", "mxfp4", "--json", "-")
     summary = json.loads(out.stdout)
     assert summary["format"] == "mxfp4" and summary["bits_per_value"] > 4.25
     assert summary["scale"] == [1.0] and summary["clip_count"] == 1

@@ -254,7 +254,7 @@ def test_scan_and_plan_in_one_go_equals_scan_then_plan(scanned, tmp_path):
 def test_with_an_importance_matrix_the_plan_weighs_the_error_by_it(tmp_path):
     """A GGUF checkpoint scanned with an imatrix: the K-quants search with it, the rows carry the
     weighted MSE, and the planner plans on it (a tensor missing from the matrix says so)."""
-    from test_imatrix import write_gguf_imatrix
+    from tests.readers.test_imatrix import write_gguf_imatrix  # by its full name: runs alone too
 
     arrays = C.make_arrays(C.llama_tensors(layers=2, hidden=256, ffn=512, vocab=512,
                                            gguf_names=True), seed=9)

@@ -136,7 +136,7 @@ def test_cli_imatrix_end_to_end_equals_ggml(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "quantcalc", "analyze", str(tmp_path / "w.npy"), "--format", "q4_k",
          "--imatrix", str(tmp_path / "i.gguf"), "--imatrix-entry", "blk.3.ffn_up.weight",
-         "--json", "--csv", str(values_csv)],
+         "--json", "-", "--csv", str(values_csv)],
         capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "py")})
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)

@@ -493,7 +493,7 @@ def test_the_calculator_reads_one_tensor_of_a_large_file_by_offset(tmp_path):
                "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
                "print(int(hwm.split()[1]), file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", wrapper, "analyze", str(path), "--tensor",
-                           "small", "--json"], capture_output=True, text=True, cwd=ROOT,
+                           "small", "--json", "-"], capture_output=True, text=True, cwd=ROOT,
                           env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)

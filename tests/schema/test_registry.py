@@ -235,7 +235,7 @@ def test_a_new_format_is_one_registry_row(tmp_path, capsys):
         s = analyze(x, Config(format="fp8_b64")).summary()
         assert s["segments"] == 4 and s["bits_per_value"] == 8 + 32 / 64
         np.save(tmp_path / "x.npy", x)
-        assert cli.main(["analyze", str(tmp_path / "x.npy"), "--format", "fp8_b64", "--json"]) == 0
+        assert cli.main(["analyze", str(tmp_path / "x.npy"), "--format", "fp8_b64", "--json", "-"]) == 0
         assert json.loads(capsys.readouterr().out)["format_label"] == "FP8 E4M3 b64"
     finally:
         registry.remove("fp8_b64")

@@ -7,10 +7,13 @@ raised, as {"error": {"kind", "message", "field"}}. The worker calls these by ke
 
     calculator   one tensor: analyze, figures_svg, readout, export, describe_file, ...
     comparing    several configurations on one tensor
-    scanning     every tensor of a checkpoint
+    scanning     every tensor of a checkpoint (here, in worker processes or on Dask)
     planning     the bit-budget plan over a scan
 
-A submodule is imported when one of its functions is first asked for (PEP 562), so the page's
+Every report is one record of reports/exports.py: export, compare_export, scan_export and
+plan_export make any kind of their feature's table as {"bytes", "mime"}.
+
+A submodule is imported when one of its names is first asked for (PEP 562), so the page's
 start-up and `quantcalc analyze` load only the calculator.
 """
 
@@ -20,7 +23,8 @@ _HOME = {
     "calculator": ("run", "load", "analyze", "figures_svg", "readout", "prepare_figures",
                    "set_figure_theme", "export", "describe_file", "describe_imatrix"),
     "comparing": ("compare_presets", "compare", "compare_figures", "compare_export"),
-    "scanning": ("scan_list", "scan_model", "scan_document", "scan_figures", "scan_export"),
+    "scanning": ("scan_list", "scan_model", "scan_document", "read_scan", "scan_figures",
+                 "scan_export", "WHOLE_VALUES"),
     "planning": ("plan", "plan_figure", "plan_export"),
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}

@@ -9,23 +9,18 @@ import importlib
 import math
 from collections import OrderedDict
 
-from quantcalc.api.common import as_svg_text, guarded, kept_or_made
+from quantcalc.api.common import as_svg_text, exported, guarded, kept_or_made
 from quantcalc.engine import analysis, verdict
 from quantcalc.engine.config import Config
 from quantcalc.errors import QuantcalcError
 from quantcalc.readers import checkpoint, imatrix, sources
 from quantcalc.readers import text as inputs
 from quantcalc.readers.sources import load, load_importance
+from quantcalc.reports import exports
 from quantcalc.reports import tables as report
 
 MAX_TABLE_VALUES = analysis.DEFAULT_KEEP
 _kept = OrderedDict()
-EXPORTS = {
-    "csv": report.per_value_csv,
-    "summary_csv": report.summary_csv,
-    "json": report.summary_json,
-    "pdf": report.pdf,
-}
 
 
 def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None):
@@ -129,15 +124,10 @@ def set_figure_theme(theme: str) -> dict:
 
 
 def export(config: dict, source: dict, kind: str, analysis_id=None) -> dict:
-    """{"bytes": ..., "mime": ...} of one report: csv, summary_csv, json or pdf."""
-    def work():
-        if kind not in EXPORTS:
-            raise QuantcalcError(f"unknown report {kind!r}", "download")
-        data = EXPORTS[kind](_result(config, source, analysis_id))
-        mime = "application/pdf" if kind == "pdf" else (
-            "application/json" if kind == "json" else "text/csv")
-        return {"bytes": data, "mime": mime}
-    return guarded(work)
+    """{"bytes": ..., "mime": ...} of one report of exports.ANALYSIS: csv (per value),
+    summary_csv, json, pdf, or text (the command line's table)."""
+    return guarded(lambda: exported(exports.ANALYSIS, kind,
+                                    lambda: _result(config, source, analysis_id)))
 
 
 def describe_file(source: dict) -> dict:

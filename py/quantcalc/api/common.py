@@ -1,6 +1,7 @@
-"""What every facade call shares: errors as data, and the last few results kept for the figures
-and downloads that follow a request."""
+"""What every facade call shares: errors as data, the last few results kept for the figures
+and downloads that follow a request, and reports made from reports/exports.py's tables."""
 
+import importlib
 import traceback
 from collections import OrderedDict
 
@@ -44,3 +45,15 @@ def as_svg_text(on_figure, titles):
         return None
     return lambda name, data, where: on_figure(name, titles[name], data.decode("utf-8"),
                                                report.to_jsonable(where))
+
+
+def exported(table: dict, kind: str, document) -> dict:
+    """{"bytes", "mime"} of the report `kind` of one feature's table (reports.exports), made
+    from document() (called only for a known kind: a typo must not cost an analysis)."""
+    export = table.get(kind)
+    if export is None:
+        raise QuantcalcError(f"unknown report {kind!r}; the reports are {', '.join(table)}",
+                             "download")
+    module, _, name = export.maker.partition(":")
+    make = getattr(importlib.import_module(module), name)
+    return {"bytes": make(document()), "mime": export.mime}

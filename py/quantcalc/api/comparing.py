@@ -2,10 +2,10 @@
 
 from collections import OrderedDict
 
-from quantcalc.api.common import as_svg_text, guarded, kept_or_made
+from quantcalc.api.common import as_svg_text, exported, guarded, kept_or_made
 from quantcalc.engine import compare as comparison
-from quantcalc.errors import QuantcalcError
 from quantcalc.readers.sources import load
+from quantcalc.reports import exports
 from quantcalc.reports import tables as report
 
 
@@ -20,25 +20,33 @@ def compare_presets() -> dict:
 _kept_comparisons = OrderedDict()
 
 
-def _compared(source, specs, name, comparison_id=None):
-    """(rows, skipped, sweep) of a comparison; kept under `comparison_id` like analyses, so its
-    figures and downloads do not run every configuration again."""
+def _compared(source, specs, name, comparison_id=None, sweep=True) -> dict:
+    """The comparison {"name", "rows", "sweep", "skipped", "notes"} (the document its reports
+    are made from); kept under `comparison_id` like analyses, so its figures and downloads do not
+    run every configuration again. `sweep`: also the integer format at 2..16 bits (the page
+    always shows it; the command line on --sweep)."""
     def make():
         values = load(source)
         skipped, notes = [], []
-        rows = comparison.compare(values, list(specs), str(name or "tensor"), skipped, notes)
-        return rows, skipped, comparison.bit_sweep(values), notes
+        tensor_name = str(name or "tensor")
+        rows = comparison.compare(values, list(specs), tensor_name, skipped, notes)
+        return {"name": tensor_name, "rows": rows,
+                "sweep": comparison.bit_sweep(values) if sweep else None,
+                "skipped": skipped, "notes": notes}
     return kept_or_made(_kept_comparisons, comparison_id, make)
 
 
-def compare(source: dict, specs: list, name: str = "tensor", comparison_id=None) -> dict:
-    """{"rows", "sweep", "skipped", "notes"}: each configuration's metrics, the integer sweep,
-    the configurations that do not fit these values with the reason, and notes on the whole."""
+def compare(source: dict, specs: list, name: str = "tensor", comparison_id=None, *,
+            sweep=True) -> dict:
+    """{"rows", "sweep", "skipped", "notes", "choices"}: each configuration's metrics, the
+    integer sweep, the configurations that do not fit these values with the reason, notes on the
+    whole, and the best configuration at each common size."""
     def work():
         _kept_comparisons.pop(comparison_id, None)
-        rows, skipped, sweep, notes = _compared(source, specs, name, comparison_id)
-        return report.to_jsonable({"rows": rows, "sweep": sweep, "skipped": skipped,
-                                   "notes": notes, "choices": comparison.choices(rows)})
+        done = _compared(source, specs, name, comparison_id, sweep)
+        return report.to_jsonable({key: done[key] for key in ("rows", "sweep", "skipped",
+                                                              "notes")}
+                                  | {"choices": comparison.choices(done["rows"])})
     return guarded(work)
 
 
@@ -48,24 +56,19 @@ def compare_figures(source: dict, specs: list, name: str = "tensor", comparison_
     def work():
         from quantcalc.reports import figures
 
-        rows, _, sweep, _ = _compared(source, specs, name, comparison_id)
+        done = _compared(source, specs, name, comparison_id)
         rendered = figures.render_each(
-            {"tradeoff": lambda: figures.tradeoff_figure(rows),
-             "sweep": lambda: figures.sweep_figure(sweep)},
+            {"tradeoff": lambda: figures.tradeoff_figure(done["rows"]),
+             "sweep": lambda: figures.sweep_figure(done["sweep"])},
             "svg", as_svg_text(on_figure, figures.COMPARE_TITLES))
         return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
                 "titles": dict(figures.COMPARE_TITLES)}
     return guarded(work)
 
 
-def compare_export(source: dict, specs: list, name: str, kind: str, comparison_id=None) -> dict:
-    """{"bytes", "mime"} of the comparison as csv or pdf."""
-    def work():
-        rows, _, sweep, _ = _compared(source, specs, name, comparison_id)
-        if kind == "csv":
-            return {"bytes": report.compare_csv(rows), "mime": "text/csv"}
-        if kind == "pdf":
-            return {"bytes": report.compare_pdf(rows, sweep, name),
-                    "mime": "application/pdf"}
-        raise QuantcalcError(f"unknown report {kind!r}", "download")
-    return guarded(work)
+def compare_export(source: dict, specs: list, name: str, kind: str, comparison_id=None, *,
+                   sweep=True) -> dict:
+    """{"bytes", "mime"} of one report of exports.COMPARISON: csv, json, pdf, or text (the
+    command line's table)."""
+    return guarded(lambda: exported(exports.COMPARISON, kind, lambda: _compared(
+        source, specs, name, comparison_id, sweep)))

@@ -2,8 +2,8 @@
 
 from collections import OrderedDict
 
-from quantcalc.api.common import as_svg_text, guarded, kept_or_made
-from quantcalc.errors import QuantcalcError
+from quantcalc.api.common import as_svg_text, exported, guarded, kept_or_made
+from quantcalc.reports import exports
 from quantcalc.reports import tables as report
 
 _kept_plans = OrderedDict()
@@ -50,16 +50,7 @@ def plan_figure(plan_document: dict, on_figure=None) -> dict:
     return guarded(work)
 
 
-PLAN_EXPORTS = {"json": "application/json", "csv": "text/csv", "pdf": "application/pdf",
-                "tensor_types": "text/plain"}
-
-
 def plan_export(plan_document: dict, kind: str) -> dict:
-    """{"bytes", "mime"} of the plan as json (the recipe), csv, pdf or tensor_types."""
-    def work():
-        from quantcalc.plan import report as plan_report
-
-        if kind not in PLAN_EXPORTS:
-            raise QuantcalcError(f"unknown report {kind!r}", "download")
-        return {"bytes": plan_report.EXPORTS[kind](plan_document), "mime": PLAN_EXPORTS[kind]}
-    return guarded(work)
+    """{"bytes", "mime"} of one report of exports.PLAN: json (the recipe), csv, pdf,
+    tensor_types, or text (the command line's summary)."""
+    return guarded(lambda: exported(exports.PLAN, kind, lambda: plan_document))

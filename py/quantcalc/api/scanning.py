@@ -1,21 +1,23 @@
-"""A whole checkpoint, every tensor under every chosen format: listing, scanning (in parts, as
-the page's workers do), figures and downloads."""
+"""A whole checkpoint, every tensor under every chosen format: listing, scanning (here, in parts
+as the page's workers do, in worker processes or on a Dask cluster), figures and downloads."""
 
-from quantcalc.api.common import as_svg_text, guarded
+import json
+
+from quantcalc.api.common import as_svg_text, exported, guarded
 from quantcalc.errors import QuantcalcError
 from quantcalc.readers import checkpoint
+from quantcalc.reports import exports
 from quantcalc.reports import tables as report
+from quantcalc.scan import model_scan as scan
 
 PAGE_WHOLE_VALUES = 1 << 24  # the page streams tensors of more than 16M values (64 MB float32)
-SCAN_EXPORTS = {"csv": "text/csv", "json": "application/json", "pdf": "application/pdf"}
+WHOLE_VALUES = scan.WHOLE_VALUES  # the command line's budget: 64M values (256 MB float32)
 
 
 def scan_list(paths: list, specs: list) -> dict:
     """{"tensors": [{"name", "bytes"}]} of the checkpoint, in file order, once the formats are
     known to be valid: the page shares the tensors out among its workers."""
     def work():
-        from quantcalc.scan import model_scan as scan
-
         scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
         return {"tensors": [{"name": e.name, "bytes": e.nbytes} for e in model.tensors]}
@@ -23,42 +25,124 @@ def scan_list(paths: list, specs: list) -> dict:
 
 
 def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
-               on_row=None, on_progress=None, names=None) -> dict:
-    """{"document"}: every tensor of the checkpoint in `paths` (files, or the folder they are
-    mounted in), or those in `names`, under every format of `specs`; `on_row(row)` hears each
-    row as it is done and `on_progress(state)` how far the scan has come."""
-    def work():
-        from quantcalc.scan import model_scan as scan
-        from quantcalc.scan import jobs as scan_jobs
+               on_row=None, on_progress=None, names=None, *, jobs=1, dask=None) -> dict:
+    """{"document", "interrupted"}: every tensor of the checkpoint in `paths` (files, or the
+    folder they are mounted in), or those in `names`, under every format of `specs`.
 
+    `whole_values`: tensors with more values are streamed in slabs (None: the page's budget);
+    `on_row(row)` hears each row as it is done and `on_progress(state)` how far the scan has
+    come. `jobs` > 1 runs one task per tensor in that many worker processes, `dask` (a
+    scheduler's address) on a Dask cluster whose workers see the files at the same paths; the
+    rows are those of a scan here. Ctrl-C (KeyboardInterrupt) ends the scan early: the document
+    then holds the tensors done, and "interrupted" is True.
+    """
+    def work():
         formats = scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
-        importance = None
-        if imatrix_path:
-            try:
-                importance = scan_jobs.importance_from_path(str(imatrix_path))
-            except QuantcalcError as exc:
-                raise QuantcalcError(exc.message, "imatrix") from None
-        tell_row = None if on_row is None else (lambda row: on_row(report.to_jsonable(row)))
-        budget = PAGE_WHOLE_VALUES if whole_values is None else int(whole_values)
-        doc = scan.scan(model, formats, importance, budget, on_row=tell_row,
-                        on_progress=on_progress, names=None if names is None else set(names))
-        return {"document": report.to_jsonable(doc)}
+        chosen = _known_names(model, names)
+        elsewhere = bool(dask) or int(jobs) > 1
+        importance = None if elsewhere else _importance(imatrix_path)
+        done = []
+
+        def tell_row(row):
+            done.append(row)
+            if on_row is not None:
+                on_row(report.to_jsonable(row))
+
+        common = dict(whole_values=PAGE_WHOLE_VALUES if whole_values is None
+                      else int(whole_values), on_row=tell_row, on_progress=on_progress,
+                      names=chosen)
+        try:
+            if elsewhere:
+                doc = _scan_as_tasks(model, list(specs), imatrix_path, int(jobs), dask, common)
+            else:
+                doc = scan.scan(model, formats, importance, **common)
+        except KeyboardInterrupt:  # the reports of the tensors done are still worth writing
+            return {"document": report.to_jsonable(_in_file_order(model, formats, done)),
+                    "interrupted": True}
+        return {"document": report.to_jsonable(doc), "interrupted": False}
     return guarded(work)
+
+
+def _known_names(model, names):
+    """`names` as a set (None: every tensor), each checked: an unknown name is an error that
+    lists the real ones."""
+    if names is None:
+        return None
+    chosen, known = set(names), {e.name for e in model.tensors}
+    for name in chosen - known:
+        model.get(name)  # raises, naming the tensors there are
+    return chosen
+
+
+def _importance(imatrix_path):
+    """The lookup of the importance matrix at `imatrix_path` (read once), or None."""
+    if not imatrix_path:
+        return None
+    from quantcalc.scan import jobs as scan_jobs
+
+    try:
+        return scan_jobs.importance_from_path(str(imatrix_path))
+    except QuantcalcError as exc:
+        raise QuantcalcError(exc.message, "imatrix") from None
+    except OSError as exc:
+        raise QuantcalcError(f"cannot read {imatrix_path}: {exc.strerror}", "imatrix") from None
+
+
+def _scan_as_tasks(model, specs, imatrix_path, jobs, dask, common) -> dict:
+    """The scan as one task per tensor, in `jobs` worker processes or on the Dask cluster at
+    `dask` (each task reads its tensor, and the importance matrix, from the same paths)."""
+    from quantcalc.scan import jobs as scan_jobs
+
+    if not dask:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(jobs) as pool:
+            return scan_jobs.scan_parallel(model, specs, pool.submit, as_completed,
+                                           imatrix_path, **common)
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise QuantcalcError("--dask needs dask.distributed: pip install 'quantcalc[dask]'",
+                             "dask") from None
+    try:
+        client = Client(dask)
+    except OSError as exc:  # no scheduler there, or it did not answer in time
+        raise QuantcalcError(f"cannot reach the Dask scheduler at {dask}: {exc}", "dask") from None
+    with client:
+        return scan_jobs.scan_parallel(model, specs, client.submit, as_completed, imatrix_path,
+                                       **common)
+
+
+def _in_file_order(model, formats, rows) -> dict:
+    """The scan document of `rows` (done in any order) in file order, with their totals."""
+    order = {e.name: i for i, e in enumerate(model.tensors)}
+    return scan.document(model, formats, sorted(rows, key=lambda row: order[row["name"]]))
 
 
 def scan_document(paths: list, specs: list, rows: list) -> dict:
     """{"document"} of rows scanned in parts (the page's workers each scan some tensors): in
     file order, with the totals, exactly as one scan of them all would give."""
     def work():
-        from quantcalc.scan import model_scan as scan
-
         formats = scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
-        order = {e.name: i for i, e in enumerate(model.tensors)}
         plain = scan.rows_from_plain(rows)
-        plain.sort(key=lambda row: order[row["name"]])
-        return {"document": report.to_jsonable(scan.document(model, formats, plain))}
+        return {"document": report.to_jsonable(_in_file_order(model, formats, plain))}
+    return guarded(work)
+
+
+def read_scan(path) -> dict:
+    """{"document"}: the scan `quantcalc scan --json PATH` wrote to `path`."""
+    def work():
+        try:
+            with open(path, "rb") as stream:
+                doc = json.loads(stream.read().decode("utf-8"))
+        except OSError as exc:
+            raise QuantcalcError(f"cannot read {path}: {exc.strerror}", "scan") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise QuantcalcError(f"{path} is not a scan's JSON ({exc})", "scan") from None
+        if not isinstance(doc, dict) or doc.get("kind") != "quantcalc-scan":
+            raise QuantcalcError(f"{path} is not the JSON of quantcalc scan", "scan")
+        return {"document": doc}
     return guarded(work)
 
 
@@ -66,7 +150,6 @@ def scan_figures(document: dict, heatmap_index: int = 0, on_figure=None) -> dict
     """The scan's figures as SVG text, streamed like figures_svg; the page keeps the document
     (it survives a restarted worker and a reload) and sends it back."""
     def work():
-        from quantcalc.scan import model_scan as scan
         from quantcalc.scan import figures as drawn
 
         doc = scan.from_plain(document)
@@ -78,13 +161,6 @@ def scan_figures(document: dict, heatmap_index: int = 0, on_figure=None) -> dict
 
 
 def scan_export(document: dict, kind: str) -> dict:
-    """{"bytes", "mime"} of the scan as csv, json or pdf."""
-    def work():
-        from quantcalc.scan import model_scan as scan
-        from quantcalc.scan import report as scan_report
-
-        if kind not in SCAN_EXPORTS:
-            raise QuantcalcError(f"unknown report {kind!r}", "download")
-        return {"bytes": scan_report.EXPORTS[kind](scan.from_plain(document)),
-                "mime": SCAN_EXPORTS[kind]}
-    return guarded(work)
+    """{"bytes", "mime"} of one report of exports.SCAN: csv, json, pdf, or text (the command
+    line's summary)."""
+    return guarded(lambda: exported(exports.SCAN, kind, lambda: scan.from_plain(document)))

@@ -1,3 +1,9 @@
 """`python -m quantcalc analyze | compare | scan | plan`: argument parsing, terminal tables and
-the files each subcommand writes. Every subcommand calls `quantcalc.api` for its numbers.
+the files each subcommand writes. Every subcommand calls `quantcalc.api` for its work.
+
+    main       the parser, argument fix-ups and exit statuses
+    inputs     what analyze and compare read (file, --values, stdin) and --preset
+    outputs    report options from reports/exports.py, writing to PATH or stdout (-), and the
+               facade's error dicts as one-line messages
+    analyze, compare, scan, plan   one module per subcommand
 """

@@ -1,13 +1,10 @@
 """`python -m quantcalc plan SCAN.json --target-bpw 4.5 | --target-size 4GB`: the best mix of
 formats for a size, from a scan's JSON; `scan ... --plan-bpw/--plan-size` does both in one go."""
 
-import json
-
-from quantcalc.plan import allocate as planner
-from quantcalc.plan import report as plan_report
-from quantcalc.reports import tables as report
-from quantcalc.scan import model_scan as scan
+from quantcalc import api
+from quantcalc.cli import outputs
 from quantcalc.errors import QuantcalcError, printable
+from quantcalc.reports import exports
 
 
 def add_target_arguments(p, prefix=""):
@@ -31,15 +28,13 @@ def add_parser(commands):
                             "error for a target size, from a scan's JSON")
     p.add_argument("scan_json", metavar="SCAN.json", help="quantcalc scan --json output")
     add_target_arguments(p)
-    p.add_argument("--json", metavar="PATH", help="the recipe (- for stdout)")
-    p.add_argument("--csv", metavar="PATH", help="tensor, format, bits and error")
-    p.add_argument("--pdf", metavar="PATH", help="presets compared, the figure, the table")
-    p.add_argument("--tensor-types", metavar="PATH",
-                   help="PATTERN=TYPE lines for llama-quantize --tensor-type-file")
+    outputs.add_options(p, exports.PLAN)
+    p.set_defaults(run=run)
     return p
 
 
-def _minimum(pairs):
+def _minimum(pairs) -> dict:
+    """--min ROLE=FORMAT pairs as {role: format}, llama.cpp's type names in capitals."""
     out = {}
     for pair in pairs:
         role, sep, label = pair.partition("=")
@@ -50,59 +45,25 @@ def _minimum(pairs):
     return out
 
 
-def make_plan(doc, bpw, size, args):
-    if bpw is None and size is None:
-        raise QuantcalcError("give a target: --target-bpw BITS or --target-size SIZE", "target")
-    return plan_report.build(doc, target_bpw=bpw,
-                             target_size=None if size is None else planner.parse_size(size),
-                             keep=args.keep, minimum=_minimum(args.minimum),
-                             weighted=not args.plain_mse)
+def plan_options(args, bpw, size) -> dict:
+    """The facade's plan options from the command line."""
+    return {"target_bpw": bpw, "target_size": size, "keep": args.keep,
+            "minimum": _minimum(args.minimum), "weighted": not args.plain_mse}
 
 
-def read_scan(path):
-    try:
-        with open(path, "rb") as stream:
-            doc = json.loads(stream.read().decode("utf-8"))
-    except OSError as exc:
-        raise QuantcalcError(f"cannot read {path}: {exc.strerror}", "scan") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise QuantcalcError(f"{path} is not a scan's JSON ({exc})", "scan") from None
-    if not isinstance(doc, dict) or doc.get("kind") != "quantcalc-scan":
-        raise QuantcalcError(f"{path} is not the JSON of quantcalc scan", "scan")
-    return scan.from_plain(doc)
-
-
-def write(outputs, result):
-    for path, kind in outputs:
-        if path:
-            report.save(path, plan_report.EXPORTS[kind](result))
-
-
-def summary_text(result) -> str:
-    lines = [f"plan: {result['bits_per_weight']:.4f} bits per weight, "
-             f"{result['bytes'] / 1e9:.4g} GB, total error {result['total_error']:.4g} "
-             f"({result['metric']})"]
-    if result["presets"]:
-        lines.append("llama.cpp presets, and this planner at each one's size:")
-        for p in result["presets"]:
-            better = "" if p["error_lower_db"] is None else f" ({p['error_lower_db']:+.2f} dB)"
-            lines.append(f"  {p['preset']:7s} {p['bits_per_weight']:.3f} bits per weight: "
-                         f"preset error {p['preset_error']:.4g}, plan {p['plan_error']:.4g}, "
-                         f"{p['error_lower_percent']:.1f}% lower{better}")
-    if result["presets_not_priced"]:
-        lines.append("presets not priced (scan these formats too): "
-                     + ", ".join(result["presets_not_priced"]))
-    lq = result["llama_quantize"]
-    if lq["base"]:
-        lines.append(f"llama-quantize: base type {lq['base']}, {len(lq['tensor_types'])} "
-                     f"--tensor-type overrides")
-    return "\n".join(lines)
+def deliver_plan(document, options, wanted, table=True):
+    """Plan over the scan document, write the reports asked for and show the summary."""
+    plan = outputs.answer(api.plan(document, options))["plan"]
+    outputs.deliver(wanted, lambda kind: outputs.answer(api.plan_export(plan, kind))["bytes"],
+                    table=table)
 
 
 def run(args) -> int:
-    result = make_plan(read_scan(args.scan_json), args.target_bpw, args.target_size, args)
-    write([(args.json, "json"), (args.csv, "csv"), (args.pdf, "pdf"),
-           (args.tensor_types, "tensor_types")], result)
-    if args.json != "-":
-        print(summary_text(result))
+    wanted = outputs.requested(args, exports.PLAN)
+    quiet = outputs.stdout_taken(wanted)
+    if args.target_bpw is None and args.target_size is None:
+        raise QuantcalcError("give a target: --target-bpw BITS or --target-size SIZE", "target")
+    options = plan_options(args, args.target_bpw, args.target_size)
+    document = outputs.answer(api.read_scan(args.scan_json))["document"]
+    deliver_plan(document, options, wanted, table=not quiet)
     return 0

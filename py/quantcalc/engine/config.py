@@ -108,7 +108,10 @@ class Config:
             raise QuantcalcError(f"unknown setting {unknown[0]!r}; the settings are "
                                  f"{', '.join(settings.BY_KEY)}", "config")
         kwargs = {key: settings.convert(key, value) for key, value in given.items()}
-        # A custom range given without naming the calibration means "use this range".
+        # The one custom-range rule (links, the page and the command line's --range MIN MAX
+        # all rely on it): a range given without naming the calibration means "use this range";
+        # beside another calibration it is a leftover of the form (kept while the user tries
+        # other calibrations), not part of this analysis.
         if "calibration" not in kwargs and ("range_min" in kwargs or "range_max" in kwargs):
             kwargs["calibration"] = "custom"
         if kwargs.get("calibration") != "custom":

@@ -1,6 +1,7 @@
 """A plan as people use it: the tensor -> format table, totals, llama.cpp's presets at their own
 sizes beside the plan at the same sizes, `llama-quantize --tensor-type` lines, a JSON recipe,
-CSV, a figure of total error against bits per weight, and a PDF."""
+CSV, a figure of total error against bits per weight, a PDF and the summary the terminal shows
+(reports/exports.py's PLAN table says which a user can ask for, and how)."""
 
 import io
 import re
@@ -258,5 +259,28 @@ def pdf_bytes(plan) -> bytes:
     return buffer.getvalue()
 
 
-EXPORTS = {"json": recipe_bytes, "csv": csv_bytes, "pdf": pdf_bytes,
-           "tensor_types": tensor_types_text}
+def summary_text(plan) -> str:
+    """The plan's size and error, each priced preset beside the plan at its size, and the
+    llama-quantize base type: what the terminal shows."""
+    lines = [f"plan: {plan['bits_per_weight']:.4f} bits per weight, "
+             f"{plan['bytes'] / 1e9:.4g} GB, total error {plan['total_error']:.4g} "
+             f"({plan['metric']})"]
+    if plan["presets"]:
+        lines.append("llama.cpp presets, and this planner at each one's size:")
+        for p in plan["presets"]:
+            better = "" if p["error_lower_db"] is None else f" ({p['error_lower_db']:+.2f} dB)"
+            lines.append(f"  {p['preset']:7s} {p['bits_per_weight']:.3f} bits per weight: "
+                         f"preset error {p['preset_error']:.4g}, plan {p['plan_error']:.4g}, "
+                         f"{p['error_lower_percent']:.1f}% lower{better}")
+    if plan["presets_not_priced"]:
+        lines.append("presets not priced (scan these formats too): "
+                     + ", ".join(plan["presets_not_priced"]))
+    lq = plan["llama_quantize"]
+    if lq["base"]:
+        lines.append(f"llama-quantize: base type {lq['base']}, {len(lq['tensor_types'])} "
+                     f"--tensor-type overrides")
+    return "\n".join(lines)
+
+
+def summary_bytes(plan) -> bytes:
+    return summary_text(plan).encode("utf-8")

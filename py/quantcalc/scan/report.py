@@ -1,9 +1,11 @@
-"""A model scan's reports: CSV (one row per tensor x format), JSON (the scan document) and PDF
-(totals, figures and the worst 20 tensors)."""
+"""A model scan's reports: CSV (one row per tensor x format), JSON (the scan document), PDF
+(totals, figures and the worst 20 tensors) and the summary the terminal shows. Which of them a
+user can ask for, and how, is reports/exports.py's SCAN table."""
 
 import io
 
-from quantcalc.reports.tables import _writer, format_number, json_text, safe_cell
+from quantcalc.errors import printable
+from quantcalc.reports.tables import _writer, display, format_number, json_text, safe_cell
 from quantcalc.scan.model_scan import RESULT_KEYS, STAT_KEYS, worst_first
 
 TENSOR_KEYS = ("name", "file", "layer", "role", "shape", "dtype", "parameters", "stored_bits",
@@ -82,4 +84,35 @@ def pdf_bytes(doc) -> bytes:
     return buffer.getvalue()
 
 
-EXPORTS = {"csv": csv_bytes, "json": json_bytes, "pdf": pdf_bytes}
+def summary_text(doc) -> str:
+    """Totals per format, then the worst tensors of the first format (names escaped: they come
+    from the files and reach a terminal)."""
+    count = len(doc["tensors"])
+    lines = [f"{count} tensors; " + printable("; ".join(doc["notes"])) if doc["notes"] else
+             f"{count} tensors"]
+    width = max([len(t["format"]) for t in doc["totals"]] + [6])
+    lines.append(f"{'format':{width}s}  {'bits/value':>10s}  {'MB':>10s}  {'total error':>12s}  "
+                 f"refused")
+    for t in doc["totals"]:
+        bits = "n/a" if t["bits_per_value"] is None else f"{t['bits_per_value']:.4g}"
+        lines.append(f"{printable(t['format']):{width}s}  {bits:>10s}  {t['bytes'] / 1e6:>10.4g}  "
+                     f"{t['total_error']:>12.4g}  {t['refused']}")
+    if doc["formats"]:
+        lines.append("")
+        lines.append(f"worst tensors under {printable(doc['formats'][0]['label'])} "
+                     f"(lowest SQNR first):")
+        lines += [_worst_line(row) for row in worst_first(doc["tensors"])[:WORST_ROWS]]
+    return "\n".join(lines)
+
+
+def _worst_line(row) -> str:
+    result = row["results"][0] if row["results"] else None
+    if result and result["sqnr_db"] is not None:
+        sqnr = display("sqnr_db", result["sqnr_db"])
+    else:  # the format refused the tensor, or nothing could be measured: say why, briefly
+        sqnr = result["error"][:60] if result else "; ".join(row["notes"])[:60]
+    return f"  {printable(row['name'])[:60]:60s}  {row['role']:9s}  {sqnr}"
+
+
+def summary_bytes(doc) -> bytes:
+    return summary_text(doc).encode("utf-8")
