@@ -23,8 +23,8 @@ _HOME = {
     "calculator": ("run", "load", "analyze", "figures_svg", "readout", "prepare_figures",
                    "set_figure_theme", "export", "describe_file", "describe_imatrix"),
     "comparing": ("compare_presets", "compare", "compare_figures", "compare_export"),
-    "scanning": ("scan_list", "scan_model", "scan_document", "read_scan", "scan_figures",
-                 "scan_export", "WHOLE_VALUES"),
+    "scanning": ("scan_list", "scan_inputs", "scan_model", "scan_document", "read_scan",
+                 "scan_figures", "scan_export", "workers", "WHOLE_VALUES"),
     "planning": ("plan", "plan_figure", "plan_export"),
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}

@@ -3,38 +3,57 @@
 from collections import OrderedDict
 
 from quantcalc.api.common import as_svg_text, exported, guarded, kept_or_made
+from quantcalc.errors import QuantcalcError
 from quantcalc.reports import exports
 from quantcalc.reports import tables as report
 
 _kept_plans = OrderedDict()
 
 
-def plan(document: dict, options: dict, scan_id=None) -> dict:
+def plan(document: dict, options: dict, scan_id=None, name: str = "the scan") -> dict:
     """{"plan"}: the plan for options {"target_bpw" | "target_size", "keep": [patterns],
     "minimum": {role: format}, "weighted"} over the scan document. What does not depend on the
     target (candidates, curve, presets) is kept per scan and settings, so moving the page's
-    slider only allocates."""
+    slider only allocates. The document is checked first (plan/scan_checks.py): a hand-edited
+    one is refused at its first bad place, `name` (its file) leading the message."""
     def work():
         from quantcalc.plan import allocate as planner
         from quantcalc.plan import report as plan_report
+        from quantcalc.plan import scan_checks
         from quantcalc.scan import model_scan as scan
 
-        keep = [str(p) for p in options.get("keep") or [] if str(p).strip()]
-        minimum = {str(k): str(v) for k, v in (options.get("minimum") or {}).items()}
+        keep = options.get("keep") or []
+        keep = [str(p) for p in ([keep] if isinstance(keep, str) else keep) if str(p).strip()]
+        minimum = options.get("minimum") or {}
+        if not isinstance(minimum, dict):
+            raise QuantcalcError("the minimum formats must be given as {role: format}",
+                                 "minimum")
+        minimum = {str(k): str(v) for k, v in minimum.items()}
         weighted = bool(options.get("weighted", True))
         key = None if scan_id is None else (scan_id, tuple(keep), tuple(sorted(minimum.items())),
                                             weighted)
+        scan_checks.check(document, str(name))
         doc = scan.from_plain(document)
         prepared = kept_or_made(_kept_plans, key, lambda: plan_report.prepare(
             doc, keep, minimum, weighted))
         size = options.get("target_size")
         result = plan_report.build(
-            doc, target_bpw=None if options.get("target_bpw") in (None, "") else
-            float(options["target_bpw"]),
+            doc, target_bpw=_bits_per_weight(options.get("target_bpw")),
             target_size=None if size in (None, "") else planner.parse_size(size),
             prepared=prepared)
         return {"plan": report.to_jsonable(result)}
     return guarded(work)
+
+
+def _bits_per_weight(value):
+    """The target in bits per weight as a float (None when not given)."""
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise QuantcalcError(f"the target {value!r} is not a number of bits per weight",
+                             "target") from None
 
 
 def plan_figure(plan_document: dict, on_figure=None) -> dict:

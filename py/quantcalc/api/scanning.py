@@ -2,10 +2,11 @@
 as the page's workers do, in worker processes or on a Dask cluster), figures and downloads."""
 
 import json
+import os
 
 from quantcalc.api.common import as_svg_text, exported, guarded
 from quantcalc.errors import QuantcalcError
-from quantcalc.readers import checkpoint
+from quantcalc.readers import checkpoint, file_parts
 from quantcalc.reports import exports
 from quantcalc.reports import tables as report
 from quantcalc.scan import model_scan as scan
@@ -33,8 +34,10 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
     `on_row(row)` hears each row as it is done and `on_progress(state)` how far the scan has
     come. `jobs` > 1 runs one task per tensor in that many worker processes, `dask` (a
     scheduler's address) on a Dask cluster whose workers see the files at the same paths; the
-    rows are those of a scan here. Ctrl-C (KeyboardInterrupt) ends the scan early: the document
-    then holds the tensors done, and "interrupted" is True.
+    rows are those of a scan here (at most one process per tensor and per core: `workers`).
+    Ctrl-C (KeyboardInterrupt) ends the scan early: the document then holds the tensors done and
+    says so in its field "interrupted": {"tensors_done", "tensors_total"}, which every report
+    of it shows; the reply's "interrupted" is True.
     """
     def work():
         formats = scan.formats_from_specs(list(specs))
@@ -52,15 +55,46 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
         common = dict(whole_values=PAGE_WHOLE_VALUES if whole_values is None
                       else int(whole_values), on_row=tell_row, on_progress=on_progress,
                       names=chosen)
+        total = len(model.tensors) if chosen is None else len(chosen)
         try:
             if elsewhere:
-                doc = _scan_as_tasks(model, list(specs), imatrix_path, int(jobs), dask, common)
+                doc = _scan_as_tasks(model, list(specs), imatrix_path, workers(jobs, total),
+                                     dask, common)
             else:
                 doc = scan.scan(model, formats, importance, **common)
-        except KeyboardInterrupt:  # the reports of the tensors done are still worth writing
-            return {"document": report.to_jsonable(_in_file_order(model, formats, done)),
-                    "interrupted": True}
+        except KeyboardInterrupt:  # the reports of the tensors done are still worth writing,
+            # and each says it holds only those (scan/report.py)
+            doc = report.to_jsonable(_in_file_order(model, formats, done))
+            doc["interrupted"] = {"tensors_done": len(done), "tensors_total": total}
+            return {"document": doc, "interrupted": True}
         return {"document": report.to_jsonable(doc), "interrupted": False}
+    return guarded(work)
+
+
+def workers(jobs, tensors) -> int:
+    """Worker processes for `jobs` asked: no more than the tensors to scan, nor the cores
+    (os.cpu_count()); at least one."""
+    return max(1, min(int(jobs), int(tensors), os.cpu_count() or 1))
+
+
+def scan_inputs(paths: list, names=None) -> dict:
+    """{"files", "tensors"}: every file a scan of `paths` reads (the files given, a folder's
+    shard index, the data files, the parts of a file mounted in parts) and how many tensors it
+    scans (those in `names`, or all). Headers only: the command line checks its outputs against
+    these files, and sizes its worker pool, before any work."""
+    def work():
+        model = checkpoint.open_checkpoint(list(paths))
+        chosen = _known_names(model, names)
+        given = [str(p) for p in paths]
+        files = [p for p in given if os.path.isfile(p)]
+        for folder in (p for p in given if os.path.isdir(p)):
+            files += [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                      if n.lower().endswith(".index.json")]
+        for path, _ in model.files:
+            parts = None if os.path.exists(path) else file_parts.parts_of(path)
+            files += [path] if parts is None else [part for part, _ in parts]
+        return {"files": list(dict.fromkeys(files)),
+                "tensors": len(model.tensors) if chosen is None else len(chosen)}
     return guarded(work)
 
 

@@ -3,7 +3,9 @@ the files each subcommand writes. Every subcommand calls `quantcalc.api` for its
 
     main       the parser, argument fix-ups and exit statuses
     inputs     what analyze and compare read (file, --values, stdin) and --preset
-    outputs    report options from reports/exports.py, writing to PATH or stdout (-), and the
-               facade's error dicts as one-line messages
+    outputs    report options from reports/exports.py, every output path checked before any
+               work, reports written whole to PATH or to stdout (-), and the facade's error
+               dicts as one-line messages
+    interrupts Ctrl-C during a scan: the first stops it, later ones wait for its reports
     analyze, compare, scan, plan   one module per subcommand
 """

@@ -63,6 +63,7 @@ def config_of(args, default_name) -> dict:
 def run(args) -> int:
     wanted = outputs.requested(args, exports.ANALYSIS)
     quiet = outputs.stdout_taken(wanted)
+    outputs.check(wanted, inputs.files_of(args) + ([args.imatrix] if args.imatrix else []))
     source, default_name = inputs.source_of(args)
     config = config_of(args, default_name)
     if args.imatrix:

@@ -26,6 +26,7 @@ def add_parser(commands, presets):
 def run(args) -> int:
     wanted = outputs.requested(args, exports.COMPARISON)
     quiet = outputs.stdout_taken(wanted)
+    outputs.check(wanted, inputs.files_of(args))
     source, default_name = inputs.source_of(args)
     name = args.name or default_name
     specs = inputs.preset_specs(args.preset) + args.config

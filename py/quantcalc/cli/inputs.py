@@ -35,6 +35,11 @@ def source_of(args):
         args.tensor or path.stem
 
 
+def files_of(args) -> list:
+    """The input file the command reads (none for --values or stdin: stdin is no file)."""
+    return [] if args.values is not None or args.input in (None, "-") else [args.input]
+
+
 def read_stdin() -> str:
     """Text on standard input, at most MAX_STDIN_BYTES (`< /dev/zero` must not read forever)."""
     mode = os.fstat(sys.stdin.fileno()).st_mode

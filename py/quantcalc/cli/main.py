@@ -2,7 +2,7 @@
 the page.
 
 Exit status 0 on success, 2 with one line on stderr for bad input or settings, 130 when Ctrl-C
-ends a scan (its reports then hold the tensors done).
+ends a command (a scan's reports then hold the tensors done, and say so).
 """
 
 import argparse
@@ -84,6 +84,9 @@ def main(argv=None) -> int:
         print(exc.trace, end="", file=sys.stderr)
         print(f"quantcalc: {exc.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C outside a scan's own handling: one line, no trace
+        print("quantcalc: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. piped into head: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

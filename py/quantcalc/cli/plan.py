@@ -51,9 +51,10 @@ def plan_options(args, bpw, size) -> dict:
             "minimum": _minimum(args.minimum), "weighted": not args.plain_mse}
 
 
-def deliver_plan(document, options, wanted, table=True):
-    """Plan over the scan document, write the reports asked for and show the summary."""
-    plan = outputs.answer(api.plan(document, options))["plan"]
+def deliver_plan(document, options, wanted, table=True, name="the scan"):
+    """Plan over the scan document (`name`: its file, for messages), write the reports asked
+    for and show the summary."""
+    plan = outputs.answer(api.plan(document, options, name=name))["plan"]
     outputs.deliver(wanted, lambda kind: outputs.answer(api.plan_export(plan, kind))["bytes"],
                     table=table)
 
@@ -63,7 +64,8 @@ def run(args) -> int:
     quiet = outputs.stdout_taken(wanted)
     if args.target_bpw is None and args.target_size is None:
         raise QuantcalcError("give a target: --target-bpw BITS or --target-size SIZE", "target")
+    outputs.check(wanted, [args.scan_json])
     options = plan_options(args, args.target_bpw, args.target_size)
     document = outputs.answer(api.read_scan(args.scan_json))["document"]
-    deliver_plan(document, options, wanted, table=not quiet)
+    deliver_plan(document, options, wanted, table=not quiet, name=args.scan_json)
     return 0

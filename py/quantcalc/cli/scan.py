@@ -2,14 +2,17 @@
 
 Locally in one process (default), in N worker processes (--jobs N), or as tasks on a running
 Dask cluster (--dask tcp://scheduler:8786; the workers read the files from the same path). A
-progress line goes to stderr on a terminal; Ctrl-C writes the reports of the tensors done.
+progress line goes to stderr on a terminal; Ctrl-C writes the reports of the tensors done,
+and a second Ctrl-C waits until they are written (interrupts.py). Every output path is checked
+before the scan: it can be written and it is none of the files the scan reads.
 """
 
+import os
 import sys
 import time
 
 from quantcalc import api
-from quantcalc.cli import inputs, outputs
+from quantcalc.cli import inputs, interrupts, outputs
 from quantcalc.cli import plan as plan_cli
 from quantcalc.errors import QuantcalcError
 from quantcalc.reports import exports
@@ -59,28 +62,58 @@ def _checked(args) -> list:
 def run(args) -> int:
     scan_outputs = outputs.requested(args, exports.SCAN)
     plan_outputs = outputs.requested(args, exports.PLAN, prefix="plan-")
-    quiet = outputs.stdout_taken(scan_outputs + plan_outputs)
+    written = scan_outputs + plan_outputs
+    quiet = outputs.stdout_taken(written)
     specs = _checked(args)
+    outputs.check_writable(written)  # before any work: a bad path must not cost a scan
+    listed = outputs.answer(api.scan_inputs(args.paths, args.tensor or None))
+    outputs.check_not_inputs(written, listed["files"] + ([args.imatrix] if args.imatrix else []))
+    jobs = _jobs(args, listed["tensors"])
     planned = args.plan_bpw is not None or args.plan_size is not None
     options = plan_cli.plan_options(args, args.plan_bpw, args.plan_size) if planned else None
+    with interrupts.CtrlC() as ctrl_c:
+        doc, interrupted = _scan(args, specs, jobs)
+        ctrl_c.hold()  # the reports are written whole, whatever Ctrl-C comes now
+        outputs.deliver(scan_outputs, lambda kind: outputs.answer(
+            api.scan_export(doc, kind))["bytes"], table=not quiet)
+        if interrupted:
+            mark = doc["interrupted"]
+            print(f"quantcalc: interrupted after {mark['tensors_done']} of "
+                  f"{mark['tensors_total']} tensors; the reports hold those", file=sys.stderr)
+            return 130
+        if planned and not ctrl_c.pressed:  # the plan of this very document: what
+            plan_cli.deliver_plan(doc, options, plan_outputs, table=not quiet)  # `plan` makes
+    if ctrl_c.pressed:
+        print("quantcalc: interrupted while the reports were written; they were finished",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def _scan(args, specs, jobs):
+    """(the scan document, whether Ctrl-C ended it), with the progress line on a terminal."""
     bar = ProgressLine(enabled=not args.quiet and sys.stderr.isatty())
     try:
         reply = outputs.answer(api.scan_model(
             args.paths, specs, args.imatrix,
             api.WHOLE_VALUES if args.memory_values is None else args.memory_values,
-            on_progress=bar.show, names=args.tensor or None, jobs=args.jobs, dask=args.dask))
+            on_progress=bar.show, names=args.tensor or None, jobs=jobs, dask=args.dask))
     finally:
         bar.done()
-    doc = reply["document"]
-    outputs.deliver(scan_outputs, lambda kind: outputs.answer(api.scan_export(doc, kind))["bytes"],
-                    table=not quiet)
-    if reply["interrupted"]:
-        print(f"quantcalc: interrupted after {len(doc['tensors'])} tensors; the reports hold "
-              f"those", file=sys.stderr)
-        return 130
-    if planned:  # the plan of this very document: what `quantcalc plan` makes of its JSON
-        plan_cli.deliver_plan(doc, options, plan_outputs, table=not quiet)
-    return 0
+    return reply["document"], reply["interrupted"]
+
+
+def _jobs(args, tensors) -> int:
+    """--jobs, capped at the tensors to scan and the cores (said on stderr when it is)."""
+    if args.dask or args.jobs <= 1:
+        return args.jobs
+    used = api.workers(args.jobs, tensors)
+    if used < args.jobs:
+        cores = os.cpu_count() or 1
+        print(f"quantcalc: --jobs {args.jobs}: using {used} worker "
+              f"process{'' if used == 1 else 'es'} ({tensors} tensor{'' if tensors == 1 else 's'}"
+              f" to scan, {cores} core{'' if cores == 1 else 's'})", file=sys.stderr)
+    return used
 
 
 class ProgressLine:

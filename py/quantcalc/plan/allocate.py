@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.errors import QuantcalcError
+from quantcalc.plan import keep_patterns
+from quantcalc.scan import roles as tensor_roles
 
 KEPT_BITS = {"F32": 32.0, "F16": 16.0}
 
@@ -84,20 +86,9 @@ def tensors_from_scan(doc, keep=(), minimum=None, weighted=True) -> list:
             per value than that format.
         weighted: use the importance-weighted MSE where every candidate of a tensor has one.
     """
-    patterns = []
-    for pattern in keep:
-        try:
-            patterns.append(re.compile(pattern))
-        except re.error as exc:
-            raise QuantcalcError(f"--keep '{pattern}' is not a regular expression ({exc})",
-                                 "keep") from None
-    labels = [f["label"] for f in doc["formats"]]
-    floors = {}
-    for role, label in (minimum or {}).items():
-        if label not in labels:
-            raise QuantcalcError(f"minimum format {label} for {role} was not scanned; the scan "
-                                 f"has {', '.join(labels)}", "minimum")
-        floors[role] = label
+    # matched by an automaton in time linear in the name: re backtracks, and may never end
+    patterns = [keep_patterns.compile_pattern(pattern) for pattern in keep]
+    floors = _floors(doc, minimum or {})
     out = []
     for row in doc["tensors"]:
         n = int(row["parameters"])
@@ -115,8 +106,8 @@ def tensors_from_scan(doc, keep=(), minimum=None, weighted=True) -> list:
             continue
         use_weighted = weighted and all(r.get("weighted_mse") is not None for r in results)
         floor = None
-        if row["role"] in floors:
-            floor = next((r["bits_per_value"] for r in row["results"]
+        if row["role"] in floors:  # the floor format's bits where it measured this tensor
+            floor = next((r["bits_per_value"] for r in results
                           if r["format"] == floors[row["role"]]), None)
         for r in results:
             if floor is not None and r["bits_per_value"] < floor:
@@ -126,6 +117,24 @@ def tensors_from_scan(doc, keep=(), minimum=None, weighted=True) -> list:
         if not tensor.options:
             tensor.kept, tensor.reason = "F16", "no candidate meets the role's minimum format"
     return out
+
+
+def _floors(doc, minimum) -> dict:
+    """{role: format label} of --min ROLE=FORMAT, each role one the scan's names can have (or a
+    role of this scan) and each format one the scan measured."""
+    labels = [f["label"] for f in doc["formats"]]
+    roles = sorted({role for _, role in tensor_roles.ROLES} | {"other"}
+                   | {row["role"] for row in doc["tensors"]})
+    floors = {}
+    for role, label in minimum.items():
+        if role not in roles:
+            raise QuantcalcError(f"--min {role}={label}: there is no role {role}; the roles are "
+                                 f"{', '.join(roles)}", "minimum")
+        if label not in labels:
+            raise QuantcalcError(f"minimum format {label} for {role} was not scanned; the scan "
+                                 f"has {', '.join(labels)}", "minimum")
+        floors[role] = label
+    return floors
 
 
 def hull(options) -> list:
@@ -172,6 +181,7 @@ def allocate(tensors, target_bits) -> Plan:
             upgrades.append((saved / cost, t.name, a, b))
     upgrades.sort(key=lambda u: -u[0])  # stable: ties keep file order
     by_name = {t.name: t for t in free}
+    taken = []  # (tensor, the choice it had) for each change, in order
     for _, name, a, b in upgrades:
         t = by_name[name]
         if choice[name] != a:
@@ -179,6 +189,7 @@ def allocate(tensors, target_bits) -> Plan:
         cost = t.options[b][1] - t.options[a][1]
         if used + cost > target_bits:
             break  # the Lagrangian point: every total up to here is exactly optimal
+        taken.append((name, a))
         choice[name] = b
         used += cost
     # fill what is left with the best single changes (any candidate, on the hull or not)
@@ -195,9 +206,19 @@ def allocate(tensors, target_bits) -> Plan:
         if best is None:
             break
         _, name, i, extra = best
+        taken.append((name, choice[name]))
         choice[name] = i
         used += extra
-    return Plan(target_bits, choice, tensors)
+    return _within(Plan(target_bits, choice, tensors), taken)
+
+
+def _within(plan, taken) -> Plan:
+    """The plan with its last changes undone while its exact total (fsum) exceeds the target:
+    `used` above is a running sum, whose rounding must never cost the budget promise."""
+    while taken and plan.bits > plan.target_bits:
+        name, before = taken.pop()
+        plan.choice[name] = before
+    return plan
 
 
 def target_bits(tensors, bpw=None, size=None) -> float:
@@ -209,7 +230,7 @@ def target_bits(tensors, bpw=None, size=None) -> float:
         if not 0 < bpw <= 64:
             raise QuantcalcError("the target must be between 0 and 64 bits per weight", "target")
         return bpw * params
-    if not size > 0:
+    if not (size > 0 and math.isfinite(size)):
         raise QuantcalcError("the target size must be positive", "target")
     return size * 8.0
 

@@ -69,8 +69,8 @@ def preset_points(doc, tensors):
                     missing.add(kind)
                     priced = False
                     break
-                result = next(r for r in row["results"] if r["format"] == kind)
-                if result["error"]:
+                result = next((r for r in row["results"] if r["format"] == kind), None)
+                if result is None or result["error"]:  # not measured for this tensor
                     priced = False
                     break
                 option = (kind, result["bits_per_value"] * tensor.parameters,
@@ -128,6 +128,9 @@ def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighte
     tensors, params = prepared.tensors, prepared.parameters
     budget = planner.target_bits(tensors, target_bpw, target_size)
     chosen = planner.allocate(tensors, budget)
+    if chosen.bits > budget:  # the smallest plan, within allocate's rounding of the target
+        raise QuantcalcError(f"the target is below the smallest plan the scanned formats allow "
+                             f"({chosen.bits_per_weight:.6g} bits per weight)", "target")
     rows = []
     for t in tensors:
         kind = chosen.format_of(t)

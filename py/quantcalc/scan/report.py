@@ -1,6 +1,8 @@
 """A model scan's reports: CSV (one row per tensor x format), JSON (the scan document), PDF
 (totals, figures and the worst 20 tensors) and the summary the terminal shows. Which of them a
-user can ask for, and how, is reports/exports.py's SCAN table."""
+user can ask for, and how, is reports/exports.py's SCAN table. A scan Ctrl-C ended says so in
+each: its document's field "interrupted" (so its JSON), a CSV column, the PDF's first page and
+the summary's first line."""
 
 import io
 
@@ -24,22 +26,39 @@ def _cell(value):
     return format_number(value)
 
 
+def interruption(doc) -> str:
+    """"interrupted: 12 of 291 tensors scanned" for a scan Ctrl-C ended, else ""."""
+    mark = doc.get("interrupted")
+    if not mark:
+        return ""
+    if not isinstance(mark, dict):
+        return "interrupted"
+    return f"interrupted: {mark.get('tensors_done', '?')} of {mark.get('tensors_total', '?')} " \
+           f"tensors scanned"
+
+
 def csv_bytes(doc) -> bytes:
+    """One row per tensor and format. An interrupted scan's CSV has one more column,
+    "interrupted", saying so on every row: the table stays rectangular and typed (a note row at
+    the end would be read as a tensor, with empty numbers; CSV has no comments), and a row read
+    alone, filtered or pasted elsewhere still says it came from a partial scan."""
     buffer = io.StringIO()
     writer = _writer(buffer)
-    writer.writerow(CSV_HEADER)
+    marker = interruption(doc)
+    writer.writerow(CSV_HEADER + (("interrupted",) if marker else ()))
+    tail = [safe_cell(marker)] if marker else []
     for row in doc["tensors"]:
         facts = [_cell(row[k]) for k in TENSOR_KEYS]
         results = row["results"] or [None]
         for result in results:
             if result is None:
                 writer.writerow(facts + [""] * (len(RESULT_KEYS) + 2)
-                                + [safe_cell("; ".join(row["notes"]))])
+                                + [safe_cell("; ".join(row["notes"]))] + tail)
                 continue
             notes = "; ".join(row["notes"] + result["notes"])
             writer.writerow(facts + [safe_cell(result["format"])]
                             + [_cell(result[k]) for k in RESULT_KEYS]
-                            + [_cell(result["error"]), safe_cell(notes)])
+                            + [_cell(result["error"]), safe_cell(notes)] + tail)
     return buffer.getvalue().encode("utf-8")
 
 
@@ -67,9 +86,12 @@ def pdf_bytes(doc) -> bytes:
         rows = [(t["format"], f"{t['parameters']:,}", _number(t["bits_per_value"]),
                  f"{t['bytes'] / 1e6:.4g}", _number(t["total_error"]), str(t["refused"]))
                 for t in doc["totals"]]
-        pages.savefig(text_page("Model scan", rows, ("format", "parameters", "bits/value", "MB",
-                                "total error", "refused"),
-                                subtitle=f"{len(doc['tensors'])} tensors in {files[:90]}"))
+        marker = interruption(doc)
+        pages.savefig(text_page(f"Model scan ({marker})" if marker else "Model scan", rows,
+                                ("format", "parameters", "bits/value", "MB", "total error",
+                                 "refused"),
+                                subtitle=f"{len(doc['tensors'])} tensors in {files[:90]}"
+                                + ("; the totals cover those only" if marker else "")))
         pdf_pages.figure_pages(pages, [make() for make in scan_figures.makers(doc).values()])
         for index, fmt in enumerate(doc["formats"]):
             worst = [r for r in worst_first(doc["tensors"], index)
@@ -87,9 +109,9 @@ def pdf_bytes(doc) -> bytes:
 def summary_text(doc) -> str:
     """Totals per format, then the worst tensors of the first format (names escaped: they come
     from the files and reach a terminal)."""
-    count = len(doc["tensors"])
-    lines = [f"{count} tensors; " + printable("; ".join(doc["notes"])) if doc["notes"] else
-             f"{count} tensors"]
+    count, marker = len(doc["tensors"]), interruption(doc)
+    counted = f"{count} tensors ({marker})" if marker else f"{count} tensors"
+    lines = [f"{counted}; " + printable("; ".join(doc["notes"])) if doc["notes"] else counted]
     width = max([len(t["format"]) for t in doc["totals"]] + [6])
     lines.append(f"{'format':{width}s}  {'bits/value':>10s}  {'MB':>10s}  {'total error':>12s}  "
                  f"refused")
