@@ -6,14 +6,14 @@ only for the per-value outputs a caller asks to keep (`keep` values at most), ne
 of the whole tensor.
 """
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from quantcalc.engine.config import Config
-from quantcalc.engine.metrics import ErrorAccumulator, WeightedAccumulator
+from quantcalc.engine.metrics import (ErrorAccumulator, WeightedAccumulator,
+                                      refuse_unmeasurable, underflow_note)
 from quantcalc.engine.ranges import calibrate
 from quantcalc.errors import QuantcalcError
 from quantcalc.formats.granularity import Segmentation
@@ -232,10 +232,7 @@ def _metrics(job, sizes, count, data_min, data_max):
     """The result's numbers from the job's accumulators, refusing an error beyond float64."""
     scheme = job.scheme
     metrics = {"data_min": data_min, "data_max": data_max, **job.errors.finish()}
-    if not all(math.isfinite(metrics[k]) for k in ("mse", "mae", "max_abs_error")):
-        raise QuantcalcError(f"{scheme.label}: the error of these values overflows float64 "
-                             f"(largest magnitude {max(abs(data_min), abs(data_max)):.4g}); scale "
-                             f"them down before quantizing", "values")
+    refuse_unmeasurable(metrics, scheme.label, max(abs(data_min), abs(data_max)))
     if job.weighted is not None:
         metrics.update(job.weighted.finish(metrics["mse"]))
     metrics["uniform_noise_mse"] = scheme.uniform_noise_mse(job.params, sizes, count)
@@ -368,6 +365,8 @@ def _notes(scheme, params, metrics, count, keep):
         notes.append(f"scale {float(params.scale[below].min()):.4g} is below float32 eps "
                      f"({SCALE_FLOOR:.3g}); PyTorch's observers would raise it to eps (a coarser "
                      f"grid, more error), ONNX Runtime and TensorRT use amax / q_max as here")
+    if underflow_note(metrics):
+        notes.append(underflow_note(metrics))
     if metrics["clip_count"]:
         notes.append(f"{metrics['clip_count']} of {count} values clipped "
                      f"({metrics['clip_rate'] * 100:.3g} %) to the ends of the grid")

@@ -7,8 +7,13 @@
 """
 
 import math
+import sys
 
 import numpy as np
+
+from quantcalc.errors import QuantcalcError
+
+NORMAL_MIN = sys.float_info.min  # 2.2e-308: float64's smallest number with all its digits
 
 
 def power_of_two_unit(bound: float) -> float:
@@ -43,7 +48,10 @@ class SumOfSquares:
             values /= unit
         # square + numpy's pairwise sum, not np.dot: BLAS sums in a machine-dependent order, and
         # the page (Pyodide, no BLAS) must give the same last digit as the command line.
-        part = float(np.add.reduce(np.square(values, out=values), axis=None))
+        self.add_part(float(np.add.reduce(np.square(values, out=values), axis=None)), unit)
+
+    def add_part(self, part: float, unit: float):
+        """Add a sum of squares taken in units of `unit` (a power of two)."""
         if self.ssq == 0.0:
             self.ssq, self.unit = part, unit
         elif unit > self.unit:
@@ -79,7 +87,11 @@ class ErrorAccumulator:
         # their Python wrapper, which costs microseconds on every part of a hot loop
         largest = float(np.maximum.reduce(magnitude, axis=None))
         self.max_abs_error = max(self.max_abs_error, largest)
-        self.sum_abs_error += float(np.add.reduce(magnitude, axis=None))
+        if largest * magnitude.size < 1e308:
+            self.sum_abs_error += float(np.add.reduce(magnitude, axis=None))
+        else:  # errors near float64's limit: the sum may overflow, and is refused then
+            with np.errstate(over="ignore"):
+                self.sum_abs_error += float(np.add.reduce(magnitude, axis=None))
         self.error_sq.add(magnitude, largest)
         if bound is None:
             bound = self.signal_bound
@@ -107,6 +119,34 @@ class ErrorAccumulator:
             "clip_count": self.clip_count,
             "clip_rate": self.clip_count / n,
         }
+
+
+def refuse_unmeasurable(metrics: dict, label: str, largest: float):
+    """Refuse an error float64 cannot hold: its squares' mean (or its sum) overflows."""
+    if not all(math.isfinite(metrics[k]) for k in ("mse", "mae", "max_abs_error")):
+        raise QuantcalcError(f"{label}: the error of these values overflows float64 (largest "
+                             f"magnitude {largest:.4g}); scale them down before quantizing",
+                             "values")
+
+
+def underflow_note(metrics: dict):
+    """A note where the MSE is below float64's smallest normal number although the error is
+    not zero (values near 1e-300, or an error far below an ordinary signal): float64 rounds
+    the MSE to 0 or keeps few of its digits, while RMSE and SQNR, summed in units of a power
+    of two, are exact. Say so rather than let MSE 0 read as no error."""
+    if metrics["max_abs_error"] == 0 or metrics["mse"] >= NORMAL_MIN:
+        return None
+    return (f"MSE {metrics['mse']:.4g}: the squared error is below float64's smallest normal "
+            f"number ({NORMAL_MIN:.4g}; the true MSE is about {_square_text(metrics['rmse'])}), "
+            f"so it is rounded there; RMSE, max error and SQNR are exact")
+
+
+def _square_text(rmse: float) -> str:
+    """rmse^2 written out where float64 cannot hold it: mantissa and decimal exponent."""
+    power = 2 * portable_log10(rmse)
+    exponent = math.floor(power)
+    mantissa = 10 ** (power - exponent)
+    return f"{mantissa:.3g}e{exponent:+d}"
 
 
 LOG10_2 = 0.30102999566398120
@@ -160,17 +200,19 @@ def relative_rmse(sum_sq_signal: float, sum_sq_error: float) -> float:
 
 class WeightedAccumulator:
     """Importance-weighted sums: each value's squared error and squared size weighed by its
-    column's importance a_j (llama.cpp's imatrix), the measure ggml's searches minimise."""
+    column's importance a_j (llama.cpp's imatrix), the measure ggml's searches minimise. Summed
+    as SumOfSquares are, so they agree with the plain metrics at any magnitude."""
 
     def __init__(self, importance, row_length):
         self.importance = np.asarray(importance, np.float64)
         self.row_length = row_length
-        self.error_sq = self.signal_sq = self.weight = 0.0
+        self.error_sq, self.signal_sq = SumOfSquares(), SumOfSquares()
+        self.weight = 0.0
 
     def add(self, start, original, error):
         weights = self.importance[np.arange(start, start + error.size) % self.row_length]
-        self.error_sq += float(np.sum(weights * error * error))
-        self.signal_sq += float(np.sum(weights * original * original))
+        _add_weighted(self.error_sq, weights, error)
+        _add_weighted(self.signal_sq, weights, original)
         self.weight += float(np.sum(weights))
 
     def finish(self, mse):
@@ -178,7 +220,24 @@ class WeightedAccumulator:
         its ratio to the plain MSE."""
         if not self.weight:
             return {}
-        weighted = self.error_sq / self.weight
-        return {"weighted_mse": weighted,
-                "weighted_sqnr_db": sqnr_db(self.signal_sq, self.error_sq),
+        error, signal = self.error_sq, self.signal_sq
+        weighted = error.ssq / self.weight * error.unit * error.unit
+        sqnr = sqnr_db(signal.ssq, error.ssq)
+        if math.isfinite(sqnr):
+            sqnr += 20.0 * log10_unit_ratio(signal.unit, error.unit)
+        return {"weighted_mse": weighted, "weighted_sqnr_db": sqnr,
                 "weighted_mse_ratio": weighted / mse if mse else None}
+
+
+def _add_weighted(total: SumOfSquares, weights, values):
+    """Add sum(w v^2) to `total`: as is where that sum is comfortably inside float64 (ordinary
+    data: one pass, the same digits as ever), else once more in units of a power of two near
+    max |v| (exact scaling; values near 1e-300 or 1e200 would square to 0 or inf)."""
+    part = float(np.sum(weights * values * values))
+    unit = 1.0
+    if not 1e-250 < part < 1e250:
+        unit = power_of_two_unit(float(np.abs(values).max()) if values.size else 0.0)
+        if unit != 1.0:
+            scaled = values / unit
+            part = float(np.sum(weights * scaled * scaled))
+    total.add_part(part, unit)

@@ -16,6 +16,7 @@ makes the range symmetric or widens it to include 0 (formats/integer.py qparams 
 
 import numpy as np
 
+from quantcalc.engine.metrics import power_of_two_unit
 from quantcalc.errors import QuantcalcError
 
 MSE_CANDIDATES = 200
@@ -102,9 +103,14 @@ def _weighted_values(seg):
     return centres[keep], counts[keep].astype(np.float64)
 
 
-def _candidate_mse(values, weights, los, his, scheme):
-    """Mean squared round-to-nearest error of `values` for each candidate range (los[i], his[i])."""
+def _candidate_mse(values, weights, los, his, scheme, unit=1.0):
+    """Mean squared round-to-nearest error of `values` for each candidate range (los[i], his[i]),
+    in units of `unit` (a power of two near the values' magnitude, where their squares would
+    underflow or overflow float64: dividing by it is exact, and keeps every candidate's error
+    comparable)."""
     error = values[None, :] - scheme.fake_quantize(values, los, his)
+    if unit != 1.0:
+        error /= unit
     squared = np.square(error, out=error)
     if weights is not None:
         squared *= weights
@@ -128,16 +134,19 @@ def _mse_search(seg, scheme, mode):
     if hi - lo == 0:
         return lo, hi
     fractions = np.arange(1, MSE_CANDIDATES + 1) / MSE_CANDIDATES
+    unit = power_of_two_unit(max(abs(lo), abs(hi)))  # 1.0 for all but extreme magnitudes
     if mode == "symmetric":
         best = fractions[_best(_candidate_mse(values, weights, lo * fractions, hi * fractions,
-                                              scheme))]
+                                              scheme, unit))]
         return lo * best, hi * best
     full_lo, full_hi = lo, hi
     for _ in range(2):
         his = full_hi * fractions
-        hi = his[_best(_candidate_mse(values, weights, np.full_like(his, lo), his, scheme))]
+        hi = his[_best(_candidate_mse(values, weights, np.full_like(his, lo), his, scheme,
+                                      unit))]
         los = full_lo * fractions
-        lo = los[_best(_candidate_mse(values, weights, los, np.full_like(los, hi), scheme))]
+        lo = los[_best(_candidate_mse(values, weights, los, np.full_like(los, hi), scheme,
+                                      unit))]
     return lo, hi
 
 

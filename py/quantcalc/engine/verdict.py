@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from quantcalc.engine import analysis
+from quantcalc.errors import QuantcalcError
 from quantcalc.schema import grades
 
 OUTLIER_RATIO = 4.0        # |x| max over the 99.9th percentile of |x|: one value sets the range
@@ -86,8 +87,14 @@ def hints(values, result, importance=None) -> list:
 
 
 def _sqnr_with(values, config, importance, **changes):
+    """The SQNR with other settings, or None where they are refused (a calibration that clips
+    a value near 1e160 makes an error float64 cannot square): no hint then, and the result
+    the user asked for stands."""
     other = dataclasses.replace(config, **changes)
-    return analysis.analyze(values, other, keep=0, importance=importance).metrics["sqnr_db"]
+    try:
+        return analysis.analyze(values, other, keep=0, importance=importance).metrics["sqnr_db"]
+    except QuantcalcError:
+        return None
 
 
 def _gain(new, old):
@@ -112,8 +119,9 @@ def _outlier(values, result, importance):
     trials = {"Percentile (99.99)": _sqnr_with(values, result.config, importance,
                                                calibration="percentile", percentile=99.99),
               "MSE": _sqnr_with(values, result.config, importance, calibration="mse")}
-    best = max(trials, key=trials.get)
-    if _gain(trials[best], sqnr) < WORTH_DB:
+    trials = {name: s for name, s in trials.items() if s is not None}
+    best = max(trials, key=trials.get, default=None)
+    if best is None or _gain(trials[best], sqnr) < WORTH_DB:
         return []
     others = ", ".join(f"{name}: {_signed_db(_gain(s, sqnr))}" for name, s in trials.items()
                        if name != best)
@@ -132,6 +140,8 @@ def _wide_range(values, result, importance):
         return []
     minmax = _sqnr_with(values, result.config, importance, calibration="minmax",
                         range_min=None, range_max=None)
+    if minmax is None:
+        return []
     gain = _gain(minmax, metrics["sqnr_db"])
     tail = (f"the values' own min–max range gives SQNR {_signed_db(gain)}" if gain >= WORTH_DB
             else "yet their own min–max range would not do better")
@@ -145,6 +155,8 @@ def _heavy_clipping(result, values, importance):
     metrics = result.metrics
     minmax = _sqnr_with(values, result.config, importance, calibration="minmax",
                         range_min=None, range_max=None)
+    if minmax is None:
+        return []
     gain = _gain(minmax, metrics["sqnr_db"])
     share = f"{metrics['clip_count']} values ({_percent(metrics['clip_rate'])})"
     if gain >= WORTH_DB:

@@ -12,6 +12,7 @@ import io
 from contextlib import contextmanager
 from functools import partial
 
+from quantcalc.errors import printable
 from quantcalc.reports.fontcache import repair_matplotlib_font_list
 
 repair_matplotlib_font_list()  # before matplotlib loads its font manager (see reports/fontcache.py)
@@ -285,9 +286,21 @@ def to_bytes(fig, fmt="svg") -> bytes:
     """Serialise a figure; SVG/PDF output carries no date so equal input gives equal bytes."""
     buffer = io.BytesIO()
     metadata = {"Date": None} if fmt == "svg" else None
+    printable_texts(fig)
     with themed():
         fig.savefig(buffer, format=fmt, metadata=metadata)
     return buffer.getvalue()
+
+
+def printable_texts(fig):
+    """`fig` with every text in printable form: a name from a file may hold control characters,
+    which have no glyph (matplotlib warns on stderr) and must not reach a page raw."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        if printable(text.get_text()) != text.get_text():
+            text.set_text(printable(text.get_text()))
+    return fig
 
 
 def render_each(makers, fmt="svg", on_figure=None) -> dict:

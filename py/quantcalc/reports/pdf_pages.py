@@ -2,13 +2,17 @@
 repeated, wrapped text, and figures two to a page at one size.
 
 Every string is drawn as plain text: names come from users and files, and "$5 and $6" must not
-be read as mathtext (nor "$\\frac{$" crash). matplotlib is imported by the caller's first page.
+be read as mathtext (nor "$\\frac{$" crash); and in printable form (errors.printable): a control
+character has no glyph (matplotlib warns on stderr) and must not reach a page raw. matplotlib is
+imported by the caller's first page.
 """
 
 import io
 import textwrap
 
 from matplotlib.figure import Figure
+
+from quantcalc.errors import printable
 
 A4 = (8.27, 11.69)            # inches, portrait
 LEFT, RIGHT = 0.08, 0.92      # page margins as fractions of the width
@@ -24,23 +28,25 @@ def new_page(title=None, subtitle=None):
     page = Figure(figsize=A4)
     y = TOP
     if title:
-        page.text(LEFT, y, title, fontsize=16, weight="bold", va="top", parse_math=False)
+        page.text(LEFT, y, printable(title), fontsize=16, weight="bold", va="top",
+                  parse_math=False)
         y -= 0.03
     if subtitle:
-        page.text(LEFT, y, subtitle, fontsize=10, va="top", parse_math=False)
+        page.text(LEFT, y, printable(subtitle), fontsize=10, va="top", parse_math=False)
         y -= 0.025
     return page, y
 
 
 def heading(page, y, text, left=LEFT):
-    page.text(left, y, text, fontsize=12, weight="bold", va="top", parse_math=False)
+    page.text(left, y, printable(text), fontsize=12, weight="bold", va="top",
+              parse_math=False)
     return y - 0.028
 
 
 def text(page, y, lines, width=100, bullet="• "):
     """Wrapped lines of text (each item a paragraph with a bullet); returns the y below them."""
     for item in lines:
-        for k, line in enumerate(textwrap.wrap(item, width - len(bullet)) or [""]):
+        for k, line in enumerate(textwrap.wrap(printable(item), width - len(bullet)) or [""]):
             page.text(LEFT, y, (bullet if k == 0 else " " * len(bullet)) + line, fontsize=9,
                       va="top", parse_math=False, family="DejaVu Sans")
             y -= LINE
@@ -55,7 +61,8 @@ def table(page, y, rows, columns, widths=None, left=LEFT, right=RIGHT):
     height = LINE * 1.15 * (len(rows) + 1)
     ax = page.add_axes([left, y - height, right - left, height])
     ax.axis("off")
-    drawn = ax.table(cellText=[[str(c) for c in row] for row in rows], colLabels=list(columns),
+    drawn = ax.table(cellText=[[printable(str(c)) for c in row] for row in rows],
+                     colLabels=[printable(str(c)) for c in columns],
                      loc="upper left", colWidths=widths, bbox=[0, 0, 1, 1], cellLoc="left",
                      colLoc="left")
     drawn.auto_set_font_size(False)
@@ -87,12 +94,14 @@ def figure_pages(pages, figures, title=None):
     """The figures two to an A4 page, each at the same size (drawn as it is on screen)."""
     from matplotlib.image import imread
 
+    from quantcalc.reports.figures import printable_texts
+
     for start in range(0, len(figures), 2):
         page, y = new_page(title if start == 0 else None)
         slot = (y - BOTTOM) / 2
         for k, fig in enumerate(figures[start:start + 2]):
             buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
+            printable_texts(fig).savefig(buffer, format="png", dpi=FIGURE_DPI)
             buffer.seek(0)
             image = imread(buffer)
             ax = page.add_axes([LEFT, y - (k + 1) * slot + 0.01, RIGHT - LEFT, slot - 0.02])

@@ -43,8 +43,8 @@ def totals(formats, rows) -> list:
     (sum of MSE x parameters) and each role's share of it, and the tensors it could not take."""
     out = []
     for index, fmt in enumerate(formats):
-        params = bits = error = 0.0
-        by_role, refused = {}, 0
+        params = bits = error = scaled_error = 0.0
+        by_role, scaled, refused = {}, {}, 0
         for row in rows:
             if index >= len(row["results"]):
                 continue
@@ -58,12 +58,25 @@ def totals(formats, rows) -> list:
             part = result["mse"] * n
             error += part
             by_role[row["role"]] = by_role.get(row["role"], 0.0) + part
+            part = result["mse"] * UNIT * n
+            scaled_error += part
+            scaled[row["role"]] = scaled.get(row["role"], 0.0) + part
         out.append({"format": fmt.label, "parameters": int(params),
                     "bytes": bits / 8.0, "bits_per_value": bits / params if params else None,
                     "total_error": error, "refused": refused,
-                    "error_share_by_role": {role: part / error if error else 0.0
-                                            for role, part in sorted(by_role.items())}})
+                    "error_share_by_role": _shares(by_role, error) if math.isfinite(error)
+                    else _shares(scaled, scaled_error)})
     return out
+
+
+UNIT = 2.0 ** -600  # the parts once more, in a unit where no MSE x parameters overflows
+
+
+def _shares(parts, total) -> dict:
+    """Each role's share of the total error. Where the total overflowed float64 (an MSE near
+    1e300 over many parameters: total_error inf), the same parts in units of 2^600 give the
+    shares (exact scaling; the parts it makes negligible were negligible beside the rest)."""
+    return {role: part / total if total else 0.0 for role, part in sorted(parts.items())}
 
 
 def worst_first(rows, format_index=0):

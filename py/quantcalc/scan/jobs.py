@@ -7,7 +7,7 @@ from quantcalc.errors import QuantcalcError
 from quantcalc.scan.document import document
 from quantcalc.scan.model_scan import chosen_tensors
 from quantcalc.scan.scan_formats import formats_from_specs
-from quantcalc.scan.tensor_scan import SLAB_VALUES, WHOLE_VALUES, scan_tensor
+from quantcalc.scan.tensor_scan import SLAB_VALUES, WHOLE_VALUES, failed_row, scan_tensor
 
 
 def importance_lookup(matrix):
@@ -52,7 +52,8 @@ def scan_parallel(checkpoint, specs, submit, completed, imatrix_path=None, *,
     """scan() with one task per tensor on an executor: `submit(fn, *args)` returns a future and
     `completed(futures)` yields them as they finish (concurrent.futures' ProcessPoolExecutor and
     as_completed, or a dask.distributed Client's submit and as_completed). Rows come back in
-    file order, equal to a local scan's."""
+    file order, equal to a local scan's. A task that fails as a whole (it raised, its worker
+    died) gives its tensor a row that says so; the other tasks go on."""
     formats = formats_from_specs(specs)
     entries, progress = chosen_tensors(checkpoint, names, on_progress)
     futures = {submit(scan_task, entry, list(specs), imatrix_path, whole_values, slab_values): i
@@ -61,7 +62,10 @@ def scan_parallel(checkpoint, specs, submit, completed, imatrix_path=None, *,
     try:
         for future in completed(list(futures)):
             index = futures[future]
-            rows[index] = future.result()
+            try:
+                rows[index] = future.result()
+            except Exception as exc:  # noqa: BLE001 - the task's exception, handed back
+                rows[index] = failed_row(entries[index], exc)
             progress.tensor_done(entries[index])
             if on_row:
                 on_row(rows[index])

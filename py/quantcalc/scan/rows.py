@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from quantcalc.errors import QuantcalcError
+from quantcalc.errors import QuantcalcError, printable, shortened
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.scan.roles import layer_and_role
 
@@ -24,14 +24,28 @@ def describe_entry(entry) -> dict:
             "high_precision": len(entry.shape) <= 1}
 
 
+def failure(exc: Exception) -> str:
+    """What went wrong, in one plain line: a refusal's own message, or for an exception no
+    check foresaw (a bug, or the machine running out of memory) its kind and text, so one
+    tensor's failure is told on its row and the scan carries on."""
+    if isinstance(exc, QuantcalcError):
+        return exc.message
+    if isinstance(exc, MemoryError):
+        return "not measured: there was not enough memory for it"
+    text = shortened(printable(str(exc)), 200)
+    return f"not measured: it failed unexpectedly ({type(exc).__name__}{': ' if text else ''}" \
+           f"{text})"
+
+
 def format_result(fmt, measure) -> dict:
-    """One format's result in a row: measure() gives (metrics, notes), or raises the
-    QuantcalcError that becomes the result's error (the format refused the tensor)."""
+    """One format's result in a row: measure() gives (metrics, notes), or raises; what it raises
+    becomes the result's error (the format refused the tensor, or failed on it), which the
+    totals count as not measured."""
     out = {"format": fmt.label, **{key: None for key in RESULT_KEYS}, "error": None, "notes": []}
     try:
         metrics, notes = measure()
-    except QuantcalcError as exc:
-        out["error"] = exc.message
+    except Exception as exc:  # noqa: BLE001 - one tensor x format never sinks the scan
+        out["error"] = failure(exc)
         return out
     out.update({key: metrics.get(key) for key in RESULT_KEYS})
     out["notes"] = [n for n in notes if not n.startswith(f"{fmt.config.format_row.label}:")]

@@ -12,9 +12,11 @@ such a tensor, with the reason, rather than approximated.
 import numpy as np
 
 from quantcalc.engine import analysis
-from quantcalc.engine.metrics import ErrorAccumulator, WeightedAccumulator
+from quantcalc.engine.metrics import (ErrorAccumulator, WeightedAccumulator,
+                                      refuse_unmeasurable, underflow_note)
 from quantcalc.errors import QuantcalcError
 from quantcalc.formats.schemes import scheme_for
+from quantcalc.formats.schemes.protocol import FLOAT32_MAX
 from quantcalc.readers.checkpoint import SlabReader
 from quantcalc.scan.rows import format_result, refuse_non_finite
 from quantcalc.scan.tensor_stats import TensorStats
@@ -99,7 +101,7 @@ class StreamedFormat:
             return
         try:
             _, segmentation = self._scheme(slab.shape)
-        except QuantcalcError as exc:
+        except Exception as exc:  # noqa: BLE001 - told as this format's error (format_result)
             self.error = exc
             return
         lo, hi = segmentation.min_max(slab)
@@ -108,7 +110,8 @@ class StreamedFormat:
 
     def ready(self, stats):
         self.errors = ErrorAccumulator(stats.amax)
-        self.tensor_amax = np.float32(stats.amax)
+        # beyond float32 (float64 values) NVFP4 refuses the blocks that reach there
+        self.tensor_amax = np.float32(min(stats.amax, FLOAT32_MAX))
 
     def second_pass(self, slab):
         if self.error is not None:
@@ -127,7 +130,7 @@ class StreamedFormat:
                 scheme=scheme, params=params, segmentation=segmentation,
                 rounding=self.config.rounding, rng=self.rng, errors=self.errors,
                 weighted=self.weighted))
-        except QuantcalcError as exc:
+        except Exception as exc:  # noqa: BLE001 - told as this format's error (format_result)
             self.error = exc
             return
         self.segments = segmentation.count if self.whole_segments else \
@@ -140,10 +143,11 @@ class StreamedFormat:
         if self.error is not None:
             raise self.error
         metrics = self.errors.finish()
+        refuse_unmeasurable(metrics, self.scheme.format.label, self.errors.signal_bound)
         if self.weighted is not None:
             metrics.update(self.weighted.finish(metrics["mse"]))
         metrics["bits_per_value"] = self.scheme.bits_per_value(self.count, self.segments)
-        notes = []
+        notes = [underflow_note(metrics)] if underflow_note(metrics) else []
         if self.clamped:
             notes.append(f"{self.clamped} block scale(s) raised to E4M3's smallest subnormal "
                          f"(2^-9), as NVIDIA ModelOpt does")

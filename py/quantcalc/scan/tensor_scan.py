@@ -6,10 +6,10 @@ shows for that tensor, digit for digit. A larger one is streamed in slabs (strea
 """
 
 from quantcalc.engine import analysis
-from quantcalc.errors import QuantcalcError
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.readers.checkpoint import SlabReader
-from quantcalc.scan.rows import STAT_KEYS, describe_entry, format_result, refuse_non_finite
+from quantcalc.scan.rows import (STAT_KEYS, describe_entry, failure, format_result,
+                                 refuse_non_finite)
 from quantcalc.scan.streamed import scan_streamed
 from quantcalc.scan.tensor_stats import TensorStats
 
@@ -29,9 +29,7 @@ def scan_tensor(entry, formats, importance=None, *, whole_values=WHOLE_VALUES,
             streamed in slabs of about `slab_values`.
         on_bytes: called with the number of file bytes just read (progress).
     """
-    row = describe_entry(entry)
-    row.update({key: None for key in STAT_KEYS})
-    row.update({"streamed": False, "original": entry.readable, "results": [], "notes": []})
+    row = empty_row(entry)
     notes = row["notes"]
     if row["high_precision"]:
         notes.append("1-D (a norm or bias): usually kept in high precision")
@@ -51,9 +49,25 @@ def scan_tensor(entry, formats, importance=None, *, whole_values=WHOLE_VALUES,
         else:
             scan_streamed(entry, measured, weights, row, slab_values=slab_values,
                           on_bytes=on_bytes)
-    except QuantcalcError as exc:  # the tensor itself is unreadable or not finite
-        notes.append(exc.message)
+    except Exception as exc:  # noqa: BLE001 - the tensor itself is unreadable or not finite
+        notes.append(failure(exc))  # (or its reading failed unexpectedly): the scan goes on
         row["results"] = []
+    return row
+
+
+def empty_row(entry) -> dict:
+    """A tensor's row before it is read: its facts, no statistics, no results."""
+    row = describe_entry(entry)
+    row.update({key: None for key in STAT_KEYS})
+    row.update({"streamed": False, "original": entry.readable, "results": [], "notes": []})
+    return row
+
+
+def failed_row(entry, exc) -> dict:
+    """The row of a tensor whose task failed as a whole (its worker process died, the task
+    raised): its facts, and what went wrong in its notes, as for an unreadable tensor."""
+    row = empty_row(entry)
+    row["notes"].append(failure(exc))
     return row
 
 

@@ -16,21 +16,40 @@ import math
 
 import numpy as np
 
+from quantcalc.engine.metrics import power_of_two_unit
+
 CHUNK = 1 << 16  # 512 KiB of float64: the six passes per piece stay in cache
 SIGMAS = 6.0
 
 
 class Moments:
-    """Count, mean and the 2nd to 4th central moment sums of everything added so far."""
+    """Count, mean and the 2nd to 4th central moment sums of everything added so far.
+
+    Summed in units of a power of two (`unit`, 1.0 for all but extreme magnitudes, see
+    engine/metrics.py power_of_two_unit): the squares and fourth powers of values near 1e-300
+    or 1e200 neither underflow nor overflow, and dividing by a power of two is exact. `mean`
+    and m2 to m4 are in the values' own units."""
 
     def __init__(self):
-        self.n, self.mean, self.m2, self.m3, self.m4 = 0, 0.0, 0.0, 0.0, 0.0
+        self.n, self.unit = 0, 1.0
+        self._sums = (0.0, 0.0, 0.0, 0.0)  # mean, m2, m3, m4 in units of `unit`
 
-    def add(self, values):
+    mean = property(lambda self: self._sums[0] * self.unit)
+    m2 = property(lambda self: self._sums[1] * self.unit ** 2)
+    m3 = property(lambda self: self._sums[2] * self.unit ** 3)
+    m4 = property(lambda self: self._sums[3] * self.unit ** 4)
+
+    def add(self, values, bound=None):
+        """Add `values`; `bound`: their largest magnitude, if known (a pass saved)."""
+        if bound is None:
+            bound = float(np.abs(values).max()) if values.size else 0.0
+        unit = power_of_two_unit(bound)
         square = np.empty(min(CHUNK, values.size))
         power = np.empty_like(square)
         for start in range(0, values.size, CHUNK):
             d = values[start:start + CHUNK].astype(np.float64)
+            if unit != 1.0:
+                d /= unit
             n = d.size
             mean = float(d.mean())
             d -= mean
@@ -38,34 +57,48 @@ class Moments:
             d3 = np.multiply(d2, d, out=power[:n])
             m3 = float(d3.sum())
             d4 = np.square(d2, out=power[:n])
-            self.merge(n, mean, float(d2.sum()), m3, float(d4.sum()))
+            self.merge(n, (mean, float(d2.sum()), m3, float(d4.sum())), unit)
 
-    def merge(self, nb, mean_b, m2b, m3b, m4b):
+    def merge(self, nb, sums, unit=1.0):
+        """Merge the (mean, m2, m3, m4) of nb more values, taken in units of `unit`."""
         na = self.n
         if na == 0:
-            self.n, self.mean, self.m2, self.m3, self.m4 = nb, mean_b, m2b, m3b, m4b
+            self.n, self._sums, self.unit = nb, sums, unit
             return
+        if unit > self.unit:  # the sums so far in the larger unit (their tiniest parts may
+            self._sums, self.unit = _in_unit(self._sums, self.unit / unit), unit  # underflow)
+        elif unit < self.unit:
+            sums = _in_unit(sums, unit / self.unit)
+        mean_a, m2a, m3a, m4a = self._sums
+        mean_b, m2b, m3b, m4b = sums
         n = na + nb
-        delta = mean_b - self.mean
-        m2a, m3a, m4a = self.m2, self.m3, self.m4
+        delta = mean_b - mean_a
         self.n = n
-        self.mean += delta * nb / n
-        self.m2 = m2a + m2b + delta * delta * na * nb / n
-        self.m3 = (m3a + m3b + delta ** 3 * na * nb * (na - nb) / n ** 2
-                   + 3 * delta * (na * m2b - nb * m2a) / n)
-        self.m4 = (m4a + m4b + delta ** 4 * na * nb * (na * na - na * nb + nb * nb) / n ** 3
-                   + 6 * delta * delta * (na * na * m2b + nb * nb * m2a) / n ** 2
-                   + 4 * delta * (na * m3b - nb * m3a) / n)
+        self._sums = (
+            mean_a + delta * nb / n,
+            m2a + m2b + delta * delta * na * nb / n,
+            (m3a + m3b + delta ** 3 * na * nb * (na - nb) / n ** 2
+             + 3 * delta * (na * m2b - nb * m2a) / n),
+            (m4a + m4b + delta ** 4 * na * nb * (na * na - na * nb + nb * nb) / n ** 3
+             + 6 * delta * delta * (na * na * m2b + nb * nb * m2a) / n ** 2
+             + 4 * delta * (na * m3b - nb * m3a) / n))
 
     @property
     def std(self) -> float:
-        return math.sqrt(self.m2 / self.n) if self.n else 0.0
+        return math.sqrt(self._sums[1] / self.n) * self.unit if self.n else 0.0
 
     @property
     def kurtosis(self):
-        if not self.n or self.m2 == 0 or not math.isfinite(self.m4):
+        _, m2, _, m4 = self._sums
+        if not self.n or m2 * m2 == 0 or not math.isfinite(m4 / (m2 * m2)):
             return None
-        return self.n * self.m4 / (self.m2 * self.m2) - 3.0
+        return self.n * m4 / (m2 * m2) - 3.0
+
+
+def _in_unit(sums, r):
+    """(mean, m2, m3, m4) rescaled by r = old unit / new unit (a power of two)."""
+    mean, m2, m3, m4 = sums
+    return mean * r, m2 * r * r, m3 * r * r * r, m4 * (r * r) ** 2
 
 
 class TensorStats:
@@ -81,17 +114,19 @@ class TensorStats:
         self.beyond = 0
 
     def add(self, slab):
-        self.moments.add(slab.reshape(-1))
         if len(self.shape) < 2:
-            self.minimum = min(self.minimum, float(slab.min()))
-            self.maximum = max(self.maximum, float(slab.max()))
+            low, high = float(slab.min()), float(slab.max())
+            self.minimum, self.maximum = min(self.minimum, low), max(self.maximum, high)
+            self._add_moments(slab, low, high)
             return
         # each row's and each column's min and max give their largest magnitude and the
         # tensor's range, without a copy of |x|
         rows = slab.reshape(slab.shape[0], -1)
         low, high = rows.min(axis=1), rows.max(axis=1)
-        self.minimum = min(self.minimum, float(low.min()))
-        self.maximum = max(self.maximum, float(high.max()))
+        lowest, highest = float(low.min()), float(high.max())
+        self.minimum = min(self.minimum, lowest)
+        self.maximum = max(self.maximum, highest)
+        self._add_moments(slab, lowest, highest)
         self.row_low.append(low)
         self.row_high.append(high)
         self._rows = None
@@ -102,6 +137,12 @@ class TensorStats:
         else:
             np.minimum(self.column_low, low, out=self.column_low)
             np.maximum(self.column_high, high, out=self.column_high)
+
+    def _add_moments(self, slab, low, high):
+        """The slab's moments, in units fit for its magnitude; a slab with NaN or infinities
+        is left out (the tensor is refused: refuse_non_finite)."""
+        if math.isfinite(low) and math.isfinite(high):  # NaN reaches both
+            self.moments.add(slab.reshape(-1), max(-low, high))
 
     def add_beyond(self, slab, first_row=0):
         """Count the slab's values beyond 6 sigma (needs the mean and std of the whole tensor:
@@ -169,7 +210,7 @@ class TensorStats:
             rows = np.maximum(high, -low)
             columns = np.maximum(self.column_high, -self.column_low)
             for axis, amax in (("row", rows), ("column", columns)):
-                median = float(np.median(amax))
+                median = _median(amax)
                 if amax.size < 2 or median <= 0:
                     continue
                 index = int(np.argmax(amax))
@@ -177,3 +218,11 @@ class TensorStats:
                 if out["worst_channel_ratio"] is None or ratio > out["worst_channel_ratio"]:
                     out["worst_channel"], out["worst_channel_ratio"] = f"{axis} {index}", ratio
         return out
+
+
+def _median(values) -> float:
+    """np.median, which averages the two middle values of an even count: halved first where
+    their sum would overflow (exact: halving a float64 beyond 1e300 loses nothing)."""
+    if float(values.max()) < 8.9e307:
+        return float(np.median(values))
+    return 2.0 * float(np.median(values / 2))

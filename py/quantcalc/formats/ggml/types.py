@@ -264,8 +264,9 @@ def best_index(values):
 
     C's binary search finds mu, the first level above x; here a table indexed by floor(x) does
     (np.searchsorted took four times as long, most of IQ4's time). The comparison after it is
-    C's own, in float32."""
-    place = np.floor(np.clip(values, IQ4_VALUES[0], IQ4_VALUES[15])).astype(np.intp)
+    C's own, in float32. A NaN fails every comparison in C, whose search then ends at the top
+    level: fmin takes the top for it (np.clip would keep the NaN, and NaN is no index)."""
+    place = np.floor(np.fmax(np.fmin(values, IQ4_VALUES[15]), IQ4_VALUES[0])).astype(np.intp)
     place -= int(IQ4_VALUES[0])
     lower = values - LEVEL_BELOW_VALUE.take(place) < LEVEL_ABOVE_VALUE.take(place) - values
     index = LEVEL_ABOVE.take(place) - lower

@@ -6,7 +6,7 @@ import numpy as np
 from quantcalc.formats.float_grids import FLOAT_GRIDS
 from quantcalc.formats.granularity import Segmentation
 from quantcalc.formats.integer import QParams
-from quantcalc.formats.schemes.protocol import Scheme
+from quantcalc.formats.schemes.protocol import Scheme, refuse_beyond_float32
 
 
 class BlockFP8Scheme(Scheme):
@@ -29,6 +29,7 @@ class BlockFP8Scheme(Scheme):
 
     def params(self, x, lo, hi, segmentation):
         amax = np.maximum(np.abs(lo), np.abs(hi))
+        refuse_beyond_float32(self.label, amax)
         scale = (amax.astype(np.float32) / np.float32(self.grid.max_value)).astype(np.float64)
         zeros = np.zeros(amax.shape, np.int64)
         return QParams(scale, zeros, -amax, amax, zeros.astype(bool), scale == 0)

@@ -50,14 +50,18 @@ class IntegerScheme(Scheme):
         return self.quantize(original, p, rounding, rng, check=not self.clip_free)
 
     def quantize(self, original, p, rounding, rng, check=True):
-        codes = original / p["scale"]
-        clipped = round_and_clamp(codes, p["zero_point"], self.fmt.q_min, self.fmt.q_max,
-                                  rounding, rng=rng, check=check)
-        if np.any(p["zero_point"]):
-            dequantized = codes - p["zero_point"]
-            dequantized *= p["scale"]
-        else:
-            dequantized = codes * p["scale"]
+        # a value far beyond a small custom range divides to inf, and is clamped like any
+        # other clipped value; a grid end a rounding beyond float64 (1.7e308 at 4 bits)
+        # reconstructs to inf, and the analysis refuses the error that gives
+        with np.errstate(over="ignore"):
+            codes = original / p["scale"]
+            clipped = round_and_clamp(codes, p["zero_point"], self.fmt.q_min, self.fmt.q_max,
+                                      rounding, rng=rng, check=check)
+            if np.any(p["zero_point"]):
+                dequantized = codes - p["zero_point"]
+                dequantized *= p["scale"]
+            else:
+                dequantized = codes * p["scale"]
         return codes, dequantized, clipped
 
     def fake_quantize(self, values, lo, hi):

@@ -16,6 +16,12 @@ from quantcalc.formats.integer import QParams
 from quantcalc.formats.schemes.protocol import Scheme, Span
 
 
+# No llama.cpp type reaches 2^32 with finite fp16 scales: the widest, Q6_K (d·sc·(q − 32), sc
+# down to -128) and IQ4_XS (d·level·value, levels to -32, values to -127), stop near 2.7e8. Blocks
+# between a type's own reach and this are refused once ggml's scales come out infinite (below).
+REACH = 2.0 ** 32
+
+
 @cache
 def _ggml():
     """formats/ggml/'s modules and the block-column layout its legacy types use, imported once,
@@ -111,11 +117,13 @@ class GGMLScheme(Scheme):
             if self._as_columns():
                 yield from self._legacy_spans(start, rows)
                 return
+            columns = _ggml().columns
+            blocks = columns.Columns(rows, self.block_size, columns.holding(rows.dtype))
+            low, high = blocks.reduce(np.minimum), blocks.reduce(np.maximum)  # as given
+            self._refuse_beyond_reach(low, high)  # before ggml's searches overflow
             out = _ggml().types.quantize(self.format.name, rows, self.importance)
-        columns = _ggml().columns
-        blocks = columns.Columns(rows, self.block_size, columns.holding(rows.dtype))  # as given
         bound = self._keep_block_numbers(start // self.block_size, out.scales, out.bases,
-                                         blocks.reduce(np.minimum), blocks.reduce(np.maximum))
+                                         low, high)
         yield Span(values.astype(np.float64), out.codes.reshape(-1), out.recon.reshape(-1),
                    out.clipped.reshape(-1), bound, start=start)
 
@@ -133,19 +141,34 @@ class GGMLScheme(Scheme):
                        _ggml().columns.natural, start + part.first * self.block_size,
                        legacy.scratch(self._buffers, "error", part.values.shape))
 
+    def _refuse_beyond_reach(self, low, high):
+        """Refuse blocks beyond what any fp16 scale reaches (REACH) before they are searched:
+        ggml's float32 searches overflow on such values (their sums of x^2 and x^3), so where
+        its fp16 scales would be infinite Q3_K, Q6_K and IQ4_XS store zero ones instead (every
+        value 0: an SQNR of 0 dB, not a measurement) and IQ4_NL NaN ones."""
+        largest = max(-float(low.min()), float(high.max()))
+        if largest >= REACH:
+            self._refuse_fp16(largest)
+        return largest
+
+    def _refuse_fp16(self, largest):
+        """Refused in the same words for every llama.cpp type."""
+        raise QuantcalcError(
+            f"{self.label} stores its scales as fp16 (at most 65504); a block here, whose "
+            f"largest magnitude is {largest:.4g}, needs more: ggml would store an infinite "
+            f"scale (or, where its float32 search overflows, a zero one). Scale the tensor "
+            f"down or choose another format", "format")
+
     def _keep_block_numbers(self, first, scales, bases, low, high):
         """Store the blocks' scales, bases and data ranges, refusing an fp16 overflow; returns
         the slab's largest magnitude."""
-        largest = max(-float(low.min()), float(high.max()))
+        largest = self._refuse_beyond_reach(low, high)
         # finite fp16 scales and bases give finite reconstructions (codes are at most 127). A
         # legacy type's scale and min are no larger than the block's largest magnitude, so
         # below fp16's overflow (65520) none of them can be infinite
         if (largest >= _ggml().search.HALF_MAX_ROUNDED or not self._as_columns()) and not (
                 np.all(np.isfinite(scales)) and (bases is None or np.all(np.isfinite(bases)))):
-            raise QuantcalcError(
-                f"{self.label} stores its scales as fp16 (at most 65504); a block here, whose "
-                f"largest magnitude is {largest:.4g}, needs more. Scale the tensor down or "
-                f"choose another format", "format")
+            self._refuse_fp16(largest)
         segments = slice(first, first + low.size)
         self.scales[segments] = scales
         if bases is not None:  # else they stay 0 (params)

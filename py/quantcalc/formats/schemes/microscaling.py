@@ -5,7 +5,7 @@ import numpy as np
 
 from quantcalc.formats.float_grids import FLOAT_GRIDS
 from quantcalc.formats.integer import QParams, round_in_place
-from quantcalc.formats.schemes.protocol import Scheme
+from quantcalc.formats.schemes.protocol import Scheme, refuse_beyond_float32
 
 E8M0_MIN, E8M0_MAX = -127, 127
 MXINT8_MAX = 127 / 64  # int8 with 6 fraction bits
@@ -61,6 +61,7 @@ class NVFP4Scheme(Scheme):
 
     def params(self, x, lo, hi, segmentation):
         amax = np.maximum(np.abs(lo), np.abs(hi))
+        refuse_beyond_float32(self.label, amax)
         amax32 = amax.astype(np.float32)  # NVFP4's scales are computed in float32
         top = np.float32(self.fp4.max_value)
         whole = amax32.max() if self.tensor_amax is None else self.tensor_amax

@@ -22,6 +22,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from quantcalc.errors import QuantcalcError
 from quantcalc.formats.granularity import Segmentation
 from quantcalc.formats.integer import QParams
 from quantcalc.schema import registry
@@ -29,6 +30,18 @@ from quantcalc.schema import registry
 
 def _as_is(values):
     return values
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def refuse_beyond_float32(label, amax):
+    """Refuse values a format's float32 scale arithmetic cannot hold (they would become inf)."""
+    largest = float(np.max(amax)) if np.size(amax) else 0.0
+    if largest > FLOAT32_MAX:
+        raise QuantcalcError(
+            f"{label} computes its scales in float32 (at most 3.4028e+38); these values reach "
+            f"{largest:.4g}. Scale the tensor down or choose another format", "format")
 
 
 @dataclass
