@@ -129,7 +129,7 @@ function markStale(stale) {
 }
 
 function announce(summary) {
-  const sqnr = summary.sqnr_db === "inf" ? "no error" : `SQNR ${display("sqnr_db", summary.sqnr_db)} dB`;
+  const sqnr = summary.sqnr_db === Infinity ? "no error" : `SQNR ${display("sqnr_db", summary.sqnr_db)} dB`;
   $("#results-announce").textContent = `Results for ${summary.name}: ${sqnr}, MSE ` +
     `${display("mse", summary.mse)}, ${summary.clip_count} of ${summary.count} values clipped, ` +
     `${display("bits_per_value", summary.bits_per_value)} bits per value.`;
@@ -162,7 +162,8 @@ async function calculate() {
       markStale(true);
       return;
     }
-    const reply = await engine.request("analyze", [request.config, request.source, request.id],
+    const reply = await engine.request("analyze",
+      { config: request.config, source: request.source, analysis_id: request.id },
       ({ progress }) => showProgress(progress));
     if (state.latestRequest !== request) return; // a newer Calculate supersedes this one
     if (reply.error?.kind === "cancelled") {

@@ -13,7 +13,7 @@ let presets = {};
 
 // One checkbox per configuration of any ready set (each once); a ready set checks its own.
 export async function loadPresets() {
-  const reply = await engine.request("compare_presets", []);
+  const reply = await engine.request("compare_presets");
   if (reply.error) return;
   presets = reply;
   const boxes = new Map();
@@ -50,7 +50,8 @@ function compareRequest() {
     specs.push(current);
   }
   specs.push(...$("#compare-extra").value.split("\n").map((l) => l.trim()).filter(Boolean));
-  return [readSource(), specs, form.elements.name.value.trim() || "tensor", newRequestId()];
+  return { source: readSource(), specs, name: form.elements.name.value.trim() || "tensor",
+    comparison_id: newRequestId() };
 }
 
 export async function runCompare() {
@@ -86,7 +87,7 @@ function showChoices(picks) {
   $("#choose-picks-intro").hidden = picks.length === 0;
   $("#choose-picks").replaceChildren(...picks.map((pick) => {
     const item = document.createElement("li");
-    const sqnr = pick.sqnr_db === "inf" ? "no error" : `${display("sqnr_db", pick.sqnr_db)} dB`;
+    const sqnr = pick.sqnr_db === Infinity ? "no error" : `${display("sqnr_db", pick.sqnr_db)} dB`;
     item.textContent = `Up to ${pick.budget} bits per value: ${pick.label} ` +
       `(${pick.bits_per_value.toFixed(3)} bits, ${sqnr})`;
     return item;
@@ -142,11 +143,10 @@ export async function downloadComparison(kind) {
   if (!state.compareArgs) return;
   const note = $("#compare-download-status");
   note.textContent = "Preparing…";
-  const [source, specs, name, id] = state.compareArgs;
-  const reply = await engine.request("compare_export", [source, specs, name, kind, id]);
+  const reply = await engine.request("compare_export", { ...state.compareArgs, kind });
   if (reply.error) {
     note.textContent = `Download failed: ${reply.error.message}`;
     return;
   }
-  note.textContent = `Saved ${saveBlob(reply, `${safeFileName(state.compareArgs[2])}_comparison.${kind}`)}.`;
+  note.textContent = `Saved ${saveBlob(reply, `${safeFileName(state.compareArgs.name)}_comparison.${kind}`)}.`;
 }

@@ -19,7 +19,7 @@ export async function download(kind) {
   }
   note.textContent = kind === "pdf" ? "Preparing the PDF…" : "Preparing…";
   const { config, source, id } = state.request;
-  const reply = await engine.request("export", [config, source, kind, id]);
+  const reply = await engine.request("export", { config, source, kind, analysis_id: id });
   if (reply.error) {
     note.textContent = `Download failed: ${reply.error.message}`;
     return;

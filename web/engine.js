@@ -139,10 +139,11 @@ export class Engine extends EventTarget {
     return new Promise((resolve) => this.addEventListener(type, resolve, { once: true }));
   }
 
-  // One call of quantcalc.api.<op>(...args); resolves with its plain result ({error: ...} on
-  // bad input or a failed engine; it never rejects). `onPartial` receives pieces sent before the
-  // reply (figures, one at a time).
-  request(op, args, onPartial = null) {
+  // One call of quantcalc.api.<op>(**args), its arguments named as the Python function names
+  // them (protocol.js); resolves with its plain result ({error: ...} on bad input or a failed
+  // engine; it never rejects). `onPartial` receives pieces sent before the reply (figures, one
+  // at a time).
+  request(op, args = {}, onPartial = null) {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, { resolve, onPartial });

@@ -33,7 +33,8 @@ export async function drawFigures() {
   $("#figures-status").textContent = "Drawing figures…";
   const figures = [];
   const shown = [];
-  const reply = await engine.request("figures_svg", [request.config, request.source, request.id],
+  const reply = await engine.request("figures_svg",
+    { config: request.config, source: request.source, analysis_id: request.id },
     (figure) => {
       if (!current()) return;
       figures.push(figure);

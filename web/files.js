@@ -3,12 +3,11 @@
 // turns a paste too big for the values box into a file.
 import { $, engine, state } from "./store.js";
 import { clearErrors, form, showError } from "./form.js";
+import { fileType } from "./file-types.js";
 
-const MULTI_TENSOR = /\.(npz|safetensors)$/i;
-// Python reads the chosen tensor of a .safetensors file by offset, so such a file may be of any
-// size; other types are read whole into the page's WebAssembly memory (at most 4 GB, and one
-// buffer of at most 2 GiB).
-const BY_OFFSET = /\.safetensors$/i;
+// Python reads the chosen tensor of some file types by offset (file-types.js), so such a file
+// may be of any size; the others are read whole into the page's WebAssembly memory (at most
+// 4 GB, and one buffer of at most 2 GiB).
 export const MAX_FILE_BYTES = 2 ** 31 - 1;
 // Chromium's text box slows to a crawl and then crashes past a few million characters.
 export const MAX_PASTE_CHARS = 1_000_000;
@@ -23,16 +22,17 @@ export async function takeFile(file) {
   $("#clear-file").hidden = false;
   markValuesUnused(true);
   tensorChooser.set([]);
-  if (file.size > MAX_FILE_BYTES && !BY_OFFSET.test(file.name)) {
+  const type = fileType(file.name);
+  if (file.size > MAX_FILE_BYTES && !type?.by_offset) {
     showError({ field: "file", message: `${file.name} is ${formatBytes(file.size)}; files of ` +
       "2 GiB or more cannot be read here yet: Python in this page reads a file of this type " +
       "whole into its memory (one buffer of at most 2 GiB, 4 GB in all). Save the tensor you " +
       "need to its own .safetensors file (read by offset, any size)." }, { fileLoaded: true });
     return;
   }
-  if (!MULTI_TENSOR.test(file.name)) return;
+  if (!type?.several) return; // one array: nothing to choose
   await engine.whenReady();
-  const reply = await engine.request("describe_file", [fileSource(loaded)]);
+  const reply = await engine.request("describe_file", { source: fileSource(loaded) });
   if (state.file !== loaded) return; // another file was chosen meanwhile
   if (reply.error) {
     showError({ ...reply.error, field: "file" }, { fileLoaded: true });
@@ -152,7 +152,7 @@ async function takeImatrix(file) {
   $("#clear-imatrix").hidden = false;
   imatrixChooser.set([]);
   await engine.whenReady();
-  const reply = await engine.request("describe_imatrix", [{ file_id: loaded.id, file }]);
+  const reply = await engine.request("describe_imatrix", { spec: { file_id: loaded.id, file } });
   if (state.imatrix !== loaded) return;
   if (reply.error) {
     showError({ ...reply.error, field: "imatrix" });

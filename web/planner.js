@@ -44,7 +44,8 @@ async function replan({ first = false } = {}) {
   const asked = ++current.asked;
   const doc = current.doc;
   planError("");
-  const reply = await engine.request("plan", [doc, options(first), current.scanId]);
+  const reply = await engine.request("plan",
+    { document: doc, options: options(first), scan_id: current.scanId });
   if (asked !== current.asked || doc !== current.doc) return; // a newer request follows
   if (reply.error) {
     planError(reply.error.message);
@@ -110,7 +111,7 @@ function render(plan) {
 async function drawFigure() {
   const plan = current.plan;
   const holder = $("#plan-figures");
-  const reply = await engine.request("plan_figure", [plan], (figure) => {
+  const reply = await engine.request("plan_figure", { plan_document: plan }, (figure) => {
     if (plan !== current.plan) return;
     clearFigures(holder);
     showFigure(figure, holder);
@@ -124,7 +125,7 @@ async function downloadPlan(kind) {
   if (!current.plan) return;
   const note = $("#plan-download-status");
   note.textContent = "Preparing…";
-  const reply = await engine.request("plan_export", [current.plan, kind]);
+  const reply = await engine.request("plan_export", { plan_document: current.plan, kind });
   if (reply.error) {
     note.textContent = `Download failed: ${reply.error.message}`;
     return;

@@ -1,6 +1,6 @@
 // The messages between the page (engine.js) and the worker (worker.js), declared once.
 export const MSG = Object.freeze({
-  call: "call",                   // page -> worker {id, op, args}: call quantcalc.api.<op>(...args)
+  call: "call",                   // page -> worker {id, op, args}: quantcalc.api.<op>(**args)
   loadFigures: "load-figures",    // page -> worker: load matplotlib now
   progress: "progress",           // worker -> page {phase, text}: a start-up phase began
   ready: "ready",                 // worker -> page {phases}: Python and quantcalc are in
@@ -12,12 +12,38 @@ export const MSG = Object.freeze({
   fatal: "fatal",                 // worker -> page {message}: Python cannot run any more
 });
 
-// The quantcalc.api functions the page may call, and those that send figures as they are drawn.
-export const CALLS = Object.freeze(["analyze", "figures_svg", "export", "describe_file",
-  "describe_imatrix",
-  "compare_presets", "compare", "compare_figures", "compare_export",
-  "scan_list", "scan_model", "scan_document", "scan_figures", "scan_export", "plan", "plan_figure", "plan_export",
-  "set_figure_theme", "readout"]);
-export const STREAMS_FIGURES = Object.freeze(["figures_svg", "compare_figures", "scan_figures",
-  "plan_figure"]);
-export const REPORTS_PROGRESS = Object.freeze(["analyze"]);
+// The quantcalc.api functions the page may call. The page names each argument as the Python
+// function does ({config, source, analysis_id}); the worker calls it by keyword, so the order of
+// Python's parameters does not matter here. Each op lists the callbacks the worker adds, by
+// their Python parameter's name, and what each sends the page as partial data:
+//   figure    {name, title, svg, where}: a figure as soon as it is drawn
+//   phase     {progress: {phase, fraction}}: how far an analysis has come
+//   row       {row}: a scanned tensor
+//   scanned   {progress: {bytes, total_bytes, ..., memory_bytes}}: how far a scan has come
+const FIGURE = Object.freeze({ on_figure: "figure" });
+export const CALLS = Object.freeze({
+  analyze: { on_progress: "phase" },
+  figures_svg: FIGURE,
+  readout: {},
+  export: {},
+  describe_file: {},
+  describe_imatrix: {},
+  compare_presets: {},
+  compare: {},
+  compare_figures: FIGURE,
+  compare_export: {},
+  scan_list: {},
+  scan_model: { on_row: "row", on_progress: "scanned" },
+  scan_document: {},
+  scan_figures: FIGURE,
+  scan_export: {},
+  plan: {},
+  plan_figure: FIGURE,
+  plan_export: {},
+  set_figure_theme: {},
+});
+
+// Calls that draw with matplotlib (the worker loads it first): those that stream figures, and
+// any report asked for as a PDF.
+export const needsMatplotlib = (op, args) => "on_figure" in (CALLS[op] ?? {})
+  || args.kind === "pdf";

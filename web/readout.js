@@ -49,7 +49,8 @@ export function addReadout(figure, img, where) {
     let quantized = null;
     if (readout.kind !== "errors") {
       asking = true;
-      const reply = await engine.request("readout", [request.config, request.source, request.id, x]);
+      const reply = await engine.request("readout",
+        { config: request.config, source: request.source, analysis_id: request.id, x });
       asking = false;
       if (!reply.error) quantized = reply;
     }

@@ -6,12 +6,12 @@ import { FIELD, FIELDS, GRADES } from "./rules.js";
 const PAGE_ROWS = 50;
 
 // A value as people read it, by its field's style (report.display in Python follows the same):
-// four significant digits, percentages to three. The downloads keep every digit.
+// four significant digits, percentages to three. The downloads keep every digit. An infinite
+// value is an SQNR without error.
 export function display(key, value) {
   const style = FIELD[key]?.style ?? "real";
   if (value === null || value === undefined) return "n/a";
-  if (value === "inf") return "∞ (no error)";
-  if (value === "-inf") return "−∞";
+  if (value === Infinity) return "∞ (no error)";
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (typeof value === "string") return value;
   if (style === "percent") return `${Number((value * 100).toPrecision(3))} %`;
@@ -21,6 +21,7 @@ export function display(key, value) {
 
 // `digits` significant digits; scientific notation where fixed notation would hide them.
 export function formatNumber(value, digits = 6) {
+  if (!Number.isFinite(value)) return Number.isNaN(value) ? "NaN" : value > 0 ? "∞" : "−∞";
   const size = Math.abs(value);
   if (size !== 0 && (size < 1e-3 || size >= 1e6)) return value.toExponential(digits - 1);
   return Number(value.toPrecision(digits)).toString();
@@ -57,7 +58,7 @@ function card(field, summary) {
     if (key === "uniform_noise_mse") detail.textContent = `measured MSE: ${display("mse", summary.mse)}`;
     if (key === "real_min" && summary.range_widened) detail.textContent = "widened to include 0";
     if (key === "grid_max") detail.textContent = "in units of the scale";
-    if (key === "sqnr_db" && typeof value === "number") shown.textContent += " dB";
+    if (key === "sqnr_db" && Number.isFinite(value)) shown.textContent += " dB";
   }
   node.append(name, shown, detail);
   return node;
@@ -91,7 +92,7 @@ function renderHeadline(headline, summary) {
     const value = document.createElement("div");
     value.className = "qc-verdict-value";
     const v = summary[key];
-    value.textContent = key === "sqnr_db" && typeof v === "number" ? `${display(key, v)} dB`
+    value.textContent = key === "sqnr_db" && Number.isFinite(v) ? `${display(key, v)} dB`
       : display(key, v);
     const words = document.createElement("div");
     words.className = "qc-verdict-cue";

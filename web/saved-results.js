@@ -5,7 +5,9 @@
 // worker deletes the older builds' caches when it takes over.
 //
 // Only pasted values are kept (a loaded file is not kept across visits either), and only small
-// ones: the entry holds every per-value row and the figures' SVG text.
+// ones: the entry holds every per-value row and the figures' SVG text (as stored-json.js writes
+// them: typed arrays and infinite numbers come back as they were).
+import { fromJson, toJson } from "./stored-json.js";
 
 export const MAX_VALUES = 20_000;  // rows of the per-value table an entry may hold
 const MAX_ENTRIES = 12;             // the oldest goes first
@@ -29,21 +31,13 @@ async function addressOf(request) {
   return new URL(`quantcalc-result/${hex}`, location.origin).href;
 }
 
-// Typed arrays (the per-value columns) go through JSON as {typed, values}; JSON writes each
-// double in its shortest exact form, so the numbers come back bit for bit.
-const encode = (_key, value) => (ArrayBuffer.isView(value)
-  ? { typed: value.constructor.name, values: Array.from(value) } : value);
-const TYPED = { Float64Array, Float32Array, Int32Array, Uint8Array, Int8Array, Int16Array, Uint16Array };
-const decode = (_key, value) => (value && typeof value === "object" && TYPED[value.typed]
-  ? TYPED[value.typed].from(value.values) : value);
-
 // The saved {reply, figures} for this request, or null. Never throws: a broken or
 // unavailable cache only means the engine computes the result as usual.
 export async function find(request) {
   if (!usable(request)) return null;
   try {
     const response = await caches.match(await addressOf(request), { cacheName: CACHE });
-    return response ? JSON.parse(await response.text(), decode) : null;
+    return response ? fromJson(await response.text()) : null;
   } catch {
     return null;
   }
@@ -55,7 +49,7 @@ export async function keep(request, reply, figures, theme) {
   if (!usable(request) || reply.summary.count > MAX_VALUES) return;
   try {
     const cache = await caches.open(CACHE);
-    const body = JSON.stringify({ reply, figures, theme }, encode);
+    const body = toJson({ reply, figures, theme });
     await cache.put(await addressOf(request),
       new Response(body, { headers: { "Content-Type": "application/json" } }));
     const entries = await cache.keys(); // in the order they were put

@@ -67,8 +67,8 @@ export async function scanOnPool({ files, specs, imatrix, wholeValues, tensors, 
     while (queue.length && !failure) {
       const batch = nextBatch(queue);
       inFlight.set(worker, 0);
-      const reply = await worker.request("scan_model",
-        [files, specs, imatrix, wholeValues, batch.names], (data) => {
+      const reply = await worker.request("scan_model", { paths: files, specs,
+        imatrix_path: imatrix, whole_values: wholeValues, names: batch.names }, (data) => {
           if (data.row) onRow(data.row);
           if (data.progress) {
             inFlight.set(worker, Math.min(data.progress.bytes, batch.bytes));

@@ -33,12 +33,6 @@ const PERCENT = new Set(["clip_rate", "beyond_6_sigma"]);
 let sort = { key: "sqnr_db", ascending: true };
 let view = { tensors: [], formats: [], totals: [], notes: [], canOpen: false, onOpen: () => {} };
 
-function sortValue(value) {
-  if (value === "inf") return Infinity;
-  if (value === "-inf") return -Infinity;
-  return value;
-}
-
 function pairs() {
   const wantedFormat = $("#scan-format-filter").value;
   const role = $("#scan-role-filter").value;
@@ -58,8 +52,8 @@ function pairs() {
   const column = COLUMNS.find(([key]) => key === sort.key);
   const sign = sort.ascending ? 1 : -1;
   return out.sort((a, b) => {
-    const x = sortValue(column[2](a[0], a[1]));
-    const y = sortValue(column[2](b[0], b[1]));
+    const x = column[2](a[0], a[1]);
+    const y = column[2](b[0], b[1]);
     if (x === y) return 0;
     if (x === null || x === undefined || x === "") return 1; // nothing to sort by: last
     if (y === null || y === undefined || y === "") return -1;
@@ -78,7 +72,7 @@ function parseLayers(text) {
 
 function cellText(key, value) {
   if (value === null || value === undefined || value === "") return "";
-  if (typeof value === "string") return value === "inf" ? "∞" : value;
+  if (typeof value === "string") return value;
   if (PERCENT.has(key)) return `${Number((value * 100).toPrecision(3))} %`;
   if (key === "bits_per_value") return value.toFixed(3);
   if (Number.isInteger(value)) return value.toLocaleString("en");
@@ -100,7 +94,7 @@ export function renderTable(next) {
       const td = document.createElement("td");
       const v = value(tensor, result);
       td.dataset.metric = key;
-      if (typeof v === "number" || v === "inf") td.dataset.value = String(v);
+      if (typeof v === "number") td.dataset.value = String(v);
       if (key === "name") {
         const button = document.createElement("button");
         button.type = "button";

@@ -12,10 +12,10 @@ import * as saved from "./scan-saved.js";
 import { usePlannerScan } from "./planner.js";
 import { cancelScan, scanOnPool } from "./scan-pool.js";
 import { buildTableHead, renderTable } from "./scan-table.js";
+import { fileType, listed, takes } from "./file-types.js";
 
 const hooks = globalThis.quantcalcTestHooks ?? {};
 const RENDER_EVERY_MS = 250;
-const CHECKPOINT_FILE = /\.(safetensors|gguf|npz|npy|json)$/i;
 const scan = {
   files: null,        // {id, files: [File]} of the checkpoint chosen now
   scanned: null,      // {id, files} the rows shown were read from (null: restored from storage)
@@ -38,8 +38,8 @@ function scanError(field, message) {
 
 function takeFiles(list) {
   scanError("files", "");
-  const files = [...list].filter((file) => CHECKPOINT_FILE.test(file.name)
-    || /\.(bin|pt|pth|ckpt|pkl)$/i.test(file.name));
+  // what the scan reads, and what it refuses (Python says why): a folder's other files stay out
+  const files = [...list].filter((file) => takes("scan", file.name));
   const names = new Set();
   for (const file of files) {
     if (names.has(file.name)) {
@@ -49,10 +49,10 @@ function takeFiles(list) {
     names.add(file.name);
   }
   if (files.length === 0) {
-    scanError("files", "No .safetensors, .gguf, .npz or .npy files among those chosen.");
+    scanError("files", `No ${listed("scan")} files among those chosen.`);
     return;
   }
-  const data = files.filter((f) => !/\.json$/i.test(f.name));
+  const data = files.filter((f) => fileType(f.name).reader !== "index");
   const total = files.reduce((sum, f) => sum + f.size, 0);
   scan.files = { id: `s${nextScanId++}`, files };
   $("#scan-files-info").textContent = `${data.length} file${data.length === 1 ? "" : "s"} ` +
@@ -102,7 +102,7 @@ function wireDrop() {
 }
 
 export async function loadScanPresets() {
-  const reply = await engine.request("compare_presets", []);
+  const reply = await engine.request("compare_presets");
   if (reply.error) return;
   presets = reply;
   const chooser = $("#scan-preset");
@@ -165,7 +165,7 @@ async function startScan() {
     seconds_left: null });
   const imatrix = imatrixFile ? { file_id: `${files.id}-imatrix`, file: imatrixFile } : null;
   // the tensors (and a check of the formats) first, then the workers share them out
-  const listing = await engine.request("scan_list", [files, specs]);
+  const listing = await engine.request("scan_list", { paths: files, specs });
   let reply = listing;
   if (!listing.error) {
     const failure = await scanOnPool({ files, specs, imatrix,
@@ -178,7 +178,7 @@ async function startScan() {
       },
       onProgress: (progress) => scan.running === run && showProgress(progress) });
     reply = failure ? { error: failure }
-      : await engine.request("scan_document", [files, specs, scan.rows]);
+      : await engine.request("scan_document", { paths: files, specs, rows: scan.rows });
   }
   if (scan.running !== run) return;
   scan.running = null;
@@ -254,9 +254,8 @@ async function drawScanFigures() {
   if (!doc || doc.tensors.length === 0) return;
   await engine.whenFiguresReady();
   const index = Math.max(0, Number($("#scan-format-filter").value || 0));
-  const reply = await engine.request("scan_figures", [doc, index], (figure) => {
-    if (scan.doc === doc) showFigure(figure, holder);
-  });
+  const show = (figure) => scan.doc === doc && showFigure(figure, holder);
+  const reply = await engine.request("scan_figures", { document: doc, heatmap_index: index }, show);
   if (reply.error && scan.doc === doc) {
     $("#scan-download-status").textContent = `Figures failed: ${reply.error.message}`;
   }
@@ -268,7 +267,7 @@ async function downloadScan(kind) {
   if (!scan.doc) return;
   const note = $("#scan-download-status");
   note.textContent = kind === "pdf" ? "Preparing the PDF…" : "Preparing…";
-  const reply = await engine.request("scan_export", [scan.doc, kind]);
+  const reply = await engine.request("scan_export", { document: scan.doc, kind });
   if (reply.error) {
     note.textContent = `Download failed: ${reply.error.message}`;
     return;

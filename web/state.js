@@ -3,6 +3,7 @@
 // exist and what they accept come from the engine's schema (rules.js), as the form's fields do.
 import { SETTING, applies, checkValue } from "./rules.js";
 import { DEFAULTS } from "./form.js";
+import { fromJson, toJson } from "./stored-json.js";
 
 const STORAGE_KEY = "quantcalc.form.v2";
 const MAX_LINK_VALUES = 2000;       // characters of sample values a link carries
@@ -60,7 +61,7 @@ export function save(state) {
   }
   for (;;) {
     try {
-      localStorage.setItem(STORAGE_KEY, JSON.stringify(copy));
+      localStorage.setItem(STORAGE_KEY, toJson(copy));
       return { stored: true, valuesKept };
     } catch {
       if (!("values" in copy)) return { stored: false, valuesKept: false }; // blocked storage
@@ -72,7 +73,7 @@ export function save(state) {
 
 export function load() {
   try {
-    const saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
+    const saved = fromJson(localStorage.getItem(STORAGE_KEY) || "null");
     if (!saved || typeof saved !== "object") return {};
     const fields = {};
     for (const key of Object.keys(DEFAULTS)) {

@@ -7,7 +7,7 @@ export const figureTheme = () => (query.matches ? "dark" : "light");
 export function wireTheme(engine) {
   query.addEventListener("change", async () => {
     if (!engine.figuresReady) return; // matplotlib loads with the right theme
-    const reply = await engine.request("set_figure_theme", [figureTheme()]);
+    const reply = await engine.request("set_figure_theme", { theme: figureTheme() });
     if (reply.error) return; // the figures stay as they are
     document.dispatchEvent(new Event("qc-theme"));
   });

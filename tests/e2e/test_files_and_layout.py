@@ -85,6 +85,44 @@ def test_a_broken_file_is_reported_and_kept(app):
     page.click("#clear-file")
 
 
+def test_a_gguf_file_offers_its_tensors_and_gives_the_engines_result(app, tmp_path):
+    """The calculator takes what the file type table says it takes, .gguf included: the file
+    input offers it, the chooser lists its tensors, and the chosen one (a Q8_0 tensor,
+    dequantized) is read by offset as the command line reads it."""
+    from quantcalc import api
+    from quantcalc.schema import file_types
+    from tests.support import checkpoints as C
+
+    page = app.page
+    assert page.get_attribute("#file", "accept") == file_types.accept("calculator")
+    assert ".gguf" in page.get_attribute("#file", "accept").split(",")
+    rng = np.random.default_rng(8)
+    arrays = {"token_embd.weight": rng.standard_normal((8, 64)).astype(np.float32),
+              "blk.0.ffn_down.weight": rng.standard_normal((4, 64)).astype(np.float32),
+              "output_norm.weight": np.ones(64, np.float32)}
+    path = tmp_path / "model.gguf"
+    C.write_gguf(path, arrays, {"blk.0.ffn_down.weight": "Q8_0"})
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector(".qc-tensor-choice:not([hidden])")
+    described = api.describe_file({"file_path": str(path)})
+    assert page.locator("#tensor option").all_inner_texts() == [
+        f"{name} — {detail}" for name, detail in zip(described["tensors"], described["details"])]
+    assert "blk.0.ffn_down.weight — 4 × 64 Q8_0" in page.locator("#tensor option").all_inner_texts()
+    page.select_option("#tensor", "blk.0.ffn_down.weight")
+    fill(page, **BASE)
+    calculate(page)
+    assert page.locator("#error-file").is_hidden()
+    source = {"file_path": str(path), "tensor": "blk.0.ffn_down.weight"}
+    summary = engine_summary(BASE, source)
+    assert summary["count"] == 4 * 64
+    assert_same_numbers(page, summary)
+    # a GGUF file's bytes in memory give the same values as the file read by offset
+    in_memory = {"file_name": "model.gguf", "file_bytes": path.read_bytes(),
+                 "tensor": "blk.0.ffn_down.weight"}
+    assert np.array_equal(api.load(in_memory), api.load(source))
+    page.click("#clear-file")
+
+
 @pytest.mark.parametrize("width, columns", [(1280, 3), (800, 2), (400, 1)])
 def test_the_grid_has_3_2_1_columns(app, width, columns):
     page = app.page

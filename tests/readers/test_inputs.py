@@ -185,3 +185,52 @@ def test_the_facade_never_raises_and_names_fields():
     assert api.analyze({"percentile": 0}, {"text": "1"})["error"]["field"] == "percentile"
     assert api.analyze({"calibration": "custom", "range_min": "nan", "range_max": 1},
                        {"text": "1"})["error"]["field"] == "range_min"
+
+
+# ---------------------------------------------------------------- file types (schema/file_types)
+def test_each_file_type_goes_to_the_reader_the_table_names(tmp_path):
+    """The calculator reads what the table says it takes, a file on disk of a by-offset type by
+    offset and bytes in memory whole; what it does not take is refused naming what it does."""
+    from quantcalc.readers import sources
+    from quantcalc.schema import file_types
+
+    assert sources.read_by_offset({"file_path": "/x/W.SafeTensors"}) == "/x/W.SafeTensors"
+    assert sources.read_by_offset({"file_path": "/x/m.gguf"}) == "/x/m.gguf"
+    assert sources.read_by_offset({"file_path": "/x/w.npz"}) is None
+    assert sources.read_by_offset({"file_path": "/x/m.safetensors.index.json"}) is None
+    with pytest.raises(QuantcalcError, match=r"unsupported file type; use a \.npy, .*\.gguf"):
+        parse_file(b"{}", "model.safetensors.index.json")
+    for kind in file_types.taken_by(file_types.CALCULATOR):
+        assert kind.reader in ("text", "npy", "npz", "safetensors", "gguf"), kind
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "w.pt", "model.ckpt", "x.pkl"])
+def test_a_pickle_given_to_the_calculator_is_refused_with_the_reason(name):
+    with pytest.raises(QuantcalcError, match="PyTorch pickle: loading one runs code"):
+        parse_file(b"\x80\x02}q\x00.", name)
+    reply = api.analyze({}, {"file_name": name, "file_bytes": b"\x80\x02}q\x00."})
+    assert reply["error"]["field"] == "file" and "safetensors" in reply["error"]["message"]
+
+
+def test_gguf_bytes_in_memory_read_as_the_file_by_offset(tmp_path):
+    from quantcalc.readers import checkpoint
+    from tests.support import checkpoints as C
+
+    rng = np.random.default_rng(3)
+    arrays = {"a.weight": rng.standard_normal((4, 64)).astype(np.float32),
+              "b.weight": rng.standard_normal((2, 64)).astype(np.float32),
+              "c.weight": rng.standard_normal((3, 64)).astype(np.float32)}
+    path = tmp_path / "m.gguf"
+    C.write_gguf(path, arrays, {"b.weight": "Q8_0", "c.weight": "F16"})
+    data = path.read_bytes()
+    assert tensor_details(data, "m.gguf") == [("a.weight", (4, 64), "F32"),
+                                              ("b.weight", (2, 64), "Q8_0"),
+                                              ("c.weight", (3, 64), "F16")]
+    for name in [None, *arrays]:
+        got = parse_file(data, "M.GGUF", name)
+        want = checkpoint.read_tensor(str(path), name)
+        assert got.dtype == want.dtype and np.array_equal(got, want), name
+    with pytest.raises(QuantcalcError, match="no tensor named 'd'; it has 'a.weight'"):
+        parse_file(data, "m.gguf", "d")
+    with pytest.raises(QuantcalcError, match="truncated"):
+        parse_file(data[:-40], "m.gguf", "c.weight")

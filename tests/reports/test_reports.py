@@ -212,3 +212,11 @@ def test_every_pdf_is_a4(monkeypatch):
     rows = compare(x, PRESETS["common"])
     pages = _pages_of(lambda: report.compare_pdf(rows, None, "t"), monkeypatch)
     assert {size for size, _ in pages} == {(8.27, 11.69)} and len(pages) == 2
+
+
+def test_json_spells_infinities_once_and_reads_them_back_only_under_number_keys():
+    doc = {"sqnr_db": math.inf, "low": -math.inf, "name": "inf", "x": np.float32(1.5)}
+    text = report.json_text(doc)
+    assert json.loads(text) == {"sqnr_db": "inf", "low": "-inf", "name": "inf", "x": 1.5}
+    assert report.from_jsonable(json.loads(text), ["sqnr_db", "low"]) == {**doc, "x": 1.5}
+    assert report.to_jsonable(doc)["sqnr_db"] == math.inf  # in memory, numbers stay numbers

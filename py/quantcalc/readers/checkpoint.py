@@ -1,10 +1,10 @@
 """A checkpoint: the tensors of one or more files, listed from their headers and read by offset,
 a slab of rows at a time, never a whole file.
 
-Readable: .safetensors (one file, shards with their `model.safetensors.index.json`, or a folder),
-.gguf (F32/F16/BF16/F64 tensors; already-quantized ones are listed and dequantized for their
-statistics by formats/ggml/decode.py), .npz and .npy. PyTorch pickles (.bin, .pt, .pth, .ckpt, .pkl) are
-refused: loading one runs code from the file.
+Readable: the types schema/file_types.py lists for the scan: safetensors (one file, shards with
+their index, or a folder), GGUF (F32/F16/BF16/F64 tensors; already-quantized ones are listed and
+dequantized for their statistics by formats/ggml/decode.py), .npz and .npy. The types it refuses
+(PyTorch pickles: loading one runs code from the file) are refused with the table's reason.
 
 A path works the same in CPython and in the page's worker, where the user's `File`s are mounted
 with Pyodide's WORKERFS: Python's file reads become `File.slice` reads, so the worker's memory holds
@@ -24,11 +24,9 @@ from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.readers import gguf as gguf_file
 from quantcalc.readers.arrays import (SAFETENSORS_DTYPES, bf16_to_float32, names_in_message, safetensors_entry, safetensors_header)
 from quantcalc.errors import QuantcalcError, shortened
+from quantcalc.schema import file_types
 
-PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-INDEX_SUFFIX = ".safetensors.index.json"
 FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
-GGUF_PLAIN = {0: "F32", 1: "F16", 30: "BF16", 28: "F64"}
 STORED = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
 
 
@@ -116,41 +114,45 @@ def open_checkpoint(paths) -> Checkpoint:
     return Checkpoint(tensors, sized, notes)
 
 
-def _refuse_pickle(path):
-    raise QuantcalcError(
-        f"{os.path.basename(path)} is a PyTorch pickle: loading one runs code stored in the file, "
-        f"so quantcalc does not open it. Convert it to safetensors first (the safetensors "
-        f"package's convert script, or torch.load then safetensors.torch.save_file on a machine "
-        f"you trust)", "file")
+def _scanned(name):
+    """The file type of `name` if the scan takes it (to read it, or to refuse it), else None."""
+    kind = file_types.of(name)
+    return kind if kind is not None and file_types.SCAN in kind.tools else None
 
 
 def _expand(path, notes):
     """The data files a path stands for: a file, an index's shards, or a folder's files."""
     name = os.path.basename(path)
     if os.path.isdir(path):
-        inside = sorted(file_parts.logical_names(os.listdir(path)))
-        indexes = [n for n in inside if n.endswith(INDEX_SUFFIX)]
-        if indexes:
-            return _expand(os.path.join(path, indexes[0]), notes)
-        data = [n for n in inside if n.endswith((".safetensors", ".gguf", ".npz", ".npy"))]
-        pickles = [n for n in inside if n.endswith(PICKLES)]
-        if not data:
-            if pickles:
-                _refuse_pickle(os.path.join(path, pickles[0]))
-            raise QuantcalcError(f"the folder {name} holds no .safetensors, .gguf, .npz or .npy "
-                                 f"files", "file")
-        if pickles:
-            notes.append(f"skipped {len(pickles)} PyTorch pickle file(s) in {name} "
-                         f"({', '.join(pickles[:3])}): loading a pickle runs code")
-        return [os.path.join(path, n) for n in data]
-    if name.endswith(".json"):
-        return _shards_of_index(path)
-    if name.lower().endswith(PICKLES):
-        _refuse_pickle(path)
-    if not name.lower().endswith((".safetensors", ".gguf", ".npz", ".npy")):
-        raise QuantcalcError(f"{name}: a checkpoint is .safetensors (or its .index.json), .gguf, "
-                             f".npz or .npy", "file")
-    return [path]
+        return _expand_folder(path, name, notes)
+    kind = _scanned(name)
+    if kind is None:
+        raise QuantcalcError(f"{name}: a checkpoint is a "
+                             f"{file_types.listed(file_types.SCAN)} file", "file")
+    if kind.refused:
+        raise QuantcalcError(kind.refusal(name), "file")
+    return _shards_of_index(path) if kind.reader == "index" else [path]
+
+
+def _expand_folder(path, name, notes):
+    """A folder's index (its shards), or else every data file in it; refused files are skipped
+    with a note, or refused with the reason when there is nothing else."""
+    inside = [(n, _scanned(n)) for n in sorted(file_parts.logical_names(os.listdir(path)))]
+    indexes = [n for n, kind in inside if kind is not None and kind.reader == "index"]
+    if indexes:
+        return _expand(os.path.join(path, indexes[0]), notes)
+    data = [n for n, kind in inside if kind is not None and not kind.refused]
+    refused = [(n, kind) for n, kind in inside if kind is not None and kind.refused]
+    if not data:
+        if refused:
+            raise QuantcalcError(refused[0][1].refusal(refused[0][0]), "file")
+        raise QuantcalcError(f"the folder {name} holds no "
+                             f"{file_types.listed(file_types.SCAN)} files", "file")
+    if refused:
+        names, kind = [n for n, _ in refused], refused[0][1]
+        notes.append(f"skipped {len(names)} {kind.label} file(s) in {name} "
+                     f"({', '.join(names[:3])}): {kind.refused}")
+    return [os.path.join(path, n) for n in data]
 
 
 def _shards_of_index(path):
@@ -197,16 +199,16 @@ def _reader(path):
 
 
 def _list_file(path, size):
-    lower = path.lower()
-    if lower.endswith(".safetensors"):
+    """One data file's tensors, listed by its file type's reader (.npy unless it has one)."""
+    reader = getattr(file_types.of(path), "reader", "npy")
+    if reader == "safetensors":
         return _list_safetensors(path, size)
-    if lower.endswith(".gguf"):
+    if reader == "gguf":
         return _list_gguf(path, size)
-    if lower.endswith(".npz"):
+    if reader == "npz":
         return _list_npz(path)
     return [_npy_entry(path, os.path.basename(path).rsplit(".", 1)[0],
-                       file_parts.open_file(path), 0,
-                       size)]
+                       file_parts.open_file(path), 0, size)]
 
 
 def _list_safetensors(path, size):
@@ -233,7 +235,7 @@ def _list_gguf(path, size):
     header = gguf_file.read_header(_reader(path), size, name)
     entries = []
     for info in header.tensors.values():
-        kind = GGUF_PLAIN.get(info.ggml_type) or ggml_decode.type_name(info.ggml_type)
+        kind = gguf_file.type_name(info.ggml_type)
         nbytes = ggml_decode.nbytes(info.ggml_type, info.shape)
         if nbytes is None:
             nbytes = 0  # a type quantcalc does not know: listed, not read

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from quantcalc.readers.arrays import bf16_to_float32
-from quantcalc.errors import QuantcalcError
+from quantcalc.errors import QuantcalcError, shortened
+from quantcalc.formats.ggml import decode as ggml_decode
+from quantcalc.readers.arrays import bf16_to_float32, names_in_message
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -152,3 +153,40 @@ def plain_tensor(data: bytes, header: GGUFHeader, info: TensorInfo, name="file")
     if kind == "BF16":
         values = bf16_to_float32(values)
     return values.reshape(info.shape)
+
+
+def type_name(ggml_type: int) -> str:
+    """F32, F16, BF16, F64, or llama.cpp's name of a quantized type (Q4_K, ...)."""
+    plain = PLAIN_TYPES.get(ggml_type)
+    return plain[0] if plain else ggml_decode.type_name(ggml_type)
+
+
+def bytes_details(data: bytes, name="file") -> list:
+    """(tensor name, shape, type) of each tensor of a GGUF file held in memory."""
+    return [(info.name, info.shape, type_name(info.ggml_type))
+            for info in read_bytes_header(data, name).tensors.values()]
+
+
+def bytes_tensor(data: bytes, tensor=None, name="file"):
+    """One tensor of a GGUF file held in memory, as readers/checkpoint reads one from a file by
+    offset: F16 and BF16 widened to float32, llama.cpp's quantized types dequantized."""
+    tensors = read_bytes_header(data, name).tensors
+    if not tensors:
+        raise QuantcalcError(f"{name} holds no tensors", "file")
+    chosen = tensor if tensor is not None else next(iter(tensors))
+    info = tensors.get(chosen)
+    if info is None:
+        raise QuantcalcError(f"{name} has no tensor named '{shortened(str(chosen), 60)}'; it "
+                             f"has {names_in_message(tensors)}", "tensor")
+    if info.ggml_type in PLAIN_TYPES:
+        values = plain_tensor(data, header=None, info=info, name=name)
+        return values.astype(np.float32) if values.dtype == np.float16 else values
+    size = ggml_decode.nbytes(info.ggml_type, info.shape)
+    if size is None or not ggml_decode.can_dequantize(info.ggml_type):
+        raise QuantcalcError(f"'{shortened(info.name, 60)}' holds {type_name(info.ggml_type)} "
+                             f"values, which quantcalc cannot read", "tensor")
+    if info.offset + size > len(data):
+        raise QuantcalcError(f"{name} is truncated: tensor '{shortened(info.name, 60)}' ends at "
+                             f"byte {info.offset + size:,} but the file has {len(data):,}", "file")
+    raw = np.frombuffer(data, np.uint8, size, info.offset)
+    return ggml_decode.dequantize(raw, info.ggml_type).reshape(info.shape)

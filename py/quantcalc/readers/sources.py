@@ -18,9 +18,7 @@ import stat
 from quantcalc.errors import QuantcalcError
 from quantcalc.readers import checkpoint, imatrix
 from quantcalc.readers import text as inputs
-
-# files read by offset, the chosen tensor only (headers first), not whole
-BY_OFFSET = (".safetensors", ".gguf")
+from quantcalc.schema import file_types
 
 
 def file_bytes(source: dict):
@@ -42,13 +40,14 @@ def file_bytes(source: dict):
 
 
 def read_by_offset(source: dict):
-    """The path of a file source whose tensors are read by offset (BY_OFFSET types), or None
-    for a file read whole (or bytes in memory)."""
+    """The path of a file source the calculator reads by offset, the chosen tensor only (its
+    file type says so), or None for a file read whole (or bytes in memory)."""
     path = source.get("file_path")
     if path is None or source.get("file_bytes") is not None:
         return None
-    return str(path) if str(source.get("file_name") or path).lower().endswith(BY_OFFSET) \
-        else None
+    kind = file_types.of(source.get("file_name") or path)
+    by_offset = kind is not None and kind.by_offset and file_types.CALCULATOR in kind.tools
+    return str(path) if by_offset else None
 
 
 def load(source: dict):

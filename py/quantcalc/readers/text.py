@@ -3,8 +3,9 @@
 Supported: pasted text (numbers separated by commas, spaces, semicolons or new lines; scientific
 notation; optionally wrapped in brackets or in a NumPy `array(..., dtype=...)` repr, where nested
 brackets give the shape), CSV/TXT files (a non-numeric header row is skipped; equal-width rows
-give a matrix), and the array files of readers/arrays.py (.npy, .npz, .safetensors), chosen by the
-file's suffix. Every failure is a `QuantcalcError` naming the token, position, file or tensor.
+give a matrix), and files held in memory, each read by the reader schema/file_types.py names for
+its suffix (readers/arrays.py, readers/gguf.py). Every failure is a `QuantcalcError` naming the
+token, position, file or tensor.
 """
 
 import array
@@ -13,16 +14,16 @@ import re
 
 import numpy as np
 
-from quantcalc.readers.arrays import (MAX_NESTING, npz_details, parse_npy, parse_npz, parse_safetensors, safetensors_details)
 from quantcalc.errors import QuantcalcError, shortened
+from quantcalc.readers import gguf
+from quantcalc.readers.arrays import (MAX_NESTING, npz_details, parse_npy, parse_npz, parse_safetensors, safetensors_details)
+from quantcalc.schema import file_types
 
 # A number as people and NumPy write it; deliberately stricter than float() (no "1_000", no "nan").
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)\Z", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\s,;\[\]()]+|[\[\]]")
 _DTYPE_SUFFIX = re.compile(r",\s*dtype\s*=\s*[\w.']+\s*$")
-
-FILE_TYPES = (".npy", ".npz", ".safetensors", ".csv", ".txt")
 
 
 def _where(text: str, offset: int) -> str:
@@ -167,38 +168,40 @@ def tensor_names(data: bytes, file_name: str) -> list:
     return [name for name, _, _ in tensor_details(data, file_name)]
 
 
+# file_types' readers, for a file's bytes in memory: (its arrays, the chosen one)
+_DETAILS = {"npz": npz_details, "safetensors": safetensors_details, "gguf": gguf.bytes_details}
+_PARSERS = {"npy": lambda data, tensor, name: parse_npy(data, name),
+            "npz": lambda data, tensor, name: parse_npz(data, tensor, name),
+            "safetensors": lambda data, tensor, name: parse_safetensors(data, tensor, name),
+            "gguf": lambda data, tensor, name: gguf.bytes_tensor(data, tensor, name),
+            "text": lambda data, tensor, name: parse_csv(data, name)}
+
+
 def tensor_details(data: bytes, file_name: str) -> list:
     """(name, shape, dtype) of each array a user can choose in a multi-tensor file ([] for
     single-array files); shape and dtype are None where a header entry is unreadable."""
     kind = file_kind(file_name)
-    if kind == ".npz":
-        return npz_details(data, file_name)
-    if kind == ".safetensors":
-        return safetensors_details(data, file_name)
-    return []
+    return _DETAILS[kind.reader](data, file_name) if kind.several else []
 
 
-def file_kind(file_name: str) -> str:
-    lower = file_name.lower()
-    for suffix in FILE_TYPES:
-        if lower.endswith(suffix):
-            return suffix
-    raise QuantcalcError(f"{file_name}: unsupported file type; use one of "
-                         f"{', '.join(FILE_TYPES)}", "file")
+def file_kind(file_name: str) -> file_types.FileType:
+    """The type of a file the calculator reads, by its name; raises the reason for any other."""
+    kind = file_types.of(file_name)
+    if kind is not None and kind.refused:
+        raise QuantcalcError(kind.refusal(file_name), "file")
+    if kind is None or file_types.CALCULATOR not in kind.tools:
+        raise QuantcalcError(f"{file_name}: unsupported file type; use a "
+                             f"{file_types.listed(file_types.CALCULATOR)} file", "file")
+    return kind
 
 
 def parse_file(data: bytes, file_name: str, tensor=None) -> np.ndarray:
-    """Read any supported file from its bytes; `tensor` picks an array in .npz/.safetensors."""
+    """Read any file the calculator takes from its bytes; `tensor` picks an array in a file that
+    holds several."""
     kind = file_kind(file_name)
     if len(data) == 0:
         raise QuantcalcError(f"{file_name} is empty", "file")
-    if kind == ".npy":
-        return parse_npy(data, file_name)
-    if kind == ".npz":
-        return parse_npz(data, tensor, file_name)
-    if kind == ".safetensors":
-        return parse_safetensors(data, tensor, file_name)
-    return parse_csv(data, file_name)
+    return _PARSERS[kind.reader](data, tensor, file_name)
 
 
 def check_finite(array: np.ndarray, field: str = "values") -> np.ndarray:

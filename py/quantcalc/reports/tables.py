@@ -120,37 +120,59 @@ def summary_csv(result) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+# Non-finite numbers in JSON text, the one encoding. JSON has no infinity, so json_text spells
+# +inf and -inf as the strings "inf" and "-inf" (as the CSV cells and every JSON file written so
+# far do) and refuses NaN (ValueError: no report holds one); from_jsonable reads them back. Data
+# handed over in memory needs none of this: the facade returns floats, and the page's worker
+# passes them on as JS numbers (a structured clone carries Infinity and NaN).
+JSON_SPELLING = {math.inf: "inf", -math.inf: "-inf"}
+JSON_READING = {text: number for number, text in JSON_SPELLING.items()}
+
+
 def to_jsonable(value):
-    """JSON has no inf or NaN: infinite SQNR is written as the string "inf" (and "-inf"), so
-    strict parsers read every report (json_text refuses anything else non-finite)."""
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
+    """Plain Python data, what the facade returns: numpy scalars become Python numbers, dicts,
+    lists and tuples are copied through, arrays are left for the caller (the page's worker
+    copies them out once). Numbers stay numbers, inf and NaN included: json_text spells them."""
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, dict):
         return {k: to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [to_jsonable(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(to_jsonable(v) for v in value)
+    return value
+
+
+def _spelled(value):
+    if isinstance(value, float) and math.isinf(value):
+        return JSON_SPELLING[value]
+    if isinstance(value, dict):
+        return {k: _spelled(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_spelled(v) for v in value]
     return value
 
 
 def json_text(value, **options) -> str:
-    """Strict JSON (no bare NaN / Infinity, which strict parsers reject)."""
-    return json.dumps(to_jsonable(value), allow_nan=False, **options)
+    """Strict JSON text (no bare NaN / Infinity, which strict parsers reject): infinities
+    spelled as JSON_SPELLING says, NaN refused with ValueError."""
+    return json.dumps(_spelled(to_jsonable(value)), allow_nan=False, **options)
 
 
-def save(path, data: bytes):
-    """Write a report the command line was asked for: to `path`, or to stdout for "-"."""
-    import sys
-    from pathlib import Path
+def from_jsonable(value, number_keys):
+    """Data read back from JSON text (a scan given to `plan`): the numbers json_text spelled
+    under any of `number_keys`, at any depth, are floats again. Only under those keys: a tensor
+    or a label may well be named "inf"."""
+    keys = frozenset(number_keys)
 
-    from quantcalc.errors import QuantcalcError
-
-    if path == "-":
-        sys.stdout.write(data.decode("utf-8") + "\n")
-        return
-    try:
-        Path(path).write_bytes(data)
-    except OSError as exc:
-        raise QuantcalcError(f"cannot write {path}: {exc.strerror}", "output") from None
+    def back(item, numeric):
+        if isinstance(item, dict):
+            return {k: back(v, k in keys) for k, v in item.items()}
+        if isinstance(item, list):
+            return [back(v, numeric) for v in item]
+        return JSON_READING.get(item, item) if numeric and isinstance(item, str) else item
+    return back(value, False)
 
 
 def summary_json(result) -> bytes:

@@ -4,6 +4,7 @@ totals; read back from JSON (or the page) and ordered worst first for the report
 import math
 from types import SimpleNamespace
 
+from quantcalc.reports.tables import from_jsonable
 from quantcalc.scan.rows import RESULT_KEYS, STAT_KEYS
 
 
@@ -17,15 +18,9 @@ def document(checkpoint, formats, rows) -> dict:
 
 
 def rows_from_plain(rows) -> list:
-    """Scan rows back from JSON (or the page): "inf" and "-inf" become floats again."""
-    def number(value):
-        return float(value) if value in ("inf", "-inf") else value
-
-    def fix(row, keys):
-        return {k: number(v) if k in keys else v for k, v in row.items()}
-
-    return [{**fix(row, STAT_KEYS), "results": [fix(r, RESULT_KEYS) for r in row["results"]]}
-            for row in rows]
+    """Scan rows back from JSON text (where json_text spelled infinities "inf" and "-inf") or
+    from the page (numbers already): their numbers are floats again."""
+    return from_jsonable(list(rows), STAT_KEYS + RESULT_KEYS)
 
 
 def from_plain(doc) -> dict:

@@ -107,6 +107,3 @@ def label(key: str) -> str:
 def heading(key: str) -> str:
     return BY_KEY[key].heading
 
-
-def page_fields() -> dict:
-    return {"fields": [f.to_dict() for f in FIELDS], "compare_keys": list(COMPARE_KEYS)}

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from quantcalc.schema import fields
+from quantcalc.schema import file_types
 from quantcalc.schema import grades
 from quantcalc.schema import registry
 from quantcalc.errors import QuantcalcError
@@ -329,7 +330,8 @@ def convert(key: str, value):
 
 
 def page_schema() -> dict:
-    """What the page needs to build its form and check link parameters (build.py writes it)."""
+    """What the page needs to build its form, check link parameters and know which files its
+    inputs take (build.py writes it)."""
     return {
         "settings": [s.to_dict() for s in SETTINGS],
         "formats": [f.to_dict() for f in registry.FORMATS],
@@ -349,4 +351,5 @@ def page_schema() -> dict:
         "false_words": list(FALSE_WORDS),
         "name_length": NAME_LENGTH,
         "grades": grades.page_table(),
+        "file_types": file_types.page_table(),
     }
