@@ -159,8 +159,44 @@ def test_partial_blocks_and_small_samples():
 def test_hints_never_fail_and_say_something(x, config):
     r = analyze(x, config)
     for hint in hints(x, r):
-        assert hint["kind"] and len(hint["text"]) > 20
-    assert len(headline(r.summary())) == 4
+        assert hint["kind"] in HINT_KINDS and len(hint["text"]) > 20
+        assert hint["text"] == hint["text"].strip() and "nan" not in hint["text"].lower()
+    check_headline(headline(r.summary()), r.summary())
+
+
+HINT_KINDS = {"outlier", "wide_range", "clipping", "partial_block", "scale_overhead"}
+
+
+def expected_sqnr_level(db):
+    """The SQNR grade by the README's table, written out independently of grades.py."""
+    if db == math.inf:
+        return "exact"
+    return "good" if db >= 30 else "fair" if db >= 20 else "poor" if db >= 13 else "bad"
+
+
+def expected_clip_level(rate):
+    return "good" if rate <= 0.001 else "fair" if rate <= 0.01 else "poor"
+
+
+def check_headline(items, summary):
+    """The four headline items say what the summary's numbers are: keys in order, the grade of
+    each number, and cues that quote the numbers themselves."""
+    assert [item["key"] for item in items] == ["sqnr_db", "rel_rmse", "clip_rate", "bits_per_value"]
+    by_key = {item["key"]: item for item in items}
+    assert by_key["sqnr_db"]["level"] == expected_sqnr_level(summary["sqnr_db"])
+    assert by_key["rel_rmse"]["level"] == by_key["sqnr_db"]["level"]
+    assert by_key["clip_rate"]["level"] == expected_clip_level(summary["clip_rate"])
+    assert by_key["bits_per_value"]["level"] == "info"
+    rel = summary["rel_rmse"]
+    if rel == 0:
+        assert by_key["rel_rmse"]["cue"] == "no error"
+    elif math.isfinite(rel):
+        assert f"{float(f'{rel * 100:.3g}'):g} %" in by_key["rel_rmse"]["cue"]
+    if summary["clip_rate"] == 0:
+        assert by_key["clip_rate"]["cue"] == "nothing clipped"
+    bits = summary["bits_per_value"]
+    if bits < 16:
+        assert f"{16 / bits:.1f}× smaller than float16" in by_key["bits_per_value"]["cue"]
 
 
 @pytest.mark.parametrize("fmt", [f.name for f in registry.FORMATS if f.block_size in (None, 32)
@@ -168,7 +204,7 @@ def test_hints_never_fail_and_say_something(x, config):
 def test_every_format_gets_a_headline_and_hints_without_error(fmt):
     x = np.random.default_rng(2).standard_normal((4, 256)).astype(np.float32)
     r = analyze(x, Config(format=fmt))
-    assert len(headline(r.summary())) == 4
+    check_headline(headline(r.summary()), r.summary())
     hints(x, r)
 
 
@@ -192,3 +228,8 @@ def test_a_hint_that_runs_out_of_memory_never_costs_the_result(monkeypatch):
     reply = api.analyze({"bits": 4}, {"text": "0.1, 0.2, -0.3, 5"})
     assert "error" not in reply and reply["summary"]["hints"] == []
     assert reply["summary"]["sqnr_db"] > 0
+
+
+def test_a_result_with_no_signal_and_no_error_gets_the_lowest_grade_not_a_crash():
+    assert grades.sqnr(math.nan) == grades.SQNR[-1][1:]
+    assert grades.clip_rate(math.nan) == grades.CLIP_RATE[-1][1:]

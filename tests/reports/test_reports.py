@@ -79,6 +79,7 @@ def test_json_summary_spells_infinity_as_a_string():
             "max_abs_error", "sqnr_db", "rel_rmse", "clip_count", "clip_rate"} <= summary.keys()
 
 
+@pytest.mark.slow
 def test_pdf_is_a_pdf_with_the_name_and_is_reproducible(result):
     first, second = report.pdf(result), report.pdf(result)
     assert first.startswith(b"%PDF-") and first.rstrip().endswith(b"%%EOF")
@@ -133,6 +134,7 @@ def _svg_colours(svg: bytes) -> set:
     return {c.lower() for c in re.findall(rb"#[0-9a-fA-F]{6}", svg)}
 
 
+@pytest.mark.slow
 def test_a_dark_page_gets_dark_figures_and_paper_stays_light(result, dark_page):
     dark = figures.render(result, "svg")
     background = figures.DARK_BACKGROUND.encode()
@@ -182,6 +184,7 @@ def _pages_of(make_pdf, monkeypatch):
     return saved
 
 
+@pytest.mark.slow
 def test_the_pdf_report_is_a4_with_a_rounded_first_page_and_a_paginated_table(monkeypatch):
     x = np.random.default_rng(0).standard_t(4, (8, 100))
     r = analyze(x, Config(bits=4, granularity="channel", calibration="percentile",

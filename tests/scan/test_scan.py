@@ -316,6 +316,7 @@ def test_nan_and_integer_tensors_are_rows_with_a_reason_not_a_crash(tmp_path):
     assert doc["totals"][0]["parameters"] == 128
 
 
+@pytest.mark.slow
 def test_cli_scan_writes_json_csv_pdf_and_worker_processes_give_the_same_rows(llama, tmp_path):
     folder, _, _ = llama
     one = cli("scan", folder, "--format", "q4_k", "--format", "format=int bits=8",
@@ -346,6 +347,7 @@ def test_cli_scan_bad_input_is_one_line_and_exit_2(tmp_path):
     assert out.returncode == 2 and "'w'" in out.stderr
 
 
+@pytest.mark.slow
 def test_the_same_scan_on_a_dask_cluster_of_two_worker_processes(llama):
     distributed = pytest.importorskip("dask.distributed")
     folder, _, _ = llama
@@ -391,6 +393,7 @@ def test_a_checkpoint_mounted_in_parts_reads_as_the_whole_files(tmp_path):
                           np.arange(600.0).reshape(20, 30))
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_the_reports_of_the_tensors_done(tmp_path):
     import signal
     import time

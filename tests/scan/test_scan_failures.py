@@ -196,6 +196,7 @@ def test_an_exception_in_a_dask_task_becomes_that_tensors_row(model, monkeypatch
     _check_task_failure(doc, model)
 
 
+@pytest.mark.slow
 def test_tensors_at_float64s_edges_scan_without_warnings_or_unexpected_errors(tmp_path):
     """Values whose squares underflow (1e-300, subnormals) or overflow (1e200, 1.7e308): the
     statistics are finite (moments in units of a power of two), every format measures or

@@ -30,12 +30,14 @@ def sqnr(db: float):
     """(level, cue) for an SQNR in dB (inf: no error at all)."""
     if db == math.inf:
         return "exact", "exact: no error at all"
-    return next((level, cue) for bound, level, cue in SQNR if db >= bound)
+    # NaN (no signal and no error to compare) passes no bound: the lowest grade says so plainly
+    return next(((level, cue) for bound, level, cue in SQNR if db >= bound), SQNR[-1][1:])
 
 
 def clip_rate(rate: float):
     """(level, cue) for a share of clipped values."""
-    return next((level, cue) for bound, level, cue in CLIP_RATE if rate <= bound)
+    return next(((level, cue) for bound, level, cue in CLIP_RATE if rate <= bound),
+                CLIP_RATE[-1][1:])
 
 
 def page_table() -> dict:
