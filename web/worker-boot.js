@@ -101,6 +101,9 @@ async function installQuantcalc() {
     extractDir: SITE_PACKAGES,
   });
   runtime.api = runtime.pyodide.pyimport("quantcalc.api");
+  // the calculator is what every visit needs first: its import belongs to this phase (scan,
+  // plan, importance matrices and llama.cpp's searches load when first used)
+  runtime.pyodide.pyimport("quantcalc.api.calculator").destroy();
 }
 
 // Figures are drawn only after matplotlib is in; numbers never wait for it.

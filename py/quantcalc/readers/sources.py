@@ -16,7 +16,6 @@ import os
 import stat
 
 from quantcalc.errors import QuantcalcError
-from quantcalc.readers import checkpoint, imatrix
 from quantcalc.readers import text as inputs
 from quantcalc.schema import file_types
 
@@ -54,13 +53,8 @@ def load(source: dict):
     """The source's values as a finite float array; raises QuantcalcError."""
     if not isinstance(source, dict):
         raise QuantcalcError("no values given", "values")
-    if source.get("checkpoint"):
-        entry = checkpoint.open_checkpoint(list(source["checkpoint"])).get(source.get("tensor"))
-        return inputs.check_finite(checkpoint.SlabReader(entry).read_all(), "file")
-    path = read_by_offset(source)
-    if path is not None:
-        values = checkpoint.read_tensor(path, source.get("tensor") or None)
-        return inputs.check_finite(values, "file")
+    if source.get("checkpoint") or read_by_offset(source) is not None:
+        return _load_by_offset(source)
     if source.get("file_bytes") is not None or source.get("file_path") is not None:
         data, name = file_bytes(source)
         values = inputs.parse_file(data, name, source.get("tensor") or None)
@@ -69,6 +63,18 @@ def load(source: dict):
     if text is None or not str(text).strip():
         raise QuantcalcError("enter some sample values or choose a file", "values")
     return inputs.check_finite(inputs.parse_text(str(text)), "values")
+
+
+def _load_by_offset(source: dict):
+    """One tensor of a checkpoint or of a file read by offset. The checkpoint readers load here,
+    on first use: pasted values (the page's first visit) never need them."""
+    from quantcalc.readers import checkpoint
+
+    if source.get("checkpoint"):
+        entry = checkpoint.open_checkpoint(list(source["checkpoint"])).get(source.get("tensor"))
+        return inputs.check_finite(checkpoint.SlabReader(entry).read_all(), "file")
+    values = checkpoint.read_tensor(read_by_offset(source), source.get("tensor") or None)
+    return inputs.check_finite(values, "file")
 
 
 def load_importance(source: dict, values, config):
@@ -80,6 +86,8 @@ def load_importance(source: dict, values, config):
         data, name = file_bytes(spec)
     except QuantcalcError as exc:
         raise QuantcalcError(exc.message, "imatrix") from None
+    from quantcalc.readers import imatrix  # only with an importance matrix
+
     matrix = imatrix.read(data, name)
     entry = spec.get("entry") or source.get("tensor") or config.name
     columns = values.shape[-1] if values.ndim else 1
