@@ -251,7 +251,9 @@ class QuantizeJob:
     params: QParams
     segmentation: Segmentation
     rounding: str
-    rng: Optional[np.random.Generator]   # stochastic rounding's generator, else None
+    # a string: evaluating np.random here would import numpy.random (8 ms, its secrets and
+    # hashlib) for every analysis, stochastic or not
+    rng: "Optional[np.random.Generator]"  # stochastic rounding's generator, else None
     errors: ErrorAccumulator              # every value's error
     weighted: Optional[WeightedAccumulator] = None  # the importance-weighted error (an imatrix)
     per_value: Optional[PerValue] = None  # the first values' results, where they are kept

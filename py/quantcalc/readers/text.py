@@ -15,7 +15,6 @@ import re
 import numpy as np
 
 from quantcalc.errors import QuantcalcError, shortened
-from quantcalc.readers import gguf
 from quantcalc.readers.arrays import (MAX_NESTING, npz_details, parse_npy, parse_npz, parse_safetensors, safetensors_details)
 from quantcalc.schema import file_types
 
@@ -169,11 +168,18 @@ def tensor_names(data: bytes, file_name: str) -> list:
 
 
 # file_types' readers, for a file's bytes in memory: (its arrays, the chosen one)
-_DETAILS = {"npz": npz_details, "safetensors": safetensors_details, "gguf": gguf.bytes_details}
+def _gguf():
+    """The GGUF reader, loaded when a GGUF is read (pasted values never need it)."""
+    from quantcalc.readers import gguf
+    return gguf
+
+
+_DETAILS = {"npz": npz_details, "safetensors": safetensors_details,
+            "gguf": lambda data, name: _gguf().bytes_details(data, name)}
 _PARSERS = {"npy": lambda data, tensor, name: parse_npy(data, name),
             "npz": lambda data, tensor, name: parse_npz(data, tensor, name),
             "safetensors": lambda data, tensor, name: parse_safetensors(data, tensor, name),
-            "gguf": lambda data, tensor, name: gguf.bytes_tensor(data, tensor, name),
+            "gguf": lambda data, tensor, name: _gguf().bytes_tensor(data, tensor, name),
             "text": lambda data, tensor, name: parse_csv(data, name)}
 
 
