@@ -9,6 +9,7 @@ import importlib
 import math
 from collections import OrderedDict
 
+from quantcalc.api import stored
 from quantcalc.api.common import as_svg_text, exported, guarded, kept_or_made
 from quantcalc.engine import analysis, verdict
 from quantcalc.engine.config import Config
@@ -24,13 +25,20 @@ _kept = OrderedDict()
 
 
 def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None):
-    """Parse the configuration and the values, and analyse them; raises QuantcalcError."""
+    """Parse the configuration and the values, and analyse them; raises QuantcalcError. A
+    result is named after its tensor when the configuration gives no name."""
+    if isinstance(config, dict) and isinstance(source, dict) and not config.get("name") \
+            and source.get("tensor"):
+        config = {**config, "name": str(source["tensor"])}
     cfg = Config.from_dict(config)
     if progress is not None:
         progress("reading", 0.0)
     values = load(source)
     importance = load_importance(source, values, cfg)
     result = analysis.analyze(values, cfg, keep=keep, progress=progress, importance=importance)
+    result.stored_format, bits = stored.stored_format(source)
+    if result.stored_format:  # what the values are: dequantized ones, not the original weights
+        result.notes.insert(0, stored.note(result.stored_format, bits))
     if progress is not None:
         progress("advising", 1.0)  # hints may run another setting or two on the same values
     try:

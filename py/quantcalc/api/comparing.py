@@ -2,6 +2,7 @@
 
 from collections import OrderedDict
 
+from quantcalc.api import stored
 from quantcalc.api.common import as_svg_text, exported, guarded, kept_or_made
 from quantcalc.engine import compare as comparison
 from quantcalc.readers.sources import load
@@ -30,6 +31,9 @@ def _compared(source, specs, name, comparison_id=None, sweep=True) -> dict:
         skipped, notes = [], []
         tensor_name = str(name or "tensor")
         rows = comparison.compare(values, list(specs), tensor_name, skipped, notes)
+        kind, bits = stored.stored_format(source)
+        if kind:  # every row re-quantizes dequantized values
+            notes.insert(0, stored.note(kind, bits))
         return {"name": tensor_name, "rows": rows,
                 "sweep": comparison.bit_sweep(values) if sweep else None,
                 "skipped": skipped, "notes": notes}

@@ -17,6 +17,9 @@ def plan(document: dict, options: dict, scan_id=None, name: str = "the scan") ->
     slider only allocates. The document is checked first (plan/scan_checks.py): a hand-edited
     one is refused at its first bad place, `name` (its file) leading the message."""
     def work():
+        if not isinstance(options, dict):
+            raise QuantcalcError("the plan's options must be a mapping such as "
+                                 "{\"target_bpw\": 4.5}", "target")
         from quantcalc.plan import allocate as planner
         from quantcalc.plan import report as plan_report
         from quantcalc.plan import scan_checks
@@ -35,7 +38,7 @@ def plan(document: dict, options: dict, scan_id=None, name: str = "the scan") ->
         scan_checks.check(document, str(name))
         doc = scan.from_plain(document)
         prepared = kept_or_made(_kept_plans, key, lambda: plan_report.prepare(
-            doc, keep, minimum, weighted))
+            doc, keep, minimum, weighted, where=str(name)))
         size = options.get("target_size")
         result = plan_report.build(
             doc, target_bpw=_bits_per_weight(options.get("target_bpw")),
@@ -71,5 +74,6 @@ def plan_figure(plan_document: dict, on_figure=None) -> dict:
 
 def plan_export(plan_document: dict, kind: str) -> dict:
     """{"bytes", "mime"} of one report of exports.PLAN: json (the recipe), csv, pdf,
-    tensor_types, or text (the command line's summary)."""
+    tensor_types (refused, with the reason, for a plan llama-quantize cannot make), or text (the
+    command line's summary)."""
     return guarded(lambda: exported(exports.PLAN, kind, lambda: plan_document))

@@ -4,6 +4,7 @@ as the page's workers do, in worker processes or on a Dask cluster), figures and
 import json
 import os
 
+from quantcalc.api import model_facts, requantize
 from quantcalc.api.common import as_svg_text, exported, guarded
 from quantcalc.errors import QuantcalcError
 from quantcalc.readers import checkpoint, file_parts
@@ -26,7 +27,8 @@ def scan_list(paths: list, specs: list) -> dict:
 
 
 def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
-               on_row=None, on_progress=None, names=None, *, jobs=1, dask=None) -> dict:
+               on_row=None, on_progress=None, names=None, *, jobs=1, dask=None,
+               allow_requantize=False) -> dict:
     """{"document", "interrupted"}: every tensor of the checkpoint in `paths` (files, or the
     folder they are mounted in), or those in `names`, under every format of `specs`.
 
@@ -35,6 +37,9 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
     come. `jobs` > 1 runs one task per tensor in that many worker processes, `dask` (a
     scheduler's address) on a Dask cluster whose workers see the files at the same paths; the
     rows are those of a scan here (at most one process per tensor and per core: `workers`).
+    `allow_requantize`: measure already-quantized tensors on their dequantized values
+    (api/requantize.py). The document's "model" holds the architecture and block count
+    (api/model_facts.py).
     Ctrl-C (KeyboardInterrupt) ends the scan early: the document then holds the tensors done and
     says so in its field "interrupted": {"tensors_done", "tensors_total"}, which every report
     of it shows; the reply's "interrupted" is True.
@@ -43,12 +48,15 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
         formats = scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
         chosen = _known_names(model, names)
+        requantized = set()
+        if allow_requantize:
+            model, requantized = requantize.allowing_requantize(model)
         elsewhere = bool(dask) or int(jobs) > 1
         importance = None if elsewhere else _importance(imatrix_path)
         done = []
 
         def tell_row(row):
-            done.append(row)
+            done.append(requantize.mark(row, requantized))
             if on_row is not None:
                 on_row(report.to_jsonable(row))
 
@@ -64,11 +72,22 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
                 doc = scan.scan(model, formats, importance, **common)
         except KeyboardInterrupt:  # the reports of the tensors done are still worth writing,
             # and each says it holds only those (scan/report.py)
-            doc = report.to_jsonable(_in_file_order(model, formats, done))
+            doc = report.to_jsonable(_described(_in_file_order(model, formats, done), paths,
+                                                model, allow_requantize))
             doc["interrupted"] = {"tensors_done": len(done), "tensors_total": total}
             return {"document": doc, "interrupted": True}
-        return {"document": report.to_jsonable(doc), "interrupted": False}
+        return {"document": report.to_jsonable(_described(doc, paths, model, allow_requantize)),
+                "interrupted": False}
     return guarded(work)
+
+
+def _described(doc, paths, model, allow_requantize=False) -> dict:
+    """The scan document with what it says about the model: its architecture and blocks, and
+    whether quantized tensors were measured on their dequantized values."""
+    doc["model"] = model_facts.model_facts(paths, model)
+    if allow_requantize:
+        doc["allow_requantize"] = True
+    return doc
 
 
 def workers(jobs, tensors) -> int:
@@ -78,10 +97,12 @@ def workers(jobs, tensors) -> int:
 
 
 def scan_inputs(paths: list, names=None) -> dict:
-    """{"files", "tensors"}: every file a scan of `paths` reads (the files given, a folder's
-    shard index, the data files, the parts of a file mounted in parts) and how many tensors it
-    scans (those in `names`, or all). Headers only: the command line checks its outputs against
-    these files, and sizes its worker pool, before any work."""
+    """{"files", "tensors", "quantized", "plan_refusal"}: every file a scan of `paths` reads (the
+    files given, a folder's shard index, the data files, the parts of a file mounted in parts),
+    how many tensors it scans (those in `names`, or all), how many of those are stored
+    quantized, and why a plan of it would have nothing to plan without --allow-requantize (or
+    None). Headers only: the command line checks its outputs against these files, sizes its
+    worker pool and refuses a plan before any work."""
     def work():
         model = checkpoint.open_checkpoint(list(paths))
         chosen = _known_names(model, names)
@@ -93,9 +114,28 @@ def scan_inputs(paths: list, names=None) -> dict:
         for path, _ in model.files:
             parts = None if os.path.exists(path) else file_parts.parts_of(path)
             files += [path] if parts is None else [part for part, _ in parts]
-        return {"files": list(dict.fromkeys(files)),
-                "tensors": len(model.tensors) if chosen is None else len(chosen)}
+        scanned = [e for e in model.tensors if chosen is None or e.name in chosen]
+        return {"files": list(dict.fromkeys(files)), "tensors": len(scanned),
+                "quantized": sum(1 for e in scanned if e.quantized),
+                "plan_refusal": _plan_refusal(model, scanned)}
     return guarded(work)
+
+
+def _plan_refusal(model, scanned):
+    """The plan's one-line refusal of a checkpoint whose matrices are all already quantized
+    (plan/kept.py), or None."""
+    from quantcalc.plan import kept
+
+    if any(e.readable and len(e.shape) >= 2 for e in scanned):
+        return None
+    counts = {}
+    for entry in scanned:
+        if entry.quantized:
+            counts[entry.dtype] = counts.get(entry.dtype, 0) + 1
+    if not counts:
+        return None
+    names = [os.path.basename(path) for path, _ in model.files]
+    return kept.refusal(counts, names[0] if len(names) == 1 else None)
 
 
 def _known_names(model, names):
@@ -150,17 +190,19 @@ def _scan_as_tasks(model, specs, imatrix_path, jobs, dask, common) -> dict:
 def _in_file_order(model, formats, rows) -> dict:
     """The scan document of `rows` (done in any order) in file order, with their totals."""
     order = {e.name: i for i, e in enumerate(model.tensors)}
-    return scan.document(model, formats, sorted(rows, key=lambda row: order[row["name"]]))
+    return scan.document(model, formats, sorted(rows, key=lambda row: order.get(
+        row.get("name"), len(order))))
 
 
-def scan_document(paths: list, specs: list, rows: list) -> dict:
+def scan_document(paths: list, specs: list, rows: list, allow_requantize=False) -> dict:
     """{"document"} of rows scanned in parts (the page's workers each scan some tensors): in
     file order, with the totals, exactly as one scan of them all would give."""
     def work():
         formats = scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
         plain = scan.rows_from_plain(rows)
-        return {"document": report.to_jsonable(_in_file_order(model, formats, plain))}
+        return {"document": report.to_jsonable(_described(
+            _in_file_order(model, formats, plain), paths, model, allow_requantize))}
     return guarded(work)
 
 

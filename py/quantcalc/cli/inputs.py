@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 from quantcalc import api
-from quantcalc.errors import QuantcalcError
+from quantcalc.errors import QuantcalcError, shortened
+from quantcalc.schema import file_types
 
 MAX_STDIN_BYTES = 1 << 30
+LISTED = 5  # tensors named when a file holds several and --tensor is not given
 
 
 def add_input_arguments(p):
@@ -31,8 +33,28 @@ def source_of(args):
     if args.input == "-":
         return {"text": read_stdin()}, "stdin"
     path = Path(args.input)
-    return {"file_path": str(path), "file_name": path.name, "tensor": args.tensor}, \
-        args.tensor or path.stem
+    source = {"file_path": str(path), "file_name": path.name, "tensor": args.tensor}
+    return source, args.tensor or chosen_tensor(source) or path.stem
+
+
+def chosen_tensor(source):
+    """The name of the one tensor of a file that holds several (npz, safetensors, GGUF) when
+    --tensor is not given; a file with more than one is refused, naming the first few: the
+    command does not guess which. None for other files (the analysis says what is wrong with
+    a file it cannot read)."""
+    kind = file_types.of(source["file_name"])
+    if kind is None or not kind.several:
+        return None
+    reply = api.describe_file(source)
+    names = reply.get("tensors") if isinstance(reply, dict) else None
+    if not isinstance(names, list) or not names:
+        return None
+    if len(names) > 1:
+        shown = ", ".join(shortened(str(n), 60) for n in names[:LISTED])
+        more = f", ... ({len(names):,} in all)" if len(names) > LISTED else ""
+        raise QuantcalcError(f"{source['file_name']} holds {len(names):,} tensors: choose one "
+                             f"with --tensor NAME ({shown}{more})", "tensor")
+    return str(names[0])
 
 
 def files_of(args) -> list:

@@ -31,6 +31,10 @@ def add_parser(commands, presets):
                    help="scan only this tensor (repeatable)")
     p.add_argument("--imatrix", metavar="FILE", help="llama.cpp importance matrix: the "
                    "K-quants search with it and rows report the weighted error")
+    p.add_argument("--allow-requantize", action="store_true", help="measure already-quantized "
+                   "tensors (a GGUF in Q4_1) on their dequantized values, as llama-quantize "
+                   "--allow-requantize re-quantizes them; without it they are listed, not "
+                   "measured, and a plan of them has nothing to plan")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
     p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (pip install "
                    "'quantcalc[dask]'); the workers must see the files at the same paths")
@@ -70,6 +74,8 @@ def run(args) -> int:
     outputs.check_not_inputs(written, listed["files"] + ([args.imatrix] if args.imatrix else []))
     jobs = _jobs(args, listed["tensors"])
     planned = args.plan_bpw is not None or args.plan_size is not None
+    if planned and listed["plan_refusal"] and not args.allow_requantize:
+        raise QuantcalcError(listed["plan_refusal"], "scan")  # before a scan it would waste
     options = plan_cli.plan_options(args, args.plan_bpw, args.plan_size) if planned else None
     with interrupts.CtrlC() as ctrl_c:
         doc, interrupted = _scan(args, specs, jobs)
@@ -97,7 +103,8 @@ def _scan(args, specs, jobs):
         reply = outputs.answer(api.scan_model(
             args.paths, specs, args.imatrix,
             api.WHOLE_VALUES if args.memory_values is None else args.memory_values,
-            on_progress=bar.show, names=args.tensor or None, jobs=jobs, dask=args.dask))
+            on_progress=bar.show, names=args.tensor or None, jobs=jobs, dask=args.dask,
+            allow_requantize=args.allow_requantize))
     finally:
         bar.done()
     return reply["document"], reply["interrupted"]

@@ -51,6 +51,8 @@ class Result:
     scheme: object
     notes: list = field(default_factory=list)
     hints: list = field(default_factory=list)  # verdict.hints: what to try, measured (api.run)
+    # the quantized type a file stores the tensor in (its values are then dequantized ones)
+    stored_format: Optional[str] = None
 
     @property
     def count(self) -> int:
@@ -81,6 +83,7 @@ class Result:
             "description": describe(self),
             "shape": list(self.shape),
             "dtype": self.dtype,
+            "stored_format": self.stored_format,
             "count": self.count,
             "bits": scheme.element_bits(),
             **{key: cfg.effective(key) for key in (

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.errors import QuantcalcError
 from quantcalc.plan import keep_patterns
+from quantcalc.plan import kept as kept_rules
 from quantcalc.scan import roles as tensor_roles
 
 KEPT_BITS = {"F32": 32.0, "F16": 16.0}
@@ -41,12 +42,14 @@ class Tensor:
     parameters: int
     row_length: int
     options: list                  # [(format label, bits, error)], bits and error per tensor
-    kept: str = None               # "F32" / "F16" when fixed in high precision
-    reason: str = ""
+    kept: str = None               # "F32" / "F16" when fixed in high precision, or the
+    reason: str = ""               # stored type of a tensor kept as it is (Q4_1, I64)
+    stored_bits: float = None      # bits per value of a tensor kept as stored
 
     @property
     def kept_bits(self) -> float:
-        return KEPT_BITS[self.kept] * self.parameters
+        bits = KEPT_BITS.get(self.kept) if self.stored_bits is None else self.stored_bits
+        return (16.0 if bits is None else bits) * self.parameters
 
 
 @dataclass
@@ -77,7 +80,7 @@ class Plan:
         return tensor.kept if tensor.kept else tensor.options[self.choice[tensor.name]][0]
 
 
-def tensors_from_scan(doc, keep=(), minimum=None, weighted=True) -> list:
+def tensors_from_scan(doc, keep=(), minimum=None, weighted=True, gguf_names=None) -> list:
     """The planner's view of a scan document: candidates per tensor, and what is kept.
 
     Args:
@@ -85,6 +88,8 @@ def tensors_from_scan(doc, keep=(), minimum=None, weighted=True) -> list:
         minimum: {role: format label}; a tensor of that role takes no format with fewer bits
             per value than that format.
         weighted: use the importance-weighted MSE where every candidate of a tensor has one.
+        gguf_names: {name: GGUF name or None}; a tensor llama-quantize never quantizes (BERT's
+            position embeddings) is kept in F16.
     """
     # matched by an automaton in time linear in the name: re backtracks, and may never end
     patterns = [keep_patterns.compile_pattern(pattern) for pattern in keep]
@@ -95,28 +100,38 @@ def tensors_from_scan(doc, keep=(), minimum=None, weighted=True) -> list:
         tensor = Tensor(row["name"], row["role"], row["layer"], n,
                         int(row["shape"][-1]) if row["shape"] else 1, [])
         results = [r for r in row["results"] if r["error"] is None]
+        never = kept_rules.never_quantized((gguf_names or {}).get(row["name"]), len(row["shape"]))
         if len(row["shape"]) <= 1:
             tensor.kept, tensor.reason = "F32", "1-D: kept in F32, as GGUF stores norms"
         elif any(p.search(row["name"]) for p in patterns):
             tensor.kept, tensor.reason = "F16", "matches a keep pattern"
         elif not results:
-            tensor.kept, tensor.reason = "F16", "no candidate format takes it"
+            tensor.kept, tensor.reason, bits = kept_rules.without_candidates(row)
+            tensor.stored_bits = None if tensor.kept in KEPT_BITS else bits
+        elif never:
+            tensor.kept, tensor.reason = "F16", never
         out.append(tensor)
         if tensor.kept:
             continue
-        use_weighted = weighted and all(r.get("weighted_mse") is not None for r in results)
-        floor = None
-        if row["role"] in floors:  # the floor format's bits where it measured this tensor
-            floor = next((r["bits_per_value"] for r in results
-                          if r["format"] == floors[row["role"]]), None)
-        for r in results:
-            if floor is not None and r["bits_per_value"] < floor:
-                continue
-            mse = r["weighted_mse"] if use_weighted else r["mse"]
-            tensor.options.append((r["format"], r["bits_per_value"] * n, float(mse) * n))
-        if not tensor.options:
-            tensor.kept, tensor.reason = "F16", "no candidate meets the role's minimum format"
+        _add_options(tensor, row, results, floors, weighted)
     return out
+
+
+def _add_options(tensor, row, results, floors, weighted):
+    """The tensor's candidates: (format, bits, error) of each result its role's floor allows."""
+    n = tensor.parameters
+    use_weighted = weighted and all(r.get("weighted_mse") is not None for r in results)
+    floor = None
+    if row["role"] in floors:  # the floor format's bits where it measured this tensor
+        floor = next((r["bits_per_value"] for r in results
+                      if r["format"] == floors[row["role"]]), None)
+    for r in results:
+        if floor is not None and r["bits_per_value"] < floor:
+            continue
+        mse = r["weighted_mse"] if use_weighted else r["mse"]
+        tensor.options.append((r["format"], r["bits_per_value"] * n, float(mse) * n))
+    if not tensor.options:
+        tensor.kept, tensor.reason = "F16", "no candidate meets the role's minimum format"
 
 
 def _floors(doc, minimum) -> dict:

@@ -9,6 +9,7 @@ whose block does not divide a tensor's rows falls back as llama.cpp's tensor_typ
 """
 
 from quantcalc.errors import QuantcalcError
+from quantcalc.plan import llama_quantize
 
 PRESETS = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M",
            "Q6_K")
@@ -28,31 +29,38 @@ def use_more_bits(i_layer, n_layers):
 
 def n_gqa(rows):
     """Query heads per key-value head, from the shapes: attn_q's rows over attn_k's."""
-    q = next((r["shape"][0] for r in rows if r["role"] == "attn_q"), None)
-    k = next((r["shape"][0] for r in rows if r["role"] == "attn_k"), None)
+    q = next((r["shape"][0] for r in rows if r["role"] == "attn_q" and r["shape"]), None)
+    k = next((r["shape"][0] for r in rows if r["role"] == "attn_k" and r["shape"]), None)
     return q // k if q and k else 1
 
 
-def quantized(row) -> bool:
-    """llama.cpp quantizes 2-D (and 3-D) weights, not norms, not 1-D tensors."""
-    return len(row["shape"]) >= 2 and row["role"] != "norm"
+def quantized(row, gguf_names=None) -> bool:
+    """llama.cpp quantizes 2-D (and 3-D) weights, not norms, not 1-D tensors; with the GGUF
+    names ({name: GGUF name or None}), only tensors the GGUF has and llama-quantize quantizes
+    (tensor_allows_quantization: not BERT's position and token-type embeddings, ...)."""
+    if len(row["shape"]) < 2 or row["role"] == "norm":
+        return False
+    if gguf_names is None:
+        return True
+    gguf = gguf_names.get(row["name"])
+    return gguf is not None and llama_quantize.quantizes(gguf, len(row["shape"]))
 
 
-def assign(rows, preset) -> dict:
-    """{tensor name: type} for the quantized tensors under `preset` (others stay as they are)."""
+def assign(rows, preset, gguf_names=None) -> dict:
+    """{tensor name: type} for the quantized tensors under `preset` (others stay as they are);
+    gguf_names as for `quantized`."""
     if preset not in PRESETS:
         raise QuantcalcError(f"unknown preset {preset}; llama.cpp's K presets are "
                              f"{', '.join(PRESETS)}", "preset")
     base = BASE[preset]
+    rows = [r for r in rows if quantized(r, gguf_names)]
     gqa = n_gqa(rows)
     tied = not any(r["role"] == "output" for r in rows)
-    n_attention_v = sum(1 for r in rows if r["role"] in ("attn_v", "attn_qkv") and quantized(r))
-    n_ffn_down = sum(1 for r in rows if r["role"] == "ffn_down" and quantized(r))
+    n_attention_v = sum(1 for r in rows if r["role"] in ("attn_v", "attn_qkv"))
+    n_ffn_down = sum(1 for r in rows if r["role"] == "ffn_down")
     i_attention_v = i_ffn_down = 0
     out = {}
     for row in rows:
-        if not quantized(row):
-            continue
         role, kind = row["role"], base
         if role == "output" or (tied and role == "embed"):
             kind = "Q8_0" if row["shape"][-1] % BLOCK[base] else "Q6_K"

@@ -4,82 +4,20 @@ CSV, a figure of total error against bits per weight, a PDF and the summary the 
 (reports/exports.py's PLAN table says which a user can ask for, and how)."""
 
 import io
-import re
 from dataclasses import dataclass
 
-from quantcalc.plan import llama_presets
 from quantcalc.plan import allocate as planner
+from quantcalc.plan import compressed_tensors, kept, llama_quantize, naming
+from quantcalc.plan.preset_prices import preset_points
 from quantcalc.errors import QuantcalcError
 from quantcalc.engine.metrics import portable_log10
 from quantcalc.reports.tables import _writer, format_number, json_text, safe_cell
-
-GGUF_NAMES = [  # Hugging Face Llama-style name -> GGUF name (llama.cpp's convert_hf_to_gguf)
-    (r"^model\.embed_tokens\.weight$", "token_embd.weight"),
-    (r"^lm_head\.weight$", "output.weight"),
-    (r"^model\.norm\.weight$", "output_norm.weight"),
-    (r"^model\.layers\.(\d+)\.self_attn\.q_proj\.weight$", r"blk.\1.attn_q.weight"),
-    (r"^model\.layers\.(\d+)\.self_attn\.k_proj\.weight$", r"blk.\1.attn_k.weight"),
-    (r"^model\.layers\.(\d+)\.self_attn\.v_proj\.weight$", r"blk.\1.attn_v.weight"),
-    (r"^model\.layers\.(\d+)\.self_attn\.o_proj\.weight$", r"blk.\1.attn_output.weight"),
-    (r"^model\.layers\.(\d+)\.mlp\.gate_proj\.weight$", r"blk.\1.ffn_gate.weight"),
-    (r"^model\.layers\.(\d+)\.mlp\.up_proj\.weight$", r"blk.\1.ffn_up.weight"),
-    (r"^model\.layers\.(\d+)\.mlp\.down_proj\.weight$", r"blk.\1.ffn_down.weight"),
-    (r"^model\.layers\.(\d+)\.input_layernorm\.weight$", r"blk.\1.attn_norm.weight"),
-    (r"^model\.layers\.(\d+)\.post_attention_layernorm\.weight$", r"blk.\1.ffn_norm.weight"),
-]
-_GGUF = [(re.compile(p), r) for p, r in GGUF_NAMES]
-
-
-def gguf_name(name):
-    """The tensor's name in a GGUF file converted by llama.cpp, or None when not known."""
-    if name.startswith(("blk.", "token_embd", "output")):
-        return name
-    for pattern, replacement in _GGUF:
-        if pattern.match(name):
-            return pattern.sub(replacement, name)
-    return None
 
 
 def _metric(doc, weighted):
     return "importance-weighted MSE" if weighted and any(
         r.get("weighted_mse") is not None for t in doc["tensors"] for r in t["results"]) \
         else "MSE"
-
-
-def preset_points(doc, tensors):
-    """Each llama.cpp preset the scan can price: its size and total error, measured with the
-    same per-tensor error as the plan."""
-    by_name = {t.name: t for t in tensors}
-    labels = {f["label"] for f in doc["formats"]}
-    out, missing = [], set()
-    for preset in llama_presets.PRESETS:
-        types = llama_presets.assign(doc["tensors"], preset)
-        bits = error = 0.0
-        priced = True
-        for row in doc["tensors"]:
-            tensor = by_name[row["name"]]
-            kind = types.get(row["name"])
-            if kind is None or kind == "F16":
-                bits += (32.0 if len(row["shape"]) <= 1 else 16.0) * tensor.parameters
-                continue
-            option = next((o for o in tensor.options if o[0] == kind), None)
-            if option is None:
-                # a kept tensor (pattern) or a type the scan did not measure
-                if kind not in labels:
-                    missing.add(kind)
-                    priced = False
-                    break
-                result = next((r for r in row["results"] if r["format"] == kind), None)
-                if result is None or result["error"]:  # not measured for this tensor
-                    priced = False
-                    break
-                option = (kind, result["bits_per_value"] * tensor.parameters,
-                          result["mse"] * tensor.parameters)
-            bits += option[1]
-            error += option[2]
-        if priced:
-            out.append({"preset": preset, "bits": bits, "error": error, "types": types})
-    return out, sorted(missing)
 
 
 @dataclass
@@ -94,52 +32,67 @@ class Prepared:
     presets: list
     missing: list
     settings: dict
+    naming: dict = None
+    notes: list = None
 
 
-def prepare(doc, keep=(), minimum=None, weighted=True, curve_points=40) -> Prepared:
-    tensors = planner.tensors_from_scan(doc, keep, minimum, weighted)
+def prepare(doc, keep=(), minimum=None, weighted=True, curve_points=40,
+            where="the scan") -> Prepared:
+    """`where` names the scan (its file) in the one-line refusal of a scan with nothing to
+    plan."""
+    names = naming.naming(doc)
+    tensors = planner.tensors_from_scan(doc, keep, minimum, weighted, names["names"])
+    kept.nothing_to_plan(doc, tensors, where)
     params = sum(t.parameters for t in tensors)
-    points, missing = preset_points(doc, tensors)
-    comparisons = []
-    for point in points:
-        try:
-            at_size = planner.allocate(tensors, point["bits"] * (1 + 1e-12))
-        except QuantcalcError:  # a preset smaller than any plan: nothing to compare at its size
-            continue
-        lower = (point["error"] - at_size.error) / point["error"] if point["error"] else 0.0
-        comparisons.append({
-            "preset": point["preset"], "bits_per_weight": point["bits"] / params,
-            "preset_error": point["error"], "plan_error": at_size.error,
-            "plan_bits_per_weight": at_size.bits_per_weight,
-            "error_lower_percent": 100.0 * lower,
-            # the portable log10: the page (musl) must give the command line's last digit
-            "error_lower_db": 10 * portable_log10(point["error"] / at_size.error)
-            if at_size.error > 0 and point["error"] > 0 else None})
+    # without an architecture no tensor has a GGUF name: the presets go by the roles alone
+    points, missing, notes = preset_points(
+        doc, tensors, names["names"] if names["architecture"] is not None else None)
+    comparisons = [c for c in (_compared(point, tensors, params) for point in points) if c]
     curve = [{"bits_per_weight": b, "total_error": e}
              for b, e in planner.sweep(tensors, curve_points)]
     return Prepared(tensors, params, _metric(doc, weighted), curve, comparisons, missing,
-                    {"keep": list(keep), "minimum": dict(minimum or {}), "weighted": weighted})
+                    {"keep": list(keep), "minimum": dict(minimum or {}), "weighted": weighted},
+                    names, notes)
+
+
+def _compared(point, tensors, params):
+    """The preset beside the plan at its size, or None for a preset smaller than any plan."""
+    try:
+        at_size = planner.allocate(tensors, point["bits"] * (1 + 1e-12))
+    except QuantcalcError:
+        return None
+    lower = (point["error"] - at_size.error) / point["error"] if point["error"] else 0.0
+    return {
+        "preset": point["preset"], "bits_per_weight": point["bits"] / params,
+        "preset_error": point["error"], "plan_error": at_size.error,
+        "plan_bits_per_weight": at_size.bits_per_weight,
+        "error_lower_percent": 100.0 * lower,
+        # the portable log10: the page (musl) must give the command line's last digit
+        "error_lower_db": 10 * portable_log10(point["error"] / at_size.error)
+        if at_size.error > 0 and point["error"] > 0 else None}
 
 
 def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighted=True,
-          prepared=None) -> dict:
-    """The plan document: everything the reports, the page and the recipe need."""
-    prepared = prepared or prepare(doc, keep, minimum, weighted)
+          prepared=None, where="the scan") -> dict:
+    """The plan document: everything the reports, the page and the recipes need."""
+    prepared = prepared or prepare(doc, keep, minimum, weighted, where=where)
     tensors, params = prepared.tensors, prepared.parameters
+    names = prepared.naming or naming.naming(doc)
     budget = planner.target_bits(tensors, target_bpw, target_size)
     chosen = planner.allocate(tensors, budget)
     if chosen.bits > budget:  # the smallest plan, within allocate's rounding of the target
         raise QuantcalcError(f"the target is below the smallest plan the scanned formats allow "
                              f"({chosen.bits_per_weight:.6g} bits per weight)", "target")
+    shapes = {row["name"]: list(row["shape"]) for row in doc["tensors"]}
     rows = []
     for t in tensors:
-        kind = chosen.format_of(t)
         option = None if t.kept else t.options[chosen.choice[t.name]]
-        rows.append({"name": t.name, "gguf_name": gguf_name(t.name), "role": t.role,
-                     "layer": t.layer, "parameters": t.parameters, "format": kind,
+        rows.append({"name": t.name, "gguf_name": names["names"].get(t.name), "role": t.role,
+                     "layer": t.layer, "shape": shapes[t.name], "parameters": t.parameters,
+                     "format": chosen.format_of(t),
                      "bits": t.kept_bits if t.kept else option[1],
                      "error": 0.0 if t.kept else option[2], "kept": t.reason or None})
-    return {
+    plan = {
         "kind": "quantcalc-plan", "version": 1, "metric": prepared.metric,
         "target_bits_per_weight": budget / params, "bits_per_weight": chosen.bits_per_weight,
         "bytes": chosen.bits / 8.0, "total_error": chosen.error, "parameters": params,
@@ -147,32 +100,35 @@ def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighte
         "presets_not_priced": prepared.missing, "curve": prepared.curve,
         "range_bits_per_weight": [prepared.curve[0]["bits_per_weight"],
                                   prepared.curve[-1]["bits_per_weight"]],
-        "llama_quantize": llama_quantize(rows), "settings": prepared.settings,
+        "settings": prepared.settings,
+        "gguf": {key: names[key] for key in ("architecture", "source", "block_count",
+                                             "gguf_py")},
+        "notes": list(prepared.notes or []),
     }
+    plan.update(exports_of(doc, rows, plan["metric"]))
+    return plan
 
 
-def llama_quantize(rows) -> dict:
-    """The plan as llama-quantize arguments: the commonest type as the base and one
-    --tensor-type override per tensor that differs (GGUF names, regex-escaped)."""
+def exports_of(doc, rows, metric) -> dict:
+    """What each tool can make of the plan: llama-quantize's arguments, the llm-compressor
+    recipe, and the formats no tool makes."""
+    formats = {f["label"]: f for f in doc["formats"]}
+    files = kept.source_files(doc)
+    source = files[0] if len(files) == 1 else None
+    gguf_source = any(n.lower().endswith(".gguf") for n in files)
+    requantize = any(kept.stored_type(row) in kept.QUANTIZED and any(
+        r["error"] is None for r in row["results"]) for row in doc["tensors"])
+    lq = llama_quantize.arguments(rows, formats, source=source, requantize=requantize,
+                                  weighted=metric != "MSE")
+    ct = compressed_tensors.recipe(rows, formats, gguf_source=gguf_source)
     counts = {}
     for row in rows:
-        if not row["kept"]:
-            counts[row["format"]] = counts.get(row["format"], 0) + row["parameters"]
-    if not counts:
-        return {"base": None, "tensor_types": [], "command": "", "unmapped": []}
-    base = max(counts, key=counts.get)
-    lines, unmapped = [], []
-    for row in rows:
-        if row["kept"] or row["format"] == base:
-            continue
-        name = row["gguf_name"]
-        if name is None:
-            unmapped.append(row["name"])
-            name = row["name"]
-        lines.append(f"{re.escape(name)}={row['format'].lower()}")
-    command = "llama-quantize " + " ".join(f"--tensor-type '{line}'" for line in lines) + \
-        f" model-f16.gguf model-{base}-plan.gguf {base}"
-    return {"base": base, "tensor_types": lines, "command": command, "unmapped": unmapped}
+        label = row["format"]
+        if not row["kept"] and not llama_quantize.makes(label, formats) and \
+                not compressed_tensors.has_scheme(formats.get(label)):
+            counts[label] = counts.get(label, 0) + 1
+    return {"llama_quantize": lq, "compressed_tensors": ct,
+            "not_made": [{"format": label, "tensors": n} for label, n in counts.items()]}
 
 
 def recipe_bytes(plan) -> bytes:
@@ -188,16 +144,25 @@ def csv_bytes(plan) -> bytes:
     writer = _writer(buffer)
     writer.writerow(CSV_HEADER)
     for row in plan["tensors"]:
-        values = {**row, "bits_per_value": row["bits"] / row["parameters"]}
+        values = {**row, "bits_per_value": _per_value(row)}
         writer.writerow(["" if values[k] is None else safe_cell(values[k])
                          if isinstance(values[k], str) else format_number(values[k])
                          for k in CSV_HEADER])
     return buffer.getvalue().encode("utf-8")
 
 
+def _per_value(row):
+    """Bits per value of a plan row (None for a tensor of no values)."""
+    return row["bits"] / row["parameters"] if row["parameters"] else None
+
+
 def tensor_types_text(plan) -> bytes:
-    """For llama-quantize --tensor-type-file: one PATTERN=TYPE per line."""
-    return ("\n".join(plan["llama_quantize"]["tensor_types"]) + "\n").encode("utf-8")
+    """For llama-quantize --tensor-type-file: one PATTERN=TYPE per line; refused, with the
+    reason, for a plan llama-quantize cannot make (the file has no room for a comment)."""
+    lq = plan["llama_quantize"]
+    if lq.get("made") is False:
+        raise QuantcalcError(f"no llama-quantize tensor types: {lq.get('reason')}", "download")
+    return ("\n".join(lq["tensor_types"]) + "\n").encode("utf-8")
 
 
 def figure(plan):
@@ -254,8 +219,8 @@ def pdf_bytes(plan) -> bytes:
             subtitle=f"total error {plan['total_error']:.4g} ({plan['metric']}); llama.cpp's "
                      f"presets against this planner at their own size"))
         pdf_pages.figure_pages(pages, [figure(plan)])
-        table = [(r["name"][-50:], r["format"], f"{r['bits'] / r['parameters']:.3f}",
-                  f"{r['error']:.4g}") for r in plan["tensors"]]
+        table = [(r["name"][-50:], r["format"], "" if _per_value(r) is None else
+                  f"{_per_value(r):.3f}", f"{r['error']:.4g}") for r in plan["tensors"]]
         pdf_pages.paginated_table(pages, "Tensor → format", table,
                                   ("tensor", "format", "bits/value", "error"),
                                   widths=(0.55, 0.15, 0.15, 0.15))
@@ -278,11 +243,31 @@ def summary_text(plan) -> str:
     if plan["presets_not_priced"]:
         lines.append("presets not priced (scan these formats too): "
                      + ", ".join(plan["presets_not_priced"]))
+    return "\n".join(lines + tool_lines(plan))
+
+
+def tool_lines(plan) -> list:
+    """What makes the plan: llama-quantize's base type and overrides, the llm-compressor
+    recipe's groups, the formats no tool makes, and the plan's notes."""
+    lines = []
     lq = plan["llama_quantize"]
     if lq["base"]:
         lines.append(f"llama-quantize: base type {lq['base']}, {len(lq['tensor_types'])} "
                      f"--tensor-type overrides")
-    return "\n".join(lines)
+    elif lq.get("reason") and lq.get("not_made"):
+        lines.append(f"llama-quantize cannot make this plan: {lq['reason']}")
+    ct = plan.get("compressed_tensors") or {}
+    if ct.get("made"):
+        lines.append("llm-compressor recipe: " + ", ".join(
+            f"{g['format']} ({len(g['targets'])} tensor{'s' * (len(g['targets']) != 1)})"
+            for g in ct["groups"]))
+    elif ct.get("reason") and not lq.get("made", True):
+        lines.append(f"llm-compressor cannot make this plan: {ct['reason']}")
+    for item in plan.get("not_made") or []:
+        lines.append(f"no known tool makes {item['format']} ({item['tensors']} tensor"
+                     f"{'s' * (item['tensors'] != 1)}): the plan measures it, nothing exports it")
+    lines += [f"note: {note}" for note in (plan.get("notes") or []) + (lq.get("notes") or [])]
+    return lines
 
 
 def summary_bytes(plan) -> bytes:

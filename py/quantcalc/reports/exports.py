@@ -82,6 +82,9 @@ PLAN = _table(
            "presets compared, the figure, the table"),
     Export("tensor_types", TEXT, ".txt", "quantcalc.plan.report:tensor_types_text",
            "--tensor-types", "PATTERN=TYPE lines for llama-quantize --tensor-type-file"),
+    Export("llm_compressor", "application/yaml", ".yaml",
+           "quantcalc.plan.compressed_tensors:recipe_bytes", "--llm-compressor",
+           "an llm-compressor recipe (compressed-tensors config_groups) for the formats it makes"),
     Export("text", TEXT, ".txt", "quantcalc.plan.report:summary_bytes", None,
            "the plan and the presets, as the terminal shows them"),
 )

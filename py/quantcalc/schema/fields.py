@@ -51,6 +51,7 @@ FIELDS = (
     Field("description", "What the format does", CONFIGURATION, "text"),
     Field("shape", "Shape", CONFIGURATION, "shape"),
     Field("dtype", "Input dtype", CONFIGURATION, "text"),
+    Field("stored_format", "Stored as (quantized)", CONFIGURATION, "text"),
     Field("count", "Values", CONFIGURATION, "int"),
     Field("bits", "Element bits", CONFIGURATION, "int"),
     Field("mode", "Mode", CONFIGURATION, "text"),
