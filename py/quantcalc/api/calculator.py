@@ -14,7 +14,7 @@ from quantcalc.api.common import as_svg_text, exported, guarded, kept_or_made
 from quantcalc.engine import analysis, verdict
 from quantcalc.engine.config import Config
 from quantcalc.errors import QuantcalcError
-from quantcalc.readers import checkpoint, imatrix, sources
+from quantcalc.readers import sources
 from quantcalc.readers import text as inputs
 from quantcalc.readers.sources import load, load_importance
 from quantcalc.reports import exports
@@ -51,6 +51,8 @@ def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None)
 def describe_imatrix(spec: dict) -> dict:
     """The entries of an importance matrix file, for the page's chooser."""
     def work():
+        from quantcalc.readers import imatrix
+
         matrix = imatrix.read(*sources.file_bytes(spec))
         return {"entries": matrix.names(), "chunk_count": matrix.chunk_count,
                 "datasets": matrix.datasets}
@@ -142,6 +144,8 @@ def describe_file(source: dict) -> dict:
     """Names of the arrays in a multi-tensor file, so the page can offer a chooser."""
     path = sources.read_by_offset(source)
     if path is not None:
+        from quantcalc.readers import checkpoint  # files read by offset: loaded on first use
+
         return guarded(lambda: _described([(e.name, e.shape, e.dtype) for e in
                                             checkpoint.open_checkpoint([path]).tensors]))
     return guarded(lambda: _described(inputs.tensor_details(*sources.file_bytes(source))))

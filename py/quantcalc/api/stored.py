@@ -8,9 +8,7 @@ of llama.cpp's quantized types. A file read whole from memory is a GGUF's header
 """
 
 from quantcalc.errors import QuantcalcError
-from quantcalc.formats.ggml import decode as ggml_decode
-from quantcalc.readers import checkpoint, sources
-from quantcalc.readers import gguf as gguf_file
+from quantcalc.readers import sources
 
 
 def stored_format(source) -> tuple:
@@ -26,14 +24,19 @@ def stored_format(source) -> tuple:
     if isinstance(given, str) and given:
         return given, None
     if getattr(entry, "quantized", False):
+        from quantcalc.formats.ggml import decode as ggml_decode
         return entry.dtype, ggml_decode.bits_per_value(entry.ggml_type)
     return None, None
 
 
 def _entry(source):
     """The checkpoint entry of the source's tensor (a GGUF header's entry for bytes), or None."""
-    if not isinstance(source, dict):
-        return None
+    if not isinstance(source, dict) or source.get("text") is not None:
+        return None  # pasted values: no file to say anything
+    # the checkpoint and GGUF readers load here, when a file is analysed: never at start-up
+    from quantcalc.readers import checkpoint
+    from quantcalc.readers import gguf as gguf_file
+
     tensor = source.get("tensor") or None
     if source.get("checkpoint"):
         return checkpoint.open_checkpoint(list(source["checkpoint"])).get(tensor)
