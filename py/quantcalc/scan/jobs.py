@@ -2,6 +2,8 @@
 task one tensor's row from plain picklable arguments; and the importance matrix each process
 reads once for them."""
 
+from functools import lru_cache
+
 from quantcalc.engine import malloc as heap
 from quantcalc.errors import QuantcalcError
 from quantcalc.scan.document import document
@@ -37,12 +39,19 @@ def importance_from_path(path):
     return _matrices[path]
 
 
+@lru_cache(maxsize=8)
+def _parsed(specs: tuple) -> list:
+    """The scan's formats, parsed once per process rather than once per tensor (a task gets
+    the specs as text: plain picklable arguments)."""
+    return formats_from_specs(list(specs))
+
+
 def scan_task(entry, specs, imatrix_path=None, whole_values=WHOLE_VALUES,
               slab_values=SLAB_VALUES) -> dict:
     """One tensor's row, from plain picklable arguments: what a worker process or a Dask worker
     runs (it reads the tensor from the same path, so the files must be on shared storage)."""
     heap.keep_freed_memory()  # a spawned worker or a Dask worker is a process of its own
-    return scan_tensor(entry, formats_from_specs(specs), importance_from_path(imatrix_path),
+    return scan_tensor(entry, _parsed(tuple(specs)), importance_from_path(imatrix_path),
                        whole_values=whole_values, slab_values=slab_values)
 
 
