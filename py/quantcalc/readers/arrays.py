@@ -8,7 +8,6 @@ import json
 import re
 import struct
 import sys
-import zipfile
 
 import numpy as np
 
@@ -41,8 +40,10 @@ def _checked_array(array, what: str) -> np.ndarray:
     """Accept real numeric arrays only; convert them to float (keeping float32/float64)."""
     array = np.asarray(array)
     kind = array.dtype.kind
-    if kind == "f":
-        out = array if array.dtype in (np.float32, np.float64) else array.astype(np.float32)
+    if kind == "f":  # float32 and float64 kept (in the machine's byte order), others widened
+        native = array.dtype.newbyteorder("=")
+        out = array.astype(native if native in (np.float32, np.float64) else np.float32,
+                           copy=False)
     elif kind in "iub":
         out = array.astype(np.float64)
     else:
@@ -93,6 +94,7 @@ def _check_npy_size(data, name):
 
 def npz_details(data: bytes, name: str = "file") -> list:
     """(array name, shape, dtype) of each member, from the .npy headers alone."""
+    import zipfile  # .npz only: pasted values and .npy never load it
     out = []
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for array, member in _npz_members(data, name):
@@ -107,6 +109,7 @@ def npz_details(data: bytes, name: str = "file") -> list:
 
 
 def _npz_members(data, name):
+    import zipfile  # .npz only: pasted values and .npy never load it
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [(m[:-4] if m.endswith(".npy") else m, m) for m in archive.namelist()]
@@ -118,6 +121,7 @@ def _npz_members(data, name):
 
 
 def parse_npz(data: bytes, tensor=None, name: str = "file") -> np.ndarray:
+    import zipfile  # .npz only: pasted values and .npy never load it
     members = dict(_npz_members(data, name))
     chosen = tensor if tensor is not None else next(iter(members))
     if chosen not in members:
@@ -125,7 +129,7 @@ def parse_npz(data: bytes, tensor=None, name: str = "file") -> np.ndarray:
                              f"{names_in_message(members)}", "tensor")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            _check_expansion(archive.getinfo(members[chosen]), name, chosen)
+            check_expansion(archive.getinfo(members[chosen]), name, chosen)
             member = archive.read(members[chosen])
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
         raise QuantcalcError(f"{name}: array '{chosen}' cannot be read ({exc})", "file") from None
@@ -138,7 +142,7 @@ MAX_EXPANSION = 100
 SMALL_ARRAY_BYTES = 64 << 20
 
 
-def _check_expansion(info, name, chosen):
+def check_expansion(info, name, chosen):
     size, packed = info.file_size, max(info.compress_size, 1)
     if size > SMALL_ARRAY_BYTES and size > MAX_EXPANSION * packed:
         raise QuantcalcError(

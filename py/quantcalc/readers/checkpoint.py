@@ -22,12 +22,12 @@ import numpy as np
 from quantcalc.readers import file_parts
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.readers import gguf as gguf_file
-from quantcalc.readers.arrays import (SAFETENSORS_DTYPES, bf16_to_float32, names_in_message, safetensors_entry, safetensors_header)
+from quantcalc.readers.arrays import (SAFETENSORS_DTYPES, check_expansion, names_in_message, safetensors_entry, safetensors_header)
 from quantcalc.errors import QuantcalcError, shortened
+from quantcalc.readers.slab_reader import ZIP_ERRORS, SlabReader, read_exactly
 from quantcalc.schema import file_types
 
 FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
-STORED = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
 
 
 @dataclass
@@ -43,6 +43,7 @@ class TensorEntry:
     member: Optional[str] = None     # the .npy inside an .npz
     ggml_type: Optional[int] = None  # GGUF's type number
     fortran_order: bool = False
+    byte_order: str = "<"            # ">": a big-endian .npy, swapped as it is read
 
     @property
     def count(self) -> int:
@@ -58,7 +59,10 @@ class TensorEntry:
 
     @property
     def quantized(self) -> bool:
-        return self.ggml_type is not None and self.dtype not in FLOAT_DTYPES
+        """Stored as one of llama.cpp's quantized (or integer) types that quantcalc knows,
+        decoded or not; a type number it does not know is neither readable nor quantized."""
+        return self.ggml_type is not None and self.dtype not in FLOAT_DTYPES \
+            and ggml_decode.bits_per_value(self.ggml_type) is not None
 
     @property
     def rows(self) -> int:
@@ -171,14 +175,28 @@ def _shards_of_index(path):
     folder = os.path.dirname(path)
     shards = list(dict.fromkeys(weight_map.values()))
     for shard in shards:
-        if os.path.basename(shard) != shard:
-            raise QuantcalcError(f"{name} names a shard outside its folder: "
-                                 f"'{shortened(shard, 60)}'", "file")
-    missing = [s for s in shards if not file_parts.exists(os.path.join(folder, s))]
+        _check_shard(name, shard)
+    present = file_parts.names_in(folder)  # the folder is listed once, not once per shard
+    missing = [s for s in shards if s not in present]
     if missing:
-        raise QuantcalcError(f"{name} lists {len(shards)} shards; missing: "
-                             f"{names_in_message(missing)}. Give all of them", "file")
+        raise QuantcalcError(f"{name} lists {len(shards):,} shards and {len(missing):,} of them "
+                             f"are missing: {names_in_message(missing, 5)}. Give all of them",
+                             "file")
     return [os.path.join(folder, s) for s in shards]
+
+
+def _check_shard(index, shard):
+    """A shard an index names: a file beside it, of a type the scan reads."""
+    if os.path.basename(shard) != shard or shard in ("", ".", ".."):
+        raise QuantcalcError(f"{index} names a shard outside its folder: "
+                             f"'{shortened(shard, 60)}'", "file")
+    kind = _scanned(shard)
+    if kind is not None and kind.refused:
+        raise QuantcalcError(f"{index} names a shard quantcalc does not open: "
+                             f"{kind.refusal(shortened(shard, 60))}", "file")
+    if kind is None or kind.reader == "index":
+        raise QuantcalcError(f"{index} names a shard '{shortened(shard, 60)}' that is not a "
+                             f"{file_types.listed(file_types.SCAN)} file", "file")
 
 
 def _size(path):
@@ -231,21 +249,20 @@ def _list_safetensors(path, size):
 
 
 def _list_gguf(path, size):
+    """A GGUF's tensors from its header, read through one handle a megabyte at a time. A tensor
+    of a ggml type quantcalc does not know is listed with no bytes (gguf.py knows no size)."""
     name = os.path.basename(path)
-    header = gguf_file.read_header(_reader(path), size, name)
-    entries = []
-    for info in header.tensors.values():
-        kind = gguf_file.type_name(info.ggml_type)
-        nbytes = ggml_decode.nbytes(info.ggml_type, info.shape)
-        if nbytes is None:
-            nbytes = 0  # a type quantcalc does not know: listed, not read
-        if info.offset + nbytes > size:
-            raise QuantcalcError(f"{name} is truncated: tensor '{shortened(info.name, 60)}' ends "
-                                 f"at byte {info.offset + nbytes:,} but the file has {size:,}",
-                                 "file")
-        entries.append(TensorEntry(info.name, info.shape, kind, path, info.offset, nbytes,
-                                   ggml_type=info.ggml_type))
-    return entries
+    try:
+        with file_parts.open_file(path) as stream:
+            def read(offset, count):
+                stream.seek(offset)
+                return stream.read(count)
+            header = gguf_file.read_header(read, size, name)
+    except OSError as exc:
+        raise QuantcalcError(f"cannot read {name}: {exc.strerror or exc}", "file") from None
+    return [TensorEntry(info.name, info.shape, gguf_file.type_name(info.ggml_type), path,
+                        info.offset, info.nbytes or 0, ggml_type=info.ggml_type)
+            for info in header.tensors.values()]
 
 
 def _npy_entry(path, tensor, stream, base, limit, member=None):
@@ -256,14 +273,15 @@ def _npy_entry(path, tensor, stream, base, limit, member=None):
         shape, fortran, dtype = np.lib.format._read_array_header(stream, version)
     except (ValueError, OSError, SyntaxError) as exc:
         raise QuantcalcError(f"{where} is not a valid .npy ({exc})", "file") from None
+    except ZIP_ERRORS as exc:
+        raise QuantcalcError(f"{where} is damaged: {shortened(str(exc), 120)}", "file") from None
     finally:
         offset = stream.tell()
         stream.close()
     kinds = {"f8": "F64", "f4": "F32", "f2": "F16"}
-    code = f"{dtype.kind}{dtype.itemsize}"
-    stored = kinds.get(code) if dtype.byteorder in "<=|" else None
+    stored = kinds.get(f"{dtype.kind}{dtype.itemsize}")
     entry = TensorEntry(tensor, tuple(shape), stored or str(dtype), path, base + offset, 0,
-                        member=member, fortran_order=bool(fortran))
+                        member=member, fortran_order=bool(fortran), byte_order=dtype.str[0])
     entry.nbytes = entry.count * dtype.itemsize
     if entry.offset + entry.nbytes > base + limit:
         raise QuantcalcError(f"{where} is truncated: it claims {entry.nbytes:,} bytes of values",
@@ -282,8 +300,14 @@ def _list_npz(path):
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
                 continue
-            entries.append(_npy_entry(path, info.filename[:-4], archive.open(info), 0,
-                                      info.file_size, member=info.filename))
+            check_expansion(info, name, info.filename[:-4])
+            try:
+                member = archive.open(info)
+            except (*ZIP_ERRORS, OSError, NotImplementedError) as exc:
+                raise QuantcalcError(f"{name}[{info.filename}] cannot be read: "
+                                     f"{shortened(str(exc), 120)}", "file") from None
+            entries.append(_npy_entry(path, info.filename[:-4], member, 0, info.file_size,
+                                      member=info.filename))
         return entries
 
 
@@ -292,104 +316,16 @@ def read_tensor(path, tensor=None) -> np.ndarray:
     a shard of several GB is never read whole). Integer tensors come back as floats."""
     model = open_checkpoint([path])
     entry = model.get(tensor) if tensor else model.tensors[0]
-    if entry.readable or entry.quantized:
+    if entry.readable or entry.ggml_type is not None:
         return SlabReader(entry).read_all()
     if entry.dtype not in SAFETENSORS_DTYPES:
         raise QuantcalcError(f"'{shortened(entry.name, 60)}' holds {entry.dtype} values; "
                              f"supported: {', '.join(SAFETENSORS_DTYPES)}", "tensor")
+    if entry.count == 0:
+        raise QuantcalcError(f"'{shortened(entry.name, 60)}' holds no values (its shape is "
+                             f"{list(entry.shape)})", "tensor")
     with file_parts.open_file(entry.path) as stream:
         stream.seek(entry.offset)
-        raw = _read_exactly(stream, entry.nbytes, entry)
+        raw = read_exactly(stream, entry.nbytes, entry)
     values = raw.view(SAFETENSORS_DTYPES[entry.dtype]).reshape(entry.shape)
     return values.astype(np.float64)
-
-
-class SlabReader:
-    """Reads a tensor's rows as float32 (float64 stays float64), in slabs of whole rows.
-
-    One file handle stays open for a tensor's slabs, which come in order, so an .npz member is
-    decompressed once from start to end.
-    """
-
-    def __init__(self, entry: TensorEntry):
-        if not entry.readable and not entry.quantized:
-            raise QuantcalcError(f"'{shortened(entry.name, 60)}' holds {entry.dtype} values, "
-                                 f"not floats", "tensor")
-        self.entry = entry
-
-    def slabs(self, rows_per_slab):
-        """Yield (first row, array of shape (rows, *shape[1:])) for the whole tensor."""
-        entry = self.entry
-        shape = tuple(entry.shape)
-        if entry.fortran_order:
-            raise QuantcalcError(f"'{shortened(entry.name, 60)}' is stored in Fortran order; "
-                                 f"re-save it in C order (np.ascontiguousarray)", "tensor")
-        rows = entry.rows
-        inner = shape[1:] if len(shape) > 1 else shape
-        if entry.quantized:
-            yield from self._dequantized(rows_per_slab, inner)
-            return
-        dtype = np.dtype(STORED[entry.dtype])
-        row_bytes = entry.row_values * dtype.itemsize
-        stream = self._open()
-        try:
-            for first in range(0, rows, rows_per_slab):
-                n = min(rows_per_slab, rows - first)
-                values = _read_exactly(stream, n * row_bytes, entry).view(dtype)
-                yield first, _as_float(values, entry.dtype).reshape((n, *inner) if len(shape) > 1
-                                                                    else inner)
-        finally:
-            stream.close()
-
-    def read_all(self):
-        return next(self.slabs(max(self.entry.rows, 1)))[1]
-
-    def _open(self):
-        entry = self.entry
-        if entry.member is None:
-            stream = file_parts.open_file(entry.path)
-            stream.seek(entry.offset)
-            return stream
-        archive = zipfile.ZipFile(file_parts.open_file(entry.path))
-        stream = archive.open(entry.member)
-        stream.read(entry.offset)  # the member's .npy header
-        return stream
-
-    def _dequantized(self, rows_per_slab, inner):
-        entry = self.entry
-        rows = entry.rows
-        row_bytes = entry.nbytes // max(rows, 1)
-        stream = self._open()
-        try:
-            for first in range(0, rows, rows_per_slab):
-                n = min(rows_per_slab, rows - first)
-                raw = _read_exactly(stream, n * row_bytes, entry)
-                values = ggml_decode.dequantize(raw, entry.ggml_type)
-                yield first, values.reshape((n, *inner) if len(entry.shape) > 1 else inner)
-        finally:
-            stream.close()
-
-
-def _read_exactly(stream, size, entry):
-    buffer = np.empty(size, np.uint8)
-    got = stream.readinto(memoryview(buffer)) if hasattr(stream, "readinto") else None
-    if got is None:
-        data = stream.read(size)
-        got = len(data)
-        buffer[:got] = np.frombuffer(data, np.uint8)
-    while got < size:  # zip streams may return less than asked
-        more = stream.read(size - got)
-        if not more:
-            raise QuantcalcError(f"{os.path.basename(entry.path)} ended inside tensor "
-                                 f"'{shortened(entry.name, 60)}'", "file")
-        buffer[got:got + len(more)] = np.frombuffer(more, np.uint8)
-        got += len(more)
-    return buffer
-
-
-def _as_float(values, dtype_name):
-    if dtype_name == "BF16":
-        return bf16_to_float32(values)
-    if dtype_name == "F16":
-        return values.astype(np.float32)
-    return values

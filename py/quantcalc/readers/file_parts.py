@@ -44,6 +44,15 @@ def logical_names(names):
     return out
 
 
+def names_in(folder) -> set:
+    """The names of the files in `folder` (a file mounted in parts once, by its own name),
+    from one listing; empty when the folder cannot be listed."""
+    try:
+        return set(logical_names(os.listdir(folder or ".")))
+    except OSError:
+        return set()
+
+
 def exists(path) -> bool:
     return os.path.exists(path) or parts_of(path) is not None
 
@@ -54,6 +63,8 @@ def size(path) -> int:
         parts = parts_of(path)
         if parts is not None:
             return sum(n for _, n in parts)
+        if not os.path.lexists(path):
+            raise FileNotFoundError(2, "No such file or directory")
     if not os.path.isfile(path):
         raise IsADirectoryError(21, "not a regular file")
     return os.stat(path).st_size

@@ -4,27 +4,41 @@ GGUF (llama.cpp's file format, versions 2 and 3): magic "GGUF", version, tensor 
 count, the metadata (key, type, value), the tensor directory (name, dimensions, ggml type,
 offset), then the tensor data at the next multiple of `general.alignment` (32 by default).
 Everything is little-endian. The reader takes a `read(offset, size) -> bytes` function, so it
-works on bytes in memory and on a file read piece by piece, and it checks every count and
-length against what the file can hold, so a hostile header gets a message, not a crash or a
-huge allocation. llama.cpp's own `gguf` package is the reference in the tests.
+works on bytes in memory and on a file, which it reads a megabyte at a time (byte_window.py);
+metadata arrays longer than KEPT_ITEMS (a tokenizer's vocabulary) are skipped, not read. It
+checks every count and length against what the file can hold, and refuses what llama.cpp's
+gguf.cpp refuses, so a hostile header gets a message, not a crash, a huge allocation or shifted
+values. llama.cpp's own `gguf` package is the reference in the tests.
 """
 
 import struct
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from quantcalc.errors import QuantcalcError, shortened
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.readers.arrays import bf16_to_float32, names_in_message
+from quantcalc.readers.byte_window import Window
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
+MAX_ALIGNMENT = 1 << 20
 MAX_ARRAY_DEPTH = 8
-# scalar metadata types: (struct format, size)
-_SCALARS = {0: ("<B", 1), 1: ("<b", 1), 2: ("<H", 2), 3: ("<h", 2), 4: ("<I", 4), 5: ("<i", 4),
-            6: ("<f", 4), 7: ("<?", 1), 10: ("<Q", 8), 11: ("<q", 8), 12: ("<d", 8)}
+MAX_DIMS = 4            # GGML_MAX_DIMS: gguf.cpp refuses a tensor with more
+KEPT_ITEMS = 1024       # a longer metadata array (a tokenizer's) is skipped, not read
+KEPT_BYTES = 1 << 20    # and so is a longer metadata string (a tokenizer's JSON)
+MAX_NAME = 1 << 16      # bytes in a key or a tensor name (llama.cpp's are under 64)
+INT64_MAX = (1 << 63) - 1
 STRING, ARRAY = 8, 9
+# scalar metadata types
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
+            12: "d"}
+_LAYOUTS = {kind: struct.Struct("<" + code) for kind, code in _SCALARS.items()}
+_U32, _U64, _ARRAY_HEAD = struct.Struct("<I"), struct.Struct("<Q"), struct.Struct("<IQ")
+_COUNTS = struct.Struct("<IQQ")
+_TENSOR_TAIL = [struct.Struct(f"<{n}QIQ") for n in range(MAX_DIMS + 1)]  # dims, type, offset
 # ggml types whose values quantcalc reads directly: name, bytes per value
 PLAIN_TYPES = {0: ("F32", 4), 1: ("F16", 2), 30: ("BF16", 2), 28: ("F64", 8)}
 
@@ -35,6 +49,7 @@ class TensorInfo:
     shape: tuple       # numpy order: slowest axis first (GGUF lists the fastest first)
     ggml_type: int
     offset: int        # absolute, from the start of the file
+    nbytes: Optional[int] = None   # None for a ggml type quantcalc does not know
 
     @property
     def count(self) -> int:
@@ -52,90 +67,229 @@ class GGUFHeader:
     data_start: int = 0
 
 
-class _Cursor:
-    def __init__(self, read, size, name):
-        self.read, self.size, self.name, self.at = read, size, name, 0
+@dataclass(frozen=True)
+class SkippedArray:
+    """A metadata array longer than KEPT_ITEMS (a tokenizer's tokens, scores or merges), skipped
+    without being read: quantcalc uses none of them. Its item type and length."""
 
-    def take(self, n):
-        if n < 0 or self.at + n > self.size:
-            raise QuantcalcError(f"{self.name} is truncated or not a GGUF file (its header "
-                                 f"reaches past byte {self.size:,})", "file")
-        data = self.read(self.at, n)
-        if len(data) != n:
-            raise QuantcalcError(f"{self.name} could not be read at byte {self.at:,}", "file")
-        self.at += n
-        return data
+    item_type: int
+    count: int
 
-    def unpack(self, fmt, size):
-        return struct.unpack(fmt, self.take(size))[0]
+    def __len__(self):
+        return self.count
 
-    def string(self):
-        length = self.unpack("<Q", 8)
-        raw = self.take(length)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise QuantcalcError(f"{self.name} has a metadata string that is not UTF-8 "
-                                 f"(near byte {self.at:,})", "file") from None
 
-    def value(self, kind, depth=0):
-        if kind in _SCALARS:
-            return self.unpack(*_SCALARS[kind])
-        if kind == STRING:
-            return self.string()
-        if kind == ARRAY:
-            if depth >= MAX_ARRAY_DEPTH:
-                raise QuantcalcError(f"{self.name} has metadata arrays nested more than "
-                                     f"{MAX_ARRAY_DEPTH} deep", "file")
-            item_kind, count = self.unpack("<I", 4), self.unpack("<Q", 8)
-            smallest = _SCALARS[item_kind][1] if item_kind in _SCALARS else 8
-            if count * smallest > self.size - self.at:
-                raise QuantcalcError(f"{self.name} claims a metadata array of {count:,} items, "
-                                     f"more than the file holds", "file")
-            return [self.value(item_kind, depth + 1) for _ in range(count)]
-        raise QuantcalcError(f"{self.name} has a metadata value of unknown type {kind}", "file")
+@dataclass(frozen=True)
+class SkippedString:
+    """A metadata string longer than KEPT_BYTES, skipped without being read: its length."""
+
+    length: int
+
+    def __len__(self):
+        return self.length
+
+
+def _string(window, what=None):
+    """A string; `what` (a key, a tensor name) is refused beyond MAX_NAME bytes, a value
+    beyond KEPT_BYTES is skipped."""
+    length = window.unpack(_U64)[0]
+    if what and length > MAX_NAME:
+        raise QuantcalcError(f"{window.name} has a {what} of {length:,} bytes (near byte "
+                             f"{window.at:,})", "file")
+    if length > KEPT_BYTES:
+        window.skip(length)
+        return SkippedString(length)
+    raw = window.take(length)
+    try:
+        return str(raw, "utf-8")
+    except UnicodeDecodeError:
+        raise QuantcalcError(f"{window.name} has a metadata string that is not UTF-8 (near "
+                             f"byte {window.at:,})", "file") from None
+
+
+def _value(window, kind, depth=0):
+    layout = _LAYOUTS.get(kind)
+    if layout is not None:
+        return window.unpack(layout)[0]
+    if kind == STRING:
+        return _string(window)
+    if kind != ARRAY:
+        raise QuantcalcError(f"{window.name} has a metadata value of unknown type {kind}",
+                             "file")
+    if depth >= MAX_ARRAY_DEPTH:
+        raise QuantcalcError(f"{window.name} has metadata arrays nested more than "
+                             f"{MAX_ARRAY_DEPTH} deep", "file")
+    item_kind, count = window.unpack(_ARRAY_HEAD)
+    item = _LAYOUTS.get(item_kind)
+    smallest = item.size if item else {STRING: 8, ARRAY: 12}.get(item_kind)
+    if smallest is None:
+        raise QuantcalcError(f"{window.name} has a metadata array of unknown type {item_kind}",
+                             "file")
+    if count * smallest > window.size - window.at:
+        raise QuantcalcError(f"{window.name} claims a metadata array of {count:,} items, more "
+                             f"than the file holds", "file")
+    if count <= KEPT_ITEMS:
+        if item is not None:
+            return list(window.unpack(struct.Struct(f"<{count}{_SCALARS[item_kind]}")))
+        return [_value(window, item_kind, depth + 1) for _ in range(count)]
+    if item is not None:
+        window.skip(count * item.size)
+    elif item_kind == STRING:
+        window.skip_strings(count)
+    else:
+        for _ in range(count):
+            _value(window, item_kind, depth + 1)
+    return SkippedArray(item_kind, count)
 
 
 def read_header(read, size, name="file") -> GGUFHeader:
-    """The metadata and tensor directory of a GGUF file of `size` bytes."""
-    cursor = _Cursor(read, size, name)
-    if cursor.take(4) != MAGIC:
+    """The metadata and tensor directory of a GGUF file of `size` bytes whose bytes
+    `read(offset, size)` returns; it is called for a megabyte at a time. Refused as llama.cpp's
+    gguf.cpp refuses them: counts, strings, arrays or tensors that reach past the file, duplicate
+    keys or tensor names, an alignment that is not a power of two, dimensions or element counts
+    past int64, rows that are not whole blocks of their type, tensors that overlap or are not
+    aligned."""
+    window = Window(read, size, name)
+    if bytes(window.take(4)) != MAGIC:
         raise QuantcalcError(f"{name} is not a GGUF file (it does not start with 'GGUF')", "file")
-    version = cursor.unpack("<I", 4)
+    version, n_tensors, n_metadata = window.unpack(_COUNTS)
     if version not in (2, 3):
         raise QuantcalcError(f"{name} is GGUF version {version}; quantcalc reads versions 2 "
                              f"and 3", "file")
-    n_tensors, n_metadata = cursor.unpack("<Q", 8), cursor.unpack("<Q", 8)
     # each metadata entry takes at least 8 + 4 + 1 bytes, each tensor entry 8 + 4 + 4 + 8
     if n_metadata * 13 > size or n_tensors * 24 > size:
         raise QuantcalcError(f"{name} claims {n_tensors:,} tensors and {n_metadata:,} metadata "
                              f"entries, more than a file of {size:,} bytes can hold", "file")
     header = GGUFHeader(version)
     for _ in range(n_metadata):
-        key = cursor.string()
-        header.metadata[key] = cursor.value(cursor.unpack("<I", 4))
-    infos = []
-    for _ in range(n_tensors):
-        tensor_name = cursor.string()
-        n_dims = cursor.unpack("<I", 4)
-        if n_dims > 8:
-            raise QuantcalcError(f"{name}: tensor '{tensor_name[:60]}' claims {n_dims} "
-                                 f"dimensions", "file")
-        dims = [cursor.unpack("<Q", 8) for _ in range(n_dims)]
-        infos.append((tensor_name, tuple(reversed(dims)), cursor.unpack("<I", 4),
-                      cursor.unpack("<Q", 8)))
-    alignment = header.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
-    if not isinstance(alignment, int) or alignment < 1 or alignment > 1 << 20:
-        raise QuantcalcError(f"{name} has an invalid general.alignment ({alignment!r})", "file")
-    header.data_start = -(-cursor.at // alignment) * alignment
-    for tensor_name, shape, kind, offset in infos:
-        header.tensors[tensor_name] = TensorInfo(tensor_name, shape, kind,
-                                                 header.data_start + offset)
+        key = _string(window, "metadata key")
+        if key in header.metadata:
+            raise QuantcalcError(f"{name} has the metadata key '{shortened(key, 60)}' twice",
+                                 "file")
+        header.metadata[key] = _value(window, window.unpack(_U32)[0])
+    alignment = _alignment(header.metadata, name)
+    directory = _directory(window, n_tensors)
+    header.data_start = -(-window.at // alignment) * alignment
+    for tensor, (dims, kind, offset) in directory.items():
+        header.tensors[tensor] = _tensor(tensor, dims, kind, offset, header.data_start,
+                                         alignment, name)
+    _check_placement(header.tensors.values(), size, name)
     return header
 
 
+def _alignment(metadata, name):
+    """general.alignment: a whole number (gguf.cpp: a uint32) that is a power of two."""
+    alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+    if type(alignment) is not int or not 0 < alignment <= MAX_ALIGNMENT \
+            or alignment & (alignment - 1):
+        raise QuantcalcError(f"{name} has an invalid general.alignment ({alignment!r}): it must "
+                             f"be a power of two up to {MAX_ALIGNMENT:,}", "file")
+    return alignment
+
+
+def _directory(window, count):
+    """{tensor name: (dims in GGUF order, ggml type, offset from the data start)}: the entries
+    that lie whole in the window's piece unpacked in one loop, any other one field by field."""
+    directory = {}
+    while len(directory) < count:
+        _entries_in_piece(window, count - len(directory), directory)
+        if len(directory) < count:
+            _entry(window, directory)
+    return directory
+
+
+def _entries_in_piece(window, count, directory):
+    """Up to `count` entries from the window's piece, stopping at one that does not lie whole
+    in it or needs a message (the field-by-field reading gives it)."""
+    piece, local = window.piece, window.at - window.base
+    end, u64, u32 = len(piece), _U64.unpack_from, _U32.unpack_from
+    for _ in range(count):
+        if local + 8 > end:
+            break
+        start = local + 8 + u64(piece, local)[0]
+        if start + 4 > end or start - local > MAX_NAME or u32(piece, start)[0] > MAX_DIMS:
+            break
+        tail = _TENSOR_TAIL[u32(piece, start)[0]]
+        if start + 4 + tail.size > end:
+            break
+        try:
+            tensor = str(piece[local + 8:start], "utf-8")
+        except UnicodeDecodeError:
+            break
+        if tensor in directory:
+            break
+        *dims, kind, offset = tail.unpack_from(piece, start + 4)
+        directory[tensor] = (dims, kind, offset)
+        local = start + 4 + tail.size
+    window.at = window.base + local
+
+
+def _entry(window, directory):
+    tensor = _string(window, "tensor name")
+    n_dims = window.unpack(_U32)[0]
+    if n_dims > MAX_DIMS:
+        raise QuantcalcError(f"{window.name}: tensor '{shortened(tensor, 60)}' claims "
+                             f"{n_dims:,} dimensions; GGUF tensors have at most {MAX_DIMS}",
+                             "file")
+    *dims, kind, offset = window.unpack(_TENSOR_TAIL[n_dims])
+    if tensor in directory:
+        raise QuantcalcError(f"{window.name} has two tensors named '{shortened(tensor, 60)}'",
+                             "file")
+    directory[tensor] = (dims, kind, offset)
+
+
+def _tensor(tensor, dims, kind, offset, data_start, alignment, name) -> TensorInfo:
+    """One directory entry, checked as gguf.cpp checks it."""
+    shape = tuple(reversed(dims))
+    extent = 1
+    for n in dims:
+        extent *= n or 1
+    known = ggml_decode.TYPES.get(kind)
+    row = dims[0] if dims else 1
+    nbytes = None if known is None else extent // known[1] * known[2] if 0 not in dims else 0
+    if extent > INT64_MAX or known is not None and (row % known[1] or nbytes > INT64_MAX) \
+            or offset % alignment:
+        _refuse_tensor(f"{name}: tensor '{shortened(tensor, 60)}'", shape, extent, known, row,
+                       offset, alignment)
+    return TensorInfo(tensor, shape, kind, data_start + offset, nbytes)
+
+
+def _refuse_tensor(where, shape, extent, known, row, offset, alignment):
+    if extent > INT64_MAX:
+        raise QuantcalcError(f"{where} has dimensions {list(shape)}: more elements than a "
+                             f"tensor can have (2^63)", "file")
+    if known is not None and row % known[1] == 0 and offset % alignment == 0:
+        raise QuantcalcError(f"{where} has {extent:,} {known[0]} values: more bytes than a "
+                             f"file can hold (2^63)", "file")
+    if known is not None and row % known[1]:
+        raise QuantcalcError(f"{where} is {known[0]} with rows of {row:,} values, not a whole "
+                             f"number of its blocks of {known[1]} values", "file")
+    raise QuantcalcError(f"{where} starts at offset {offset:,}, which is not a multiple of the "
+                         f"file's alignment ({alignment})", "file")
+
+
+def _check_placement(infos, size, name):
+    """Every tensor's bytes lie in the file, and no two tensors share any."""
+    spans = []
+    for info in infos:
+        end = info.offset + (info.nbytes or 0)
+        if end > size:
+            what = "ends" if info.nbytes else "starts"
+            raise QuantcalcError(f"{name} is truncated: tensor '{shortened(info.name, 60)}' "
+                                 f"{what} at byte {end:,} but the file has {size:,}", "file")
+        if info.nbytes:
+            spans.append((info.offset, end, info.name))
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise QuantcalcError(f"{name}: tensors '{shortened(first, 60)}' and "
+                                 f"'{shortened(second, 60)}' overlap (the second starts at "
+                                 f"byte {start:,}, before the first ends at {end:,})", "file")
+
+
 def read_bytes_header(data: bytes, name="file") -> GGUFHeader:
-    return read_header(lambda offset, size: data[offset:offset + size], len(data), name)
+    view = memoryview(data)
+    return read_header(lambda offset, size: view[offset:offset + size], len(view), name)
 
 
 def plain_tensor(data: bytes, header: GGUFHeader, info: TensorInfo, name="file"):

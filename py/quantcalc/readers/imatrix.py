@@ -11,16 +11,21 @@ hands them to ggml's searches as `quant_weights`. Two formats, as llama.cpp read
     sum / ncall (the sum itself when ncall is 0).
 """
 
+import os
 import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from quantcalc.readers import file_parts
 from quantcalc.readers import gguf as gguf_file
 from quantcalc.readers.arrays import names_in_message
 from quantcalc.errors import QuantcalcError
 
 NAMES_LISTED = 5
+# ggml's searches sum weight * code^2 over a block in float32 (IQ4: codes up to 127, blocks of
+# 256): weights beyond this overflow them whatever the tensor holds
+MAX_WEIGHT = 1e30
 
 
 @dataclass
@@ -47,6 +52,8 @@ class ImportanceMatrix:
                                  f"values, not a whole number of rows of {columns:,} (this "
                                  f"tensor's row length)", "imatrix")
         matrices = values.size // columns
+        if matrices == 0:
+            raise QuantcalcError(f"the {self.source} entry '{name[:80]}' is empty", "imatrix")
         if matrices > 1 and expert is None:
             raise QuantcalcError(f"'{name[:80]}' holds {matrices} experts' weights; choose one",
                                  "imatrix")
@@ -59,9 +66,47 @@ class ImportanceMatrix:
 def read(data: bytes, name="imatrix") -> ImportanceMatrix:
     """An importance matrix from the bytes of a GGUF or legacy .dat file."""
     data = bytes(data)
-    if data[:4] == gguf_file.MAGIC:
-        return _read_gguf(data, name)
-    return _read_legacy(data, name)
+    matrix = _read_gguf(data, name) if data[:4] == gguf_file.MAGIC else _read_legacy(data, name)
+    for entry, values in matrix.entries.items():
+        _check_values(values, entry, name)
+    return matrix
+
+
+def read_path(path, name=None) -> ImportanceMatrix:
+    """The importance matrix in the file at `path`, which must be a regular file (whole or
+    mounted in parts): its size is checked before it is read, because /dev/zero, or a link to it,
+    never ends and a folder or a pipe has no size."""
+    path = str(path)
+    name = name or os.path.basename(path) or "imatrix"
+    try:
+        size = file_parts.size(path)
+        with file_parts.open_file(path) as stream:
+            data = stream.read(size)
+    except IsADirectoryError:
+        raise QuantcalcError(f"{name} is not a regular file (a device, pipe or folder); give an "
+                             f"importance matrix file (GGUF or llama.cpp's .dat)",
+                             "imatrix") from None
+    except OSError as exc:
+        raise QuantcalcError(f"cannot read {name}: {exc.strerror or exc}", "imatrix") from None
+    return read(data, name)
+
+
+def _check_values(values, entry, name):
+    """Weights ggml's searches can use: finite, not negative, small enough for float32 sums."""
+    if values.size == 0:
+        raise QuantcalcError(f"{name}: entry '{entry[:80]}' is empty (no importance values)",
+                             "imatrix")
+    if not np.all(np.isfinite(values)):
+        raise QuantcalcError(f"{name}: entry '{entry[:80]}' has importance values that are "
+                             f"NaN or infinite (they overflow float32)", "imatrix")
+    low, high = float(values.min()), float(values.max())
+    if low < 0:
+        raise QuantcalcError(f"{name}: entry '{entry[:80]}' has negative importance values "
+                             f"(down to {low:.4g}); they are means of squares", "imatrix")
+    if high > MAX_WEIGHT:
+        raise QuantcalcError(f"{name}: entry '{entry[:80]}' has importance values up to "
+                             f"{high:.4g}: they overflow ggml's float32 sums (at most "
+                             f"{MAX_WEIGHT:.0e})", "imatrix")
 
 
 def _read_gguf(data, name):
@@ -81,22 +126,35 @@ def _read_gguf(data, name):
         if info.ggml_type != 0 or counts[entry].ggml_type != 0:
             raise QuantcalcError(f"{name}: sums and counts of '{entry[:80]}' must be F32",
                                  "imatrix")
-        total = gguf_file.plain_tensor(data, header, info, name).astype(np.float32).reshape(-1)
+        total = gguf_file.plain_tensor(data, header, info, name).astype(np.float32)
         count = np.rint(gguf_file.plain_tensor(data, header, counts[entry], name)).reshape(-1)
-        if count.size == 0 or total.size % count.size:
-            raise QuantcalcError(f"{name}: '{entry[:80]}' has {total.size} sums for "
-                                 f"{count.size} counts", "imatrix")
-        per = total.reshape(count.size, -1)
+        per = _sums_per_matrix(total, count, entry, name)
         seen = count[:, None] > 0
         # llama-quantize: sums / count, and 1 for a matrix that saw no input
         with np.errstate(divide="ignore", invalid="ignore"):
             values = np.where(seen, per / np.where(seen, count[:, None], 1).astype(np.float32),
                               np.float32(1))
         out.entries[entry] = values.astype(np.float32).reshape(-1)
-    out.chunk_count = int(header.metadata.get("imatrix.chunk_count", 0) or 0)
+    chunks = header.metadata.get("imatrix.chunk_count")
+    out.chunk_count = chunks if type(chunks) is int and chunks > 0 else 0
     datasets = header.metadata.get("imatrix.datasets", [])
-    out.datasets = [str(d) for d in datasets] if isinstance(datasets, list) else [str(datasets)]
+    out.datasets = [str(d) for d in datasets] if isinstance(datasets, list) else \
+        [datasets] if isinstance(datasets, str) else []
     return out
+
+
+def _sums_per_matrix(total, count, entry, name):
+    """The sums as (matrices, columns), one count per matrix: llama-imatrix writes in_sum2 of
+    shape (matrices, columns) and counts of (matrices, 1); a 1-D in_sum2 holds them in a row."""
+    if total.size == 0:
+        raise QuantcalcError(f"{name}: entry '{entry[:80]}' is empty (its in_sum2 has shape "
+                             f"{list(total.shape)})", "imatrix")
+    rows = total.shape[0] if total.ndim == 2 else count.size
+    if total.ndim > 2 or count.size == 0 or rows != count.size or total.size % count.size:
+        raise QuantcalcError(f"{name}: entry '{entry[:80]}' has in_sum2 of shape "
+                             f"{list(total.shape)} but {count.size} count(s): it needs one "
+                             f"count per matrix (row)", "imatrix")
+    return total.reshape(count.size, -1)
 
 
 def _read_legacy(data, name):

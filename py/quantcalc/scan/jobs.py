@@ -33,9 +33,7 @@ def importance_from_path(path):
         return None
     if path not in _matrices:
         from quantcalc.readers import imatrix
-        with open(path, "rb") as stream:
-            _matrices[path] = importance_lookup(imatrix.read(stream.read(),
-                                                             path.rsplit("/", 1)[-1]))
+        _matrices[path] = importance_lookup(imatrix.read_path(path))
     return _matrices[path]
 
 

@@ -23,12 +23,29 @@ TYPES = {
     30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66), 39: ("MXFP4", 32, 17),
     40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
 }
+# types llama.cpp no longer reads from GGUF files (gguf.cpp refuses them): names for messages
+REMOVED = {4: "Q4_2", 5: "Q4_3", 31: "Q4_0_4_4", 32: "Q4_0_4_8", 33: "Q4_0_8_8",
+           36: "IQ4_NL_4_4", 37: "IQ4_NL_4_8", 38: "IQ4_NL_8_8"}
 IQ4_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113],
                       np.float32)
 
 
 def type_name(ggml_type: int) -> str:
-    return TYPES[ggml_type][0] if ggml_type in TYPES else f"type {ggml_type}"
+    """llama.cpp's name of the type (Q4_K), or "ggml type 99" for a number it does not name."""
+    if ggml_type in TYPES:
+        return TYPES[ggml_type][0]
+    return REMOVED.get(ggml_type) or f"ggml type {ggml_type}"
+
+
+def unreadable(ggml_type: int) -> str:
+    """Why tensors stored as `ggml_type` (one without a decoder here) cannot be read, naming
+    the type."""
+    name = type_name(ggml_type)
+    if ggml_type in REMOVED:
+        return f"stored as {name} (ggml type {ggml_type}), a type llama.cpp no longer reads"
+    if ggml_type not in TYPES:
+        return f"stored as ggml type {ggml_type}, which quantcalc does not know"
+    return f"stored as {name} (ggml type {ggml_type}), which quantcalc cannot decode"
 
 
 def bits_per_value(ggml_type: int):
@@ -61,7 +78,10 @@ def dequantize(raw: np.ndarray, ggml_type: int) -> np.ndarray:
     """float32 values of whole blocks of `ggml_type` stored in the uint8 array `raw`."""
     name, _, size = TYPES[ggml_type]
     blocks = np.ascontiguousarray(raw).reshape(-1, size)
-    return _DECODERS[name](blocks).reshape(-1)
+    # damaged blocks (an fp16 scale of inf or NaN) decode to inf and NaN, without a warning:
+    # the values are then refused as not finite, naming where
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _DECODERS[name](blocks).reshape(-1)
 
 
 def _f16(column_bytes):
