@@ -9,15 +9,7 @@ import numpy as np
 import pytest
 
 from tests.support import checkpoints as C
-from tests.support.command import quantcalc
-
-
-def refused(out):
-    assert out.returncode == 2, (out.stdout, out.stderr)
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("quantcalc: error: "), out.stderr
-    assert "Traceback" not in out.stderr
-    return lines[0]
+from tests.support.command import quantcalc, refused
 
 
 @pytest.mark.parametrize("command", ["analyze", "compare"])

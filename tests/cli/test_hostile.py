@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tests.support.command import quantcalc
+from tests.support.command import quantcalc, refused
 from quantcalc import Config, QuantcalcError, analyze
 from quantcalc import api
 from quantcalc.readers import text as inputs
@@ -27,16 +27,6 @@ from quantcalc.errors import printable
 
 def cli(*args, stdin=None, stdin_file=None):
     return quantcalc(*args, stdin=stdin, stdin_file=stdin_file, timeout=120)
-
-
-def refused(out, *words):
-    """Exit 2, one line on stderr (no traceback), naming what is wrong."""
-    assert out.returncode == 2, (out.returncode, out.stdout[:300], out.stderr[-800:])
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("quantcalc: error: "), out.stderr[-800:]
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def safetensors(header, payload=b"\0" * 64):

@@ -17,18 +17,9 @@ from quantcalc import api
 from quantcalc.cli import main as cli
 from tests.support import checkpoints as C
 from tests.support.command import ENV, ROOT, quantcalc
+from tests.support.command import refused
 
 VALUES = "-1.25, -0.92, -0.51, -0.10, 0, 0.14, 0.37, 0.79, 1.12, 1.46"
-
-
-def refused(out, *words):
-    """Exit 2 and one plain line on stderr naming what is wrong (no traceback, no warning)."""
-    assert out.returncode == 2, (out.returncode, out.stdout[-300:], out.stderr[-800:])
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("quantcalc: error: "), out.stderr[-800:]
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

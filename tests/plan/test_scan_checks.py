@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from quantcalc import QuantcalcError, api
 from tests.support import checkpoints as C
-from tests.support.command import quantcalc
+from tests.support.command import quantcalc, refused
 
 FORMATS = ["q4_k", "q6_k", "q8_0"]
 
@@ -27,15 +27,6 @@ def scanned(tmp_path_factory):
     reply = api.scan_model([str(folder / "model.safetensors")], FORMATS)
     assert "error" not in reply, reply
     return reply["document"]
-
-
-def refused(out, *words):
-    assert out.returncode == 2, (out.returncode, out.stdout[-300:], out.stderr[-800:])
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("quantcalc: error: "), out.stderr[-800:]
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def edited(doc, change):
