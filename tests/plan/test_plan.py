@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from quantcalc import QuantcalcError
+from quantcalc.engine import compare
+from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.readers import checkpoint
 from quantcalc.plan import llama_presets
 from quantcalc.plan import allocate as plan
@@ -19,6 +21,12 @@ from quantcalc.scan import model_scan as scan
 from quantcalc.scan import roles as tensor_roles
 from tests.support.command import quantcalc as cli
 from tests.support import checkpoints as C
+
+
+def bits_of(type_name) -> float:
+    """Bits per value of a llama.cpp type by its name (Q4_K -> 4.5), from ggml's table."""
+    number = next(n for n, (name, _, _) in ggml_decode.TYPES.items() if name == type_name)
+    return ggml_decode.bits_per_value(number)
 
 
 
@@ -175,7 +183,8 @@ def scanned(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plan")
     arrays = C.make_arrays(C.llama_tensors(layers=8, hidden=256, ffn=512, vocab=512), seed=4)
     C.write_sharded(folder, arrays, shards=2)
-    doc = scan.scan(checkpoint.open_checkpoint([folder]), scan.preset_formats("llama.cpp"))
+    doc = scan.scan(checkpoint.open_checkpoint([folder]),
+                    scan.formats_from_specs(compare.PRESETS["llama.cpp"]))
     path = folder / "scan.json"
     path.write_text(json.dumps(scan_json(doc)))
     return folder, path, doc
@@ -212,7 +221,7 @@ def test_keep_patterns_and_role_minimums_are_respected(scanned):
     assert rows["model.layers.0.mlp.down_proj.weight"]["format"] == "F16"
     for name, row in rows.items():
         if row["role"] == "attn_v" and not row["kept"]:
-            assert plan.format_bits(row["format"]) >= 6.5625, (name, row["format"])
+            assert bits_of(row["format"]) >= 6.5625, (name, row["format"])
     assert result["bits_per_weight"] <= 5.0
     with pytest.raises(QuantcalcError, match="was not scanned"):
         plan_report.build(doc, target_bpw=4.0, minimum={"attn_v": "FP8"})

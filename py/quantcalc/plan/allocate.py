@@ -25,7 +25,6 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.errors import QuantcalcError
 from quantcalc.plan import keep_patterns
 from quantcalc.plan import kept as kept_rules
@@ -283,11 +282,3 @@ def sweep(tensors, points=40) -> list:
         plan = allocate(tensors, budget * (1 + 1e-12))
         out.append((plan.bits / params, plan.error))
     return out
-
-
-def format_bits(label) -> float:
-    """Bits per value of a llama.cpp type named as the scan labels it (Q4_K -> 4.5)."""
-    for number, (name, _, _) in ggml_decode.TYPES.items():
-        if name == label:
-            return ggml_decode.bits_per_value(number)
-    return None

@@ -11,7 +11,8 @@ whose block does not divide a tensor's rows falls back as llama.cpp's tensor_typ
 from quantcalc.errors import QuantcalcError
 from quantcalc.plan import llama_quantize
 
-PRESETS = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M",
+# llama.cpp's mixed file types (LLAMA_FTYPE_MOSTLY_*), named as llama-quantize takes them
+FTYPES = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M",
            "Q6_K")
 BASE = {"Q2_K": "Q2_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K", "Q4_K_S": "Q4_K",
         "Q4_K_M": "Q4_K", "Q5_K_S": "Q5_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
@@ -49,9 +50,9 @@ def quantized(row, gguf_names=None) -> bool:
 def assign(rows, preset, gguf_names=None) -> dict:
     """{tensor name: type} for the quantized tensors under `preset` (others stay as they are);
     gguf_names as for `quantized`."""
-    if preset not in PRESETS:
+    if preset not in FTYPES:
         raise QuantcalcError(f"unknown preset {preset}; llama.cpp's K presets are "
-                             f"{', '.join(PRESETS)}", "preset")
+                             f"{', '.join(FTYPES)}", "preset")
     base = BASE[preset]
     rows = [r for r in rows if quantized(r, gguf_names)]
     gqa = n_gqa(rows)

@@ -16,7 +16,7 @@ def preset_points(doc, tensors, gguf_names=None) -> tuple:
     by_name = {t.name: t for t in tensors}
     labels = {f["label"] for f in doc["formats"]}
     out, missing, notes = [], set(), []
-    for preset in llama_presets.PRESETS:
+    for preset in llama_presets.FTYPES:
         types = llama_presets.assign(doc["tensors"], preset, gguf_names)
         priced = _price(doc, by_name, types, labels)
         if isinstance(priced, tuple):

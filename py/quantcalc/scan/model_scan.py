@@ -15,11 +15,11 @@ import time
 
 from quantcalc.scan.document import document, from_plain, rows_from_plain, totals, worst_first
 from quantcalc.scan.rows import RESULT_KEYS, STAT_KEYS, describe_entry
-from quantcalc.scan.scan_formats import ScanFormat, formats_from_specs, preset_formats
+from quantcalc.scan.scan_formats import ScanFormat, formats_from_specs
 from quantcalc.scan.tensor_scan import ONE_D_VALUES, SLAB_VALUES, WHOLE_VALUES, scan_tensor
 
 __all__ = ["scan", "chosen_tensors", "Progress", "scan_tensor", "describe_entry", "ScanFormat",
-           "formats_from_specs", "preset_formats", "document", "from_plain", "rows_from_plain",
+           "formats_from_specs", "document", "from_plain", "rows_from_plain",
            "totals", "worst_first", "RESULT_KEYS", "STAT_KEYS", "WHOLE_VALUES", "SLAB_VALUES",
            "ONE_D_VALUES"]
 

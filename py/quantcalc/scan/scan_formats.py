@@ -37,10 +37,3 @@ def formats_from_specs(specs) -> list:
     if not out:
         raise QuantcalcError("choose at least one format to scan with", "formats")
     return out
-
-
-def preset_formats(name) -> list:
-    if name not in compare.PRESETS:
-        raise QuantcalcError(f"unknown preset '{printable(str(name))}'; choose "
-                             f"{', '.join(sorted(compare.PRESETS))}", "formats")
-    return formats_from_specs(compare.PRESETS[name])
