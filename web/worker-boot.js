@@ -90,16 +90,20 @@ async function loadPackages(names) {
   });
 }
 
+let engineArchive = null; // quantcalc.zip, fetched while numpy loads
+
 async function loadNumpy() {
   progress("numpy", "Loading numpy…");
+  engineArchive = fetchBytes(here("./quantcalc.zip"));
+  engineArchive.catch(() => {}); // a failed fetch is reported where it is awaited
   await loadPackages(["numpy"]);
 }
 
 async function installQuantcalc() {
   progress("quantcalc", "Loading the quantcalc engine…");
-  runtime.pyodide.unpackArchive(await fetchBytes(here("./quantcalc.zip")), "zip", {
-    extractDir: SITE_PACKAGES,
-  });
+  runtime.pyodide.unpackArchive(await (engineArchive ?? fetchBytes(here("./quantcalc.zip"))),
+    "zip", { extractDir: SITE_PACKAGES });
+  performance.mark("quantcalc:engine-unpacked"); // the rest of the phase is Python's imports
   runtime.api = runtime.pyodide.pyimport("quantcalc.api");
   // the calculator is what every visit needs first: its import belongs to this phase (scan,
   // plan, importance matrices and llama.cpp's searches load when first used)
