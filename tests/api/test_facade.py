@@ -24,10 +24,7 @@ SCAN_FORMATS = ["q4_k", "q6_k", "q8_0"]
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A small Llama-style checkpoint (rows of 256: the K-quants take every matrix)."""
-    folder = tmp_path_factory.mktemp("facade")
-    arrays = C.make_arrays(C.llama_tensors(layers=1, hidden=256, ffn=512, vocab=256), seed=2)
-    C.write_safetensors(folder / "model.safetensors", arrays)
-    return folder / "model.safetensors", list(arrays)
+    return C.small_llama(tmp_path_factory.mktemp("facade"), seed=2)
 
 
 @pytest.fixture(scope="module")

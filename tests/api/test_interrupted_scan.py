@@ -18,10 +18,7 @@ FORMATS = ["q8_0", "q4_k"]
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("interrupted")
-    arrays = C.make_arrays(C.llama_tensors(layers=1, hidden=256, ffn=512, vocab=256), seed=6)
-    C.write_safetensors(folder / "model.safetensors", arrays)
-    return folder / "model.safetensors", list(arrays)
+    return C.small_llama(tmp_path_factory.mktemp("interrupted"), seed=6)
 
 
 @pytest.fixture(scope="module")

@@ -45,10 +45,7 @@ sys.exit(main.main(sys.argv[1:]))
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ctrl_c")
-    arrays = C.make_arrays(C.llama_tensors(layers=2, hidden=256, ffn=512, vocab=256), seed=7)
-    C.write_safetensors(folder / "model.safetensors", arrays)
-    return folder / "model.safetensors", list(arrays)
+    return C.small_llama(tmp_path_factory.mktemp("ctrl_c"), seed=7, layers=2)
 
 
 def run_with_ctrl_c(*args):

@@ -21,10 +21,8 @@ FORMATS = ["q4_k", "q6_k", "q8_0"]
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory):
     """A valid scan document of a small Llama (norms, matrices, three llama.cpp types)."""
-    folder = tmp_path_factory.mktemp("checks")
-    arrays = C.make_arrays(C.llama_tensors(layers=1, hidden=256, ffn=512, vocab=256), seed=8)
-    C.write_safetensors(folder / "model.safetensors", arrays)
-    reply = api.scan_model([str(folder / "model.safetensors")], FORMATS)
+    path, _ = C.small_llama(tmp_path_factory.mktemp("checks"), seed=8)
+    reply = api.scan_model([str(path)], FORMATS)
     assert "error" not in reply, reply
     return reply["document"]
 

@@ -156,3 +156,11 @@ if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "checkpoint")
     write_sharded(out, make_arrays(llama_tensors(layers=4)), shards=2, dtype="BF16")
     print(out)
+
+
+def small_llama(folder, seed, layers=1):
+    """A small Llama-style checkpoint in `folder`/model.safetensors whose rows of 256 every
+    K-quant takes; (its path, its tensor names)."""
+    arrays = make_arrays(llama_tensors(layers=layers, hidden=256, ffn=512, vocab=256), seed=seed)
+    write_safetensors(folder / "model.safetensors", arrays)
+    return folder / "model.safetensors", list(arrays)
