@@ -5,6 +5,7 @@ overlap, alignments of 3, dimensions of 2^64-1, ggml types from the future.
 tensor directory, padding to the alignment, then the data) but writes whatever it is given.
 """
 
+import json
 import struct
 
 # metadata value types (GGUF): the struct format of each scalar
@@ -47,3 +48,15 @@ def gguf_bytes(tensors=(), metadata=(), data=b"", alignment=32, version=3, pad=T
 def header_size(tensors=(), metadata=(), alignment=32) -> int:
     """Where the data of such a file starts."""
     return len(gguf_bytes(tensors, metadata, alignment=alignment))
+
+
+def safetensors_bytes(tensors) -> bytes:
+    """A safetensors file's bytes from {name: (dtype, shape, raw bytes)}: the header as given,
+    so a test can write shapes and sizes that disagree."""
+    header, blobs, offset = {}, [], 0
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)

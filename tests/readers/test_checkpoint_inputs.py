@@ -4,7 +4,6 @@ pickled shards, big-endian arrays, damaged .npz members, tensors with no values 
 import io
 import json
 import os
-import struct
 
 import numpy as np
 import pytest
@@ -12,17 +11,9 @@ import pytest
 from quantcalc import QuantcalcError, api
 from quantcalc.readers import checkpoint
 from quantcalc.scan import model_scan as scan
-from tests.readers.gguf_builder import gguf_bytes
+from tests.readers.gguf_builder import gguf_bytes, safetensors_bytes
 from tests.support import checkpoints as C
-from tests.support.command import quantcalc as cli
-
-
-def one_line_refusal(out, *words):
-    assert out.returncode == 2, (out.returncode, out.stderr[-800:])
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("quantcalc: error: "), out.stderr[-800:]
-    for word in words:
-        assert word in lines[0], lines[0]
+from tests.support.command import quantcalc as cli, refused
 
 
 # ---------------------------------------------------------------- E: an index's shards
@@ -60,7 +51,7 @@ def test_an_index_naming_a_pickle_says_it_is_a_pickle(tmp_path):
         checkpoint.open_checkpoint([index])
     assert "PyTorch pickle" in err.value.message and "runs code" in err.value.message
     assert "npy" not in err.value.message
-    one_line_refusal(cli("scan", index, "--format", "q8_0"), "pytorch_model.bin",
+    refused(cli("scan", index, "--format", "q8_0"), "pytorch_model.bin",
                      "PyTorch pickle")
     index.write_text(json.dumps({"weight_map": {"w": "notes.txt"}}))
     with pytest.raises(QuantcalcError, match="names a shard 'notes.txt' that is not a"):
@@ -109,7 +100,7 @@ def test_an_npz_member_with_a_bad_crc_is_one_line_naming_it(compressed, tmp_path
     with pytest.raises(QuantcalcError, match=r"bad\.npz\[w\.npy\] is damaged: "
                                              r"(Bad CRC-32|Error -3 while decompressing)"):
         checkpoint.open_checkpoint([tmp_path / "bad.npz"])
-    one_line_refusal(cli("scan", tmp_path / "bad.npz", "--format", "q8_0"), "bad.npz[w.npy]",
+    refused(cli("scan", tmp_path / "bad.npz", "--format", "q8_0"), "bad.npz[w.npy]",
                      "damaged")
 
 
@@ -126,22 +117,12 @@ def test_a_large_damaged_member_is_noted_on_its_scan_row(tmp_path):
 
 
 # ---------------------------------------------------------------- zero-size and 0-d tensors
-def _safetensors(tensors):
-    header, blobs, offset = {}, [], 0
-    for name, (dtype, shape, raw) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
-
-
 @pytest.mark.parametrize("suffix", ["safetensors", "gguf", "npy"])
 def test_tensors_with_no_values_are_refused_and_0d_ones_read(suffix, tmp_path):
     path = tmp_path / f"m.{suffix}"
     scalar = np.float32(2.5)
     if suffix == "safetensors":
-        path.write_bytes(_safetensors({"e": ("F32", [0, 4], b""), "f": ("F32", [4, 0], b""),
+        path.write_bytes(safetensors_bytes({"e": ("F32", [0, 4], b""), "f": ("F32", [4, 0], b""),
                                        "i": ("I32", [0, 2 ** 40], b""),
                                        "s": ("F32", [], scalar.tobytes())}))
     elif suffix == "gguf":

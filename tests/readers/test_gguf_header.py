@@ -16,20 +16,11 @@ from quantcalc.readers import gguf as gguf_file
 from quantcalc.scan import model_scan as scan
 from tests.readers.gguf_builder import (ARRAY, BOOL, FLOAT32, INT32, STRING, UINT32, UINT64,
                                         gguf_bytes)
-from tests.support.command import quantcalc as cli
+from tests.support.command import quantcalc as cli, refused
 
 gguf = pytest.importorskip("gguf", reason="llama.cpp's gguf package is a test dependency")
 
 F32 = np.arange(8, dtype="<f4").tobytes()
-
-
-def one_line_refusal(out, *words):
-    """Exit 2 and one line on stderr, no traceback, naming what is wrong."""
-    assert out.returncode == 2, (out.returncode, out.stderr[-800:])
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("quantcalc: error: "), out.stderr[-800:]
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def write_tokenizer_gguf(path, tokens, merges):
@@ -206,8 +197,8 @@ def test_lies_are_one_line_on_the_command_line(tmp_path):
     for lie in ("alignment 3", "dims of 2^64-1", "Q4_K rows of 100"):
         data, words = LIES[lie]
         (tmp_path / "lie.gguf").write_bytes(data)
-        one_line_refusal(cli("analyze", tmp_path / "lie.gguf", "--format", "q8_0"), words)
-    one_line_refusal(cli("scan", tmp_path / "lie.gguf", "--format", "q8_0"), "Q4_K")
+        refused(cli("analyze", tmp_path / "lie.gguf", "--format", "q8_0"), words)
+    refused(cli("scan", tmp_path / "lie.gguf", "--format", "q8_0"), "Q4_K")
 
 
 def test_honest_layouts_stay_readable():
@@ -243,7 +234,7 @@ def test_analyzing_a_tensor_of_a_type_quantcalc_cannot_read_names_the_type(kind,
 def test_analyze_on_the_command_line_names_the_type(tmp_path):
     path = tmp_path / "m.gguf"
     path.write_bytes(gguf_bytes([("w", [256], 16, 0)], [], bytes(1024)))
-    one_line_refusal(cli("analyze", path, "--format", "q8_0"), "IQ2_XXS", "cannot decode")
+    refused(cli("analyze", path, "--format", "q8_0"), "IQ2_XXS", "cannot decode")
 
 
 def test_a_scan_lists_tensors_of_types_it_does_not_know_with_the_reason(tmp_path):

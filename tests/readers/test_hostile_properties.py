@@ -108,13 +108,7 @@ def _valid_safetensors():
     tensors = {"f32": ("F32", [3, 8], np.linspace(-2, 2, 24).astype("<f4").tobytes()),
                "f16": ("F16", [2, 4], np.linspace(-1, 1, 8).astype("<f2").tobytes()),
                "i8": ("I8", [5], bytes(range(5))), "s": ("F64", [], struct.pack("<d", 0.5))}
-    header, blobs, offset = {}, [], 0
-    for name, (dtype, shape, raw) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+    return G.safetensors_bytes(tensors)
 
 
 VALID_SAFETENSORS = _valid_safetensors()
