@@ -6,7 +6,7 @@ only for the per-value outputs a caller asks to keep (`keep` values at most), ne
 of the whole tensor.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Optional
 
 import numpy as np
@@ -19,6 +19,7 @@ from quantcalc.errors import QuantcalcError
 from quantcalc.formats.granularity import Segmentation
 from quantcalc.formats.integer import SCALE_FLOOR, QParams
 from quantcalc.formats.schemes import Scheme, scheme_for
+from quantcalc.records import record
 from quantcalc.schema import fields
 
 CHUNK = 1 << 16  # 512 KiB of float64 per buffer: the dozen passes per chunk stay in cache (and
@@ -26,7 +27,7 @@ CHUNK = 1 << 16  # 512 KiB of float64 per buffer: the dozen passes per chunk sta
 DEFAULT_KEEP = 1_000_000
 
 
-@dataclass
+@record
 class PerValue:
     """The first `len(original)` values of the tensor (flat, C order) and what became of them."""
 
@@ -37,7 +38,7 @@ class PerValue:
     clipped: np.ndarray       # bool
 
 
-@dataclass
+@record
 class Result:
     config: Config
     shape: tuple
@@ -243,7 +244,7 @@ def _metrics(job, sizes, count, data_min, data_max):
     return metrics
 
 
-@dataclass(frozen=True, eq=False)  # eq: arrays have no one truth value to compare by
+@record(frozen=True, eq=False)  # eq: arrays have no one truth value to compare by
 class QuantizeJob:
     """What the quantizing loop (quantize_into) works with besides the values: the format's
     scheme and the parameters it set, which segment each value is in, how to round, and where

@@ -6,13 +6,14 @@ page's form, links and the command line produce (numbers may arrive as strings) 
 `QuantcalcError` naming the offending field.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Optional
 
 from quantcalc.schema import registry
 from quantcalc.schema import settings
 from quantcalc.errors import QuantcalcError
 from quantcalc.formats.integer import IntegerFormat
+from quantcalc.records import record
 
 # Kept as names for callers (tests, scripts); the schema is the source.
 MODES, ROUNDINGS = settings.MODES, settings.ROUNDINGS
@@ -20,7 +21,7 @@ CALIBRATIONS, GRANULARITIES = settings.CALIBRATIONS, settings.GRANULARITIES
 DEFAULT_PERCENTILE = settings.DEFAULTS["percentile"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     """Every setting of one analysis. Field names are the JSON / CSV / CLI / link names."""
 

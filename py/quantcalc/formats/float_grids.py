@@ -6,14 +6,13 @@ on the grid (round to nearest even by default: the count of quanta has the parit
 last bit), saturating at the largest finite value instead of producing Inf/NaN.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from quantcalc.formats.integer import round_in_place
+from quantcalc.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FloatGrid:
     name: str
     exponent_bits: int

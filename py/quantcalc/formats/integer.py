@@ -15,17 +15,18 @@ usual affine mapping:
 All arithmetic is float64 so that what the calculator shows is the exact value of the formula.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from quantcalc.errors import QuantcalcError
+from quantcalc.records import record
 
 MIN_BITS = 2
 MAX_BITS = 16
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IntegerFormat:
     """Integers of `bits` bits, signed (two's complement) or unsigned.
 
@@ -77,7 +78,7 @@ class IntegerFormat:
 SCALE_FLOOR = float(np.finfo(np.float32).eps)
 
 
-@dataclass
+@record
 class QParams:
     """Per-segment quantization parameters (float64 / int64 arrays of one length)."""
 

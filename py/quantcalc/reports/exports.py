@@ -14,15 +14,15 @@ start-up, before it knows which report (and so which of matplotlib, the scan or 
 needs, and the scan and the planner sit above reports/, so only the facade loads their makers.
 """
 
-from dataclasses import dataclass
 from typing import Optional
 
 from quantcalc.errors import printable
+from quantcalc.records import record
 
 CSV, JSON, PDF, TEXT = "text/csv", "application/json", "application/pdf", "text/plain"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Export:
     kind: str              # what the page and the facade call it: export(..., kind="summary_csv")
     mime: str

@@ -8,12 +8,12 @@ the result (a zero point for FP8, a percentile for min-max) and is left out of e
 Plain Python with no numpy, so build.py can read it without the engine's dependencies.
 """
 
-from dataclasses import dataclass
+from quantcalc.records import record
 
 CONFIGURATION, PARAMETER, METRIC = "configuration", "parameter", "metric"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Field:
     """One field of a result.
 

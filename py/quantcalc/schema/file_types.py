@@ -9,13 +9,13 @@ large file in slices) and the messages that list what is accepted.
 Plain Python with no numpy, like the rest of schema/, so build.py can read it.
 """
 
-from dataclasses import dataclass
+from quantcalc.records import record
 
 CALCULATOR, SCAN, IMATRIX = "calculator", "scan", "imatrix"
 TOOLS = (CALCULATOR, SCAN, IMATRIX)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FileType:
     """One kind of input file, known by the end of its name.
 

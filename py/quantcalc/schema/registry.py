@@ -10,7 +10,9 @@ row here plus, when no existing family fits, one scheme class (formats/schemes/)
 Plain Python with no numpy, so build.py can read it without the engine's dependencies.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from quantcalc.records import record
 
 # Settings a format may let the user change (the rest of the settings schema applies to all).
 FORMAT_SETTINGS = ("bits", "mode", "narrow_range", "rounding", "calibration", "granularity",
@@ -19,7 +21,7 @@ ALL_CALIBRATIONS = ("minmax", "percentile", "mse", "entropy", "custom")
 RANGE_CALIBRATIONS = ("minmax", "percentile", "mse", "custom")  # entropy is integer-only (TensorRT)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Format:
     """One number format.
 

@@ -17,8 +17,9 @@ Plain Python with no numpy, so build.py can read it without the engine's depende
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from quantcalc.records import record
 from quantcalc.schema import fields
 from quantcalc.schema import file_types
 from quantcalc.schema import grades
@@ -35,7 +36,7 @@ FALSE_WORDS = ("0", "false", "no", "off")
 NAME_LENGTH = 200
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Setting:
     """One setting.
 

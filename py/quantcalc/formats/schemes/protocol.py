@@ -17,7 +17,6 @@ without the grid's limits, would give a code beyond the grid's end, so it was cl
 magnitude can still clip, e.g. MXFP4's power-of-two scale or Q4_0's opposite-sign values.
 """
 
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
@@ -25,6 +24,7 @@ import numpy as np
 from quantcalc.errors import QuantcalcError
 from quantcalc.formats.granularity import Segmentation
 from quantcalc.formats.integer import QParams
+from quantcalc.records import record
 from quantcalc.schema import registry
 
 
@@ -44,7 +44,7 @@ def refuse_beyond_float32(label, amax):
             f"{largest:.4g}. Scale the tensor down or choose another format", "format")
 
 
-@dataclass
+@record
 class Span:
     """One chunk quantized. Its arrays share one order, which need not be the tensor's:
     `natural` puts any of them back in flat C order (llama.cpp's legacy types work on blocks laid
