@@ -1,6 +1,6 @@
 """The documents that describe the code name what is there: every page module in
 docs/ARCHITECTURE.md, every subpackage in the README's layout, every result field in the
-README's list of `analyze --json` keys."""
+README's list of `analyze --json` keys, every source path they write out."""
 
 import re
 from pathlib import Path
@@ -31,3 +31,12 @@ def test_the_architecture_page_names_every_layer_and_page_module():
     assert not [name for name in subpackages if f"{name}/" not in ARCHITECTURE]
     modules = sorted(p.name for p in (ROOT / "web").glob("*.js"))
     assert modules and not [name for name in modules if name not in ARCHITECTURE]
+
+
+def test_every_source_path_the_documents_name_exists():
+    """A path written out in full (`py/quantcalc/schema/grades.py`, `bench/startup.py`) points at a
+    file: the layout moved modules once, and a stale path sends a reader nowhere."""
+    named = set(re.findall(r"\b((?:py|web|bench|tests|sitebuild|docs)/[\w./-]+\.(?:py|js|md))",
+                           README + ARCHITECTURE))
+    missing = sorted(path for path in named if not (ROOT / path).exists())
+    assert named and missing == []
