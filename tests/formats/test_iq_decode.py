@@ -11,22 +11,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from quantcalc.formats.ggml import decode, iq_decode, iq_grids
+from tests.support.ggml_blocks import FP16_D, NUMBERS, finite_blocks, set_d
+from tests.support.ggml_blocks import block_size as size
 
 gguf = pytest.importorskip("gguf", reason="gguf (llama.cpp's gguf-py) is a test dependency")
 from gguf import GGMLQuantizationType, quants  # noqa: E402
 
-NUMBERS = {name: number for number, (name, _, _) in decode.TYPES.items()}
 NEW = ["IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "TQ1_0", "TQ2_0",
        "MXFP4", "NVFP4"]
-# where each type keeps its fp16 d (IQ1_M spreads it over its scale words' top nibbles)
-FP16_D = {"IQ1_S": 0, "IQ2_XXS": 0, "IQ2_XS": 0, "IQ2_S": 0, "IQ3_XXS": 0, "IQ3_S": 0,
-          "TQ1_0": 52, "TQ2_0": 64}
 GGUF_PY_QUANTIZES = ("TQ1_0", "TQ2_0", "MXFP4")
 BLOCKS = 4096  # random blocks per type
-
-
-def size(name):
-    return decode.TYPES[NUMBERS[name]][2]
 
 
 def ours(name, blocks):
@@ -46,29 +40,6 @@ def same_bits(a, b):
     """Equal as float32 bit patterns: -0.0 is not 0.0, and NaN must be the same NaN."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
-
-
-def set_d(name, blocks, d16):
-    """Write the fp16 bit patterns `d16` (one per block) as each block's d."""
-    if name == "IQ1_M":
-        words = blocks[:, 48:56].copy().view("<u2")
-        nibbles = (d16[:, None] >> np.array([0, 4, 8, 12], np.uint16)) & np.uint16(0xF)
-        blocks[:, 48:56] = ((words & np.uint16(0x0FFF)) | (nibbles << 12)).view(np.uint8)
-    elif name in FP16_D:
-        at = FP16_D[name]
-        blocks[:, at:at + 2] = d16.astype("<u2").reshape(-1, 1).view(np.uint8)
-    return blocks
-
-
-def finite_blocks(name, count, seed):
-    """Random bytes whose fp16 d is any finite value (normal, subnormal, zero, either sign);
-    MXFP4's and NVFP4's scale bytes are all finite as they are."""
-    rng = np.random.default_rng([seed, NUMBERS[name]])
-    blocks = rng.integers(0, 256, (count, size(name)), dtype=np.uint8)
-    d16 = rng.integers(0, 1 << 16, count, dtype=np.uint16)
-    d16 = np.where((d16 & 0x7C00) == 0x7C00, d16 & np.uint16(0xBFFF), d16).astype(np.uint16)
-    d16[:2] = (0x0000, 0x8000)  # d = +0.0 and -0.0: the signed zeros of the products
-    return set_d(name, blocks, d16)
 
 
 def test_the_new_types_are_decoded_and_the_rest_still_refused():
@@ -93,9 +64,8 @@ def test_random_blocks_with_finite_scales_decode_as_gguf_py(name):
     values = ours(name, blocks)
     assert values.dtype == np.float32 and values.size == BLOCKS * decode.TYPES[NUMBERS[name]][1]
     assert same_bits(values, theirs(name, blocks))
-    if name != "MXFP4":  # E8M0 reaches 2^127: its largest scales overflow float32, in ggml too
+    if name != "MXFP4":  # E8M0 reaches 2^127 (overflowing float32, in ggml too), never 0
         assert np.isfinite(values).all()
-    if name != "MXFP4":  # an E8M0 scale is never zero, and no E2M1 value is -0.0
         assert np.signbit(values[values == 0]).any()  # -0.0 occurs, compared by its bits
 
 
