@@ -11,7 +11,11 @@ import pytest
 libggml = pytest.importorskip("libggml", reason="libggml-python is a test dependency")
 
 TYPES = {"q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "q2_K": 10, "q3_K": 11,
-         "q4_K": 12, "q5_K": 13, "q6_K": 14, "iq4_nl": 20, "iq4_xs": 23}
+         "q4_K": 12, "q5_K": 13, "q6_K": 14, "iq4_nl": 20, "iq4_xs": 23,
+         # the types quantcalc only decodes (from a GGUF file), never makes; ggml aborts the
+         # process when iq2_xxs, iq2_xs or iq1_s is quantized without an importance matrix
+         "iq2_xxs": 16, "iq2_xs": 17, "iq3_xxs": 18, "iq1_s": 19, "iq3_s": 21, "iq2_s": 22,
+         "iq1_m": 29, "tq1_0": 34, "tq2_0": 35, "mxfp4": 39, "nvfp4": 40}
 
 
 class Traits(ctypes.Structure):
@@ -39,9 +43,16 @@ def quantize(name, rows, imatrix=None):
     """(block bytes, reconstruction float32 of the same shape) of ggml_quantize_chunk."""
     rows = np.ascontiguousarray(rows, np.float32)
     out = block_bytes(name, rows, imatrix)
-    back = np.empty(rows.size, np.float32)  # to_float writes every value
-    _TO_FLOAT(traits(name).to_float)(out.ctypes.data, back.ctypes.data, rows.size)
-    return out, back.reshape(rows.shape)
+    return out, dequantize(name, out).reshape(rows.shape)
+
+
+def dequantize(name, blocks):
+    """The type's own to_float of whole blocks (uint8 bytes): float32 values, flat."""
+    info = traits(name)
+    raw = np.ascontiguousarray(blocks, np.uint8).reshape(-1)
+    back = np.empty(raw.size // info.type_size * info.blck_size, np.float32)  # all written
+    _TO_FLOAT(info.to_float)(raw.ctypes.data, back.ctypes.data, back.size)
+    return back
 
 
 def block_bytes(name, rows, imatrix=None):

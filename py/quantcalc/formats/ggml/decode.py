@@ -4,10 +4,13 @@ A model scan lists a GGUF's quantized tensors beside its float ones; their origi
 their dequantized values still say what the tensor looks like (range, outliers, kurtosis). The
 block layouts and dequantization follow ggml (`dequantize_row_*` in ggml-quants.c) and
 llama.cpp's numpy port (gguf-py `gguf/quants.py`, MIT licence), which the tests compare against.
-Types without a decoder here (IQ2/IQ3/IQ1, ternary) are listed with their size only.
+The grid (IQ1/IQ2/IQ3), ternary (TQ1_0, TQ2_0) and FP4 (MXFP4, NVFP4) types are decoded in
+iq_decode; types without a decoder (Q8_1, Q8_K, Q1_0) are listed with their size only.
 """
 
 import numpy as np
+
+from quantcalc.formats.ggml import iq_decode
 
 QK_K = 256
 # ggml type number: (name, values per block, bytes per block)
@@ -201,4 +204,4 @@ def _iq4_xs(b):
 
 _DECODERS = {"Q4_0": _q4_0, "Q4_1": _q4_1, "Q5_0": _q5_0, "Q5_1": _q5_1, "Q8_0": _q8_0,
              "Q2_K": _q2_k, "Q3_K": _q3_k, "Q4_K": _q4_k, "Q5_K": _q5_k, "Q6_K": _q6_k,
-             "IQ4_NL": _iq4_nl, "IQ4_XS": _iq4_xs}
+             "IQ4_NL": _iq4_nl, "IQ4_XS": _iq4_xs, **iq_decode.DECODERS}
