@@ -13,10 +13,11 @@ import numpy as np
 from quantcalc.formats.ggml import iq_decode
 
 QK_K = 256
-# ggml type number: (name, values per block, bytes per block)
+# ggml type number: (name, values per block, bytes per block), as ggml's ggml-common.h sizes them
+# (Q8_1 is 2 halves + 32 codes = 36 bytes there; gguf-py 0.19's table still says 40)
 TYPES = {
     0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 40),
+    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36),
     10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144),
     13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292),
     16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98),
