@@ -167,7 +167,6 @@ def test_every_gguf_type_is_sized_as_ggml_sizes_it():
     """decode.TYPES (how a GGUF's tensors are sized and listed) against ggml's own type traits:
     gguf-py's table said 40 bytes for Q8_1, ggml says 36 (two halves and 32 codes)."""
     from quantcalc.formats.ggml import decode
-    from tests.support import ggml_reference
     for number, (name, values, size) in decode.TYPES.items():
-        traits = ggml_reference._lib.ggml_get_type_traits(number).contents
+        traits = ggml._lib.ggml_get_type_traits(number).contents
         assert (traits.blck_size, traits.type_size) == (values, size), name
