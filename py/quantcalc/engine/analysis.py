@@ -216,6 +216,19 @@ def fit_parameters(x, scheme, segmentation, config, data_range, *, progress=None
     return lo, hi, params
 
 
+def quantize_every_value(x, scheme, segmentation, config, data_range, rng=None) -> PerValue:
+    """Quantize `x` (a slab of rows) with ranges set elsewhere and return every value's code,
+    reconstruction, error and clip flag: for a caller that sums the errors its own way (an
+    estimated scan sums them per sampled row). `data_range` as for fit_parameters."""
+    _, _, params = fit_parameters(x, scheme, segmentation, config, data_range)
+    flat = x.reshape(-1)
+    job = QuantizeJob(scheme=scheme, params=params, segmentation=segmentation,
+                      rounding=config.rounding, rng=rng, errors=ErrorAccumulator(None),
+                      per_value=_kept_values(flat, flat.size))
+    quantize_into(flat, job)
+    return job.per_value
+
+
 def segment_ranges(scheme, segmentation, x):
     """Each segment's data (min, max) as float64 arrays: measured here, or left for a scheme that
     measures them in its own pass while quantizing (Scheme.measures_range) to fill in."""
