@@ -37,11 +37,19 @@ def failure(exc: Exception) -> str:
            f"{text})"
 
 
+def empty_result(label) -> dict:
+    """A format's result before it is measured. "measured_as" names the type a result measures
+    when it is not the format itself: llama.cpp's fallback for rows the format's blocks do not
+    divide (scan/fallbacks.py)."""
+    return {"format": label, **{key: None for key in RESULT_KEYS}, "error": None, "notes": [],
+            "measured_as": None}
+
+
 def format_result(fmt, measure) -> dict:
     """One format's result in a row: measure() gives (metrics, notes), or raises; what it raises
     becomes the result's error (the format refused the tensor, or failed on it), which the
-    totals count as not measured."""
-    out = {"format": fmt.label, **{key: None for key in RESULT_KEYS}, "error": None, "notes": []}
+    totals count at the tensor's stored size."""
+    out = empty_result(fmt.label)
     try:
         metrics, notes = measure()
     except Exception as exc:  # noqa: BLE001 - one tensor x format never sinks the scan

@@ -8,6 +8,7 @@ shows for that tensor, digit for digit. A larger one is streamed in slabs (strea
 from quantcalc.engine import analysis
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.readers.checkpoint import SlabReader
+from quantcalc.scan import fallbacks
 from quantcalc.scan.rows import (STAT_KEYS, describe_entry, failure, format_result,
                                  refuse_non_finite)
 from quantcalc.scan.streamed import scan_streamed
@@ -39,20 +40,34 @@ def scan_tensor(entry, formats, importance=None, *, whole_values=WHOLE_VALUES,
         f.uses_importance for f in formats) else importance(entry)
     if weight_note:
         notes.append(weight_note)
-    measured = formats if entry.readable else []
+    plans = fallbacks.planned(formats, entry.shape) if entry.readable else []
+    runs = fallbacks.runs(plans)
     try:
         # 1-D tensors are read whole: a llama.cpp type searches a whole row at once, and norms
         # and biases are small (one of more than ONE_D_VALUES is refused by scan_streamed)
         one_d = len(entry.shape) <= 1 and entry.count <= ONE_D_VALUES
+        values = None
         if entry.count <= whole_values or one_d:
-            _scan_whole(entry, measured, weights, row, on_bytes)
+            values = _scan_whole(entry, runs, weights, row, on_bytes)
         else:
-            scan_streamed(entry, measured, weights, row, slab_values=slab_values,
+            scan_streamed(entry, runs, weights, row, slab_values=slab_values,
                           on_bytes=on_bytes)
+        measured = {result["format"]: result for result in row["results"]}
+        row["results"] = fallbacks.assemble(
+            plans, measured, lambda: fallbacks.f16_result(_slabs(entry, values, slab_values)))
     except Exception as exc:  # noqa: BLE001 - the tensor itself is unreadable or not finite
         notes.append(failure(exc))  # (or its reading failed unexpectedly): the scan goes on
         row["results"] = []
     return row
+
+
+def _slabs(entry, values, slab_values):
+    """The tensor's values once more, for F16 (llama-quantize's last fallback): those read
+    whole, or the file's slabs again for a streamed tensor (rows no ggml block divides are
+    rare; a third pass over such a tensor is the price)."""
+    if values is not None:
+        return [(0, values)]
+    return SlabReader(entry).slabs(max(1, slab_values // max(entry.row_values, 1)))
 
 
 def empty_row(entry) -> dict:
@@ -107,3 +122,4 @@ def _scan_whole(entry, formats, weights, row, on_bytes):
                                       known_range=stats.segment_range)
             return result.metrics, result.notes
         row["results"].append(format_result(fmt, measure))
+    return values
