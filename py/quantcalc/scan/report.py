@@ -10,8 +10,8 @@ from quantcalc.errors import printable
 from quantcalc.reports.tables import _writer, display, format_number, json_text, safe_cell
 from quantcalc.scan.model_scan import RESULT_KEYS, STAT_KEYS, worst_first
 
-TENSOR_KEYS = ("name", "file", "layer", "role", "shape", "dtype", "parameters", "stored_bits",
-               "high_precision", *STAT_KEYS)
+TENSOR_KEYS = ("name", "file", "layer", "role", "shape", "dtype", "stored_format", "parameters",
+               "stored_bits", "high_precision", *STAT_KEYS)
 CSV_HEADER = (*TENSOR_KEYS, "format", "measured_as", *RESULT_KEYS, "error", "notes")
 TOTAL_KEYS = ("format", "parameters_covered", "parameters_fallback", "parameters_kept",
               "parameters_total", "bytes", "bits_per_value", "total_error", "refused",

@@ -20,8 +20,17 @@ def describe_entry(entry) -> dict:
                    else 8.0 * entry.nbytes / entry.count if entry.count else None)
     return {"name": entry.name, "file": entry.path.rsplit("/", 1)[-1], "layer": layer,
             "role": role, "shape": list(entry.shape), "dtype": entry.dtype,
+            "stored_format": stored_format(entry),
             "parameters": entry.count, "bytes": entry.nbytes, "stored_bits": stored_bits,
             "high_precision": len(entry.shape) <= 1}
+
+
+def stored_format(entry):
+    """The quantized format the file stores the tensor in (a GGUF type, FP8 with its scales,
+    packed int4), what it is part of (a scale tensor beside one), or None for plain numbers."""
+    if getattr(entry, "stored", None) is not None:
+        return entry.stored.label
+    return entry.dtype if entry.quantized and entry.ggml_type is not None else None
 
 
 def failure(exc: Exception) -> str:

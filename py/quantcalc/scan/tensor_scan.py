@@ -7,7 +7,7 @@ shows for that tensor, digit for digit. A larger one is streamed in slabs (strea
 
 from quantcalc.engine import analysis
 from quantcalc.formats.ggml import decode as ggml_decode
-from quantcalc.readers.checkpoint import SlabReader
+from quantcalc.readers.stored_safetensors import values_reader
 from quantcalc.scan import fallbacks
 from quantcalc.scan.rows import (STAT_KEYS, describe_entry, failure, format_result,
                                  refuse_non_finite)
@@ -67,7 +67,7 @@ def _slabs(entry, values, slab_values):
     rare; a third pass over such a tensor is the price)."""
     if values is not None:
         return [(0, values)]
-    return SlabReader(entry).slabs(max(1, slab_values // max(entry.row_values, 1)))
+    return values_reader(entry).slabs(max(1, slab_values // max(entry.row_values, 1)))
 
 
 def empty_row(entry) -> dict:
@@ -90,6 +90,9 @@ def _worth_reading(entry, row) -> bool:
     """Whether the tensor gives statistics or results; if not, the row's notes say why.
     An already quantized tensor is read (decoded) for its statistics where it can be."""
     notes = row["notes"]
+    stored = getattr(entry, "stored", None)
+    if stored is not None:
+        return _stored_worth_reading(entry, stored, notes)
     if not entry.readable:
         if not entry.quantized:
             notes.append(f"{entry.dtype} values, not floats: not quantized")
@@ -106,8 +109,23 @@ def _worth_reading(entry, row) -> bool:
     return True
 
 
+def _stored_worth_reading(entry, stored, notes) -> bool:
+    """A safetensors tensor stored quantized with its scales (readers/stored_safetensors.py):
+    named, read (dequantized) for its statistics where quantcalc decodes it, never measured; a
+    part of one (its scales, zero points) is named and counted at its stored size."""
+    if stored.part_of:
+        notes.append(f"the {stored.label}: counted at its stored size, not quantized")
+        return False
+    notes.append(f"already quantized as {stored.label}: the original values are not in the "
+                 f"file, so no format is measured against them; counted at its stored size")
+    if not stored.decoded:
+        notes.append(f"{stored.label} is not decoded here: no statistics")
+        return False
+    return True
+
+
 def _scan_whole(entry, formats, weights, row, on_bytes):
-    values = SlabReader(entry).read_all()
+    values = values_reader(entry).read_all()
     if on_bytes:
         on_bytes(entry.nbytes)
     stats = TensorStats(entry.shape)
