@@ -20,6 +20,7 @@ from quantcalc.readers import checkpoint
 from quantcalc.scan import model_scan as scan
 from quantcalc.scan import report as scan_report
 from tests.support import checkpoints as C
+from tests.support.command import quantcalc
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
@@ -195,3 +196,14 @@ def test_the_readme_lists_every_key_of_a_scan_total(scanned):
     words = set(re.findall(r"[a-z_0-9]+", paragraph))
     keys = set(scanned[2]["totals"][0]) | set(scanned[2]["tensors"][0]["results"][0])
     assert not [key for key in sorted(keys) if key not in words]
+
+
+def test_the_command_line_writes_the_totals_csv(tmp_path):
+    minilm_like(tmp_path / "m.safetensors")
+    out = quantcalc("scan", tmp_path / "m.safetensors", "--format", "q4_k", "--format", "q8_0",
+                    "--totals-csv", "-")
+    assert out.returncode == 0, out.stderr[-500:]
+    table = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [t["format"] for t in table] == ["Q4_K", "Q8_0"]
+    assert table[0]["parameters_total"] == table[1]["parameters_total"]
+    assert int(table[0]["parameters_fallback"]) > 0 == int(table[1]["parameters_fallback"])
