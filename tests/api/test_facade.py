@@ -150,7 +150,7 @@ def test_ctrl_c_keeps_the_tensors_done(model):
     assert reply["interrupted"] is True
     doc = reply["document"]
     assert [t["name"] for t in doc["tensors"]] == names[:3]
-    assert doc["totals"][0]["parameters"] == sum(t["parameters"] for t in doc["tensors"])
+    assert doc["totals"][0]["parameters_total"] == sum(t["parameters"] for t in doc["tensors"])
 
 
 def test_the_plan_of_a_scan_equals_the_plan_of_its_json_file(model, documents, tmp_path):

@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 from quantcalc import QuantcalcError
 from quantcalc.engine import compare
 from quantcalc.formats.ggml import decode as ggml_decode
+from quantcalc.formats.ggml import fallback as ggml_fallback
 from quantcalc.readers import checkpoint
 from quantcalc.plan import llama_presets
 from quantcalc.plan import allocate as plan
@@ -171,8 +172,8 @@ def test_rows_that_blocks_do_not_divide_fall_back_as_llama_cpp_does():
     assert types["blk.1.ffn_down.weight"] == "Q8_0"
     assert types["blk.0.ffn_down.weight"] == "Q5_0"
     assert types["blk.0.ffn_up.weight"] == "Q4_K"     # its rows are 4096 long
-    assert llama_presets.fallback("Q4_K", 11072) == "Q5_0"
-    assert llama_presets.fallback("Q5_K", 100) == "F16"
+    assert ggml_fallback.type_for("Q4_K", 11072) == "Q5_0"
+    assert ggml_fallback.type_for("Q5_K", 100) == "F16"
     untied = [r for r in llama_rows(layers=2) if r["role"] != "output"]
     assert llama_presets.assign(untied, "Q4_K_M")["token_embd.weight"] == "Q6_K"  # tied
 

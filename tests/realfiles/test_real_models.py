@@ -193,3 +193,38 @@ def test_smollm2_analyze_asks_which_tensor_and_names_the_stored_format(smollm2):
     table = quantcalc("analyze", smollm2, "--tensor", "blk.0.attn_q.weight", "--format", "q8_0")
     assert table.returncode == 0 and "stored as Q4_1" in table.stdout
     assert "blk.0.attn_q.weight" in table.stdout
+
+
+def test_minilm_k_quants_fall_back_and_every_total_counts_every_tensor(minilm):
+    """MiniLM's rows of 384 are no whole super-blocks: Q4_K and Q6_K are measured in Q5_0 and
+    Q8_0 there, as llama-quantize writes them, and every total covers the same 22.7 M values;
+    Q4_K_M is priced from those results alone (no Q5_0 scanned)."""
+    model = checkpoint.open_checkpoint([str(minilm)])
+    doc = answer(api.scan_model([str(minilm)], ["q4_k", "q6_k", "q8_0"]))["document"]
+    rows = {r["name"]: r for r in doc["tensors"]}
+    q4_k, q6_k, _ = rows["encoder.layer.0.attention.self.query.weight"]["results"]
+    assert (q4_k["measured_as"], q6_k["measured_as"]) == ("Q5_0", "Q8_0")
+    assert q4_k["notes"][0].startswith("fallback Q5_0 (row length 384 not a multiple of 256)")
+    assert rows["encoder.layer.0.output.dense.weight"]["results"][0]["measured_as"] is None
+    everything = sum(e.count for e in model.tensors)
+    floats = sum(e.count for e in model.tensors if e.dtype == "F32")
+    for total in doc["totals"]:
+        assert total["parameters_total"] == everything
+        assert total["parameters_covered"] == floats  # all but the I64 position ids
+        assert total["parameters_kept"] == everything - floats
+    assert doc["totals"][0]["parameters_fallback"] > 0 == doc["totals"][2]["parameters_fallback"]
+    plan = answer(api.plan(doc, {"target_bpw": 6.0}))["plan"]
+    assert {"Q4_K_M", "Q6_K"} <= {p["preset"] for p in plan["presets"]}
+    check_llama_quantize(plan, set(bert_gguf_names(minilm).values()))
+
+
+def test_smollm2_totals_count_its_quantized_tensors_at_their_stored_size(smollm2):
+    model = checkpoint.open_checkpoint([str(smollm2)])
+    entries = [model.get(name) for name in SMOL_TENSORS]
+    doc = answer(api.scan_model([str(smollm2)], ["q8_0"], names=SMOL_TENSORS))["document"]
+    total = doc["totals"][0]
+    assert total["parameters_total"] == sum(e.count for e in entries)
+    assert total["parameters_kept"] == sum(e.count for e in entries if e.quantized)
+    assert total["parameters_covered"] == sum(e.count for e in entries if not e.quantized)
+    stored = sum(e.nbytes for e in entries if e.quantized)
+    assert total["bytes"] == stored + sum(e.count for e in entries if not e.quantized) * 8.5 / 8

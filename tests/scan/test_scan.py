@@ -68,8 +68,15 @@ def test_scan_rows_equal_the_single_tensor_analysis_digit_for_digit(llama):
         data = Path(entry.path).read_bytes()
         values = array_files.parse_safetensors(data, row["name"])
         for fmt, result in zip(formats, row["results"]):
+            config = fmt.config
+            if result["measured_as"]:  # llama.cpp's fallback for rows the type refuses
+                with pytest.raises(QuantcalcError, match="needs rows whose length"):
+                    analysis.analyze(values, config, keep=0)
+                config = Config.from_dict({"format": result["measured_as"].lower()})
+                assert result["notes"][0].startswith(f"fallback {result['measured_as']} (row "
+                                                     f"length {values.shape[-1]} not a multiple")
             try:
-                metrics = analysis.analyze(values, fmt.config, keep=0).metrics
+                metrics = analysis.analyze(values, config, keep=0).metrics
             except QuantcalcError as exc:
                 assert result["error"] == exc.message
                 continue
@@ -313,7 +320,11 @@ def test_nan_and_integer_tensors_are_rows_with_a_reason_not_a_crash(tmp_path):
     assert bad["results"] == [] and "1 values are NaN or infinite" in bad["notes"][-1]
     assert good["results"][0]["error"] is None and good["results"][0]["sqnr_db"] > 40
     assert ids["results"] == [] and "I32 values, not floats" in ids["notes"][-1]
-    assert doc["totals"][0]["parameters"] == 128
+    # every total counts every tensor: those not measured at their stored size, said apart
+    total = doc["totals"][0]
+    assert total["parameters_covered"] == 128 and total["parameters_kept"] == 160
+    assert total["parameters_total"] == 288 and total["refused"] == 0
+    assert total["bytes"] == 128 * 8.5 / 8 + 4 * 32 * 4 + 32 * 4  # bad (F32), ids (I32) stored
 
 
 @pytest.mark.slow

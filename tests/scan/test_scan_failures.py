@@ -68,7 +68,9 @@ def test_a_tensor_of_1e38_is_an_error_on_its_row_and_the_scan_goes_on(model):
     assert all(_measured(rows[n]) for n in ("before", "marked", "after"))
     totals = doc["totals"]
     assert [t["refused"] for t in totals] == [1, 1, 0]
-    assert totals[0]["parameters"] == 3 * 1024 and totals[2]["parameters"] == 4 * 1024
+    assert totals[0]["parameters_covered"] == 3 * 1024 and \
+        totals[2]["parameters_covered"] == 4 * 1024
+    assert [t["parameters_total"] for t in totals] == [4 * 1024] * 3  # the same tensors
     _reports_work(doc, pdf=True)
 
 

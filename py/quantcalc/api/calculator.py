@@ -16,7 +16,7 @@ from quantcalc.engine.config import Config
 from quantcalc.errors import QuantcalcError
 from quantcalc.readers import sources
 from quantcalc.readers import text as inputs
-from quantcalc.readers.sources import load, load_importance
+from quantcalc.readers.sources import load_importance
 from quantcalc.reports import exports
 from quantcalc.reports import tables as report
 
@@ -33,10 +33,10 @@ def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None)
     cfg = Config.from_dict(config)
     if progress is not None:
         progress("reading", 0.0)
-    values = load(source)
+    values, result_stored, bits = stored.load(source)
     importance = load_importance(source, values, cfg)
     result = analysis.analyze(values, cfg, keep=keep, progress=progress, importance=importance)
-    result.stored_format, bits = stored.stored_format(source)
+    result.stored_format = result_stored
     if result.stored_format:  # what the values are: dequantized ones, not the original weights
         result.notes.insert(0, stored.note(result.stored_format, bits))
     if progress is not None:

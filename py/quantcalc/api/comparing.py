@@ -5,7 +5,6 @@ from collections import OrderedDict
 from quantcalc.api import stored
 from quantcalc.api.common import as_svg_text, exported, guarded, kept_or_made
 from quantcalc.engine import compare as comparison
-from quantcalc.readers.sources import load
 from quantcalc.reports import exports
 from quantcalc.reports import tables as report
 
@@ -27,11 +26,10 @@ def _compared(source, specs, name, comparison_id=None, sweep=True) -> dict:
     run every configuration again. `sweep`: also the integer format at 2..16 bits (the page
     always shows it; the command line on --sweep)."""
     def make():
-        values = load(source)
+        values, kind, bits = stored.load(source)
         skipped, notes = [], []
         tensor_name = str(name or "tensor")
         rows = comparison.compare(values, list(specs), tensor_name, skipped, notes)
-        kind, bits = stored.stored_format(source)
         if kind:  # every row re-quantizes dequantized values
             notes.insert(0, stored.note(kind, bits))
         return {"name": tensor_name, "rows": rows,

@@ -1,67 +1,88 @@
 """What a tensor already is in its file: its stored format when it is stored quantized (a GGUF's
-Q4_1 tensor), so a result says that its values are dequantized ones and that the error shown is
-that of quantizing them again, not the error against the original weights.
+Q4_1 tensor, a safetensors FP8 tensor with its scales), so a result says that its values are
+dequantized ones and that the error shown is that of quantizing them again, not the error
+against the original weights.
 
-The stored type is the checkpoint's tensor entry (readers/checkpoint.py): its `stored_format`
-where a reader gives one (a format with scales stored beside it), else its type when it is one
-of llama.cpp's quantized types. A file read whole from memory is a GGUF's header entry.
+`load` reads a source's values and its tensor's stored format from one opening of the file's
+header: the checkpoint entry that locates the values also says how they are stored
+(readers/checkpoint.py: a GGUF type, or readers/stored_safetensors.py's StoredFormat). A
+tensor stored in a format quantcalc does not decode (packed int4) is refused in one line naming
+the format, never analysed as its raw integers. A file read whole from memory is a GGUF's
+header entry, or nothing.
 """
 
 from quantcalc.errors import QuantcalcError
 from quantcalc.readers import sources
+from quantcalc.readers import text as inputs
 
 
-def stored_format(source) -> tuple:
-    """(stored format, bits per value or None) of the source's tensor, or (None, None) for a
-    tensor stored as plain numbers (or text, or a file that says nothing)."""
-    try:
-        entry = _entry(source)
-    except (QuantcalcError, OSError, KeyError, IndexError, TypeError):
-        return None, None  # the values were read: only the description is missing
+def load(source) -> tuple:
+    """(values, stored format or None, stored bits per value or None) of a source, its file's
+    header opened once."""
+    entry = _checkpoint_entry(source)
     if entry is None:
-        return None, None
-    given = getattr(entry, "stored_format", None)
-    if isinstance(given, str) and given:
-        return given, None
+        values = sources.load(source)
+        return (values, *_in_memory(source))
+    from quantcalc.readers import checkpoint, stored_safetensors
+
+    if source.get("checkpoint"):  # a scanned tensor: floats only, as the scan reads them
+        values = stored_safetensors.values_reader(entry).read_all()
+    else:
+        values = checkpoint.read_entry(entry)
+    return (inputs.check_finite(values, "file"), *described(entry))
+
+
+def described(entry) -> tuple:
+    """(stored format, bits per value or None) of a checkpoint entry, (None, None) for a
+    tensor stored as plain numbers."""
+    stored = getattr(entry, "stored", None)
+    if stored is not None and not stored.part_of:
+        from quantcalc.readers import stored_safetensors
+        return stored.label, stored_safetensors.bits_per_value(entry)
     if getattr(entry, "quantized", False):
         from quantcalc.formats.ggml import decode as ggml_decode
         return entry.dtype, ggml_decode.bits_per_value(entry.ggml_type)
     return None, None
 
 
-def _entry(source):
-    """The checkpoint entry of the source's tensor (a GGUF header's entry for bytes), or None."""
+def _checkpoint_entry(source):
+    """The checkpoint entry of a source read by offset (a scanned checkpoint's tensor, or a
+    .safetensors / .gguf file), or None for pasted values and files read whole."""
     if not isinstance(source, dict) or source.get("text") is not None:
-        return None  # pasted values: no file to say anything
-    # the checkpoint and GGUF readers load here, when a file is analysed: never at start-up
-    from quantcalc.readers import checkpoint
-    from quantcalc.readers import gguf as gguf_file
+        return None
+    from quantcalc.readers import checkpoint  # loads when a file is analysed, not at start-up
 
     tensor = source.get("tensor") or None
     if source.get("checkpoint"):
         return checkpoint.open_checkpoint(list(source["checkpoint"])).get(tensor)
     path = sources.read_by_offset(source)
-    if path is not None:
-        model = checkpoint.open_checkpoint([path])
-        return model.get(tensor) if tensor else model.tensors[0]
+    if path is None:
+        return None
+    model = checkpoint.open_checkpoint([path])
+    return model.get(tensor) if tensor else model.tensors[0]
+
+
+def _in_memory(source) -> tuple:
+    """(stored format, bits) of a GGUF given as bytes in memory (its header's entry), else
+    (None, None)."""
+    if not isinstance(source, dict) or source.get("file_bytes") is None:
+        return None, None
     name = str(source.get("file_name") or source.get("file_path") or "")
-    if source.get("file_bytes") is not None and name.lower().endswith(".gguf"):
+    if not name.lower().endswith(".gguf"):
+        return None, None
+    from quantcalc.formats.ggml import decode as ggml_decode
+    from quantcalc.readers import gguf as gguf_file
+
+    try:
         data, name = sources.file_bytes(source)
         header = gguf_file.read_bytes_header(data, name)
-        info = header.tensors.get(tensor) if tensor else next(iter(header.tensors.values()),
-                                                                None)
-        if info is not None and info.ggml_type not in gguf_file.PLAIN_TYPES:
-            return _Quantized(gguf_file.type_name(info.ggml_type), info.ggml_type)
-    return None
-
-
-class _Quantized:
-    """A GGUF header entry of a quantized tensor, as much of a checkpoint entry as needed."""
-
-    quantized = True
-
-    def __init__(self, dtype, ggml_type):
-        self.dtype, self.ggml_type = dtype, ggml_type
+    except (QuantcalcError, OSError):
+        return None, None  # the values were read: only the description is missing
+    tensor = source.get("tensor") or None
+    info = header.tensors.get(tensor) if tensor else next(iter(header.tensors.values()), None)
+    if info is None or info.ggml_type in gguf_file.PLAIN_TYPES:
+        return None, None
+    return gguf_file.type_name(info.ggml_type), ggml_decode.bits_per_value(info.ggml_type)
 
 
 def note(stored, bits=None) -> str:

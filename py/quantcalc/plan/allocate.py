@@ -124,11 +124,16 @@ def _add_options(tensor, row, results, floors, weighted):
     if row["role"] in floors:  # the floor format's bits where it measured this tensor
         floor = next((r["bits_per_value"] for r in results
                       if r["format"] == floors[row["role"]]), None)
+    labels = set()
     for r in results:
-        if floor is not None and r["bits_per_value"] < floor:
+        # a result measured in llama.cpp's fallback type (Q4_K on rows of 384 is Q5_0) is an
+        # option of that type, which llama-quantize writes: listed once however many ask for it
+        label = r.get("measured_as") or r["format"]
+        if label in labels or floor is not None and r["bits_per_value"] < floor:
             continue
+        labels.add(label)
         mse = r["weighted_mse"] if use_weighted else r["mse"]
-        tensor.options.append((r["format"], r["bits_per_value"] * n, float(mse) * n))
+        tensor.options.append((label, r["bits_per_value"] * n, float(mse) * n))
     if not tensor.options:
         tensor.kept, tensor.reason = "F16", "no candidate meets the role's minimum format"
 

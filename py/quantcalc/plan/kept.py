@@ -41,6 +41,9 @@ def _number(value) -> bool:
 def without_candidates(row):
     """(kept type, reason, bits per value) of a row no format measured."""
     kind = stored_type(row)
+    stored = row.get("stored_format")
+    if isinstance(stored, str) and stored and kind not in QUANTIZED:  # FP8 + scales, int4
+        return kind, f"stored as {stored}: kept as stored", stored_bits(row)
     if kind in QUANTIZED:
         return kind, (f"already quantized as {kind}: kept as stored (scan with "
                       f"--allow-requantize to plan re-quantizing it)"), stored_bits(row)

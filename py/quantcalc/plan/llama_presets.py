@@ -5,10 +5,13 @@ them at equal size.
 
 Tensors are recognised by their role (tensor_roles.layer_and_role: GGUF and Hugging Face names);
 attention-value and FFN-down tensors are counted in file order as llama.cpp counts them. A type
-whose block does not divide a tensor's rows falls back as llama.cpp's tensor_type_fallback does.
+whose block does not divide a tensor's rows falls back as llama.cpp's tensor_type_fallback does
+(formats/ggml/fallback.py decides it, for the scan too); where llama-quantize has no fallback it
+stops, and the tensor's type is STOPS.
 """
 
 from quantcalc.errors import QuantcalcError
+from quantcalc.formats.ggml import fallback as ggml_fallback
 from quantcalc.plan import llama_quantize
 
 # llama.cpp's mixed file types (LLAMA_FTYPE_MOSTLY_*), named as llama-quantize takes them
@@ -16,9 +19,7 @@ FTYPES = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q
            "Q6_K")
 BASE = {"Q2_K": "Q2_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K", "Q4_K_S": "Q4_K",
         "Q4_K_M": "Q4_K", "Q5_K_S": "Q5_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
-FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
-BLOCK = {"Q2_K": 256, "Q3_K": 256, "Q4_K": 256, "Q5_K": 256, "Q6_K": 256, "Q4_0": 32,
-         "Q4_1": 32, "Q5_0": 32, "Q5_1": 32, "Q8_0": 32}
+STOPS = "stops"  # a tensor llama-quantize stops on: its type has no fallback for its rows
 
 
 def use_more_bits(i_layer, n_layers):
@@ -64,7 +65,7 @@ def assign(rows, preset, gguf_names=None) -> dict:
     for row in rows:
         role, kind = row["role"], base
         if role == "output" or (tied and role == "embed"):
-            kind = "Q8_0" if row["shape"][-1] % BLOCK[base] else "Q6_K"
+            kind = "Q8_0" if row["shape"][-1] % ggml_fallback.block_of(base) else "Q6_K"
         elif role in ("attn_v", "attn_qkv"):  # llama.cpp's category_is_attn_v takes both
             if preset == "Q2_K":
                 kind = "Q4_K" if gqa >= 4 else "Q3_K"
@@ -94,14 +95,5 @@ def assign(rows, preset, gguf_names=None) -> dict:
             i_ffn_down += 1
         elif role == "attn_o":
             kind = {"Q2_K": "Q3_K", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K"}.get(preset, base)
-        out[row["name"]] = fallback(kind, row["shape"][-1])
+        out[row["name"]] = ggml_fallback.type_for(kind, row["shape"][-1]) or STOPS
     return out
-
-
-def fallback(kind, row_length):
-    """llama.cpp's tensor_type_fallback: a type whose blocks do not divide the rows falls back to
-    one with blocks of 32, and to F16 when even those do not."""
-    if row_length % BLOCK[kind] == 0:
-        return kind
-    kind = FALLBACK.get(kind, kind)
-    return kind if row_length % BLOCK[kind] == 0 else "F16"

@@ -38,6 +38,10 @@ def _price(doc, by_name, types, labels):
         if tensor is None:
             return f"not measured: {row['name']} is not among the plan's tensors"
         kind = types.get(row["name"])
+        if kind == llama_presets.STOPS:
+            return (f"not measured: llama-quantize stops on {row['name']} (its row length "
+                    f"{row['shape'][-1]} is not a multiple of 32, and no type of blocks of 32 "
+                    f"has a fallback)")
         if kind is None or kind == "F16":
             bits += tensor.kept_bits if tensor.kept else 16.0 * tensor.parameters
             continue

@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 
 from quantcalc.plan import allocate as planner
-from quantcalc.plan import compressed_tensors, kept, llama_quantize, naming
+from quantcalc.plan import compressed_tensors, kept, llama_quantize, naming, scan_checks
 from quantcalc.plan.preset_prices import preset_points
 from quantcalc.errors import QuantcalcError
 from quantcalc.engine.metrics import portable_log10
@@ -113,6 +113,10 @@ def exports_of(doc, rows, metric) -> dict:
     """What each tool can make of the plan: llama-quantize's arguments, the llm-compressor
     recipe, and the formats no tool makes."""
     formats = {f["label"]: f for f in doc["formats"]}
+    for row in rows:  # llama.cpp's fallback types the plan took (Q5_0 for Q4_K on rows of 384)
+        if row["format"] in scan_checks.FALLBACK_TYPES and row["format"] != "F16":
+            formats.setdefault(row["format"], {"label": row["format"],
+                                               "settings": {"format": row["format"].lower()}})
     files = kept.source_files(doc)
     source = files[0] if len(files) == 1 else None
     gguf_source = any(n.lower().endswith(".gguf") for n in files)

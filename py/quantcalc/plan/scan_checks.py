@@ -13,6 +13,9 @@ place is named as the JSON spells it, on one line:
 import math
 
 from quantcalc.errors import QuantcalcError, shortened
+from quantcalc.formats.ggml.fallback import FALLBACK
+
+FALLBACK_TYPES = frozenset(FALLBACK.values()) | {"F16"}
 
 MAX_PARAMETERS = 2 ** 53  # a count float64 holds exactly: bits and errors stay exact products
 MAX_BITS = 256            # bits per value: no format stores more (F32 is 32, scales included)
@@ -188,6 +191,10 @@ def _result(result, place, labels, seen, count):
     if label in seen:
         raise _Bad(f"{place}.format {shown(label)} is listed twice for this tensor")
     seen.add(label)
+    measured_as = result.get("measured_as")
+    if measured_as is not None and measured_as not in FALLBACK_TYPES:
+        raise _bad(f"{place}.measured_as", measured_as, "null, or the type llama-quantize falls "
+                   f"back to ({', '.join(sorted(FALLBACK_TYPES))})")
     error = _field(result, "error", place, "null, or the reason the format refused the tensor")
     if error is not None:
         if not isinstance(error, str):

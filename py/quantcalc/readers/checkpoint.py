@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from quantcalc.readers import file_parts
+from quantcalc.readers import file_parts, stored_safetensors
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.readers import gguf as gguf_file
 from quantcalc.readers.arrays import (SAFETENSORS_DTYPES, check_expansion, names_in_message, safetensors_entry, safetensors_header)
@@ -44,6 +44,13 @@ class TensorEntry:
     ggml_type: Optional[int] = None  # GGUF's type number
     fortran_order: bool = False
     byte_order: str = "<"            # ">": a big-endian .npy, swapped as it is read
+    stored: Optional[object] = None  # quantized with scales beside it (stored_safetensors.py)
+
+    @property
+    def stored_format(self) -> Optional[str]:
+        """The quantized format a safetensors tensor is stored in (FP8 with its scales, packed
+        int4), or what it is part of (a scale tensor), else None."""
+        return None if self.stored is None else self.stored.label
 
     @property
     def count(self) -> int:
@@ -115,6 +122,7 @@ def open_checkpoint(paths) -> Checkpoint:
         seen[entry.name] = entry.path
     if not tensors:
         raise QuantcalcError("the checkpoint holds no tensors", "file")
+    stored_safetensors.recognise([e for e in tensors if e.ggml_type is None])
     return Checkpoint(tensors, sized, notes)
 
 
@@ -315,7 +323,14 @@ def read_tensor(path, tensor=None) -> np.ndarray:
     """One tensor of a .safetensors or .gguf file, read by offset (the calculator's file input:
     a shard of several GB is never read whole). Integer tensors come back as floats."""
     model = open_checkpoint([path])
-    entry = model.get(tensor) if tensor else model.tensors[0]
+    return read_entry(model.get(tensor) if tensor else model.tensors[0])
+
+
+def read_entry(entry) -> np.ndarray:
+    """The values of a listed tensor, as read_tensor gives them: a tensor stored quantized with
+    its scales (FP8) dequantized, or refused in one line naming its format (packed int4)."""
+    if entry.stored is not None:
+        return stored_safetensors.values_reader(entry).read_all()
     if entry.readable or entry.ggml_type is not None:
         return SlabReader(entry).read_all()
     if entry.dtype not in SAFETENSORS_DTYPES:

@@ -65,6 +65,8 @@ COMPARISON = _table(
 SCAN = _table(
     Export("csv", CSV, ".csv", "quantcalc.scan.report:csv_bytes", "--csv",
            "one row per tensor and format"),
+    Export("totals_csv", CSV, ".csv", "quantcalc.scan.report:totals_csv_bytes", "--totals-csv",
+           "one row per format: parameters measured of all, size, total error"),
     Export("json", JSON, ".json", "quantcalc.scan.report:json_bytes", "--json",
            "the whole scan (the input of quantcalc plan)"),
     Export("pdf", PDF, ".pdf", "quantcalc.scan.report:pdf_bytes", "--pdf",

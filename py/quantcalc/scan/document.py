@@ -34,34 +34,71 @@ def from_plain(doc) -> dict:
 
 
 def totals(formats, rows) -> list:
-    """Per format: parameters it measured, their size and average bits per value, total error
-    (sum of MSE x parameters) and each role's share of it, and the tensors it could not take."""
+    """Per format, over the same tensors for every format (all of them): their size, average
+    bits per value, total error (sum of MSE x parameters) and each role's share of it.
+
+    A tensor counts at what it would be under the format: its result, or the result of the
+    type llama-quantize falls back to for its rows ("measured_as"); a tensor the format cannot
+    take (refused, not floats, already quantized, unreadable) counts at its stored size with
+    no error. The parameters say how much each way: parameters_covered (measured, fallbacks
+    included) and parameters_fallback of parameters_total, and parameters_kept (the rest)."""
     out = []
     for index, fmt in enumerate(formats):
-        params = bits = error = scaled_error = 0.0
-        by_role, scaled, refused = {}, {}, 0
+        count = {"covered": 0, "fallback": 0, "kept": 0}
+        bits, error, scaled_error = [], [], []
+        by_role, scaled, refused, fallbacks = {}, {}, 0, 0
         for row in rows:
-            if index >= len(row["results"]):
-                continue
-            result = row["results"][index]
-            if result["error"]:
-                refused += 1
-                continue
             n = row["parameters"]
-            params += n
-            bits += n * result["bits_per_value"]
+            result = row["results"][index] if index < len(row["results"]) else None
+            if result is None or result["error"]:
+                refused += result is not None
+                count["kept"] += n
+                bits.append(kept_bits(row))
+                continue
+            count["covered"] += n
+            if result.get("measured_as"):
+                count["fallback"] += n
+                fallbacks += 1
+            bits.append(n * result["bits_per_value"])
             part = result["mse"] * n
-            error += part
+            error.append(part)
             by_role[row["role"]] = by_role.get(row["role"], 0.0) + part
             part = result["mse"] * UNIT * n
-            scaled_error += part
+            scaled_error.append(part)
             scaled[row["role"]] = scaled.get(row["role"], 0.0) + part
-        out.append({"format": fmt.label, "parameters": int(params),
-                    "bytes": bits / 8.0, "bits_per_value": bits / params if params else None,
-                    "total_error": error, "refused": refused,
-                    "error_share_by_role": _shares(by_role, error) if math.isfinite(error)
-                    else _shares(scaled, scaled_error)})
+        total_bits, total_error = _sum(bits), _sum(error)
+        params = count["covered"] + count["kept"]
+        out.append({"format": fmt.label, "parameters_total": params,
+                    "parameters_covered": count["covered"],
+                    "parameters_fallback": count["fallback"],
+                    "parameters_kept": count["kept"],
+                    "bytes": total_bits / 8.0,
+                    "bits_per_value": total_bits / params if params else None,
+                    "total_error": total_error, "refused": refused, "fallbacks": fallbacks,
+                    "error_share_by_role": _shares(by_role, total_error)
+                    if math.isfinite(total_error) else _shares(scaled, _sum(scaled_error))})
     return out
+
+
+def kept_bits(row) -> float:
+    """Bits of a tensor counted as it is stored: its bytes in the file (an already-quantized
+    or integer tensor), else its stored bits per value, else 0 (a type of unknown size)."""
+    size = row.get("bytes")
+    if isinstance(size, (int, float)) and math.isfinite(size) and size > 0:
+        return 8.0 * size
+    stored = row.get("stored_bits")
+    if isinstance(stored, (int, float)) and math.isfinite(stored):
+        return stored * row["parameters"]
+    return 0.0
+
+
+def _sum(parts) -> float:
+    """math.fsum (correctly rounded, so the page's Python gives the command line's last digit),
+    inf where the parts overflow float64."""
+    try:
+        return math.fsum(parts)
+    except OverflowError:
+        return math.inf
 
 
 UNIT = 2.0 ** -600  # the parts once more, in a unit where no MSE x parameters overflows

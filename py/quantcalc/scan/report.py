@@ -10,9 +10,12 @@ from quantcalc.errors import printable
 from quantcalc.reports.tables import _writer, display, format_number, json_text, safe_cell
 from quantcalc.scan.model_scan import RESULT_KEYS, STAT_KEYS, worst_first
 
-TENSOR_KEYS = ("name", "file", "layer", "role", "shape", "dtype", "parameters", "stored_bits",
-               "high_precision", *STAT_KEYS)
-CSV_HEADER = (*TENSOR_KEYS, "format", *RESULT_KEYS, "error", "notes")
+TENSOR_KEYS = ("name", "file", "layer", "role", "shape", "dtype", "stored_format", "parameters",
+               "stored_bits", "high_precision", *STAT_KEYS)
+CSV_HEADER = (*TENSOR_KEYS, "format", "measured_as", *RESULT_KEYS, "error", "notes")
+TOTAL_KEYS = ("format", "parameters_covered", "parameters_fallback", "parameters_kept",
+              "parameters_total", "bytes", "bits_per_value", "total_error", "refused",
+              "fallbacks")
 WORST_ROWS = 20
 
 
@@ -52,14 +55,36 @@ def csv_bytes(doc) -> bytes:
         results = row["results"] or [None]
         for result in results:
             if result is None:
-                writer.writerow(facts + [""] * (len(RESULT_KEYS) + 2)
+                writer.writerow(facts + [""] * (len(RESULT_KEYS) + 3)
                                 + [safe_cell("; ".join(row["notes"]))] + tail)
                 continue
             notes = "; ".join(row["notes"] + result["notes"])
-            writer.writerow(facts + [safe_cell(result["format"])]
+            writer.writerow(facts + [safe_cell(result["format"]),
+                                     _cell(result.get("measured_as"))]
                             + [_cell(result[k]) for k in RESULT_KEYS]
                             + [_cell(result["error"]), safe_cell(notes)] + tail)
     return buffer.getvalue().encode("utf-8")
+
+
+def totals_csv_bytes(doc) -> bytes:
+    """One row per format: the parameters it covers (measured, fallbacks included) out of all,
+    its size and total error over all of them (scan/document.py totals)."""
+    buffer = io.StringIO()
+    writer = _writer(buffer)
+    marker = interruption(doc)
+    writer.writerow(TOTAL_KEYS + (("interrupted",) if marker else ()))
+    for total in doc["totals"]:
+        writer.writerow([_cell(total.get(k)) for k in TOTAL_KEYS]
+                        + ([safe_cell(marker)] if marker else []))
+    return buffer.getvalue().encode("utf-8")
+
+
+def covered(total) -> str:
+    """"22,713,216 of 22,713,728 (3,548,160 in fallback types)": what a total measured."""
+    text = f"{total['parameters_covered']:,} of {total['parameters_total']:,}"
+    if total.get("parameters_fallback"):
+        text += f" ({total['parameters_fallback']:,} in fallback types)"
+    return text
 
 
 def json_bytes(doc) -> bytes:
@@ -83,15 +108,18 @@ def pdf_bytes(doc) -> bytes:
                 "CreationDate": None, "ModDate": None}
     files = ", ".join(f["name"] for f in doc["files"])
     with figures.paper(), PdfPages(buffer, metadata=metadata) as pages:
-        rows = [(t["format"], f"{t['parameters']:,}", _number(t["bits_per_value"]),
+        rows = [(t["format"], f"{t['parameters_covered']:,} / {t['parameters_total']:,}",
+                 f"{t['parameters_fallback']:,}", _number(t["bits_per_value"]),
                  f"{t['bytes'] / 1e6:.4g}", _number(t["total_error"]), str(t["refused"]))
                 for t in doc["totals"]]
         marker = interruption(doc)
         pages.savefig(text_page(f"Model scan ({marker})" if marker else "Model scan", rows,
-                                ("format", "parameters", "bits/value", "MB", "total error",
-                                 "refused"),
+                                ("format", "measured / all parameters", "in fallback",
+                                 "bits/value", "MB", "total error", "refused"),
                                 subtitle=f"{len(doc['tensors'])} tensors in {files[:90]}"
-                                + ("; the totals cover those only" if marker else "")))
+                                + ("; the totals cover those only" if marker else "")
+                                + "; every total counts every tensor, those not measured "
+                                  "at their stored size"))
         pdf_pages.figure_pages(pages, [make() for make in scan_figures.makers(doc).values()])
         for index, fmt in enumerate(doc["formats"]):
             worst = [r for r in worst_first(doc["tensors"], index)
@@ -114,11 +142,11 @@ def summary_text(doc) -> str:
     lines = [f"{counted}; " + printable("; ".join(doc["notes"])) if doc["notes"] else counted]
     width = max([len(t["format"]) for t in doc["totals"]] + [6])
     lines.append(f"{'format':{width}s}  {'bits/value':>10s}  {'MB':>10s}  {'total error':>12s}  "
-                 f"refused")
+                 f"refused  measured parameters")
     for t in doc["totals"]:
         bits = "n/a" if t["bits_per_value"] is None else f"{t['bits_per_value']:.4g}"
         lines.append(f"{printable(t['format']):{width}s}  {bits:>10s}  {t['bytes'] / 1e6:>10.4g}  "
-                     f"{t['total_error']:>12.4g}  {t['refused']}")
+                     f"{t['total_error']:>12.4g}  {t['refused']:>7}  {covered(t)}")
     if doc["formats"]:
         lines.append("")
         lines.append(f"worst tensors under {printable(doc['formats'][0]['label'])} "

@@ -20,8 +20,17 @@ def describe_entry(entry) -> dict:
                    else 8.0 * entry.nbytes / entry.count if entry.count else None)
     return {"name": entry.name, "file": entry.path.rsplit("/", 1)[-1], "layer": layer,
             "role": role, "shape": list(entry.shape), "dtype": entry.dtype,
+            "stored_format": stored_format(entry),
             "parameters": entry.count, "bytes": entry.nbytes, "stored_bits": stored_bits,
             "high_precision": len(entry.shape) <= 1}
+
+
+def stored_format(entry):
+    """The quantized format the file stores the tensor in (a GGUF type, FP8 with its scales,
+    packed int4), what it is part of (a scale tensor beside one), or None for plain numbers."""
+    if getattr(entry, "stored", None) is not None:
+        return entry.stored.label
+    return entry.dtype if entry.quantized and entry.ggml_type is not None else None
 
 
 def failure(exc: Exception) -> str:
@@ -37,11 +46,19 @@ def failure(exc: Exception) -> str:
            f"{text})"
 
 
+def empty_result(label) -> dict:
+    """A format's result before it is measured. "measured_as" names the type a result measures
+    when it is not the format itself: llama.cpp's fallback for rows the format's blocks do not
+    divide (scan/fallbacks.py)."""
+    return {"format": label, **{key: None for key in RESULT_KEYS}, "error": None, "notes": [],
+            "measured_as": None}
+
+
 def format_result(fmt, measure) -> dict:
     """One format's result in a row: measure() gives (metrics, notes), or raises; what it raises
     becomes the result's error (the format refused the tensor, or failed on it), which the
-    totals count as not measured."""
-    out = {"format": fmt.label, **{key: None for key in RESULT_KEYS}, "error": None, "notes": []}
+    totals count at the tensor's stored size."""
+    out = empty_result(fmt.label)
     try:
         metrics, notes = measure()
     except Exception as exc:  # noqa: BLE001 - one tensor x format never sinks the scan

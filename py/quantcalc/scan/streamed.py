@@ -17,7 +17,7 @@ from quantcalc.engine.metrics import (ErrorAccumulator, WeightedAccumulator,
 from quantcalc.errors import QuantcalcError
 from quantcalc.formats.schemes import scheme_for
 from quantcalc.formats.schemes.protocol import FLOAT32_MAX
-from quantcalc.readers.checkpoint import SlabReader
+from quantcalc.readers.stored_safetensors import values_reader
 from quantcalc.scan.rows import format_result, refuse_non_finite
 from quantcalc.scan.tensor_stats import TensorStats
 
@@ -35,7 +35,7 @@ def scan_streamed(entry, formats, weights, row, *, slab_values, on_bytes=None):
     rows_per_slab = max(1, slab_values // max(entry.row_values, 1))
     if any(f.config.format_row.tile for f in formats):
         rows_per_slab = -(-rows_per_slab // 128) * 128  # slabs of whole tiles
-    reader = SlabReader(entry)
+    reader = values_reader(entry)
     streams = [StreamedFormat(fmt, entry, weights if fmt.uses_importance else None)
                for fmt in formats]
     stats = TensorStats(entry.shape)

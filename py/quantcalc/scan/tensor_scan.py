@@ -7,7 +7,8 @@ shows for that tensor, digit for digit. A larger one is streamed in slabs (strea
 
 from quantcalc.engine import analysis
 from quantcalc.formats.ggml import decode as ggml_decode
-from quantcalc.readers.checkpoint import SlabReader
+from quantcalc.readers.stored_safetensors import values_reader
+from quantcalc.scan import fallbacks
 from quantcalc.scan.rows import (STAT_KEYS, describe_entry, failure, format_result,
                                  refuse_non_finite)
 from quantcalc.scan.streamed import scan_streamed
@@ -39,20 +40,34 @@ def scan_tensor(entry, formats, importance=None, *, whole_values=WHOLE_VALUES,
         f.uses_importance for f in formats) else importance(entry)
     if weight_note:
         notes.append(weight_note)
-    measured = formats if entry.readable else []
+    plans = fallbacks.planned(formats, entry.shape) if entry.readable else []
+    runs = fallbacks.runs(plans)
     try:
         # 1-D tensors are read whole: a llama.cpp type searches a whole row at once, and norms
         # and biases are small (one of more than ONE_D_VALUES is refused by scan_streamed)
         one_d = len(entry.shape) <= 1 and entry.count <= ONE_D_VALUES
+        values = None
         if entry.count <= whole_values or one_d:
-            _scan_whole(entry, measured, weights, row, on_bytes)
+            values = _scan_whole(entry, runs, weights, row, on_bytes)
         else:
-            scan_streamed(entry, measured, weights, row, slab_values=slab_values,
+            scan_streamed(entry, runs, weights, row, slab_values=slab_values,
                           on_bytes=on_bytes)
+        measured = {result["format"]: result for result in row["results"]}
+        row["results"] = fallbacks.assemble(
+            plans, measured, lambda: fallbacks.f16_result(_slabs(entry, values, slab_values)))
     except Exception as exc:  # noqa: BLE001 - the tensor itself is unreadable or not finite
         notes.append(failure(exc))  # (or its reading failed unexpectedly): the scan goes on
         row["results"] = []
     return row
+
+
+def _slabs(entry, values, slab_values):
+    """The tensor's values once more, for F16 (llama-quantize's last fallback): those read
+    whole, or the file's slabs again for a streamed tensor (rows no ggml block divides are
+    rare; a third pass over such a tensor is the price)."""
+    if values is not None:
+        return [(0, values)]
+    return values_reader(entry).slabs(max(1, slab_values // max(entry.row_values, 1)))
 
 
 def empty_row(entry) -> dict:
@@ -75,6 +90,9 @@ def _worth_reading(entry, row) -> bool:
     """Whether the tensor gives statistics or results; if not, the row's notes say why.
     An already quantized tensor is read (decoded) for its statistics where it can be."""
     notes = row["notes"]
+    stored = getattr(entry, "stored", None)
+    if stored is not None:
+        return _stored_worth_reading(entry, stored, notes)
     if not entry.readable:
         if not entry.quantized:
             notes.append(f"{entry.dtype} values, not floats: not quantized")
@@ -91,8 +109,23 @@ def _worth_reading(entry, row) -> bool:
     return True
 
 
+def _stored_worth_reading(entry, stored, notes) -> bool:
+    """A safetensors tensor stored quantized with its scales (readers/stored_safetensors.py):
+    named, read (dequantized) for its statistics where quantcalc decodes it, never measured; a
+    part of one (its scales, zero points) is named and counted at its stored size."""
+    if stored.part_of:
+        notes.append(f"the {stored.label}: counted at its stored size, not quantized")
+        return False
+    notes.append(f"already quantized as {stored.label}: the original values are not in the "
+                 f"file, so no format is measured against them; counted at its stored size")
+    if not stored.decoded:
+        notes.append(f"{stored.label} is not decoded here: no statistics")
+        return False
+    return True
+
+
 def _scan_whole(entry, formats, weights, row, on_bytes):
-    values = SlabReader(entry).read_all()
+    values = values_reader(entry).read_all()
     if on_bytes:
         on_bytes(entry.nbytes)
     stats = TensorStats(entry.shape)
@@ -107,3 +140,4 @@ def _scan_whole(entry, formats, weights, row, on_bytes):
                                       known_range=stats.segment_range)
             return result.metrics, result.notes
         row["results"].append(format_result(fmt, measure))
+    return values
