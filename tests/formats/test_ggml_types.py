@@ -97,8 +97,11 @@ def test_rows_that_are_not_whole_super_blocks_are_refused_with_llama_cpps_fallba
     with pytest.raises(QuantcalcError, match="multiple of 256.*as Q5_0 instead") as err:
         analyze(np.ones((2, 320)), Config(format="q4_k"))
     assert err.value.field == "format"
-    with pytest.raises(QuantcalcError, match="multiple of 32"):
+    with pytest.raises(QuantcalcError, match="multiple of 32.*stops.*Q4_1 has no fallback"):
         analyze(np.ones((2, 40)), Config(format="q4_1"))
+    # Q2_K's fallback Q4_0 does not divide rows of 48 either: llama-quantize writes F16
+    with pytest.raises(QuantcalcError, match="as F16 instead"):
+        analyze(np.ones((2, 48)), Config(format="q2_k"))
 
 
 def test_an_importance_matrix_is_checked_against_the_tensor_and_the_format():

@@ -46,7 +46,6 @@ class Format:
         rule: one line on how the format rounds and scales, shown as a note on its results and
             beside controls it fixes.
         super_block: values per super-block (K-quants: 256); a row's length must be a multiple.
-        fallback: the type llama.cpp uses instead for rows that are not (llama-quant.cpp).
         uses_importance: an importance matrix changes its search (ggml's quantize_*_impl).
         code_offset: the integer zero point of codes, x̂ = d·(q − offset), for formats that have
             one (None where a real-valued min takes its place, as in Q4_1 and Q4_K).
@@ -73,7 +72,6 @@ class Format:
     rule: str = ""
     reference: str = ""
     super_block: int | None = None
-    fallback: str | None = None
     uses_importance: bool = False
     code_offset: int | None = None
     tile: bool = False
@@ -167,7 +165,7 @@ FORMATS = (
 
 
 def _ggml(name, *, bits, block, mode, scale_bits, rule, super_block=None, scale_format="fp16",
-          fallback="f16", uses_importance=True, code_offset=None, element="int"):
+          uses_importance=True, code_offset=None, element="int"):
     """A llama.cpp type. block: values per block (K-quants: per sub-block); mode: what the page
     shows for it; scale_bits: see below."""
     ggml_name = name.replace("_k", "_K")
@@ -175,7 +173,7 @@ def _ggml(name, *, bits, block, mode, scale_bits, rule, super_block=None, scale_
         name=name, label=f"GGUF {ggml_name.upper()}", menu="Block formats (llama.cpp)",
         family="ggml", element=element, element_bits=bits, block_size=block,
         super_block=super_block, scale_format=scale_format, scale_bits=scale_bits,
-        fixed={"mode": mode, "calibration": "minmax"}, fallback=fallback,
+        fixed={"mode": mode, "calibration": "minmax"},
         uses_importance=uses_importance, code_offset=code_offset, rule=rule,
         reference=f"llama.cpp ggml-quants.c quantize_row_{ggml_name}_ref"
                   + (f"; quantize_row_{ggml_name}_impl with an importance matrix"
@@ -203,27 +201,27 @@ FORMATS += (
           rule="blocks of 32: d = (max - min) / 31 and m = min stored as fp16, x̂ = q d + m"),
     _ggml("q2_k", bits=2, block=16, mode="asymmetric", scale_bits=10,
           rule="super-blocks of 256 in sub-blocks of 16 with 4-bit scales and mins: "
-               + _SCALE_MIN, super_block=256, fallback="iq4_nl", scale_format="4-bit × fp16"),
+               + _SCALE_MIN, super_block=256, scale_format="4-bit × fp16"),
     _ggml("q3_k", bits=3, block=16, mode="symmetric", scale_bits=7,
           rule="super-blocks of 256 in sub-blocks of 16 with signed 6-bit scales against an "
-               "fp16 d; x̂ = d·(sc − 32)·(q − 4)", super_block=256, fallback="iq4_nl",
+               "fp16 d; x̂ = d·(sc − 32)·(q − 4)", super_block=256,
           scale_format="6-bit × fp16", code_offset=4),
     _ggml("q4_k", bits=4, block=32, mode="asymmetric", scale_bits=16,
           rule="super-blocks of 256 in sub-blocks of 32 with 6-bit scales and mins: "
-               + _SCALE_MIN, super_block=256, fallback="q5_0", scale_format="6-bit × fp16"),
+               + _SCALE_MIN, super_block=256, scale_format="6-bit × fp16"),
     _ggml("q5_k", bits=5, block=32, mode="asymmetric", scale_bits=16,
           rule="super-blocks of 256 in sub-blocks of 32 with 6-bit scales and mins: "
-               + _SCALE_MIN, super_block=256, fallback="q5_1", scale_format="6-bit × fp16"),
+               + _SCALE_MIN, super_block=256, scale_format="6-bit × fp16"),
     _ggml("iq4_nl", bits=4, block=32, mode="symmetric", scale_bits=16,
           rule="blocks of 32, each value the nearest of 16 non-uniform levels (-127 … 113) "
                "times an fp16 scale found by a weighted search", element="codebook"),
     _ggml("iq4_xs", bits=4, block=32, mode="symmetric", scale_bits=8,
           rule="super-blocks of 256 in sub-blocks of 32 with signed 6-bit scales against an "
                "fp16 d; each value the nearest of IQ4_NL's 16 levels", super_block=256,
-          fallback="iq4_nl", scale_format="6-bit × fp16", element="codebook"),
+          scale_format="6-bit × fp16", element="codebook"),
     _ggml("q6_k", bits=6, block=16, mode="symmetric", scale_bits=9,
           rule="super-blocks of 256 in sub-blocks of 16 with int8 scales against an fp16 d; "
-               "x̂ = d·sc·(q − 32)", super_block=256, fallback="q8_0",
+               "x̂ = d·sc·(q − 32)", super_block=256,
           scale_format="8-bit × fp16", code_offset=32),
 )
 

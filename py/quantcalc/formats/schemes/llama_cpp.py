@@ -31,6 +31,15 @@ def _ggml():
     return SimpleNamespace(legacy=legacy, search=search, types=types, columns=block_columns)
 
 
+def _instead(name, width) -> str:
+    """What llama-quantize does with such rows, from its own fallback table (formats/ggml)."""
+    from quantcalc.formats.ggml import fallback
+    found = fallback.for_row_length(name, width)
+    if found is None or found.used is None:
+        return f"llama-quantize stops on such a tensor: {name.upper()} has no fallback type"
+    return f"llama-quantize writes such a tensor as {found.used} instead"
+
+
 class GGMLScheme(Scheme):
     """llama.cpp's types (formats/ggml/types.py, bit-exact with ggml). Their codes come out of
     searches over whole blocks, super-blocks and (with an importance matrix) rows, so a span of
@@ -53,11 +62,9 @@ class GGMLScheme(Scheme):
         unit = self.format.super_block or self.block_size
         if width % unit:
             what = "its super-blocks" if self.format.super_block else "its blocks"
-            fallback = self.format.fallback.upper()
             raise QuantcalcError(
                 f"{self.label} needs rows whose length is a multiple of {unit} ({what}); these "
-                f"rows have {width} values. llama.cpp quantizes such a tensor as {fallback} "
-                f"instead", "format")
+                f"rows have {width} values. {_instead(self.format.name, width)}", "format")
         self.row_length = width
         return super().segmentation(shape, config)
 
