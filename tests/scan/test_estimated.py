@@ -21,6 +21,7 @@ SPECS = ["q4_k", "q8_0", "q2_k", "iq4_xs", "mxfp4", "nvfp4", "fp8_e4m3",
 @pytest.fixture(autouse=True)
 def small_tensors_are_sampled(monkeypatch):
     monkeypatch.setattr(estimated, "MIN_VALUES", 1 << 14)  # tests use small tensors
+    monkeypatch.setattr(estimated, "MIN_UNITS", 256)
 
 
 def tensor(seed, rows=2048, columns=256, kind="t"):
@@ -123,3 +124,58 @@ def test_any_tensor_shape_gives_a_finite_estimate_or_the_exact_path(seed, column
         if found is not None:
             metrics = found[0]
             assert np.isfinite(metrics["sqnr_db"]) and metrics["sqnr_ci_db"] <= 0.5
+
+
+def checkpoint_with_a_large_tensor(folder):
+    """A checkpoint whose 2048 x 160 projection is sampled and whose norm is not."""
+    from tests.support.checkpoints import write_safetensors
+    rng = np.random.default_rng(4)
+    arrays = {"blk.0.ffn_up.weight": tensor(9, rows=2048, columns=160),
+              "blk.0.attn_norm.weight": (1 + 0.1 * rng.standard_normal(160)).astype(np.float32)}
+    path = folder / "model.safetensors"
+    write_safetensors(path, arrays)
+    return path
+
+
+def scanned_json(path, out, *extra):
+    from tests.support.command import quantcalc
+    result = quantcalc("scan", path, "--format", "q4_0", "--format", "q8_0", "--json", out,
+                       "--quiet", *extra)
+    assert result.returncode == 0, result.stderr
+    import json
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_the_command_line_estimates_reports_its_interval_and_repeats_with_its_seed(tmp_path):
+    path = checkpoint_with_a_large_tensor(tmp_path)
+    exact = scanned_json(path, tmp_path / "exact.json")
+    first = scanned_json(path, tmp_path / "a.json", "--estimate", "0.2", "--estimate-seed", "3")
+    again = scanned_json(path, tmp_path / "b.json", "--estimate", "0.2", "--estimate-seed", "3",
+                         "--jobs", "2")
+    assert first["estimate"] == {"db": 0.2, "seed": 3} and "estimate" not in exact
+    assert first["tensors"] == again["tensors"]  # the same seed, the same rows, in any process
+    sampled, norm = first["tensors"]
+    for estimate, truth in zip(sampled["results"], exact["tensors"][0]["results"]):
+        assert 0 < estimate["sqnr_ci_db"] <= 0.2 and 0 < estimate["sampled_fraction"] < 0.5
+        assert abs(estimate["sqnr_db"] - truth["sqnr_db"]) <= 3 * estimate["sqnr_ci_db"]
+        assert truth["sqnr_ci_db"] == 0.0 and truth["sampled_fraction"] == 1.0
+    assert norm["results"] == exact["tensors"][1]["results"]  # 1-D: measured exactly
+    assert all(total["total_error_ci"] > 0 for total in first["totals"])
+    assert all(total["total_error_ci"] == 0 for total in exact["totals"])
+
+
+@pytest.mark.slow
+def test_a_target_that_needs_most_rows_gives_the_exact_digits(tmp_path):
+    path = checkpoint_with_a_large_tensor(tmp_path)
+    exact = scanned_json(path, tmp_path / "exact.json")
+    tight = scanned_json(path, tmp_path / "tight.json", "--estimate", "0.001")
+    assert tight["tensors"] == exact["tensors"] and tight["totals"] == exact["totals"]
+
+
+@pytest.mark.parametrize("value, words", [("0", "between 0.001 and 10"), ("nan", "between"),
+                                          ("99", "between 0.001 and 10")])
+def test_a_bad_half_width_is_refused_in_one_line(tmp_path, value, words):
+    from tests.support.command import quantcalc, refused
+    path = checkpoint_with_a_large_tensor(tmp_path)
+    refused(quantcalc("scan", path, "--format", "q8_0", "--estimate", value), words)

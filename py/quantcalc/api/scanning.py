@@ -28,7 +28,7 @@ def scan_list(paths: list, specs: list) -> dict:
 
 def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
                on_row=None, on_progress=None, names=None, *, jobs=1, dask=None,
-               allow_requantize=False) -> dict:
+               allow_requantize=False, estimate_db=None, estimate_seed=0) -> dict:
     """{"document", "interrupted"}: every tensor of the checkpoint in `paths` (files, or the
     folder they are mounted in), or those in `names`, under every format of `specs`.
 
@@ -39,7 +39,9 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
     rows are those of a scan here (at most one process per tensor and per core: `workers`).
     `allow_requantize`: measure already-quantized tensors on their dequantized values
     (api/requantize.py). The document's "model" holds the architecture and block count
-    (api/model_facts.py).
+    (api/model_facts.py). `estimate_db`: estimate each error from a sample of rows until its
+    95 % interval is within ±estimate_db dB (`estimate_seed` draws the sample), recorded in the
+    document's "estimate"; None for exact results.
     Ctrl-C (KeyboardInterrupt) ends the scan early: the document then holds the tensors done and
     says so in its field "interrupted": {"tensors_done", "tensors_total"}, which every report
     of it shows; the reply's "interrupted" is True.
@@ -60,9 +62,10 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
             if on_row is not None:
                 on_row(report.to_jsonable(row))
 
+        target = _estimate_target(estimate_db, estimate_seed)
         common = dict(whole_values=PAGE_WHOLE_VALUES if whole_values is None
                       else int(whole_values), on_row=tell_row, on_progress=on_progress,
-                      names=chosen)
+                      names=chosen, estimate=target)
         total = len(model.tensors) if chosen is None else len(chosen)
         try:
             if elsewhere:
@@ -73,20 +76,43 @@ def scan_model(paths: list, specs: list, imatrix_path=None, whole_values=None,
         except KeyboardInterrupt:  # the reports of the tensors done are still worth writing,
             # and each says it holds only those (scan/report.py)
             doc = report.to_jsonable(_described(_in_file_order(model, formats, done), paths,
-                                                model, allow_requantize))
+                                                model, allow_requantize, target))
             doc["interrupted"] = {"tensors_done": len(done), "tensors_total": total}
             return {"document": doc, "interrupted": True}
-        return {"document": report.to_jsonable(_described(doc, paths, model, allow_requantize)),
+        return {"document": report.to_jsonable(_described(doc, paths, model, allow_requantize,
+                                                          target)),
                 "interrupted": False}
     return guarded(work)
 
 
-def _described(doc, paths, model, allow_requantize=False) -> dict:
-    """The scan document with what it says about the model: its architecture and blocks, and
-    whether quantized tensors were measured on their dequantized values."""
+def _estimate_target(db, seed):
+    """The estimated.Target of `estimate_db` and `estimate_seed` (None: exact), checked."""
+    if db is None:
+        return None
+    from quantcalc.scan.estimated import Target
+    try:
+        db, seed = float(db), int(seed)
+    except (TypeError, ValueError):
+        raise QuantcalcError(f"the estimate's half-width must be a number of dB, got "
+                             f"'{db}'", "estimate") from None
+    if not 0.001 <= db <= 10.0:
+        raise QuantcalcError(f"the estimate's half-width must be between 0.001 and 10 dB, got "
+                             f"{db:g}", "estimate")
+    if not 0 <= seed < 2 ** 63:
+        raise QuantcalcError(f"the estimate's seed must be a whole number from 0, got {seed}",
+                             "estimate")
+    return Target(db, seed)
+
+
+def _described(doc, paths, model, allow_requantize=False, target=None) -> dict:
+    """The scan document with what it says about the model: its architecture and blocks,
+    whether quantized tensors were measured on their dequantized values, and whether (and how)
+    its errors were estimated from samples."""
     doc["model"] = model_facts.model_facts(paths, model)
     if allow_requantize:
         doc["allow_requantize"] = True
+    if target is not None:
+        doc["estimate"] = {"db": target.db, "seed": target.seed}
     return doc
 
 
@@ -194,7 +220,8 @@ def _in_file_order(model, formats, rows) -> dict:
         row.get("name"), len(order))))
 
 
-def scan_document(paths: list, specs: list, rows: list, allow_requantize=False) -> dict:
+def scan_document(paths: list, specs: list, rows: list, allow_requantize=False,
+                  estimate_db=None, estimate_seed=0) -> dict:
     """{"document"} of rows scanned in parts (the page's workers each scan some tensors): in
     file order, with the totals, exactly as one scan of them all would give."""
     def work():
@@ -202,7 +229,8 @@ def scan_document(paths: list, specs: list, rows: list, allow_requantize=False) 
         model = checkpoint.open_checkpoint(list(paths))
         plain = scan.rows_from_plain(rows)
         return {"document": report.to_jsonable(_described(
-            _in_file_order(model, formats, plain), paths, model, allow_requantize))}
+            _in_file_order(model, formats, plain), paths, model, allow_requantize,
+            _estimate_target(estimate_db, estimate_seed)))}
     return guarded(work)
 
 

@@ -38,6 +38,12 @@ def add_parser(commands, presets):
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
     p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (pip install "
                    "'quantcalc[dask]'); the workers must see the files at the same paths")
+    p.add_argument("--estimate", nargs="?", type=float, const=0.1, metavar="DB",
+                   help="estimate each tensor x format's error from a sample of its rows, "
+                   "grown until the 95 %% interval of its SQNR is within ±DB (default 0.1); "
+                   "statistics and scale ranges stay exact. Without it every value is measured")
+    p.add_argument("--estimate-seed", type=int, default=0, metavar="N",
+                   help="the sample's seed (the same seed draws the same rows; default 0)")
     p.add_argument("--memory-values", type=int, metavar="N",
                    help="tensors with more values are streamed in slabs (default 2^26 = "
                    "67108864, 256 MB of float32)")
@@ -104,7 +110,8 @@ def _scan(args, specs, jobs):
             args.paths, specs, args.imatrix,
             api.WHOLE_VALUES if args.memory_values is None else args.memory_values,
             on_progress=bar.show, names=args.tensor or None, jobs=jobs, dask=args.dask,
-            allow_requantize=args.allow_requantize))
+            allow_requantize=args.allow_requantize, estimate_db=args.estimate,
+            estimate_seed=args.estimate_seed))
     finally:
         bar.done()
     return reply["document"], reply["interrupted"]

@@ -63,10 +63,16 @@ class StratifiedSample:
     def measured_units(self) -> int:
         return sum(min(self.taken, len(order)) for order in self.orders)
 
-    def next_batch(self) -> np.ndarray:
+    def next_batch(self, units: int = None) -> np.ndarray:
         """The next units to measure (sorted, for reading in file order): two from each
-        stratum first, then as many again as taken so far (the sample doubles), at most all."""
-        step = FIRST_PER_STRATUM if self.taken == 0 else self.taken
+        stratum first; then about `units` more spread evenly over the strata (as many again as
+        taken so far when not given: the sample doubles), at most all."""
+        if self.taken == 0:
+            step = FIRST_PER_STRATUM
+        elif units is None:
+            step = self.taken
+        else:
+            step = max(1, -(-int(units) // self.strata))
         new = [order[self.taken:self.taken + step] for order in self.orders]
         self.taken += step
         return np.sort(np.concatenate(new))
@@ -117,6 +123,18 @@ def _stratified_variance(residual, stratum, sizes, taken):
     variance = np.where(taken > 1, spread / np.maximum(taken - 1, 1.0), 0.0)
     finite_population = np.clip(1.0 - taken / np.maximum(sizes, 1.0), 0.0, 1.0)
     return float(np.sum(sizes ** 2 * finite_population * variance / count))
+
+
+def units_needed(measured: int, units: int, half_width: float, target: float) -> int:
+    """How many units a sample needs for a half-width of `target`, from the half-width a pilot
+    of `measured` units gave (Stein's two-stage rule: the size is decided from the pilot's
+    spread, not by testing after every batch, whose early stops would favour samples that
+    happen to look tight). The interval narrows as sqrt((1 - n/N) / n):
+    target^2 = a (1/n - 1/N), a = half_width^2 n0 / (1 - n0/N)."""
+    if half_width <= target:
+        return measured
+    spread = half_width ** 2 * measured / max(1.0 - measured / units, 1e-12)
+    return min(units, math.ceil(1.0 / (target ** 2 / spread + 1.0 / units)))
 
 
 def sqnr_half_width_db(noise_total: float, noise_se: float) -> float:

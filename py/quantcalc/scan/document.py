@@ -4,6 +4,7 @@ totals; read back from JSON (or the page) and ordered worst first for the report
 import math
 from types import SimpleNamespace
 
+from quantcalc.engine.estimate import DB_PER_LOG, Z95
 from quantcalc.reports.tables import from_jsonable
 from quantcalc.scan.rows import RESULT_KEYS, STAT_KEYS
 
@@ -45,7 +46,7 @@ def totals(formats, rows) -> list:
     out = []
     for index, fmt in enumerate(formats):
         count = {"covered": 0, "fallback": 0, "kept": 0}
-        bits, error, scaled_error = [], [], []
+        bits, error, scaled_error, spread, sampled = [], [], [], [], []
         by_role, scaled, refused, fallbacks = {}, {}, 0, 0
         for row in rows:
             n = row["parameters"]
@@ -62,6 +63,8 @@ def totals(formats, rows) -> list:
             bits.append(n * result["bits_per_value"])
             part = result["mse"] * n
             error.append(part)
+            spread.append(_standard_error(result, part) ** 2)
+            sampled.append(n * (result.get("sampled_fraction") or 1.0))
             by_role[row["role"]] = by_role.get(row["role"], 0.0) + part
             part = result["mse"] * UNIT * n
             scaled_error.append(part)
@@ -74,10 +77,24 @@ def totals(formats, rows) -> list:
                     "parameters_kept": count["kept"],
                     "bytes": total_bits / 8.0,
                     "bits_per_value": total_bits / params if params else None,
-                    "total_error": total_error, "refused": refused, "fallbacks": fallbacks,
+                    "total_error": total_error,
+                    # the 95 % half-width of total_error where results are estimates (else 0)
+                    "total_error_ci": Z95 * math.sqrt(_sum(spread)),
+                    "sampled_fraction": _sum(sampled) / count["covered"]
+                    if count["covered"] else None,
+                    "refused": refused, "fallbacks": fallbacks,
                     "error_share_by_role": _shares(by_role, total_error)
                     if math.isfinite(total_error) else _shares(scaled, _sum(scaled_error))})
     return out
+
+
+def _standard_error(result, error) -> float:
+    """The standard error of a result's total error (MSE x parameters) from its SQNR interval's
+    half-width (engine/estimate.sqnr_half_width_db: half-width = Z95 x 10/ln 10 x se / error)."""
+    half_width = result.get("sqnr_ci_db") or 0.0
+    if not half_width or not math.isfinite(half_width) or not math.isfinite(error):
+        return 0.0
+    return half_width * error / (Z95 * DB_PER_LOG)
 
 
 def kept_bits(row) -> float:

@@ -22,12 +22,27 @@ import math
 import numpy as np
 
 from quantcalc.engine import analysis
-from quantcalc.engine.estimate import StratifiedSample, sqnr_half_width_db
+from quantcalc.engine.estimate import StratifiedSample, sqnr_half_width_db, units_needed
 from quantcalc.formats.schemes import scheme_for
 from quantcalc.formats.schemes.protocol import FLOAT32_MAX
+from quantcalc.records import record
 
-MIN_VALUES = 1 << 20     # a tensor of fewer values is measured exactly: a sample saves little
+@record(frozen=True)
+class Target:
+    """What an estimated scan asks of each tensor x format: the 95 % interval of its SQNR
+    within ±db, from a sample drawn with `seed` (plain data: it crosses to worker processes)."""
+
+    db: float = 0.1
+    seed: int = 0
+
+
+MIN_VALUES = 1 << 18     # a tensor of fewer values is measured exactly: a sample saves little
+# nor one of fewer units: with a few hundred rows a sample must be a large share of them, and
+# on real weights (MiniLM's 384- and 1536-row matrices) a row or two can carry much of the
+# error, so the samples that miss them look tight and are biased (coverage fell to 70 %)
+MIN_UNITS = 2048
 LARGEST_SHARE = 0.5      # a sample reaching this share of the rows measures them all instead
+STEPS = 2                # sample sizes worked out from the spread measured so far, at most
 TILE_ROWS = 128
 SAFE_MAGNITUDES = (1e-100, 1e100)  # beyond, squares are summed in scaled units: measure exactly
 
@@ -69,18 +84,25 @@ def measure(fmt, values, stats, weights, *, target_db, seed):
     unit_rows = TILE_ROWS if fmt.config.format_row.tile else 1
     rows = values.shape[0]
     units = -(-rows // unit_rows)
+    if units < MIN_UNITS:
+        return None
     sample = StratifiedSample(units, seed)
     signal_total = _signal_total(stats)
     sampler = _Sampler(fmt, values, stats, weights, unit_rows)
-    half_width = math.inf
-    while half_width > target_db:
-        batch = sample.next_batch()
-        if (sample.measured_units() + batch.size) > LARGEST_SHARE * units or batch.size == 0:
-            return None  # the sample would be most of the tensor: measure it exactly
+    # a pilot of two rows per stratum, then the size its spread calls for (at most two more
+    # steps, each sized from everything measured so far); most of the tensor: measure exactly
+    wanted = 0
+    for _ in range(1 + STEPS):
+        batch = sample.next_batch(wanted - sample.measured_units())
+        if sample.measured_units() > LARGEST_SHARE * units or batch.size == 0:
+            return None
         sample.record(batch, **sampler.unit_sums(batch))
         noise, noise_se = sampler.noise_total(sample, signal_total)
         half_width = sqnr_half_width_db(noise, noise_se)
-    return _metrics(fmt, sample, sampler, signal_total, values, half_width)
+        if half_width <= target_db:
+            return _metrics(fmt, sample, sampler, signal_total, values, half_width)
+        wanted = units_needed(sample.measured_units(), units, half_width, target_db)
+    return None
 
 
 def _signal_total(stats) -> float:

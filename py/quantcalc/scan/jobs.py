@@ -45,17 +45,17 @@ def _parsed(specs: tuple) -> list:
 
 
 def scan_task(entry, specs, imatrix_path=None, whole_values=WHOLE_VALUES,
-              slab_values=SLAB_VALUES) -> dict:
+              slab_values=SLAB_VALUES, estimate=None) -> dict:
     """One tensor's row, from plain picklable arguments: what a worker process or a Dask worker
     runs (it reads the tensor from the same path, so the files must be on shared storage)."""
     heap.keep_freed_memory()  # a spawned worker or a Dask worker is a process of its own
     return scan_tensor(entry, _parsed(tuple(specs)), importance_from_path(imatrix_path),
-                       whole_values=whole_values, slab_values=slab_values)
+                       whole_values=whole_values, slab_values=slab_values, estimate=estimate)
 
 
 def scan_parallel(checkpoint, specs, submit, completed, imatrix_path=None, *,
                   whole_values=WHOLE_VALUES, slab_values=SLAB_VALUES, on_row=None,
-                  on_progress=None, names=None) -> dict:
+                  on_progress=None, names=None, estimate=None) -> dict:
     """scan() with one task per tensor on an executor: `submit(fn, *args)` returns a future and
     `completed(futures)` yields them as they finish (concurrent.futures' ProcessPoolExecutor and
     as_completed, or a dask.distributed Client's submit and as_completed). Rows come back in
@@ -63,8 +63,8 @@ def scan_parallel(checkpoint, specs, submit, completed, imatrix_path=None, *,
     died) gives its tensor a row that says so; the other tasks go on."""
     formats = formats_from_specs(specs)
     entries, progress = chosen_tensors(checkpoint, names, on_progress)
-    futures = {submit(scan_task, entry, list(specs), imatrix_path, whole_values, slab_values): i
-               for i, entry in enumerate(entries)}
+    futures = {submit(scan_task, entry, list(specs), imatrix_path, whole_values, slab_values,
+                      estimate): i for i, entry in enumerate(entries)}
     rows = [None] * len(entries)
     try:
         for future in completed(list(futures)):

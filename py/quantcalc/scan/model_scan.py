@@ -25,17 +25,20 @@ __all__ = ["scan", "chosen_tensors", "Progress", "scan_tensor", "describe_entry"
 
 
 def scan(checkpoint, formats, importance=None, whole_values=WHOLE_VALUES, *,
-         slab_values=SLAB_VALUES, on_row=None, on_progress=None, names=None) -> dict:
+         slab_values=SLAB_VALUES, on_row=None, on_progress=None, names=None,
+         estimate=None) -> dict:
     """Scan every tensor (or those named in `names`) of `checkpoint` in file order.
 
     on_row(row) hears each tensor's row as it finishes; on_progress(progress dict) hears bytes
-    and tensors done, throughput and the time left. Returns the scan document (`document`).
+    and tensors done, throughput and the time left; `estimate` (an estimated.Target, or None)
+    estimates the errors from samples of rows. Returns the scan document (`document`).
     """
     entries, progress = chosen_tensors(checkpoint, names, on_progress)
     rows = []
     for entry in entries:
         row = scan_tensor(entry, formats, importance, whole_values=whole_values,
-                          slab_values=slab_values, on_bytes=progress.add_bytes)
+                          slab_values=slab_values, on_bytes=progress.add_bytes,
+                          estimate=estimate)
         rows.append(row)
         progress.tensor_done(entry)
         if on_row:

@@ -8,7 +8,9 @@ from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.scan.roles import layer_and_role
 
 RESULT_KEYS = ("bits_per_value", "sqnr_db", "rel_rmse", "max_abs_error", "clip_rate", "mse",
-               "weighted_mse", "weighted_sqnr_db")
+               "weighted_mse", "weighted_sqnr_db", "sqnr_ci_db", "sampled_fraction")
+# what an exact result says of itself: no interval, every value measured (scan/estimated.py)
+EXACT = {"sqnr_ci_db": 0.0, "sampled_fraction": 1.0}
 STAT_KEYS = ("data_min", "data_max", "std", "amax_over_std", "kurtosis", "beyond_6_sigma",
              "worst_channel", "worst_channel_ratio")
 
@@ -64,7 +66,7 @@ def format_result(fmt, measure) -> dict:
     except Exception as exc:  # noqa: BLE001 - one tensor x format never sinks the scan
         out["error"] = failure(exc)
         return out
-    out.update({key: metrics.get(key) for key in RESULT_KEYS})
+    out.update({key: metrics.get(key, EXACT.get(key)) for key in RESULT_KEYS})
     out["notes"] = [n for n in notes if not n.startswith(f"{fmt.config.format_row.label}:")]
     return out
 

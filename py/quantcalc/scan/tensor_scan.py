@@ -8,7 +8,7 @@ shows for that tensor, digit for digit. A larger one is streamed in slabs (strea
 from quantcalc.engine import analysis
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.readers.stored_safetensors import values_reader
-from quantcalc.scan import fallbacks
+from quantcalc.scan import estimated, fallbacks
 from quantcalc.scan.rows import (STAT_KEYS, describe_entry, failure, format_result,
                                  refuse_non_finite)
 from quantcalc.scan.streamed import scan_streamed
@@ -20,7 +20,7 @@ ONE_D_VALUES = 1 << 27   # a 1-D tensor is read whole up to this many values
 
 
 def scan_tensor(entry, formats, importance=None, *, whole_values=WHOLE_VALUES,
-                slab_values=SLAB_VALUES, on_bytes=None) -> dict:
+                slab_values=SLAB_VALUES, on_bytes=None, estimate=None) -> dict:
     """One checkpoint tensor under every format: a row of facts, statistics and results.
 
     Args:
@@ -29,6 +29,9 @@ def scan_tensor(entry, formats, importance=None, *, whole_values=WHOLE_VALUES,
         whole_values: a tensor of up to this many values is read in one piece, a larger one
             streamed in slabs of about `slab_values`.
         on_bytes: called with the number of file bytes just read (progress).
+        estimate: an estimated.Target (each format's error from a sample of rows, within its
+            ±dB), or None for exact results. Tensors read whole are estimated; a streamed one
+            is measured exactly (its note says so).
     """
     row = empty_row(entry)
     notes = row["notes"]
@@ -48,10 +51,12 @@ def scan_tensor(entry, formats, importance=None, *, whole_values=WHOLE_VALUES,
         one_d = len(entry.shape) <= 1 and entry.count <= ONE_D_VALUES
         values = None
         if entry.count <= whole_values or one_d:
-            values = _scan_whole(entry, runs, weights, row, on_bytes)
+            values = _scan_whole(entry, runs, weights, row, on_bytes, estimate)
         else:
             scan_streamed(entry, runs, weights, row, slab_values=slab_values,
                           on_bytes=on_bytes)
+            if estimate is not None:
+                notes.append("measured exactly: estimates cover tensors read in one piece")
         measured = {result["format"]: result for result in row["results"]}
         row["results"] = fallbacks.assemble(
             plans, measured, lambda: fallbacks.f16_result(_slabs(entry, values, slab_values)))
@@ -124,7 +129,7 @@ def _stored_worth_reading(entry, stored, notes) -> bool:
     return True
 
 
-def _scan_whole(entry, formats, weights, row, on_bytes):
+def _scan_whole(entry, formats, weights, row, on_bytes, estimate=None):
     values = values_reader(entry).read_all()
     if on_bytes:
         on_bytes(entry.nbytes)
@@ -135,8 +140,12 @@ def _scan_whole(entry, formats, weights, row, on_bytes):
     row.update(stats.finish())
     for fmt in formats:
         def measure():
-            result = analysis.analyze(values, fmt.config, keep=0,
-                                      importance=weights if fmt.uses_importance else None,
+            used = weights if fmt.uses_importance else None
+            found = None if estimate is None else estimated.measure(
+                fmt, values, stats, used, target_db=estimate.db, seed=estimate.seed)
+            if found is not None:
+                return found
+            result = analysis.analyze(values, fmt.config, keep=0, importance=used,
                                       known_range=stats.segment_range)
             return result.metrics, result.notes
         row["results"].append(format_result(fmt, measure))
