@@ -179,3 +179,17 @@ def test_a_bad_half_width_is_refused_in_one_line(tmp_path, value, words):
     from tests.support.command import quantcalc, refused
     path = checkpoint_with_a_large_tensor(tmp_path)
     refused(quantcalc("scan", path, "--format", "q8_0", "--estimate", value), words)
+
+
+@pytest.mark.slow
+def test_a_streamed_tensor_reads_only_its_sample_and_gives_the_same_estimate(tmp_path):
+    path = checkpoint_with_a_large_tensor(tmp_path)
+    whole = scanned_json(path, tmp_path / "whole.json", "--estimate", "0.2",
+                         "--estimate-seed", "3")
+    streamed = scanned_json(path, tmp_path / "streamed.json", "--estimate", "0.2",
+                            "--estimate-seed", "3", "--memory-values", "40000")
+    assert streamed["tensors"][0]["streamed"] and not whole["tensors"][0]["streamed"]
+    for a, b in zip(whole["tensors"][0]["results"], streamed["tensors"][0]["results"]):
+        assert a["sampled_fraction"] == b["sampled_fraction"] < 0.5  # the same rows
+        assert a["sqnr_db"] == pytest.approx(b["sqnr_db"], abs=1e-9)  # moments summed by slab
+        assert a["sqnr_ci_db"] == pytest.approx(b["sqnr_ci_db"], rel=1e-9)

@@ -83,6 +83,45 @@ class SlabReader:
         finally:
             stream.close()
 
+    @property
+    def seekable(self) -> bool:
+        """Whether any rows can be read without the ones before them (not inside an .npz
+        member, which is decompressed from its start)."""
+        return self.entry.member is None and not self.entry.fortran_order
+
+    def rows(self, indices) -> np.ndarray:
+        """The rows `indices` (sorted, distinct) as an array (len(indices), *shape[1:]): each
+        run of consecutive rows read at its offset (an estimated scan reads a sample of rows
+        of a tensor too large to read whole)."""
+        entry = self.entry
+        indices = np.asarray(indices, np.int64)
+        inner = tuple(entry.shape[1:])
+        row_bytes = entry.nbytes // max(entry.rows, 1)
+        if not self.seekable or indices.size and (indices[0] < 0 or indices[-1] >= entry.rows):
+            raise QuantcalcError(f"rows of '{shortened(entry.name, 60)}' cannot be read by "
+                                 f"offset", "tensor")
+        breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+        out = []
+        stream = file_parts.open_file(entry.path)
+        try:
+            for run in np.split(indices, breaks):
+                if run.size == 0:
+                    continue
+                stream.seek(entry.offset + int(run[0]) * row_bytes)
+                out.append(self._decoded(read_exactly(stream, run.size * row_bytes, entry),
+                                         run.size, inner))
+        finally:
+            stream.close()
+        return np.concatenate(out) if out else np.empty((0, *inner), np.float32)
+
+    def _decoded(self, raw, n, inner):
+        """`n` rows from their stored bytes `raw`: dequantized, or widened to float."""
+        entry = self.entry
+        if entry.quantized:
+            return ggml_decode.dequantize(raw, entry.ggml_type).reshape((n, *inner))
+        dtype = np.dtype(STORED[entry.dtype]).newbyteorder(getattr(entry, "byte_order", "<"))
+        return _as_float(raw.view(dtype), entry.dtype).reshape((n, *inner))
+
     def _open(self):
         entry = self.entry
         if entry.member is None:

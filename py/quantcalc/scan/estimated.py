@@ -43,6 +43,7 @@ MIN_VALUES = 1 << 18     # a tensor of fewer values is measured exactly: a sampl
 MIN_UNITS = 2048
 LARGEST_SHARE = 0.5      # a sample reaching this share of the rows measures them all instead
 STEPS = 2                # sample sizes worked out from the spread measured so far, at most
+PIECE_VALUES = 1 << 22   # sampled rows are quantized in pieces of about this many values
 TILE_ROWS = 128
 SAFE_MAGNITUDES = (1e-100, 1e100)  # beyond, squares are summed in scaled units: measure exactly
 
@@ -96,13 +97,26 @@ def measure(fmt, values, stats, weights, *, target_db, seed):
         batch = sample.next_batch(wanted - sample.measured_units())
         if sample.measured_units() > LARGEST_SHARE * units or batch.size == 0:
             return None
-        sample.record(batch, **sampler.unit_sums(batch))
+        sample.record(batch, **sampler.unit_sums_in_pieces(batch))
         noise, noise_se = sampler.noise_total(sample, signal_total)
         half_width = sqnr_half_width_db(noise, noise_se)
         if half_width <= target_db:
             return _metrics(fmt, sample, sampler, signal_total, values, half_width)
         wanted = units_needed(sample.measured_units(), units, half_width, target_db)
     return None
+
+
+class RowsInFile:
+    """A tensor too large to read whole, as `measure` sees values: its shape, and its rows read
+    from the file on demand (SlabReader.rows), a sample's rows only."""
+
+    def __init__(self, reader, shape):
+        self.reader, self.shape = reader, tuple(shape)
+        self.ndim = len(self.shape)
+        self.size = int(np.prod(self.shape))
+
+    def __getitem__(self, rows):
+        return self.reader.rows(rows)
 
 
 def _signal_total(stats) -> float:
@@ -132,6 +146,14 @@ class _Sampler:
         if self.shared_scale:
             return sample.total("noise")
         return sample.total("noise", "signal", signal_total)
+
+    def unit_sums_in_pieces(self, units) -> dict:
+        """unit_sums of `units`, a piece of about PIECE_VALUES values at a time (a large
+        sample of a large tensor would otherwise hold its per-value results all at once)."""
+        per_unit = self.unit_rows * int(np.prod(self.values.shape[1:]))
+        step = max(1, PIECE_VALUES // max(per_unit, 1))
+        parts = [self.unit_sums(units[i:i + step]) for i in range(0, units.size, step)]
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
     def _rows_of(self, units):
         first = units[:, None] * self.unit_rows + np.arange(self.unit_rows)

@@ -18,16 +18,19 @@ from quantcalc.errors import QuantcalcError
 from quantcalc.formats.schemes import scheme_for
 from quantcalc.formats.schemes.protocol import FLOAT32_MAX
 from quantcalc.readers.stored_safetensors import values_reader
+from quantcalc.scan import estimated
 from quantcalc.scan.rows import format_result, refuse_non_finite
 from quantcalc.scan.tensor_stats import TensorStats
 
 
-def scan_streamed(entry, formats, weights, row, *, slab_values, on_bytes=None):
+def scan_streamed(entry, formats, weights, row, *, slab_values, on_bytes=None, estimate=None):
     """Fill in `row` (scan_tensor's) from a tensor read in slabs of about `slab_values` values.
 
     Args:
         weights: the importance matrix's weights for this tensor, or None.
         on_bytes: called with the number of file bytes just read (progress).
+        estimate: an estimated.Target: after the first pass, each format that can be is
+            estimated from a sample of rows read by offset, and skips the second pass.
     """
     if len(entry.shape) <= 1:
         raise QuantcalcError(f"a 1-D tensor of {entry.count:,} values is too large to read in "
@@ -48,6 +51,8 @@ def scan_streamed(entry, formats, weights, row, *, slab_values, on_bytes=None):
             on_bytes(entry.nbytes * len(slab) // entry.rows // 2)
     for stream in streams:
         stream.ready(stats)
+        if estimate is not None and getattr(reader, "seekable", False):
+            stream.estimate(estimated.RowsInFile(reader, entry.shape), stats, estimate)
     for first, slab in reader.slabs(rows_per_slab):
         stats.add_beyond(slab, first)
         for stream in streams:
@@ -84,6 +89,7 @@ class StreamedFormat:
                 f"({entry.count:,} values) is streamed; use min-max, or scan it with a larger "
                 f"memory budget", "calibration")
         self.errors = self.weighted = None
+        self.estimated = None  # (metrics, notes) from a sample of rows, if estimated
         self.segments = 0
         self.count = 0
         self.clamped = 0
@@ -113,8 +119,19 @@ class StreamedFormat:
         # beyond float32 (float64 values) NVFP4 refuses the blocks that reach there
         self.tensor_amax = np.float32(min(stats.amax, FLOAT32_MAX))
 
-    def second_pass(self, slab):
+    def estimate(self, rows, stats, target):
+        """Measure this format on a sample of `rows` (estimated.RowsInFile) instead of the
+        second pass, where a sample can stand for the tensor (else nothing changes)."""
         if self.error is not None:
+            return
+        try:
+            self.estimated = estimated.measure(self.format, rows, stats, self.weights,
+                                               target_db=target.db, seed=target.seed)
+        except Exception as exc:  # noqa: BLE001 - told as this format's error (format_result)
+            self.error = exc
+
+    def second_pass(self, slab):
+        if self.error is not None or self.estimated is not None:
             return
         try:
             scheme, segmentation = self._scheme(slab.shape)
@@ -142,6 +159,8 @@ class StreamedFormat:
     def finish(self):
         if self.error is not None:
             raise self.error
+        if self.estimated is not None:
+            return self.estimated
         metrics = self.errors.finish()
         refuse_unmeasurable(metrics, self.scheme.format.label, self.errors.signal_bound)
         if self.weighted is not None:

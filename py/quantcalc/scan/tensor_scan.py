@@ -30,8 +30,7 @@ def scan_tensor(entry, formats, importance=None, *, whole_values=WHOLE_VALUES,
             streamed in slabs of about `slab_values`.
         on_bytes: called with the number of file bytes just read (progress).
         estimate: an estimated.Target (each format's error from a sample of rows, within its
-            ±dB), or None for exact results. Tensors read whole are estimated; a streamed one
-            is measured exactly (its note says so).
+            ±dB), or None for exact results.
     """
     row = empty_row(entry)
     notes = row["notes"]
@@ -54,9 +53,7 @@ def scan_tensor(entry, formats, importance=None, *, whole_values=WHOLE_VALUES,
             values = _scan_whole(entry, runs, weights, row, on_bytes, estimate)
         else:
             scan_streamed(entry, runs, weights, row, slab_values=slab_values,
-                          on_bytes=on_bytes)
-            if estimate is not None:
-                notes.append("measured exactly: estimates cover tensors read in one piece")
+                          on_bytes=on_bytes, estimate=estimate)
         measured = {result["format"]: result for result in row["results"]}
         row["results"] = fallbacks.assemble(
             plans, measured, lambda: fallbacks.f16_result(_slabs(entry, values, slab_values)))
