@@ -193,3 +193,24 @@ def test_a_streamed_tensor_reads_only_its_sample_and_gives_the_same_estimate(tmp
         assert a["sampled_fraction"] == b["sampled_fraction"] < 0.5  # the same rows
         assert a["sqnr_db"] == pytest.approx(b["sqnr_db"], abs=1e-9)  # moments summed by slab
         assert a["sqnr_ci_db"] == pytest.approx(b["sqnr_ci_db"], rel=1e-9)
+
+
+@pytest.mark.slow
+def test_a_plan_of_an_estimated_scan_says_so_and_carries_its_interval(tmp_path):
+    import json
+
+    from tests.support.command import quantcalc
+    path = checkpoint_with_a_large_tensor(tmp_path)
+    scanned_json(path, tmp_path / "est.json", "--estimate", "0.2", "--estimate-seed", "3")
+    scanned_json(path, tmp_path / "exact.json")
+    plans = {}
+    for kind in ("est", "exact"):
+        out = quantcalc("plan", tmp_path / f"{kind}.json", "--target-bpw", "6", "--json", "-")
+        assert out.returncode == 0, out.stderr
+        plans[kind] = json.loads(out.stdout)
+    estimated_plan, exact_plan = plans["est"], plans["exact"]
+    assert exact_plan["total_error_ci"] == 0.0
+    assert 0 < estimated_plan["total_error_ci"] < estimated_plan["total_error"]
+    assert abs(estimated_plan["total_error"] - exact_plan["total_error"]) <= \
+        2 * estimated_plan["total_error_ci"]
+    assert any("planned on estimated errors" in note for note in estimated_plan["notes"])

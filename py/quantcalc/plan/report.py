@@ -4,12 +4,14 @@ CSV, a figure of total error against bits per weight, a PDF and the summary the 
 (reports/exports.py's PLAN table says which a user can ask for, and how)."""
 
 import io
+import math
 from dataclasses import dataclass
 
 from quantcalc.plan import allocate as planner
 from quantcalc.plan import compressed_tensors, kept, llama_quantize, naming, scan_checks
 from quantcalc.plan.preset_prices import preset_points
 from quantcalc.errors import QuantcalcError
+from quantcalc.engine.estimate import DB_PER_LOG, Z95
 from quantcalc.engine.metrics import portable_log10
 from quantcalc.reports.tables import _writer, format_number, json_text, safe_cell
 
@@ -105,8 +107,34 @@ def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighte
                                              "gguf_py")},
         "notes": list(prepared.notes or []),
     }
+    plan["total_error_ci"] = error_interval(doc, rows)
+    if isinstance(doc.get("estimate"), dict):
+        plan["notes"].append(
+            f"planned on estimated errors (the scan sampled rows, ±{doc['estimate'].get('db')} "
+            f"dB): the total error is {plan['total_error']:.4g} ± "
+            f"{plan['total_error_ci']:.2g} at 95 %")
     plan.update(exports_of(doc, rows, plan["metric"]))
     return plan
+
+
+def error_interval(doc, rows) -> float:
+    """The 95 % half-width of a plan's total error where the scan estimated its results (0 for
+    an exact scan): each chosen result's relative standard error, from its SQNR interval
+    (half-width = 1.96 x 10/ln 10 x relative se), applied to the error the plan counts for it
+    (MSE or importance-weighted: both estimated from the same sampled rows), summed in
+    quadrature over independent tensors."""
+    results = {}
+    for row in doc["tensors"]:
+        for result in row["results"]:
+            for label in (result.get("format"), result.get("measured_as")):
+                results.setdefault((row["name"], label), result)
+    variance = 0.0
+    for row in rows:
+        found = results.get((row["name"], row["format"]))
+        half = (found or {}).get("sqnr_ci_db") or 0.0
+        if half and math.isfinite(half) and math.isfinite(row["error"]):
+            variance += (half / (Z95 * DB_PER_LOG) * row["error"]) ** 2
+    return Z95 * math.sqrt(variance)
 
 
 def exports_of(doc, rows, metric) -> dict:

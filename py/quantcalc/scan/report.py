@@ -5,6 +5,7 @@ each: its document's field "interrupted" (so its JSON), a CSV column, the PDF's 
 the summary's first line."""
 
 import io
+import math
 
 from quantcalc.errors import printable
 from quantcalc.reports.tables import _writer, display, format_number, json_text, safe_cell
@@ -14,8 +15,8 @@ TENSOR_KEYS = ("name", "file", "layer", "role", "shape", "dtype", "stored_format
                "stored_bits", "high_precision", *STAT_KEYS)
 CSV_HEADER = (*TENSOR_KEYS, "format", "measured_as", *RESULT_KEYS, "error", "notes")
 TOTAL_KEYS = ("format", "parameters_covered", "parameters_fallback", "parameters_kept",
-              "parameters_total", "bytes", "bits_per_value", "total_error", "refused",
-              "fallbacks")
+              "parameters_total", "bytes", "bits_per_value", "total_error", "total_error_ci",
+              "sampled_fraction", "refused", "fallbacks")
 WORST_ROWS = 20
 
 
@@ -87,6 +88,32 @@ def covered(total) -> str:
     return text
 
 
+def sqnr_text(result, unit=True) -> str:
+    """"21.38 dB", or "21.38 ± 0.09 dB" for an estimate (scan --estimate); without the unit
+    for a column that names it."""
+    text = display("sqnr_db", result["sqnr_db"]).removesuffix(" dB")
+    half = result.get("sqnr_ci_db") or 0.0
+    if half and math.isfinite(half):
+        text += f" ± {half:.2g}"
+    return f"{text} dB" if unit and text[-1].isdigit() else text
+
+
+def error_text(total) -> str:
+    """A total's error, "8.747", or "8.747 ± 0.12" where it is estimated."""
+    text = f"{total['total_error']:.4g}"
+    half = total.get("total_error_ci") or 0.0
+    return f"{text} ± {half:.2g}" if half else text
+
+
+def estimate_line(doc) -> str:
+    """What the summary and the PDF say of an estimated scan ("" for an exact one)."""
+    target = doc.get("estimate")
+    if not isinstance(target, dict):
+        return ""
+    return (f"errors estimated from samples of rows (95 % interval within ±{target.get('db')} "
+            f"dB, seed {target.get('seed')}); statistics and scale ranges exact")
+
+
 def json_bytes(doc) -> bytes:
     return json_text(doc, indent=1).encode("utf-8")
 
@@ -110,7 +137,7 @@ def pdf_bytes(doc) -> bytes:
     with figures.paper(), PdfPages(buffer, metadata=metadata) as pages:
         rows = [(t["format"], f"{t['parameters_covered']:,} / {t['parameters_total']:,}",
                  f"{t['parameters_fallback']:,}", _number(t["bits_per_value"]),
-                 f"{t['bytes'] / 1e6:.4g}", _number(t["total_error"]), str(t["refused"]))
+                 f"{t['bytes'] / 1e6:.4g}", error_text(t), str(t["refused"]))
                 for t in doc["totals"]]
         marker = interruption(doc)
         pages.savefig(text_page(f"Model scan ({marker})" if marker else "Model scan", rows,
@@ -119,12 +146,13 @@ def pdf_bytes(doc) -> bytes:
                                 subtitle=f"{len(doc['tensors'])} tensors in {files[:90]}"
                                 + ("; the totals cover those only" if marker else "")
                                 + "; every total counts every tensor, those not measured "
-                                  "at their stored size"))
+                                  "at their stored size"
+                                + (f"; {estimate_line(doc)}" if estimate_line(doc) else "")))
         pdf_pages.figure_pages(pages, [make() for make in scan_figures.makers(doc).values()])
         for index, fmt in enumerate(doc["formats"]):
             worst = [r for r in worst_first(doc["tensors"], index)
                      if index < len(r["results"]) and r["results"][index]["sqnr_db"] is not None]
-            table = [(r["name"][-48:], r["role"], _number(r["results"][index]["sqnr_db"]),
+            table = [(r["name"][-48:], r["role"], sqnr_text(r["results"][index], unit=False),
                       _number(r["results"][index]["rel_rmse"]),
                       _number(r["results"][index]["clip_rate"]), _number(r["kurtosis"], 3),
                       r["worst_channel"] or "") for r in worst[:WORST_ROWS]]
@@ -140,13 +168,15 @@ def summary_text(doc) -> str:
     count, marker = len(doc["tensors"]), interruption(doc)
     counted = f"{count} tensors ({marker})" if marker else f"{count} tensors"
     lines = [f"{counted}; " + printable("; ".join(doc["notes"])) if doc["notes"] else counted]
+    if estimate_line(doc):
+        lines.append(estimate_line(doc))
     width = max([len(t["format"]) for t in doc["totals"]] + [6])
     lines.append(f"{'format':{width}s}  {'bits/value':>10s}  {'MB':>10s}  {'total error':>12s}  "
                  f"refused  measured parameters")
     for t in doc["totals"]:
         bits = "n/a" if t["bits_per_value"] is None else f"{t['bits_per_value']:.4g}"
         lines.append(f"{printable(t['format']):{width}s}  {bits:>10s}  {t['bytes'] / 1e6:>10.4g}  "
-                     f"{t['total_error']:>12.4g}  {t['refused']:>7}  {covered(t)}")
+                     f"{error_text(t):>12s}  {t['refused']:>7}  {covered(t)}")
     if doc["formats"]:
         lines.append("")
         lines.append(f"worst tensors under {printable(doc['formats'][0]['label'])} "
@@ -158,7 +188,7 @@ def summary_text(doc) -> str:
 def _worst_line(row) -> str:
     result = row["results"][0] if row["results"] else None
     if result and result["sqnr_db"] is not None:
-        sqnr = display("sqnr_db", result["sqnr_db"])
+        sqnr = sqnr_text(result)
     else:  # the format refused the tensor, or nothing could be measured: say why, briefly
         sqnr = result["error"][:60] if result else "; ".join(row["notes"])[:60]
     return f"  {printable(row['name'])[:60]:60s}  {row['role']:9s}  {sqnr}"
