@@ -23,6 +23,7 @@ REGION = 1 << 18      # bytes per numpy pass of a string walk (its temporaries s
 U64 = struct.Struct("<Q")
 # with one candidate byte per 8-byte word, this multiplier puts its index in the top byte
 _BYTE_INDEX = np.uint64(0x0001020304050607)
+_TOP_BYTE = np.uint64(56)
 
 
 class Window:
@@ -101,16 +102,20 @@ def chained_strings(data: np.ndarray, start: int, count: int):
     Such a string's prefix is one non-zero byte and seven zero bytes. Every position that looks
     like one is found at once; the strings are the chain of those positions from `start` in
     which each next one is the previous plus 8 plus its length, so the chain is checked link by
-    link and cut at the first that fails (a longer or empty string, or the end of `data`)."""
+    link (each gap between two positions against the length at the first) and cut at the first
+    that fails (a longer or empty string, or the end of `data`)."""
     region = data[start:]
     positions = _prefix_like(region)
     if positions.size == 0 or positions[0] != 0:
         return 0, start
-    ends = positions + 8 + region[positions]
     links = min(count, positions.size)
-    broken = np.flatnonzero(ends[:links - 1] != positions[1:links])
-    walked = int(broken[0]) + 1 if broken.size else links
-    return walked, start + int(ends[walked - 1])
+    positions = positions[:links]
+    lengths = region[positions]
+    gaps = positions[1:] - positions[:-1]
+    gaps -= 8
+    broken = gaps != lengths[:-1]
+    walked = int(broken.argmax()) + 1 if broken.any() else links
+    return walked, start + int(positions[walked - 1]) + 8 + int(lengths[walked - 1])
 
 
 def _prefix_like(region):
@@ -124,8 +129,14 @@ def _prefix_like(region):
     near = nonzero[1:] | nonzero[:-1]      # [i] = any non-zero in i..i+1
     near = near[2:] | near[:-2]            # i..i+3
     near = near[3:] | near[:-3]            # i..i+6
-    mask = np.zeros(-(-n // 8) * 8, bool)
+    mask = np.empty(-(-n // 8) * 8, bool)
+    mask[n:] = False
     np.greater(nonzero[:n], near[1:n + 1], out=mask[:n])
     words = mask.view(np.uint64)
     found = np.flatnonzero(words != 0)
-    return found * 8 + ((words[found] * _BYTE_INDEX) >> np.uint64(56)).astype(np.int64)
+    byte = words[found]
+    byte *= _BYTE_INDEX
+    byte >>= _TOP_BYTE
+    found <<= 3
+    found += byte.view(np.int64)
+    return found
