@@ -11,9 +11,11 @@ The page (dist/, built first; served by build.py's handler as the e2e tests serv
 real Chromium. Calculator: from the file input's change event to the tensor chooser showing the
 290 tensors (the first time, when the worker also imports the readers, and again with the file
 chosen anew). Scan: from a click on "Scan" to the progress line counting the file's 290 tensors;
-then the scan is cancelled (which restarts the workers, so each scan also waits for its helper
-workers' start-up, as a first scan does). Each time is measured in the page (performance.now),
-so it leaves out Playwright's own round trips.
+then the scan is cancelled, and the workers Cancel restarts are waited for before the next one.
+Each time is measured in the page (performance.now),
+so it leaves out Playwright's own round trips. And in the page's worker, in turns as
+bench/timing.py does: Python listing the file's tensors (open_checkpoint, the File read through
+WORKERFS) beside one read of its header's bytes, the issue's ratio in the page.
 
     python3 bench/page_gguf_listing.py [--repeats N] [--keep FOLDER]
 """
@@ -132,7 +134,40 @@ SCAN_LISTED = """(count) => { window.qcBench = new Promise((resolve) => {
 }); }"""
 
 
-def page_times(path: Path, tensors: int, repeats: int):
+IN_WORKER = """
+import glob, time
+from quantcalc.readers import checkpoint
+path = sorted(glob.glob("/input/*/{name}"))[-1]  # mounted by the calculator's file input
+
+def listing():
+    checkpoint.open_checkpoint([path])
+
+def read_once():
+    with open(path, "rb") as stream:
+        stream.read({header})
+
+best = [float("inf")] * 2
+for _ in range({repeats}):  # in turns, each timed run after an untimed one (bench/timing.py)
+    for i, work in enumerate((listing, read_once)):
+        work()
+        start = time.perf_counter()
+        work()
+        best[i] = min(best[i], time.perf_counter() - start)
+best
+"""
+
+
+def worker_times(page, name, header, repeats):
+    """(listing, one read of the header) in seconds, in the page's worker: Python under
+    Pyodide reading the File through WORKERFS, as describe_file and the scan do."""
+    code = IN_WORKER.format(name=name, header=header, repeats=repeats)
+    return page.workers[0].evaluate("""async (code) => {
+      const { runtime } = await import("./worker-boot.js");
+      return runtime.pyodide.runPython(code).toJs();
+    }""", code)
+
+
+def page_times(path: Path, tensors: int, repeats: int, header: int):
     from playwright.sync_api import sync_playwright
 
     import build
@@ -151,6 +186,7 @@ def page_times(path: Path, tensors: int, repeats: int):
                 page.set_input_files("#file", str(path))
                 chooser.append(_ms(page.evaluate("() => window.qcBench"), "calculator"))
                 page.click("#clear-file")
+            in_worker = worker_times(page, path.name, header, max(3, repeats))
             page.select_option("#scan-preset", "custom")
             page.fill("#scan-formats", "q4_k")
             scanning = []
@@ -165,7 +201,7 @@ def page_times(path: Path, tensors: int, repeats: int):
             browser.close()
     finally:
         server.stop()
-    return chooser, scanning
+    return chooser, scanning, in_worker
 
 
 def _data_start(path: Path) -> int:
@@ -199,13 +235,15 @@ def main():
               f"{TOKENS:,} tokens and {MERGES:,} merges, header {header / 1e6:.2f} MB")
         print(f"  CPython  open_checkpoint (best of 10)          {cli * 1e3:8.1f} ms")
         start = time.perf_counter()
-        chooser, scanning = page_times(path, tensors, args.repeats)
+        chooser, scanning, (listing, reading) = page_times(path, tensors, args.repeats, header)
         print(f"  page     calculator, first choice               {chooser[0] * 1e3:8.1f} ms   "
               f"(ratio to CPython {chooser[0] / cli:6.1f})")
         print(f"  page     calculator, chosen again (best of {args.repeats})  "
               f"{min(chooser[1:]) * 1e3:8.1f} ms   (ratio {min(chooser[1:]) / cli:6.1f})")
         print(f"  page     scan, Scan to '… of {tensors}' (best of {args.repeats})    "
               f"{min(scanning) * 1e3:8.1f} ms   (ratio {min(scanning) / cli:6.1f})")
+        print(f"  page's worker: open_checkpoint {listing * 1e3:.1f} ms, one read of the header "
+              f"{reading * 1e3:.1f} ms: ratio {listing / reading:.2f}")
         print(f"  target: under 2000 ms in the page   (page run took "
               f"{time.perf_counter() - start:.0f} s)")
 
