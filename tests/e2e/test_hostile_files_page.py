@@ -10,6 +10,9 @@ Item 8: in the calculator, a GGUF tensor stored in a type quantcalc cannot decod
 Q8_1, IQ2_XXS, TQ1_0, a type number it does not know) gives one plain message at the tensor
 field naming the type, not "internal error", and the page goes on: the file's float tensor
 then calculates.
+
+Item 5 in the page: a tokenizer of awkward strings is skipped as on the command line (the page
+finds their length prefixes word by word, CPython byte by byte).
 """
 
 import io
@@ -21,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import calculate, field_error, fill, shown_metrics
-from tests.readers.gguf_builder import gguf_bytes
+from helpers import calculate, engine_summary, field_error, fill, shown_metrics
+from tests.readers.gguf_builder import ARRAY, STRING, UINT32, gguf_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCAN_TIMEOUT_MS = 180_000
@@ -155,6 +158,36 @@ def test_an_npz_member_with_a_bad_crc_is_a_row_with_the_reason(app, tmp_path):
     for tensor in ("a", "b"):
         assert float(row_text(page, tensor, "Q8_0", "sqnr_db")) > 0
     assert json.loads(download(page, "json")) == cli_scan(path, tmp_path / "cli.json")
+
+
+def test_a_tokenizer_of_awkward_strings_is_skipped_in_the_page_as_on_the_command_line(
+        app, tmp_path):
+    """Pyodide finds the strings' length prefixes word by word (byte_window.BY_WORDS), CPython
+    byte by byte: a vocabulary with empty, long, NUL-holding and multi-byte strings lands on the
+    same tensor directory and the same numbers in the page."""
+    rng = np.random.default_rng(8)
+    kinds = [b"", b"L" * 300, b"\x05" + b"\0" * 9 + b"z", "токен✓".encode(), b"ab", b"\0"]
+    vocabulary = [kinds[i % len(kinds)] if i % 7 == 0 else f"t{i}".encode() for i in range(6000)]
+    values = rng.standard_normal((8, 64)).astype(np.float32)
+    entries = [("token_embd.weight", [64, 8], 0, 0), ("output_norm.weight", [64], 0, 2048)]
+    data = values.tobytes() + np.ones(64, np.float32).tobytes()
+    path = tmp_path / "vocab.gguf"
+    path.write_bytes(gguf_bytes(entries, [("tokenizer.ggml.tokens", ARRAY, (STRING, vocabulary)),
+                                          ("after", UINT32, 7),
+                                          ("tokenizer.ggml.merges", ARRAY, (STRING, vocabulary))],
+                                data))
+    page = app.page
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector(".qc-tensor-choice:visible")
+    assert page.locator("#tensor option").all_inner_texts() == [
+        "token_embd.weight — 8 × 64 F32", "output_norm.weight — 64 F32"]
+    page.select_option("#tensor", "token_embd.weight")
+    fill(page, format="q8_0")
+    calculate(page)
+    summary = engine_summary({"format": "q8_0", "name": "token_embd.weight"},
+                             {"file_path": str(path), "tensor": "token_embd.weight"})
+    assert shown_metrics(page)["sqnr_db"] == summary["sqnr_db"]
+    page.click("#clear-file")
 
 
 # ggml type number: the type's name, the GGUF dimensions (fastest first) of one whole row
