@@ -171,8 +171,8 @@ def measure(label: str, path: Path, repeats: int, cold=False):
     print(f"  list its tensors {listing * 1e3:8.2f} ms   read its header once "
           f"{reading * 1e3:8.2f} ms   ratio {listing / reading:5.2f}  (target <= 2)")
     strings, count, directory, total = breakdown(path)
-    print(f"  of a listing's {total * 1e3:.2f} ms: {count:,} strings skipped "
-          f"{strings * 1e3:.2f} ms ({strings / max(count, 1) * 1e9:.1f} ns each), "
+    print(f"  of a listing's {total * 1e3:.2f} ms (each part with its reads): {count:,} strings "
+          f"skipped {strings * 1e3:.2f} ms ({strings / max(count, 1) * 1e9:.1f} ns each), "
           f"{len(header.tensors)} directory entries {directory * 1e3:.2f} ms, the rest "
           f"{(total - strings - directory) * 1e3:.2f} ms")
 
