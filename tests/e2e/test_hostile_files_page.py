@@ -37,9 +37,9 @@ def _f32(rows, seed):
 
 
 def hostile_gguf(path):
-    """blk.0.attn_q (fine), blk.0.attn_k (every value 1e38), blk.0.old (Q4_2, a removed
-    type), blk.0.future (ggml type 99), blk.0.attn_v (fine): [(name, GGUF dims, type, offset)]
-    laid out 32-byte aligned."""
+    """A GGUF at `path` (returned) of blk.0.attn_q (fine), blk.0.attn_k (every value 1e38),
+    blk.0.old (Q4_2, a removed type), blk.0.future (ggml type 99) and blk.0.attn_v (fine), each
+    tensor's data 32-byte aligned."""
     tensors = [("blk.0.attn_q.weight", _f32(4, 1)), ("blk.0.attn_k.weight",
                                                      np.full((4, 256), 1e38, np.float32)),
                ("blk.0.old.weight", None), ("blk.0.future.weight", None),
