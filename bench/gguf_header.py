@@ -7,6 +7,17 @@ arrays skipped, every tensor checked) beside the time of one `f.read(header_size
 bytes into memory, and their ratio (the target: at most 2). Also how many reads the header
 took and how many bytes they asked for.
 
+Then where the listing's time goes (one more run, timed in parts): the strings skipped (the
+tokenizer's tokens and merges: their number and the time per string), the tensor directory
+(walked, then checked for all tensors at once), and the rest (the other metadata, the reads, the
+entries made). The strings are the floor: each one's length must be read to find the next, and
+numpy does that in about ten array passes (~13 ns a string here) where copying its bytes costs
+~2 ns; see the issue note.
+
+For the synthetic file (written here, so evicting it harms nobody) the same pair is also timed
+with the file not in the page cache (posix_fadvise DONTNEED before each run), as when a model
+is opened for the first time.
+
 Files: the real GGUFs of the test corpus (tests/support/corpus.py: SmolLM2 with a 49k-token
 vocabulary and 49k merges; Gemma 3 with 262k tokens when cached or QUANTCALC_CORPUS_LARGE=1)
 and a synthetic GGUF written here with a 152k-entry string vocabulary, its scores and types
@@ -19,6 +30,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "py"), str(ROOT)]
 
 from bench.timing import side_by_side  # noqa: E402
-from quantcalc.readers import checkpoint, gguf  # noqa: E402
+from quantcalc.readers import byte_window, checkpoint, gguf, gguf_directory  # noqa: E402
 from tests.support import corpus  # noqa: E402
 
 
@@ -84,23 +96,85 @@ def counted_reads(path: Path):
     return len(calls), sum(calls), header
 
 
-def measure(label: str, path: Path, repeats: int):
+def breakdown(path: Path):
+    """(seconds, strings) skipping string arrays, seconds walking and checking the tensor
+    directory, seconds in all, of the fastest of a few listings timed in parts."""
+    parts = {}
+
+    def timed(owner, name, key):
+        original = getattr(owner, name)
+
+        def wrapper(*args):
+            start = time.perf_counter()
+            try:
+                return original(*args)
+            finally:
+                parts[key] = parts.get(key, 0.0) + time.perf_counter() - start
+                if key == "strings":
+                    parts["count"] = parts.get("count", 0) + args[1]
+        setattr(owner, name, wrapper)
+        return original
+
+    originals = [(byte_window.Window, "skip_strings", timed(byte_window.Window, "skip_strings",
+                                                            "strings")),
+                 (gguf_directory, "read_entries", timed(gguf_directory, "read_entries",
+                                                        "directory")),
+                 (gguf_directory, "checked", timed(gguf_directory, "checked", "directory"))]
+    best = None
+    try:
+        for _ in range(7):
+            parts.clear()
+            start = time.perf_counter()
+            checkpoint.open_checkpoint([str(path)])
+            total = time.perf_counter() - start
+            if best is None or total < best[0]:
+                best = (total, dict(parts))
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+    total, parts = best
+    return parts.get("strings", 0.0), parts.get("count", 0), parts.get("directory", 0.0), total
+
+
+def evicted(path: Path):
+    """Drop the file's pages from the page cache (only this file's)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(descriptor)
+
+
+def measure(label: str, path: Path, repeats: int, cold=False):
     reads, asked, header = counted_reads(path)
     header_size = header.data_start
 
     def list_tensors():
+        if cold:
+            evicted(path)
         checkpoint.open_checkpoint([str(path)])
 
     def read_once():
+        if cold:
+            evicted(path)
         with open(path, "rb") as stream:
             stream.read(header_size)
 
     listing, reading = side_by_side([list_tensors, read_once], repeats=repeats)
+    if cold:
+        print(f"  not in the page cache: list {listing * 1e3:8.2f} ms   read once "
+              f"{reading * 1e3:8.2f} ms   ratio {listing / reading:5.2f}")
+        return
     vocabulary = len(header.metadata.get("tokenizer.ggml.tokens", ()))
     print(f"{label}: {len(header.tensors)} tensors, {vocabulary:,} tokens, header "
           f"{header_size / 1e6:.2f} MB in {reads} reads ({asked / 1e6:.2f} MB asked for)")
     print(f"  list its tensors {listing * 1e3:8.2f} ms   read its header once "
           f"{reading * 1e3:8.2f} ms   ratio {listing / reading:5.2f}  (target <= 2)")
+    strings, count, directory, total = breakdown(path)
+    print(f"  of a listing's {total * 1e3:.2f} ms (each part with its reads): {count:,} strings "
+          f"skipped {strings * 1e3:.2f} ms ({strings / max(count, 1) * 1e9:.1f} ns each), "
+          f"{len(header.tensors)} directory entries {directory * 1e3:.2f} ms, the rest "
+          f"{(total - strings - directory) * 1e3:.2f} ms")
 
 
 def main():
@@ -123,6 +197,7 @@ def main():
         path = Path(folder) / "qwen-sized-tokenizer.gguf"
         write_synthetic(path)
         measure(f"synthetic ({os.path.getsize(path) / 1e6:.1f} MB)", path, args.repeats)
+        measure("synthetic", path, max(3, args.repeats // 3), cold=True)
 
 
 if __name__ == "__main__":

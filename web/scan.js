@@ -167,6 +167,12 @@ async function startScan() {
   // the tensors (and a check of the formats) first, then the workers share them out
   const listing = await engine.request("scan_list", { paths: files, specs });
   let reply = listing;
+  if (!listing.error && scan.running === run) {
+    // the tensors are known: say how many now, not when a worker first reports progress
+    showProgress({ bytes: 0, total_bytes: listing.tensors.reduce((sum, t) => sum + t.bytes, 0),
+      tensors: 0, total_tensors: listing.tensors.length, bytes_per_second: 0,
+      seconds_left: null });
+  }
   if (!listing.error) {
     const failure = await scanOnPool({ files, specs, imatrix,
       wholeValues: hooks.scanWholeValues ?? null, tensors: listing.tensors,

@@ -104,11 +104,12 @@ def _strings(kinds, seed):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kinds=st.lists(STRING_KINDS, min_size=1, max_size=40), repeat=st.integers(30, 120),
        seed=st.integers(0, 2 ** 16), chunk=st.sampled_from([None, 4096, 40_000]),
-       region=st.sampled_from([None, 64, 1000]))
+       region=st.sampled_from([None, 64, 1000]), by_words=st.booleans())
 def test_skipping_string_arrays_lands_where_reading_them_would(kinds, repeat, seed, chunk,
-                                                               region):
+                                                               region, by_words):
     """Any strings, skipped in numpy passes over pieces of any size, end where they end: the
-    key after them and the tensor directory read as written."""
+    key after them and the tensor directory read as written. Prefixes found byte by byte (as in
+    CPython) or word by word (as in Pyodide)."""
     strings = _strings(kinds * repeat, seed)
     if len(strings) <= gguf_file.KEPT_ITEMS:
         strings = strings * (gguf_file.KEPT_ITEMS // len(strings) + 1)
@@ -120,10 +121,28 @@ def test_skipping_string_arrays_lands_where_reading_them_would(kinds, repeat, se
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(byte_window, "CHUNK", chunk or byte_window.CHUNK)
         patch.setattr(byte_window, "REGION", region or byte_window.REGION)
+        patch.setattr(byte_window, "BY_WORDS", by_words)
         header = gguf_file.read_bytes_header(data, "strings.gguf")
     assert header.metadata["after"] == 2 ** 40 + 7
     assert len(header.metadata["vocabulary"]) == len(header.metadata["merges"]) == len(strings)
     assert header.tensors["t"].offset == len(data) - len(F32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(min_size=0, max_size=600), zeros=st.floats(0, 0.9), seed=st.integers(0, 99))
+def test_prefixes_found_word_by_word_are_those_found_byte_by_byte(data, zeros, seed):
+    """Pyodide's word-by-word search finds the byte-by-byte search's prefixes, except one whose
+    next word is all zeros or that lies in the last word (the walk then goes on step by step)."""
+    from quantcalc.readers import byte_window
+
+    raw = np.frombuffer(data, np.uint8).copy()
+    raw[np.random.default_rng(seed).random(raw.size) < zeros] = 0  # runs of zeros, prefixes
+    by_bytes = set(byte_window._prefix_like(raw).tolist())
+    by_words = byte_window._prefix_like_words(raw).tolist()
+    assert by_words == sorted(by_words) and set(by_words) <= by_bytes
+    words = raw[:raw.size // 8 * 8].view("<u8")
+    missed = {int(p) for p in by_bytes - set(by_words)}
+    assert all(p // 8 + 1 >= words.size or words[p // 8 + 1] == 0 for p in missed), missed
 
 
 def test_a_string_array_that_runs_past_the_file_is_truncated():

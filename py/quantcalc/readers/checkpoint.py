@@ -268,9 +268,11 @@ def _list_gguf(path, size):
             header = gguf_file.read_header(read, size, name)
     except OSError as exc:
         raise QuantcalcError(f"cannot read {name}: {exc.strerror or exc}", "file") from None
-    return [TensorEntry(info.name, info.shape, gguf_file.type_name(info.ggml_type), path,
-                        info.offset, info.nbytes or 0, ggml_type=info.ggml_type)
-            for info in header.tensors.values()]
+    d = header.directory
+    names = {kind: gguf_file.type_name(kind) for kind in set(d.kinds)}
+    return [TensorEntry(tensor, shape, names[kind], path, offset, nbytes or 0, None, kind)
+            for tensor, shape, kind, offset, nbytes in zip(d.names, d.shapes, d.kinds,
+                                                           d.offsets, d.nbytes)]
 
 
 def _npy_entry(path, tensor, stream, base, limit, member=None):

@@ -8,11 +8,13 @@ works on bytes in memory and on a file, which it reads a megabyte at a time (byt
 metadata arrays longer than KEPT_ITEMS (a tokenizer's vocabulary) are skipped, not read. It
 checks every count and length against what the file can hold, and refuses what llama.cpp's
 gguf.cpp refuses, so a hostile header gets a message, not a crash, a huge allocation or shifted
-values. llama.cpp's own `gguf` package is the reference in the tests.
+values (the tensor directory's checks, for all tensors at once, are gguf_directory.py's).
+llama.cpp's own `gguf` package is the reference in the tests.
 """
 
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
@@ -20,17 +22,17 @@ import numpy as np
 from quantcalc.errors import QuantcalcError, shortened
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.readers.arrays import bf16_to_float32, names_in_message
+from quantcalc.readers import gguf_directory
 from quantcalc.readers.byte_window import Window
+from quantcalc.readers.gguf_directory import Directory
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
 MAX_ALIGNMENT = 1 << 20
 MAX_ARRAY_DEPTH = 8
-MAX_DIMS = 4            # GGML_MAX_DIMS: gguf.cpp refuses a tensor with more
 KEPT_ITEMS = 1024       # a longer metadata array (a tokenizer's) is skipped, not read
 KEPT_BYTES = 1 << 20    # and so is a longer metadata string (a tokenizer's JSON)
 MAX_NAME = 1 << 16      # bytes in a key or a tensor name (llama.cpp's are under 64)
-INT64_MAX = (1 << 63) - 1
 STRING, ARRAY = 8, 9
 # scalar metadata types
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
@@ -38,7 +40,6 @@ _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: 
 _LAYOUTS = {kind: struct.Struct("<" + code) for kind, code in _SCALARS.items()}
 _U32, _U64, _ARRAY_HEAD = struct.Struct("<I"), struct.Struct("<Q"), struct.Struct("<IQ")
 _COUNTS = struct.Struct("<IQQ")
-_TENSOR_TAIL = [struct.Struct(f"<{n}QIQ") for n in range(MAX_DIMS + 1)]  # dims, type, offset
 # ggml types whose values quantcalc reads directly: name, bytes per value
 PLAIN_TYPES = {0: ("F32", 4), 1: ("F16", 2), 30: ("BF16", 2), 28: ("F64", 8)}
 
@@ -63,8 +64,17 @@ class TensorInfo:
 class GGUFHeader:
     version: int
     metadata: dict = field(default_factory=dict)
-    tensors: dict = field(default_factory=dict)   # name -> TensorInfo
+    directory: Optional[Directory] = None   # the tensors, one list per field
     data_start: int = 0
+
+    @cached_property
+    def tensors(self) -> dict:
+        """name -> TensorInfo (made when first asked for: a listing reads the directory)."""
+        d = self.directory
+        if d is None:
+            return {}
+        return {name: TensorInfo(name, shape, kind, offset, nbytes) for name, shape, kind, offset,
+                nbytes in zip(d.names, d.shapes, d.kinds, d.offsets, d.nbytes)}
 
 
 @dataclass(frozen=True)
@@ -168,12 +178,9 @@ def read_header(read, size, name="file") -> GGUFHeader:
                                  "file")
         header.metadata[key] = _value(window, window.unpack(_U32)[0])
     alignment = _alignment(header.metadata, name)
-    directory = _directory(window, n_tensors)
+    entries = gguf_directory.read_entries(window, n_tensors, _string)
     header.data_start = -(-window.at // alignment) * alignment
-    for tensor, (dims, kind, offset) in directory.items():
-        header.tensors[tensor] = _tensor(tensor, dims, kind, offset, header.data_start,
-                                         alignment, name)
-    _check_placement(header.tensors.values(), size, name)
+    header.directory = gguf_directory.checked(entries, header.data_start, alignment, size, name)
     return header
 
 
@@ -185,106 +192,6 @@ def _alignment(metadata, name):
         raise QuantcalcError(f"{name} has an invalid general.alignment ({alignment!r}): it must "
                              f"be a power of two up to {MAX_ALIGNMENT:,}", "file")
     return alignment
-
-
-def _directory(window, count):
-    """{tensor name: (dims in GGUF order, ggml type, offset from the data start)}: the entries
-    that lie whole in the window's piece unpacked in one loop, any other one field by field."""
-    directory = {}
-    while len(directory) < count:
-        _entries_in_piece(window, count - len(directory), directory)
-        if len(directory) < count:
-            _entry(window, directory)
-    return directory
-
-
-def _entries_in_piece(window, count, directory):
-    """Up to `count` entries from the window's piece, stopping at one that does not lie whole
-    in it or needs a message (the field-by-field reading gives it)."""
-    piece, local = window.piece, window.at - window.base
-    end, u64, u32 = len(piece), _U64.unpack_from, _U32.unpack_from
-    for _ in range(count):
-        if local + 8 > end:
-            break
-        start = local + 8 + u64(piece, local)[0]
-        if start + 4 > end or start - local > MAX_NAME or u32(piece, start)[0] > MAX_DIMS:
-            break
-        tail = _TENSOR_TAIL[u32(piece, start)[0]]
-        if start + 4 + tail.size > end:
-            break
-        try:
-            tensor = str(piece[local + 8:start], "utf-8")
-        except UnicodeDecodeError:
-            break
-        if tensor in directory:
-            break
-        *dims, kind, offset = tail.unpack_from(piece, start + 4)
-        directory[tensor] = (dims, kind, offset)
-        local = start + 4 + tail.size
-    window.at = window.base + local
-
-
-def _entry(window, directory):
-    tensor = _string(window, "tensor name")
-    n_dims = window.unpack(_U32)[0]
-    if n_dims > MAX_DIMS:
-        raise QuantcalcError(f"{window.name}: tensor '{shortened(tensor, 60)}' claims "
-                             f"{n_dims:,} dimensions; GGUF tensors have at most {MAX_DIMS}",
-                             "file")
-    *dims, kind, offset = window.unpack(_TENSOR_TAIL[n_dims])
-    if tensor in directory:
-        raise QuantcalcError(f"{window.name} has two tensors named '{shortened(tensor, 60)}'",
-                             "file")
-    directory[tensor] = (dims, kind, offset)
-
-
-def _tensor(tensor, dims, kind, offset, data_start, alignment, name) -> TensorInfo:
-    """One directory entry, checked as gguf.cpp checks it."""
-    shape = tuple(reversed(dims))
-    extent = 1
-    for n in dims:
-        extent *= n or 1
-    known = ggml_decode.TYPES.get(kind)
-    row = dims[0] if dims else 1
-    nbytes = None if known is None else extent // known[1] * known[2] if 0 not in dims else 0
-    if extent > INT64_MAX or known is not None and (row % known[1] or nbytes > INT64_MAX) \
-            or offset % alignment:
-        _refuse_tensor(f"{name}: tensor '{shortened(tensor, 60)}'", shape, extent, known, row,
-                       offset, alignment)
-    return TensorInfo(tensor, shape, kind, data_start + offset, nbytes)
-
-
-def _refuse_tensor(where, shape, extent, known, row, offset, alignment):
-    if extent > INT64_MAX:
-        raise QuantcalcError(f"{where} has dimensions {list(shape)}: more elements than a "
-                             f"tensor can have (2^63)", "file")
-    if known is not None and row % known[1] == 0 and offset % alignment == 0:
-        raise QuantcalcError(f"{where} has {extent:,} {known[0]} values: more bytes than a "
-                             f"file can hold (2^63)", "file")
-    if known is not None and row % known[1]:
-        raise QuantcalcError(f"{where} is {known[0]} with rows of {row:,} values, not a whole "
-                             f"number of its blocks of {known[1]} values", "file")
-    raise QuantcalcError(f"{where} starts at offset {offset:,}, which is not a multiple of the "
-                         f"file's alignment ({alignment})", "file")
-
-
-def _check_placement(infos, size, name):
-    """Every tensor's bytes lie in the file, and no two tensors share any."""
-    spans = []
-    for info in infos:
-        end = info.offset + (info.nbytes or 0)
-        if end > size:
-            what = "ends" if info.nbytes else "starts"
-            raise QuantcalcError(f"{name} is truncated: tensor '{shortened(info.name, 60)}' "
-                                 f"{what} at byte {end:,} but the file has {size:,}", "file")
-        if info.nbytes:
-            spans.append((info.offset, end, info.name))
-    spans.sort()
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
-        if start < end:
-            raise QuantcalcError(f"{name}: tensors '{shortened(first, 60)}' and "
-                                 f"'{shortened(second, 60)}' overlap (the second starts at "
-                                 f"byte {start:,}, before the first ends at {end:,})", "file")
 
 
 def read_bytes_header(data: bytes, name="file") -> GGUFHeader:
