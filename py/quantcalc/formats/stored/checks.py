@@ -63,8 +63,10 @@ def dtype(values, name: str, expected, what: str):
 
 
 def ndim(values, name: str, allowed, what: str):
+    allowed = list(allowed)
     if values.ndim not in allowed:
-        dims = " or ".join(str(n) for n in allowed)
+        dims = f"{allowed[0]} to {allowed[-1]}" if len(allowed) > 2 else \
+            " or ".join(str(n) for n in allowed)
         refuse(f"{name} has {values.ndim} dimensions {shape_text(values.shape)}; {what} has {dims}")
     return values
 
@@ -73,7 +75,8 @@ def shape(values, name: str, expected, what: str):
     """Refuse `values` unless its shape is `expected`; `what` says what it should hold."""
     expected = tuple(int(n) for n in expected)
     if tuple(values.shape) != expected:
-        refuse(f"{name} has shape {shape_text(values.shape)}; {what} needs {shape_text(expected)}")
+        refuse(f"{name} has shape {shape_text(values.shape)}; expected {shape_text(expected)} for "
+               f"{what}")
     return values
 
 

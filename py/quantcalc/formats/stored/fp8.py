@@ -62,7 +62,7 @@ def block_scaled(weight, weight_scale_inv, block=(128, 128), kind: str = "e4m3",
     scale = checks.kind(checks.array(weight_scale_inv, scale_name), scale_name, "f")
     expected = (*weight.shape[:-2], *blocks.grid(weight.shape, block))
     checks.shape(scale, scale_name, expected,
-                 f"one scale per {block[0]}x{block[1]} tile of a {_dims(weight.shape)} weight")
+                 f"one scale per {block[0]}x{block[1]} tile of the {_dims(weight.shape)} weight")
     values = decode(weight, kind, name).astype(checks.working_dtype(scale))
     return blocks.apply(values, block, scale)
 
