@@ -1,5 +1,6 @@
 """An independent reference for GPTQ and AWQ checkpoints, transcribed from the libraries that
-write them (neither is installed: both need CUDA builds), written apart from quantcalc's decoder
+write them (neither is a dependency here: AutoGPTQ and AutoAWQ are built for CUDA, and AutoAWQ
+is no longer maintained), written apart from quantcalc's decoder
 and sharing none of its code: the quantizers, the packing, and each library's own dequantization.
 
 - AutoGPTQ auto_gptq/quantization/quantizer.py: `Quantizer.find_params` (perchannel, min-max,
