@@ -8,7 +8,8 @@ and sharing none of its code: the quantizers, the packing, and each library's ow
   and the activation order (`perm`, `invperm`, `g_idx`).
 - AutoGPTQ auto_gptq/nn_modules/qlinear/qlinear_cuda.py: `QuantLinear.pack` (the intweight loop,
   the word loops for 2/4/8 bits and the three-word 3-bit branch, `zeros -= 1`) and the torch path
-  of `QuantLinear.forward` (the `wf` shifts, `zeros + 1`, `scales[g_idx] * (weight - zeros[g_idx])`).
+  of `QuantLinear.forward` (the `wf` shifts, `zeros + 1`,
+  `scales[g_idx] * (weight - zeros[g_idx])`).
 - AutoAWQ awq/quantize/quantizer.py: `AwqQuantizer.pseudo_quantize_tensor` (zero_point=True);
   awq/modules/linear/gemm.py: `WQLinear_GEMM.from_linear` (order_map [0, 2, 4, 6, 1, 3, 5, 7]);
   awq/utils/packing_utils.py: `unpack_awq`, `reverse_awq_order`, `dequantize_gemm`.

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from quantcalc.errors import QuantcalcError
 from quantcalc.formats.stored import compressed_tensors as ct
 from quantcalc.formats.stored.ct_args import weight_args
 from tests.support.stored import rounded_like, same_values, stored

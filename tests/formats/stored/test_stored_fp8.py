@@ -123,7 +123,7 @@ def test_tensor_and_channel_scales_equal_vllms_weight_times_scale(scale_shape, k
     scale = rng.uniform(1e-4, 1e-1, shape).astype(np.float32)
     ours = fp8.scaled(codes, scale, kind)
     torch_scale = torch.from_numpy(scale)
-    if scale_shape == ("rows",):  # one per row: the (rows, 1) layout vLLM and compressed-tensors use
+    if scale_shape == ("rows",):  # one per row, as vLLM's and compressed-tensors' (rows, 1)
         torch_scale = torch_scale[:, None]
     theirs = torch.from_numpy(codes).view(TORCH[kind]).float() * torch_scale
     assert same_values(ours, theirs.numpy())

@@ -2,8 +2,9 @@
 transcribed from AutoGPTQ and AutoAWQ (tests/support/gptq_awq_reference.py): random weights
 quantized by their quantizers, packed by their packing code, and decoded by quantcalc, which
 must give (a) the value scale * (integer - zero) of the integers the reference packed, computed
-exactly in float64 and rounded once to float32 (no rounding at all for float16 scales), (b) the libraries' own float16 dequantization once rounded to float16, and (c) with
-float32 scales (GPTQ), exactly the quantizer's dequantized weight."""
+exactly in float64 and rounded once to float32 (no rounding at all for float16 scales), (b) the
+libraries' own float16 dequantization once rounded to float16, and (c) with float32 scales
+(GPTQ), exactly the quantizer's dequantized weight."""
 
 import numpy as np
 import pytest
@@ -181,7 +182,8 @@ GPTQ_REFUSED = [
     (dict(bits=5), "5-bit values are not read here (quantcalc reads 2, 3, 4, 8 bits)"),
     (dict(group_size=0), "group_size is 0; it must be a positive integer or -1"),
     (dict(checkpoint_format="marlin"), "GPTQ checkpoint_format 'marlin' is not read"),
-    (dict(drop="scales"), "model.layers.5.mlp.gate_proj.scales is missing (dequantization needs it)"),
+    (dict(drop="scales"),
+     "model.layers.5.mlp.gate_proj.scales is missing (dequantization needs it)"),
     (dict(drop="qzeros", sym=False), "qzeros is missing (asymmetric GPTQ needs it)"),
     (dict(change=("scales", np.ones((3, 64), np.float16))),
      "scales has 3 rows; 256 input columns in groups of 128 take 2"),

@@ -15,7 +15,9 @@ quantization/lifecycle/forward.py):
 The value is `(q - zero_point) * scale` computed in the scale's float type, as `_dequantize` does
 (`x_q.to(scale.dtype) - zero_point.to(scale.dtype)`, then `* scale`), and for NVFP4
 `q * (scale / global_scale)`. float32 scales give compressed-tensors' bits exactly; for bf16 or
-f16 scales the result stays float32 where the library rounds it once more to the scale's type.
+f16 scales the result stays float32 where the library rounds it once more to the scale's type
+(and its NVFP4 output to bf16). An NVFP4 scale stored as a float instead of F8_E4M3 is used as
+it is, where the library would first round it to bf16.
 Activation order: checkpoints of compressed-tensors before 0.20 may carry `weight_g_idx`, the
 group of each column (-1 everywhere when unused); column c then takes group g_idx[c]'s scale,
 as that version's `_process_group` did by sorting the columns by g_idx.

@@ -88,8 +88,9 @@ def per_tensor_or_channel(scale, shape, name: str):
         return (rows, cols), scale
     if tuple(scale.shape) in ((*lead, rows, 1), (*lead, rows)):
         return (1, cols), scale.reshape(*lead, rows, 1)
+    per_row = checks.shape_text((*lead, rows, 1))
     checks.refuse(f"{name} has shape {checks.shape_text(scale.shape)}; a {_dims(shape)} weight "
-                  f"takes one scale (shape (1,)) or one per row {checks.shape_text((*lead, rows, 1))}")
+                  f"takes one scale (shape (1,)) or one per row {per_row}")
 
 
 def _dims(shape) -> str:
