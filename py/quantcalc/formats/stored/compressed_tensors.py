@@ -68,13 +68,14 @@ def _pack_quantized(tensors, args: WeightArgs, layer: str):
     checks.ndim(packed, name, (2,), "a pack-quantized weight")
     rows, cols = _weight_shape(tensors, packed, layer)
     bits = args.num_bits
-    # whole values per word, spare bits unused: a layout that lived a few weeks; where it takes
-    # as many words as the dense one the two cannot be told apart and the dense one is read
+    # whole values per word, spare bits unused: how versions before the dense packing
+    # (compressed-tensors PR #732, 2026) stored 3/5/6/7 bits; where it takes as many words as
+    # the dense one the two cannot be told apart, and the dense one is read
     padded = -(-cols // (32 // bits))
     if packed.shape[1] != packing.words_for(cols, bits) and packed.shape[1] == padded:
         checks.refuse(f"{name} holds {32 // bits} {bits}-bit values per word with the spare bits "
-                      "unused, as compressed-tensors wrote them for a few weeks in 2026; quantcalc "
-                      "reads the dense packing every other version writes")
+                      "unused, as compressed-tensors did before its dense packing; quantcalc "
+                      "reads the dense packing of the versions since")
     packing.check_words(packed, name, bits, cols, 1, f"a row of {cols:,} columns")
     codes = packing.unpack(packed, bits, cols, axis=1).astype(np.int16) - (1 << (bits - 1))
     return _scaled_codes(codes, tensors, args, layer, packed_zero=True)
