@@ -39,13 +39,6 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize("call,message", REFUSED)
-def test_inconsistent_tensors_are_refused_with_their_name(call, message):
-    with pytest.raises(QuantcalcError) as error:
-        call()
-    assert message in error.value.message and error.value.field == "file"
-
-
 def refused(call):
     with pytest.raises(QuantcalcError) as error:
         call()
