@@ -54,6 +54,25 @@ class FloatGrid:
         return (sign << (self.exponent_bits + self.mantissa_bits)) \
             | (biased << self.mantissa_bits) | mantissa
 
+    def decode(self, codes):
+        """Values (float64) of bit patterns, the inverse of `encode`, specials included: where
+        the largest finite value leaves the all-ones exponent out (E5M2, as IEEE), that binade is
+        +-Inf (mantissa 0) and NaN; elsewhere (E4M3FN) only patterns past max_value are NaN."""
+        codes = np.asarray(codes).astype(np.int64)
+        mantissa = codes & ((1 << self.mantissa_bits) - 1)
+        biased = (codes >> self.mantissa_bits) & ((1 << self.exponent_bits) - 1)
+        negative = ((codes >> (self.exponent_bits + self.mantissa_bits)) & 1).astype(bool)
+        normal = biased > 0
+        significand = np.where(normal, mantissa + (1 << self.mantissa_bits), mantissa)
+        exponent = np.maximum(biased, 1) - self.bias - self.mantissa_bits
+        values = np.ldexp(significand.astype(np.float64), exponent)
+        top = (1 << self.exponent_bits) - 1
+        if np.ldexp(1.0, top - self.bias) > self.max_value:
+            values = np.where(biased == top, np.where(mantissa == 0, np.inf, np.nan), values)
+        else:
+            values = np.where(values > self.max_value, np.nan, values)
+        return np.where(negative, -values, values)
+
     def representable(self) -> np.ndarray:
         """All non-negative finite values, ascending."""
         exponents = np.arange(self.min_exponent, self.min_exponent + (1 << self.exponent_bits))
