@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantcalc.errors import QuantcalcError, shortened
+from quantcalc.formats.stored import fp8
 from quantcalc.readers import file_parts
 from quantcalc.readers.slab_reader import SlabReader, read_exactly
 
@@ -43,26 +44,6 @@ class StoredFormat:
     parts: tuple = ()
 
 
-def _fp8_table(dtype) -> np.ndarray:
-    """The float32 value of each of the 256 codes (OCP FP8: E4M3 has no infinities, its
-    S.1111.111 is NaN; E5M2 is IEEE-like)."""
-    codes = np.arange(256)
-    sign = np.where(codes & 0x80, -1.0, 1.0)
-    if dtype == "F8_E4M3":
-        exponent, mantissa, bias, bits = (codes >> 3) & 0xF, codes & 7, 7, 3
-    else:
-        exponent, mantissa, bias, bits = (codes >> 2) & 0x1F, codes & 3, 15, 2
-    fraction = mantissa / float(1 << bits)
-    values = np.where(exponent == 0, fraction * 2.0 ** (1 - bias),
-                      (1.0 + fraction) * 2.0 ** (exponent - bias))
-    if dtype == "F8_E4M3":
-        values = np.where((exponent == 15) & (mantissa == 7), np.nan, values)
-    else:
-        values = np.where(exponent == 31, np.where(mantissa == 0, np.inf, np.nan), values)
-    return (sign * values).astype(np.float32)
-
-
-TABLES = {dtype: _fp8_table(dtype) for dtype in FP8}
 
 
 def recognise(entries) -> None:
@@ -194,7 +175,7 @@ class StoredReader:
         entry = self.entry
         shape = tuple(entry.shape)
         rows, row_values = entry.rows, entry.row_values
-        table = TABLES[entry.dtype]
+        table = fp8.table(entry.dtype)  # formats/stored/fp8: the one byte -> value table
         with file_parts.open_file(entry.path) as stream:
             stream.seek(entry.offset)
             for first in range(0, rows, rows_per_slab):
