@@ -132,3 +132,15 @@ def test_post_init_runs_and_may_refuse():
         assert checked(4.0).bits == 4 and isinstance(checked(4.0).bits, int)
         with pytest.raises(ValueError):
             checked(1)
+
+
+def test_every_record_of_the_package_is_declared_with_record():
+    """One way to declare a record: a module that used @dataclass would compile its methods
+    from source at import, which the page pays for when that module loads (scan, plan)."""
+    import re
+    from pathlib import Path
+    package = Path(__file__).resolve().parents[2] / "py" / "quantcalc"
+    users = [p.relative_to(package).as_posix() for p in package.rglob("*.py")
+             if re.search(r"^\s*@(dataclasses\.)?dataclass\b", p.read_text(encoding="utf-8"),
+                          flags=re.M)]
+    assert users == []

@@ -7,13 +7,14 @@ such a tensor is listed with its stored type and the statistics of its dequantiz
 no format is measured on it (scan/tensor_scan.py).
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 from quantcalc.formats.ggml import decode as ggml_decode
 from quantcalc.readers.checkpoint import Checkpoint, TensorEntry
+from quantcalc.records import record
 
 
-@dataclass
+@record
 class DequantizedEntry(TensorEntry):
     """A quantized tensor whose dequantized values a scan measures as if they were its own
     (the checkpoint's SlabReader dequantizes it)."""

@@ -23,17 +23,18 @@ F32 for 1-D tensors, as GGUF stores them, F16 otherwise.
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from quantcalc.errors import QuantcalcError
 from quantcalc.plan import keep_patterns
 from quantcalc.plan import kept as kept_rules
+from quantcalc.records import record
 from quantcalc.scan import roles as tensor_roles
 
 KEPT_BITS = {"F32": 32.0, "F16": 16.0}
 
 
-@dataclass
+@record
 class Tensor:
     name: str
     role: str
@@ -51,7 +52,7 @@ class Tensor:
         return (16.0 if bits is None else bits) * self.parameters
 
 
-@dataclass
+@record
 class Plan:
     target_bits: float
     choice: dict                   # tensor name -> index into its options (kept: absent)

@@ -5,7 +5,6 @@ CSV, a figure of total error against bits per weight, a PDF and the summary the 
 
 import io
 import math
-from dataclasses import dataclass
 
 from quantcalc.plan import allocate as planner
 from quantcalc.plan import compressed_tensors, kept, llama_quantize, naming, scan_checks
@@ -13,6 +12,7 @@ from quantcalc.plan.preset_prices import preset_points
 from quantcalc.errors import QuantcalcError
 from quantcalc.engine.estimate import DB_PER_LOG, Z95
 from quantcalc.engine.metrics import portable_log10
+from quantcalc.records import record
 from quantcalc.reports.tables import _writer, format_number, json_text, safe_cell
 
 
@@ -22,7 +22,7 @@ def _metric(doc, weighted):
         else "MSE"
 
 
-@dataclass
+@record
 class Prepared:
     """What does not depend on the target: the tensors' candidates, the planner's curve and the
     presets with the plan at each one's size (the page's slider then only allocates)."""

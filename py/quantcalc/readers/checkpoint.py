@@ -14,7 +14,7 @@ a slab, not the file (perfetto's trace_stream idea).
 import json
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Optional
 
 import numpy as np
@@ -25,12 +25,13 @@ from quantcalc.readers import gguf as gguf_file
 from quantcalc.readers.arrays import (SAFETENSORS_DTYPES, check_expansion, names_in_message, safetensors_entry, safetensors_header)
 from quantcalc.errors import QuantcalcError, shortened
 from quantcalc.readers.slab_reader import ZIP_ERRORS, SlabReader, read_exactly
+from quantcalc.records import record
 from quantcalc.schema import file_types
 
 FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
 
 
-@dataclass
+@record
 class TensorEntry:
     """Where one tensor lives and how it is stored."""
 
@@ -81,7 +82,7 @@ class TensorEntry:
         return self.count // self.rows if self.rows else 0
 
 
-@dataclass
+@record
 class Checkpoint:
     tensors: list
     files: list                                # (path, size in bytes)

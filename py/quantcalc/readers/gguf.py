@@ -13,7 +13,7 @@ llama.cpp's own `gguf` package is the reference in the tests.
 """
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from typing import Optional
 
@@ -25,6 +25,7 @@ from quantcalc.readers.arrays import bf16_to_float32, names_in_message
 from quantcalc.readers import gguf_directory
 from quantcalc.readers.byte_window import Window
 from quantcalc.readers.gguf_directory import Directory
+from quantcalc.records import record
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -44,7 +45,7 @@ _COUNTS = struct.Struct("<IQQ")
 PLAIN_TYPES = {0: ("F32", 4), 1: ("F16", 2), 30: ("BF16", 2), 28: ("F64", 8)}
 
 
-@dataclass
+@record
 class TensorInfo:
     name: str
     shape: tuple       # numpy order: slowest axis first (GGUF lists the fastest first)
@@ -60,7 +61,7 @@ class TensorInfo:
         return total
 
 
-@dataclass
+@record
 class GGUFHeader:
     version: int
     metadata: dict = field(default_factory=dict)
@@ -77,7 +78,7 @@ class GGUFHeader:
                 nbytes in zip(d.names, d.shapes, d.kinds, d.offsets, d.nbytes)}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SkippedArray:
     """A metadata array longer than KEPT_ITEMS (a tokenizer's tokens, scores or merges), skipped
     without being read: quantcalc uses none of them. Its item type and length."""
@@ -89,7 +90,7 @@ class SkippedArray:
         return self.count
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SkippedString:
     """A metadata string longer than KEPT_BYTES, skipped without being read: its length."""
 

@@ -12,12 +12,12 @@ fault, as it always did.
 """
 
 import struct
-from dataclasses import dataclass
 
 import numpy as np
 
 from quantcalc.errors import QuantcalcError, shortened
 from quantcalc.formats.ggml import decode as ggml_decode
+from quantcalc.records import record
 
 MAX_DIMS = 4            # GGML_MAX_DIMS: gguf.cpp refuses a tensor with more
 MAX_NAME = 1 << 16      # bytes in a tensor name (llama.cpp's are under 64)
@@ -34,7 +34,7 @@ for _kind, (_, _values, _bytes) in ggml_decode.TYPES.items():
 _EXACT = float(1 << 60)  # below this, int64 products and float64 estimates cannot mislead
 
 
-@dataclass
+@record
 class Directory:
     """The checked directory, one list per field, in the file's order. `shapes` in numpy order
     (slowest axis first; GGUF lists the fastest first), `offsets` absolute, `nbytes` None for
@@ -47,7 +47,7 @@ class Directory:
     nbytes: list
 
 
-@dataclass
+@record
 class Entries:
     """The directory as read, before its checks: names, and numpy arrays of each entry's
     dimension count, dimensions (GGUF order, padded with 1s to four), ggml type and offset from

@@ -13,7 +13,7 @@ hands them to ggml's searches as `quant_weights`. Two formats, as llama.cpp read
 
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from quantcalc.readers import file_parts
 from quantcalc.readers import gguf as gguf_file
 from quantcalc.readers.arrays import names_in_message
 from quantcalc.errors import QuantcalcError
+from quantcalc.records import record
 
 NAMES_LISTED = 5
 # ggml's searches sum weight * code^2 over a block in float32 (IQ4: codes up to 127, blocks of
@@ -28,7 +29,7 @@ NAMES_LISTED = 5
 MAX_WEIGHT = 1e30
 
 
-@dataclass
+@record
 class ImportanceMatrix:
     entries: dict = field(default_factory=dict)   # name -> float32 weights (n_mat * columns)
     chunk_count: int = 0

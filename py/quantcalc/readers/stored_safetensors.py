@@ -17,7 +17,6 @@ it at its stored size and measures nothing on it.
 
 import math
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,12 +24,13 @@ from quantcalc.errors import QuantcalcError, shortened
 from quantcalc.formats.stored import fp8
 from quantcalc.readers import file_parts
 from quantcalc.readers.slab_reader import SlabReader, read_exactly
+from quantcalc.records import record
 
 FP8 = {"F8_E4M3": "FP8 E4M3", "F8_E5M2": "FP8 E5M2"}
 FLOATS = ("F64", "F32", "F16", "BF16")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StoredFormat:
     """How a tensor is stored: `label` names it ("FP8 E4M3 x 128x128 block scales
     (weight_scale_inv)"); `decoded` whether quantcalc reads its values; `scale` the entry of its

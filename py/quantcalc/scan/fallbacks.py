@@ -10,7 +10,6 @@ the type has no fallback (a legacy type on rows not a multiple of 32) llama-quan
 the result is refused with that reason.
 """
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from quantcalc.engine.metrics import ErrorAccumulator
 from quantcalc.errors import QuantcalcError
 from quantcalc.formats.ggml import fallback as ggml_fallback
+from quantcalc.records import record
 from quantcalc.scan.rows import empty_result
 from quantcalc.scan.scan_formats import formats_from_specs
 
@@ -26,7 +26,7 @@ F16_OVERFLOW = 65520.0  # float32 -> float16 rounds values from here on to infin
 CHUNK_VALUES = 1 << 20
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Planned:
     """One scanned format on one tensor: what is run for it (`run`: a ScanFormat, F16, or None
     where llama-quantize stops), and the fallback that chose it (None: the format itself)."""

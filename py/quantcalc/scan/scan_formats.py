@@ -1,14 +1,14 @@
 """The formats a scan runs: each as the user wrote it ("q4_k", "format=int bits=4
 granularity=group") with its label and validated settings, or a named preset of them."""
 
-from dataclasses import dataclass
 
 from quantcalc.engine import compare
 from quantcalc.engine.config import Config
 from quantcalc.errors import QuantcalcError, printable
+from quantcalc.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ScanFormat:
     label: str
     settings: tuple   # ((key, value), ...) as given, for reports and recipes

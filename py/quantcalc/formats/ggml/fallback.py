@@ -21,9 +21,9 @@ ncols is ne[0], the row length (numpy's last axis). A type of blocks of 32 (Q4_0
 IQ4_NL) has no fallback: llama-quantize stops on such a tensor.
 """
 
-from dataclasses import dataclass
 
 from quantcalc.formats.ggml.decode import TYPES
+from quantcalc.records import record
 
 # ggml type name -> the type llama-quantize takes instead (upper case, as ggml names them)
 FALLBACK = {
@@ -36,7 +36,7 @@ BLOCK = {name: values for name, values, _ in TYPES.values()}
 SOURCE = "llama.cpp src/llama-quant.cpp tensor_type_fallback"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Fallback:
     """What llama-quantize does with a tensor of row length `row_length` asked for `wanted`:
     it writes `used` instead (an upper-case ggml type; "F16" when even the fallback's blocks do

@@ -9,13 +9,13 @@ error sums part by part in that layout. The float32 steps are C's, in its order
 (formats/ggml/search.py says how exactness is kept).
 """
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from quantcalc.formats.block_columns import LANES, Columns, holding, natural
 from quantcalc.formats.ggml.search import F32, filled, fp16, inverse
+from quantcalc.records import record
 
 QK = 32               # values per block
 SLAB_VALUES = 1 << 18  # values whose blocks' numbers are worked out at once (whole rows): its
@@ -23,7 +23,7 @@ SLAB_VALUES = 1 << 18  # values whose blocks' numbers are worked out at once (wh
 PART_BLOCKS = 4096    # blocks quantized at a time (2^17 values)
 
 
-@dataclass
+@record
 class Part:
     """Some consecutive blocks quantized, as (8, 4 · blocks) arrays in the Columns layout."""
 

@@ -8,7 +8,6 @@ were clipped, and each block's effective scale. See formats/ggml/search.py for h
 kept.
 """
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from quantcalc.formats.ggml.legacy import TYPES as LEGACY_TYPES, in_rows
 from quantcalc.formats.ggml.search import (F32, _first_largest, _where, fp16, inverse,
                                            make_q3_quants, make_qkx_quants, make_qp_quants,
                                            make_qx_quants, nearest_int, seq_sum)
+from quantcalc.records import record
 
 QK = 32      # values per block of the legacy types
 QK_K = 256   # values per super-block of the K-quants
@@ -23,7 +23,7 @@ QK_K = 256   # values per super-block of the K-quants
 IMPL_SEARCH = dict(rmin=-0.9, rdelta=0.05, nstep=36, use_mad=False)
 
 
-@dataclass
+@record
 class Quantized:
     codes: np.ndarray     # int, one per value
     recon: np.ndarray     # float32, one per value
