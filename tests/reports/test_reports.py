@@ -223,3 +223,11 @@ def test_json_spells_infinities_once_and_reads_them_back_only_under_number_keys(
     assert json.loads(text) == {"sqnr_db": "inf", "low": "-inf", "name": "inf", "x": 1.5}
     assert report.from_jsonable(json.loads(text), ["sqnr_db", "low"]) == {**doc, "x": 1.5}
     assert report.to_jsonable(doc)["sqnr_db"] == math.inf  # in memory, numbers stay numbers
+    # from the page, whole numbers come back as ints (JavaScript has one number type): floats
+    # again under number keys only, booleans and other keys untouched
+    back = report.from_jsonable({"sqnr_db": 6, "parameters": 6, "flag": True, "rows": [
+        {"low": 2, "name": 3}]}, ["sqnr_db", "low", "flag"])
+    assert back == {"sqnr_db": 6.0, "parameters": 6, "flag": True, "rows": [{"low": 2.0,
+                                                                             "name": 3}]}
+    assert isinstance(back["sqnr_db"], float) and isinstance(back["parameters"], int)
+    assert back["flag"] is True

@@ -161,9 +161,11 @@ def json_text(value, **options) -> str:
 
 
 def from_jsonable(value, number_keys):
-    """Data read back from JSON text (a scan given to `plan`): the numbers json_text spelled
-    under any of `number_keys`, at any depth, are floats again. Only under those keys: a tensor
-    or a label may well be named "inf"."""
+    """Data read back from JSON text or from the page (a scan given to `plan`): the numbers
+    under any of `number_keys`, at any depth, are floats again, those json_text spelled ("inf")
+    and the whole ones JavaScript hands back as integers (it has one number type: 6.0 returns
+    as 6, and a plan made from it would write 884736 where the command line writes 884736.0).
+    Only under those keys: a tensor or a label may well be named "inf"."""
     keys = frozenset(number_keys)
 
     def back(item, numeric):
@@ -171,6 +173,8 @@ def from_jsonable(value, number_keys):
             return {k: back(v, k in keys) for k, v in item.items()}
         if isinstance(item, list):
             return [back(v, numeric) for v in item]
+        if numeric and isinstance(item, int) and not isinstance(item, bool):
+            return float(item)
         return JSON_READING.get(item, item) if numeric and isinstance(item, str) else item
     return back(value, False)
 
