@@ -166,3 +166,24 @@ def test_a_scan_in_worker_processes_equals_one_here(model, documents):
     path, _ = model
     reply = api.scan_model([str(path)], SCAN_FORMATS, jobs=2)
     assert reply == {"document": documents["scan"], "interrupted": False}
+
+
+def test_a_config_json_chosen_with_the_tensors_names_the_architecture(tmp_path):
+    """The page hands the scan every file the user chose, config.json included (a folder drop):
+    it holds no tensors, and it names the architecture and blocks the plan's GGUF names need."""
+    import json
+
+    import numpy as np
+
+    from quantcalc import api
+    from tests.support.checkpoints import write_safetensors
+    weights = tmp_path / "model.safetensors"
+    write_safetensors(weights, {"model.layers.0.self_attn.q_proj.weight":
+                                np.ones((4, 32), np.float32)})
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "num_hidden_layers": 1}))
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    paths = [str(weights), str(tmp_path / "config.json"), str(tmp_path / "tokenizer_config.json")]
+    doc = api.scan_model(paths, ["q8_0"])["document"]
+    assert [t["name"] for t in doc["tensors"]] == ["model.layers.0.self_attn.q_proj.weight"]
+    assert doc["model"]["architecture"] == "llama" and doc["model"]["block_count"] == 1

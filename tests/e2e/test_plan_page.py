@@ -109,7 +109,8 @@ def formats_args(specs):
 def test_minilm_llama_cpp_types_plan_and_exports_equal_the_command_line(app, minilm, tmp_path):
     page = app.page
     app.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    scan(page, [minilm], preset="llama.cpp")
+    # the model's files as a user picks them: the weights and their config.json
+    scan(page, [minilm, minilm.parent / "config.json"], preset="llama.cpp")
     assert page.get_attribute("#planner", "data-state") == "planned"
     assert page.is_hidden("#plan-requantize-box")  # I64 position_ids are not "quantized"
     plan_at(page, "5.25")
@@ -123,14 +124,10 @@ def test_minilm_llama_cpp_types_plan_and_exports_equal_the_command_line(app, min
                                                            "base type ")
     assert "model-f16.gguf" in page.text_content("#plan-lq-status")
 
-    # the command line, on the same file in one go and on the page's own scan. The page's scan
-    # takes no config.json (schema/file_types.py has no row for it), so the command line gets
-    # the file alone too: both name the architecture from the tensor names
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    (alone / minilm.name).symlink_to(minilm)
+    # the command line, on the same file in one go (its config.json beside it) and on the
+    # page's own scan: both name the tensors for BERT
     out = tmp_path / "cli"
-    cli("scan", alone / minilm.name, *formats_args(LLAMA_PRESET), "--quiet", "--json",
+    cli("scan", minilm, *formats_args(LLAMA_PRESET), "--quiet", "--json",
         out.with_suffix(".scan.json"), "--plan-bpw", "5.25", "--plan-json",
         out.with_suffix(".json"), "--plan-tensor-types", out.with_suffix(".txt"), "--plan-csv",
         out.with_suffix(".csv"), "--plan-llm-compressor", out.with_suffix(".yaml"))
@@ -139,6 +136,7 @@ def test_minilm_llama_cpp_types_plan_and_exports_equal_the_command_line(app, min
     shown = json.loads(made["json"])
     assert shown == json.loads(out.with_suffix(".json").read_bytes())
     assert shown == json.loads((tmp_path / "of-page-scan.json").read_bytes())
+    assert shown["gguf"]["source"] == "config.json model_type bert"  # the page had it too
     assert made["tensor_types"] == out.with_suffix(".txt").read_bytes()
     assert made["csv"] == out.with_suffix(".csv").read_bytes()
     assert made["pdf"].startswith(b"%PDF-")

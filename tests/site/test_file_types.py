@@ -85,7 +85,8 @@ def test_no_list_of_suffixes_is_written_by_hand_in_the_page():
     ("model.safetensors", ".safetensors"), ("MODEL.SafeTensors", ".safetensors"),
     ("model.safetensors.index.json", ".safetensors.index.json"), ("w.gguf", ".gguf"),
     ("model.imatrix.gguf", ".gguf"), ("imatrix.dat", ".dat"), ("pytorch_model.bin", ".bin"),
-    ("config.json", None), ("notes", None), ("x.npy.txt", ".txt"),
+    ("config.json", "config.json"), ("tokenizer_config.json", "config.json"),
+    ("tokens.json", None), ("notes", None), ("x.npy.txt", ".txt"),
 ])
 def test_a_name_has_the_type_of_its_longest_suffix(name, suffix):
     kind = file_types.of(name)

@@ -144,6 +144,8 @@ def _expand(path, notes):
                              f"{file_types.listed(file_types.SCAN)} file", "file")
     if kind.refused:
         raise QuantcalcError(kind.refusal(name), "file")
+    if kind.reader == "config":
+        return []  # no tensors: api/model_facts reads it from the folder
     return _shards_of_index(path) if kind.reader == "index" else [path]
 
 
@@ -154,7 +156,8 @@ def _expand_folder(path, name, notes):
     indexes = [n for n, kind in inside if kind is not None and kind.reader == "index"]
     if indexes:
         return _expand(os.path.join(path, indexes[0]), notes)
-    data = [n for n, kind in inside if kind is not None and not kind.refused]
+    data = [n for n, kind in inside if kind is not None and not kind.refused
+            and kind.reader != "config"]
     refused = [(n, kind) for n, kind in inside if kind is not None and kind.refused]
     if not data:
         if refused:

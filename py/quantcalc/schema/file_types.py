@@ -26,7 +26,9 @@ class FileType:
         reader: what reads its tensors: "text" (pasted numbers, CSV), "npy", "npz",
             "safetensors", "gguf" (readers/text, arrays, checkpoint, gguf), "index" (a sharded
             checkpoint's index, read for the shards it names), "imatrix" (readers/imatrix, which
-            reads any importance matrix, GGUF or legacy, by its first bytes); None when refused.
+            reads any importance matrix, GGUF or legacy, by its first bytes), "config" (a
+            model's config.json: no tensors, read beside them by api/model_facts for the
+            architecture, head counts and quantization_config); None when refused.
         by_offset: the chosen tensor is read by offset (headers first), never the whole file, so
             the file may be of any size; otherwise the calculator reads it whole.
         several: it holds several tensors, so the user picks one (the page's tensor chooser).
@@ -66,6 +68,10 @@ FILE_TYPES = (
     FileType(".gguf", "GGUF", "gguf", (CALCULATOR, SCAN, IMATRIX), by_offset=True, several=True),
     FileType(".csv", "CSV", "text", (CALCULATOR,)),
     FileType(".txt", "text", "text", (CALCULATOR,)),
+    # a model folder's config.json, taken with the tensors so the page has it too (the
+    # architecture names the GGUF tensors a plan exports); other *config.json files are taken
+    # and skipped alike (tokenizer_config.json says nothing quantcalc uses)
+    FileType("config.json", "model configuration", "config", (SCAN,)),
     FileType(".dat", "llama.cpp importance matrix (legacy)", "imatrix", (IMATRIX,)),
     FileType(".imatrix", "llama.cpp importance matrix", "imatrix", (IMATRIX,)),
     # taken by the scan (a model folder often has them) only to say why they are not opened
@@ -82,8 +88,10 @@ def of(name) -> FileType | None:
 
 
 def taken_by(tool: str, refused: bool = False) -> tuple:
-    """The types `tool` reads (with those it takes only to refuse, if `refused`)."""
-    return tuple(t for t in FILE_TYPES if tool in t.tools and (refused or t.refused is None))
+    """The types of tensor files `tool` reads (with those it takes only to refuse, if
+    `refused`); a config.json, taken beside them, is not one."""
+    return tuple(t for t in FILE_TYPES if tool in t.tools and (refused or t.refused is None)
+                 and t.reader != "config")
 
 
 def listed(tool: str, each=str) -> str:
