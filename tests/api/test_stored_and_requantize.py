@@ -87,6 +87,11 @@ def test_allow_requantize_measures_the_dequantized_values(files, jobs):
     plan = api.plan(doc, {"target_bpw": 6.0})["plan"]
     assert "--allow-requantize" in plan["llama_quantize"]["command"]
     assert plan["llama_quantize"]["command"].split()[-3] == "quantized.gguf"
+    # the page scans in parts and joins the rows: the same document, its notes included
+    joined = api.scan_document([path], ["q8_0", "q4_k"], doc["tensors"],
+                               allow_requantize=True)["document"]
+    assert joined["notes"] == doc["notes"] and any(
+        n.startswith("--allow-requantize:") for n in doc["notes"])
 
 
 def test_a_scan_records_the_architecture_from_config_json(files):

@@ -227,6 +227,8 @@ def scan_document(paths: list, specs: list, rows: list, allow_requantize=False,
     def work():
         formats = scan.formats_from_specs(list(specs))
         model = checkpoint.open_checkpoint(list(paths))
+        if allow_requantize:  # the document's notes say so, as one scan of them all does
+            model, _ = requantize.allowing_requantize(model)
         plain = scan.rows_from_plain(rows)
         return {"document": report.to_jsonable(_described(
             _in_file_order(model, formats, plain), paths, model, allow_requantize,
