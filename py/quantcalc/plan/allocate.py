@@ -100,7 +100,7 @@ def tensors_from_scan(doc, keep=(), minimum=None, weighted=True, gguf_names=None
         tensor = Tensor(row["name"], row["role"], row["layer"], n,
                         int(row["shape"][-1]) if row["shape"] else 1, [])
         results = [r for r in row["results"] if r["error"] is None]
-        never = kept_rules.never_quantized((gguf_names or {}).get(row["name"]), len(row["shape"]))
+        never = kept_rules.never_quantized((gguf_names or {}).get(row["name"]), row["shape"])
         if len(row["shape"]) <= 1:
             tensor.kept, tensor.reason = "F32", "1-D: kept in F32, as GGUF stores norms"
         elif any(p.search(row["name"]) for p in patterns):

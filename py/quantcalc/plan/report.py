@@ -48,7 +48,8 @@ def prepare(doc, keep=(), minimum=None, weighted=True, curve_points=40,
     params = sum(t.parameters for t in tensors)
     # without an architecture no tensor has a GGUF name: the presets go by the roles alone
     points, missing, notes = preset_points(
-        doc, tensors, names["names"] if names["architecture"] is not None else None)
+        doc, tensors, names["names"] if names["architecture"] is not None else None,
+        names["block_count"])
     comparisons = [c for c in (_compared(point, tensors, params) for point in points) if c]
     curve = [{"bits_per_weight": b, "total_error": e}
              for b, e in planner.sweep(tensors, curve_points)]
