@@ -52,6 +52,15 @@ def without_candidates(row):
     return "F16", "no candidate format takes it", 16.0
 
 
+def not_in_gguf(row, architecture):
+    """(kept type, reason, bits per value) of a tensor the GGUF convert_hf_to_gguf.py writes
+    does not hold: kept as the checkpoint stores it."""
+    kind = stored_type(row)
+    kind = kind if kind in FLOATS else "F16"
+    return kind, (f"not in the GGUF convert_hf_to_gguf.py writes for {architecture} (it drops "
+                  f"it): kept as stored"), stored_bits(row)
+
+
 def never_quantized(gguf_name, shape):
     """The reason llama-quantize leaves a tensor of this GGUF name and shape as it is, or
     None."""
