@@ -80,7 +80,8 @@ class Plan:
         return tensor.kept if tensor.kept else tensor.options[self.choice[tensor.name]][0]
 
 
-def tensors_from_scan(doc, keep=(), minimum=None, weighted=True, gguf_names=None) -> list:
+def tensors_from_scan(doc, keep=(), minimum=None, weighted=True, gguf_names=None,
+                      architecture=None) -> list:
     """The planner's view of a scan document: candidates per tensor, and what is kept.
 
     Args:
@@ -90,6 +91,9 @@ def tensors_from_scan(doc, keep=(), minimum=None, weighted=True, gguf_names=None
         weighted: use the importance-weighted MSE where every candidate of a tensor has one.
         gguf_names: {name: GGUF name or None}; a tensor llama-quantize never quantizes (BERT's
             position embeddings) is kept in F16.
+        architecture: the model's architecture when gguf_names are its own (not guessed): a
+            tensor without a GGUF name is one convert_hf_to_gguf.py drops (BERT's pooler,
+            GPT-2's attention-mask buffers), kept as stored.
     """
     # matched by an automaton in time linear in the name: re backtracks, and may never end
     patterns = [keep_patterns.compile_pattern(pattern) for pattern in keep]
@@ -100,13 +104,14 @@ def tensors_from_scan(doc, keep=(), minimum=None, weighted=True, gguf_names=None
         tensor = Tensor(row["name"], row["role"], row["layer"], n,
                         int(row["shape"][-1]) if row["shape"] else 1, [])
         results = [r for r in row["results"] if r["error"] is None]
-        never = kept_rules.never_quantized((gguf_names or {}).get(row["name"]), len(row["shape"]))
+        never = kept_rules.never_quantized((gguf_names or {}).get(row["name"]), row["shape"])
         if len(row["shape"]) <= 1:
             tensor.kept, tensor.reason = "F32", "1-D: kept in F32, as GGUF stores norms"
         elif any(p.search(row["name"]) for p in patterns):
             tensor.kept, tensor.reason = "F16", "matches a keep pattern"
-        elif not results:
-            tensor.kept, tensor.reason, bits = kept_rules.without_candidates(row)
+        elif not results or architecture and (gguf_names or {}).get(row["name"]) is None:
+            tensor.kept, tensor.reason, bits = kept_rules.without_candidates(row) if not results \
+                else kept_rules.not_in_gguf(row, architecture)
             tensor.stored_bits = None if tensor.kept in KEPT_BITS else bits
         elif never:
             tensor.kept, tensor.reason = "F16", never

@@ -122,8 +122,9 @@ def recipe(rows, formats, *, gguf_source=False) -> dict:
                 "format": label, "tensors": 0,
                 "reason": "llm-compressor quantizes a module's weight; this tensor is not one"})
             entry["tensors"] += 1
-        else:
-            groups[label]["targets"].append(row["name"][:-len(".weight")])
+        else:  # a stack of experts (plan/experts.py) targets each expert's module
+            groups[label]["targets"] += [name[:-len(".weight")] for name in
+                                         row.get("experts") or [row["name"]]]
     made = [groups[label] for label in order if groups[label]["targets"]]
     out = {"made": bool(made), "groups": made, "not_made": list(not_made.values()),
            "reason": None}

@@ -52,9 +52,20 @@ def without_candidates(row):
     return "F16", "no candidate format takes it", 16.0
 
 
-def never_quantized(gguf_name, dims):
-    """The reason llama-quantize leaves a tensor of this GGUF name as it is, or None."""
-    if gguf_name is None or dims < 2 or llama_quantize.quantizes(gguf_name, dims):
+def not_in_gguf(row, architecture):
+    """(kept type, reason, bits per value) of a tensor the GGUF convert_hf_to_gguf.py writes
+    does not hold: kept as the checkpoint stores it."""
+    kind = stored_type(row)
+    kind = kind if kind in FLOATS else "F16"
+    return kind, (f"not in the GGUF convert_hf_to_gguf.py writes for {architecture} (it drops "
+                  f"it): kept as stored"), stored_bits(row)
+
+
+def never_quantized(gguf_name, shape):
+    """The reason llama-quantize leaves a tensor of this GGUF name and shape as it is, or
+    None."""
+    dims = llama_quantize.ggml_dims(shape)
+    if gguf_name is None or len(shape) < 2 or llama_quantize.quantizes(gguf_name, dims):
         return None
     return f"llama-quantize never quantizes {gguf_name}: kept in F16 as convert writes it"
 

@@ -36,8 +36,20 @@ _SPECIAL = re.compile(r"([.^$|?*+()\[\]{}\\/])")
 _FILE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
+def ggml_dims(shape) -> int:
+    """The tensor's number of dimensions as ggml counts them (ggml_n_dims): a [1, n] tensor
+    (numpy's order) is 1-D, since ggml drops its outer dimensions of size 1."""
+    dims = len(shape)
+    for size in shape:
+        if dims <= 1 or size != 1:
+            break
+        dims -= 1
+    return dims
+
+
 def quantizes(gguf_name, dims) -> bool:
-    """Whether llama-quantize quantizes a tensor of this GGUF name and number of dimensions."""
+    """Whether llama-quantize quantizes a tensor of this GGUF name and number of dimensions
+    (ggml_dims)."""
     return dims >= 2 and gguf_name.endswith("weight") and gguf_name not in NEVER and \
         not any(part in gguf_name for part in NEVER_IN)
 
@@ -73,7 +85,7 @@ def arguments(rows, formats, *, source=None, requantize=False, weighted=False) -
             if not kept:
                 unmapped.append(row["name"])
             continue
-        if not quantizes(row["gguf_name"], len(row["shape"])):
+        if not quantizes(row["gguf_name"], ggml_dims(row["shape"])):
             continue
         if kept and label not in gguf_names.GGML_TYPES:
             continue  # not floats (I64): convert does not write it as a weight

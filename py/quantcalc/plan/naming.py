@@ -11,8 +11,9 @@ from quantcalc.schema import gguf_names
 
 
 def naming(doc) -> dict:
-    """{"architecture", "source", "block_count", "gguf_py", "names": {name: GGUF name or
-    None}} for the scan document `doc`."""
+    """{"architecture", "source", "block_count", "gguf_py", "guessed", "names": {name: GGUF
+    name or None}} for the scan document `doc`; "guessed" when the architecture is the one
+    whose names match most (a tensor without a GGUF name may then be one it does not know)."""
     facts = doc.get("model") if isinstance(doc.get("model"), dict) else {}
     architecture = facts.get("architecture")
     source = facts.get("source")
@@ -20,7 +21,8 @@ def naming(doc) -> dict:
     if not (isinstance(blocks, int) and not isinstance(blocks, bool) and blocks >= 0):
         blocks = None
     names = [row["name"] for row in doc["tensors"]]
-    if architecture not in gguf_names.ARCHITECTURES:
+    guessed = architecture not in gguf_names.ARCHITECTURES
+    if guessed:
         guessed, mapped = gguf_names.infer_architecture(names)
         unknown = f"{architecture} is not an architecture gguf-py {gguf_names.GGUF_PY_VERSION}" \
                   f" knows" if isinstance(architecture, str) and architecture else \
@@ -31,5 +33,5 @@ def naming(doc) -> dict:
             f"{unknown})"
     mapper = None if architecture is None else gguf_names.name_map(architecture, blocks)
     return {"architecture": architecture, "source": source, "block_count": blocks,
-            "gguf_py": gguf_names.GGUF_PY_VERSION,
+            "gguf_py": gguf_names.GGUF_PY_VERSION, "guessed": guessed,
             "names": {name: None if mapper is None else mapper.get(name) for name in names}}

@@ -11,13 +11,14 @@ size, the rest in F16).
 from quantcalc.plan import llama_presets
 
 
-def preset_points(doc, tensors, gguf_names=None) -> tuple:
-    """([{"preset", "bits", "error", "types"}], [formats to scan too], [notes])."""
+def preset_points(doc, tensors, gguf_names=None, block_count=None) -> tuple:
+    """([{"preset", "bits", "error", "types"}], [formats to scan too], [notes]); block_count
+    the model's blocks, as llama_presets.assign takes it."""
     by_name = {t.name: t for t in tensors}
     labels = {f["label"] for f in doc["formats"]}
     out, missing, notes = [], set(), []
     for preset in llama_presets.FTYPES:
-        types = llama_presets.assign(doc["tensors"], preset, gguf_names)
+        types = llama_presets.assign(doc["tensors"], preset, gguf_names, block_count)
         priced = _price(doc, by_name, types, labels)
         if isinstance(priced, tuple):
             out.append({"preset": preset, "bits": priced[0], "error": priced[1],

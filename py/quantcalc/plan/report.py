@@ -7,7 +7,7 @@ import io
 import math
 
 from quantcalc.plan import allocate as planner
-from quantcalc.plan import compressed_tensors, kept, llama_quantize, naming, scan_checks
+from quantcalc.plan import compressed_tensors, experts, kept, llama_quantize, naming, scan_checks
 from quantcalc.plan.preset_prices import preset_points
 from quantcalc.errors import QuantcalcError
 from quantcalc.engine.estimate import DB_PER_LOG, Z95
@@ -36,25 +36,29 @@ class Prepared:
     settings: dict
     naming: dict = None
     notes: list = None
+    doc: dict = None       # the scan as planned: each layer's experts one tensor (experts.py)
 
 
 def prepare(doc, keep=(), minimum=None, weighted=True, curve_points=40,
             where="the scan") -> Prepared:
     """`where` names the scan (its file) in the one-line refusal of a scan with nothing to
     plan."""
+    doc, stacking = experts.stacked(doc)
     names = naming.naming(doc)
-    tensors = planner.tensors_from_scan(doc, keep, minimum, weighted, names["names"])
+    tensors = planner.tensors_from_scan(doc, keep, minimum, weighted, names["names"],
+                                        None if names["guessed"] else names["architecture"])
     kept.nothing_to_plan(doc, tensors, where)
     params = sum(t.parameters for t in tensors)
     # without an architecture no tensor has a GGUF name: the presets go by the roles alone
     points, missing, notes = preset_points(
-        doc, tensors, names["names"] if names["architecture"] is not None else None)
+        doc, tensors, names["names"] if names["architecture"] is not None else None,
+        names["block_count"])
     comparisons = [c for c in (_compared(point, tensors, params) for point in points) if c]
     curve = [{"bits_per_weight": b, "total_error": e}
              for b, e in planner.sweep(tensors, curve_points)]
     return Prepared(tensors, params, _metric(doc, weighted), curve, comparisons, missing,
                     {"keep": list(keep), "minimum": dict(minimum or {}), "weighted": weighted},
-                    names, notes)
+                    names, [stacking] * (stacking is not None) + notes, doc)
 
 
 def _compared(point, tensors, params):
@@ -78,6 +82,7 @@ def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighte
           prepared=None, where="the scan") -> dict:
     """The plan document: everything the reports, the page and the recipes need."""
     prepared = prepared or prepare(doc, keep, minimum, weighted, where=where)
+    doc = prepared.doc or doc
     tensors, params = prepared.tensors, prepared.parameters
     names = prepared.naming or naming.naming(doc)
     budget = planner.target_bits(tensors, target_bpw, target_size)
@@ -86,6 +91,7 @@ def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighte
         raise QuantcalcError(f"the target is below the smallest plan the scanned formats allow "
                              f"({chosen.bits_per_weight:.6g} bits per weight)", "target")
     shapes = {row["name"]: list(row["shape"]) for row in doc["tensors"]}
+    stacks = {row["name"]: row["experts"] for row in doc["tensors"] if row.get("experts")}
     rows = []
     for t in tensors:
         option = None if t.kept else t.options[chosen.choice[t.name]]
@@ -93,7 +99,8 @@ def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighte
                      "layer": t.layer, "shape": shapes[t.name], "parameters": t.parameters,
                      "format": chosen.format_of(t),
                      "bits": t.kept_bits if t.kept else option[1],
-                     "error": 0.0 if t.kept else option[2], "kept": t.reason or None})
+                     "error": 0.0 if t.kept else option[2], "kept": t.reason or None,
+                     **({"experts": stacks[t.name]} if t.name in stacks else {})})
     plan = {
         "kind": "quantcalc-plan", "version": 1, "metric": prepared.metric,
         "target_bits_per_weight": budget / params, "bits_per_weight": chosen.bits_per_weight,

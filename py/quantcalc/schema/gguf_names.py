@@ -25,6 +25,15 @@ ARCHITECTURES = tuple(table.ARCHITECTURES)
 GGUF_PY_VERSION = table.GGUF_PY_VERSION
 _DIGITS = re.compile(r"\d+")
 # what follows the model's name in a Hugging Face class name (LlamaForCausalLM, BertModel)
+# convert_hf_to_gguf.py's registrations (its conversion/llama.py and phi.py) of Hugging Face
+# classes whose name does not name the architecture it writes: Mistral's and Mixtral's
+# checkpoints become llama GGUFs (Mixtral's experts as llama's ffn_*_exps), Phi-2 a phi2 GGUF
+CONVERTED_AS = {
+    **dict.fromkeys(("LLaMAForCausalLM", "MistralForCausalLM", "MixtralForCausalLM",
+                     "VLlama3ForCausalLM", "LlavaForConditionalGeneration",
+                     "VoxtralForConditionalGeneration", "IQuestCoderForCausalLM"), "llama"),
+    "PhiForCausalLM": "phi2", "Phi4ForCausalLMV": "phi3",
+}
 _CLASS_ENDINGS = ("ForConditionalGeneration", "ForCausalLM", "ForMaskedLM", "LMHeadModel",
                   "ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering",
                   "ForSpeechSeq2Seq", "Model")
@@ -107,17 +116,20 @@ def name_map(architecture: str, block_count=None) -> NameMap:
 
 
 def architecture_of_config(config) -> tuple:
-    """(architecture, how it was found) from a Hugging Face config.json's model_type or
-    architectures, or (None, None) when neither names an architecture gguf-py knows."""
+    """(architecture, how it was found) from a Hugging Face config.json: its architectures
+    class as convert_hf_to_gguf.py registers it (CONVERTED_AS), its model_type, or the class's
+    name; (None, None) when none names an architecture gguf-py knows."""
     if not isinstance(config, dict):
         return None, None
+    classes = config.get("architectures")
+    classes = [c for c in classes if isinstance(c, str)] if isinstance(classes, list) else []
+    for name in classes:
+        if CONVERTED_AS.get(name) in table.ARCHITECTURES:
+            return CONVERTED_AS[name], f"config.json architectures {name}"
     model_type = config.get("model_type")
     if isinstance(model_type, str) and model_type.lower() in table.ARCHITECTURES:
         return model_type.lower(), f"config.json model_type {model_type}"
-    classes = config.get("architectures")
-    for name in classes if isinstance(classes, list) else []:
-        if not isinstance(name, str):
-            continue
+    for name in classes:
         stem = next((name[:-len(e)] for e in _CLASS_ENDINGS if name.endswith(e)), name)
         if stem.lower() in table.ARCHITECTURES:
             return stem.lower(), f"config.json architectures {name}"
