@@ -247,6 +247,9 @@ def test_an_already_quantized_gguf_says_in_one_line_why_nothing_is_planned(tmp_p
     message = reply["error"]["message"]
     assert "nothing to plan" in message and "already quantized" in message, message
     assert "\n" not in message and "--allow-requantize" in message
+    # and known from the headers, before any scan (the command line refuses a plan up front)
+    early = api.scan_inputs([str(path)])["plan_refusal"]
+    assert early is not None and "nothing to plan" in early, key
 
 
 # ---------------------------------------------------------------- presets in llama.cpp's order

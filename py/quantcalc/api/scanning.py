@@ -150,9 +150,13 @@ def scan_inputs(paths: list, names=None) -> dict:
 def _plan_refusal(model, scanned):
     """The plan's one-line refusal of a checkpoint whose matrices are all already quantized
     (plan/kept.py), or None."""
-    from quantcalc.plan import kept
+    from quantcalc.plan import kept, llama_quantize
 
-    if any(e.readable and len(e.shape) >= 2 for e in scanned):
+    # in a GGUF, a float matrix llama-quantize never quantizes (BERT's position_embd, an MoE
+    # router) leaves nothing to plan either
+    gguf = all(path.lower().endswith(".gguf") for path, _ in model.files)
+    if any(e.readable and len(e.shape) >= 2 and (not gguf or llama_quantize.quantizes(
+            e.name, llama_quantize.ggml_dims(e.shape))) for e in scanned):
         return None
     counts = {}
     for entry in scanned:
