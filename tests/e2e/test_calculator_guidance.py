@@ -1,0 +1,46 @@
+"""The calculator where a rule would otherwise be silent (issue 27): a refused llama.cpp type
+offers its fallback as one click, an integer tensor gets the scan's reason for leaving such
+tensors as stored, and a format change that keeps a setting says so beside it."""
+
+import numpy as np
+import pytest
+
+from helpers import assert_same_numbers, calculate, engine_summary, fill
+from tests.support import checkpoints as C
+
+ROWS = np.random.default_rng(6).standard_normal((2, 384)).round(4)
+ROWS_TEXT = "[" + ", ".join("[" + ", ".join(f"{v:g}" for v in row) + "]" for row in ROWS) + "]"
+BASE = {"name": "w", "mode": "symmetric", "rounding": "half-even", "calibration": "minmax",
+        "granularity": "tensor"}
+
+
+@pytest.fixture
+def clean(app):
+    page = app.page
+    if page.locator("#clear-file").is_visible():
+        page.click("#clear-file")
+    fill(page, format="int", bits=8, **BASE)
+    return page
+
+
+def test_an_integer_tensor_says_integers_are_usually_not_quantized(app, clean, tmp_path):
+    page = clean
+    path = tmp_path / "model.safetensors"
+    C.write_safetensors(path, {"embeddings.position_ids": np.arange(512).reshape(1, 512),
+                               "embeddings.word_embeddings.weight": ROWS.astype(np.float32)})
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector(".qc-tensor-choice:not([hidden])")
+    page.select_option("#tensor", "embeddings.position_ids")
+    calculate(page)
+    summary = engine_summary({"name": "w", **BASE}, {"file_path": str(path),
+                                                    "tensor": "embeddings.position_ids"})
+    notes = page.locator("#notes li").all_inner_texts()
+    assert notes[0] == summary["notes"][0]
+    assert "I32 values, not floats: integer tensors (positions, ids, masks) are usually not " \
+        "quantized" in notes[0]
+    page.select_option("#tensor", "embeddings.word_embeddings.weight")
+    calculate(page)
+    assert not any("not floats" in n for n in page.locator("#notes li").all_inner_texts())
+    page.click("#clear-file")
+
+
