@@ -4,7 +4,8 @@
 // and shows the format's own value; the user's value comes back when another format allows it.
 import { $, $$ } from "./store.js";
 import {
-  SETTINGS, SETTING, applies, fixedValue, formatAllows, formatOf, notApplicableReason, shownWhenOff,
+  FORMATS, SETTINGS, SETTING, applies, fixedValue, formatAllows, formatOf, notApplicableReason,
+  shownWhenOff,
 } from "./rules.js";
 import schema from "./schema.js";
 
@@ -209,8 +210,17 @@ export function clearErrors() {
   }
 }
 
-// Show an engine error next to the field it concerns; the user's input is left as it was.
-export function showError(error, { fileLoaded = false } = {}) {
+// Settings as a button names them: "Q5_0", "Granularity channel".
+function describeSettings(settings) {
+  return Object.entries(settings).map(([key, value]) => (key === "format"
+    ? (FORMATS[value]?.label ?? String(value)).replace(/^GGUF /, "")
+    : `${SETTING[key]?.label ?? key} ${value}`)).join(", ");
+}
+
+// Show an engine error next to the field it concerns; the user's input is left as it was. An
+// error that names what to take instead (error.try: a llama.cpp type's fallback for these rows)
+// offers it as one click, which `onTry(settings)` applies.
+export function showError(error, { fileLoaded = false, onTry = null } = {}) {
   let field = error.field || "values";
   if (field === "values" && fileLoaded) field = "file";
   let message = $(`#error-${field}`);
@@ -219,6 +229,13 @@ export function showError(error, { fileLoaded = false } = {}) {
     message = $(`#error-${field}`);
   }
   message.textContent = error.message;
+  if (error.try && onTry) {
+    const button = element("button", { type: "button", className: "qc-secondary qc-try",
+      textContent: `Try ${describeSettings(error.try)}` });
+    button.dataset.try = JSON.stringify(error.try);
+    button.addEventListener("click", () => onTry(error.try));
+    message.append(button);
+  }
   message.hidden = false;
   const input = form.elements[field];
   if (input && input.setAttribute) {

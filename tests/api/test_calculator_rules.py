@@ -24,6 +24,26 @@ def weights(tmp_path_factory):
     return folder
 
 
+@pytest.mark.parametrize("fmt, fallback", [("q4_k", "q5_0"), ("q2_k", "q4_0"), ("q3_k", "q4_0"),
+                                           ("q5_k", "q5_1"), ("q6_k", "q8_0"),
+                                           ("iq4_xs", "iq4_nl")])
+def test_a_refused_llama_cpp_type_offers_its_fallback_as_data(weights, fmt, fallback):
+    source = {"file_path": str(weights / "rows.npy")}
+    error = api.analyze({"format": fmt}, source)["error"]
+    assert error["field"] == "format" and error["try"] == {"format": fallback}
+    assert f"as {fallback.upper()} instead" in error["message"]
+    reply = api.analyze({"format": fmt, **error["try"]}, source)
+    assert "error" not in reply and reply["summary"]["format"] == fallback
+
+
+@pytest.mark.parametrize("fmt", ["q4_k", "q4_0"])
+def test_no_offer_where_llama_quantize_writes_f16_or_stops(weights, fmt):
+    """Rows of 40: Q4_K's fallback Q5_0 does not divide them either (llama-quantize writes
+    F16, which is no format here); Q4_0 has no fallback (llama-quantize stops)."""
+    error = api.analyze({"format": fmt}, {"file_path": str(weights / "odd.npy")})["error"]
+    assert error["field"] == "format" and "try" not in error
+
+
 def test_an_integer_tensor_gets_the_scans_reason_in_the_calculator(weights):
     path = weights / "model.safetensors"
     entry = checkpoint.open_checkpoint([path]).get("embeddings.position_ids")

@@ -23,6 +23,27 @@ def clean(app):
     return page
 
 
+def test_a_refused_k_quant_offers_its_fallback_as_one_click(app, clean):
+    page = clean
+    fill(page, values=ROWS_TEXT, format="q4_k")
+    calculate(page)
+    error = page.locator("#error-format")
+    assert error.is_visible() and "llama-quantize writes such a tensor as Q5_0" in error.inner_text()
+    offer = error.locator("button.qc-try")
+    assert offer.inner_text() == "Try Q5_0"
+    before = int(page.evaluate("document.body.dataset.calculations || 0"))
+    offer.focus()
+    page.keyboard.press("Enter")  # a keyboard user takes it as a mouse user does
+    page.wait_for_selector(f"body[data-calculations='{before + 1}']", state="attached")
+    assert page.locator("#error-format").is_hidden()
+    assert page.input_value("#format") == "q5_0"
+    assert_same_numbers(page, engine_summary({"name": "w", "format": "q5_0"}, {"text": ROWS_TEXT}))
+    # no offer where there is nothing to take instead (Q4_0 has no fallback)
+    fill(page, values="[" + ", ".join(f"{v:g}" for v in ROWS[0, :40]) + "]", format="q4_0")
+    calculate(page)
+    assert error.is_visible() and error.locator("button").count() == 0
+
+
 def test_an_integer_tensor_says_integers_are_usually_not_quantized(app, clean, tmp_path):
     page = clean
     path = tmp_path / "model.safetensors"
