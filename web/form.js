@@ -76,7 +76,11 @@ export function buildSettingsFields(container) {
     field.append(
       element("p", { className: "qc-help", id: `help-${key}`, textContent: setting.help }),
       element("p", { className: "qc-off", id: `off-${key}`, hidden: true }),
+      element("p", { className: "qc-carried", id: `carried-${key}`, hidden: true }),
       element("p", { className: "qc-error", id: `error-${key}`, hidden: true }));
+    if (input.getAttribute("aria-describedby")) {
+      input.setAttribute("aria-describedby", `help-${key} carried-${key}`);
+    }
     return field;
   });
   container.replaceChildren(...fields);
@@ -132,7 +136,65 @@ export function applyForm(fields) {
     delete input.dataset.userValue;
     show(input, key === "values" || typeof value === "boolean" ? value : String(value ?? ""));
   }
+  // set as a whole (a link, the saved form, an offer taken): nothing was carried over
+  shownForm = null;
+  carried.clear();
   updateStates();
+}
+
+// Settings a format change carried over: the user's value, kept where the new format takes it
+// (INT4's "per group of 128" under FP8), is said beside it, with the default it differs from,
+// until the user changes that setting or the format again.
+let shownForm = null; // the form as updateStates last showed it
+const carried = new Map(); // key -> what is said beside it
+
+function choiceLabel(setting, value) {
+  if (setting.kind === "flag") return value === true || value === "true" ? "on" : "off";
+  const choice = setting.choices?.find((c) => c.value === String(value));
+  return choice ? choice.label : String(value);
+}
+
+function noteCarried(before, after) {
+  carried.clear();
+  const fmt = formatOf(before);
+  const from = fmt.name === "int" ? `INT${before.bits}` : fmt.label;
+  for (const setting of SETTINGS) {
+    const { key } = setting;
+    if (key === "name" || key === "format" || !applies(key, before) || !applies(key, after)) continue;
+    if (String(after[key]) === String(DEFAULTS[key])) continue;
+    carried.set(key, `Kept from ${from}: ${choiceLabel(setting, after[key])} (the default is ` +
+      `${choiceLabel(setting, DEFAULTS[key])}).`);
+  }
+}
+
+// A format's refusal (and its offer) no longer applies once the user picks another format.
+function dropFormatError() {
+  const message = $("#error-format");
+  message.hidden = true;
+  message.textContent = "";
+  const input = form.elements.format;
+  input.removeAttribute("aria-invalid");
+  const described = (input.getAttribute("aria-describedby") ?? "").split(" ")
+    .filter((id) => id && id !== "error-format");
+  input.setAttribute("aria-describedby", described.join(" "));
+}
+
+function followCarried(values) {
+  if (shownForm && values.format !== shownForm.format) {
+    noteCarried(shownForm, values);
+    dropFormatError();
+  } else if (shownForm) {
+    for (const key of [...carried.keys()]) {
+      if (String(values[key]) !== String(shownForm[key])) carried.delete(key);
+    }
+  }
+  shownForm = values;
+  for (const setting of SETTINGS) {
+    const note = $(`#carried-${setting.key}`);
+    const text = applies(setting.key, values) ? carried.get(setting.key) ?? "" : "";
+    note.textContent = text;
+    note.hidden = !text;
+  }
 }
 
 // Hide settings whose conditions do not hold (a percentile for min-max), disable the ones the
@@ -171,6 +233,7 @@ export function updateStates() {
   for (const option of form.elements.calibration.options) {
     option.disabled = !fmt.calibrations.includes(option.value);
   }
+  followCarried(values);
   const block = form.elements.block_size;
   block.placeholder = fmt.block_size ? String(fmt.block_size) : "";
   $("#imatrix-choice").hidden = !fmt.uses_importance; // only llama.cpp's searches use one

@@ -65,3 +65,27 @@ def test_an_integer_tensor_says_integers_are_usually_not_quantized(app, clean, t
     page.click("#clear-file")
 
 
+def test_a_format_change_that_keeps_a_setting_says_so_beside_it(app, clean):
+    page = clean
+    fill(page, values=ROWS_TEXT, format="q4_k")
+    calculate(page)
+    assert page.locator("#error-format button.qc-try").is_visible()
+    fill(page, format="int")  # the refusal named Q4_K: it goes with it, and its offer
+    assert page.locator("#error-format").is_hidden()
+    assert page.get_attribute("#format", "aria-invalid") is None
+    fill(page, bits=4, granularity="group", group_size=128)
+    carried = page.locator("#carried-granularity")
+    assert carried.is_hidden()
+    fill(page, format="fp8_e4m3")
+    assert carried.is_visible()
+    assert carried.inner_text() == "Kept from INT4: Per group (the default is Per tensor)."
+    assert page.locator("#carried-group_size").inner_text() == \
+        "Kept from INT4: 128 (the default is 32)."
+    # read with the control by a screen reader
+    assert "carried-granularity" in page.get_attribute("#granularity", "aria-describedby")
+    assert page.locator("#carried-rounding").is_hidden()  # the default: nothing to say
+    fill(page, granularity="tensor")  # the user decides: the note goes
+    assert carried.is_hidden() and page.locator("#carried-group_size").is_hidden()
+    fill(page, granularity="group")
+    assert carried.is_hidden()  # chosen under FP8, not carried from another format
+    fill(page, format="int", granularity="tensor")
