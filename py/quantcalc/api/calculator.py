@@ -50,6 +50,13 @@ def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None)
     return result
 
 
+def load(source: dict):
+    """The values of a source as the calculator reads them (readers/sources.py); raises
+    QuantcalcError. Listed in the facade (api/__init__.py), which named it without its
+    definition."""
+    return sources.load(source)
+
+
 def describe_imatrix(spec: dict) -> dict:
     """The entries of an importance matrix file, for the page's chooser."""
     def work():
