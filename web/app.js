@@ -171,7 +171,7 @@ async function calculate() {
       return;
     }
     if (reply.error) {
-      showError(reply.error, { fileLoaded: Boolean(state.file) });
+      showError(reply.error, { fileLoaded: Boolean(state.file), onTry: trySettings });
       markStale(true);
       return;
     }
@@ -307,6 +307,13 @@ function restore() {
 }
 
 // ---------------------------------------------------------------- wiring
+// What a refusal offers instead ("Try Q5_0"): set it in the form, keep it, calculate again.
+function trySettings(settings) {
+  applyForm(Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, String(v)])));
+  saveSoon();
+  calculate();
+}
+
 function useExample() {
   forgetFile();
   applyForm(EXAMPLE);

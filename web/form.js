@@ -4,7 +4,8 @@
 // and shows the format's own value; the user's value comes back when another format allows it.
 import { $, $$ } from "./store.js";
 import {
-  SETTINGS, SETTING, applies, fixedValue, formatAllows, formatOf, notApplicableReason, shownWhenOff,
+  FORMATS, SETTINGS, SETTING, applies, fixedValue, formatAllows, formatOf, notApplicableReason,
+  shownWhenOff,
 } from "./rules.js";
 import schema from "./schema.js";
 
@@ -75,7 +76,11 @@ export function buildSettingsFields(container) {
     field.append(
       element("p", { className: "qc-help", id: `help-${key}`, textContent: setting.help }),
       element("p", { className: "qc-off", id: `off-${key}`, hidden: true }),
+      element("p", { className: "qc-carried", id: `carried-${key}`, hidden: true }),
       element("p", { className: "qc-error", id: `error-${key}`, hidden: true }));
+    if (input.getAttribute("aria-describedby")) {
+      input.setAttribute("aria-describedby", `help-${key} carried-${key}`);
+    }
     return field;
   });
   container.replaceChildren(...fields);
@@ -131,7 +136,65 @@ export function applyForm(fields) {
     delete input.dataset.userValue;
     show(input, key === "values" || typeof value === "boolean" ? value : String(value ?? ""));
   }
+  // set as a whole (a link, the saved form, an offer taken): nothing was carried over
+  shownForm = null;
+  carried.clear();
   updateStates();
+}
+
+// Settings a format change carried over: the user's value, kept where the new format takes it
+// (INT4's "per group of 128" under FP8), is said beside it, with the default it differs from,
+// until the user changes that setting or the format again.
+let shownForm = null; // the form as updateStates last showed it
+const carried = new Map(); // key -> what is said beside it
+
+function choiceLabel(setting, value) {
+  if (setting.kind === "flag") return value === true || value === "true" ? "on" : "off";
+  const choice = setting.choices?.find((c) => c.value === String(value));
+  return choice ? choice.label : String(value);
+}
+
+function noteCarried(before, after) {
+  carried.clear();
+  const fmt = formatOf(before);
+  const from = fmt.name === "int" ? `INT${before.bits}` : fmt.label;
+  for (const setting of SETTINGS) {
+    const { key } = setting;
+    if (key === "name" || key === "format" || !applies(key, before) || !applies(key, after)) continue;
+    if (String(after[key]) === String(DEFAULTS[key])) continue;
+    carried.set(key, `Kept from ${from}: ${choiceLabel(setting, after[key])} (the default is ` +
+      `${choiceLabel(setting, DEFAULTS[key])}).`);
+  }
+}
+
+// A format's refusal (and its offer) no longer applies once the user picks another format.
+function dropFormatError() {
+  const message = $("#error-format");
+  message.hidden = true;
+  message.textContent = "";
+  const input = form.elements.format;
+  input.removeAttribute("aria-invalid");
+  const described = (input.getAttribute("aria-describedby") ?? "").split(" ")
+    .filter((id) => id && id !== "error-format");
+  input.setAttribute("aria-describedby", described.join(" "));
+}
+
+function followCarried(values) {
+  if (shownForm && values.format !== shownForm.format) {
+    noteCarried(shownForm, values);
+    dropFormatError();
+  } else if (shownForm) {
+    for (const key of [...carried.keys()]) {
+      if (String(values[key]) !== String(shownForm[key])) carried.delete(key);
+    }
+  }
+  shownForm = values;
+  for (const setting of SETTINGS) {
+    const note = $(`#carried-${setting.key}`);
+    const text = applies(setting.key, values) ? carried.get(setting.key) ?? "" : "";
+    note.textContent = text;
+    note.hidden = !text;
+  }
 }
 
 // Hide settings whose conditions do not hold (a percentile for min-max), disable the ones the
@@ -170,6 +233,7 @@ export function updateStates() {
   for (const option of form.elements.calibration.options) {
     option.disabled = !fmt.calibrations.includes(option.value);
   }
+  followCarried(values);
   const block = form.elements.block_size;
   block.placeholder = fmt.block_size ? String(fmt.block_size) : "";
   $("#imatrix-choice").hidden = !fmt.uses_importance; // only llama.cpp's searches use one
@@ -209,8 +273,17 @@ export function clearErrors() {
   }
 }
 
-// Show an engine error next to the field it concerns; the user's input is left as it was.
-export function showError(error, { fileLoaded = false } = {}) {
+// Settings as a button names them: "Q5_0", "Granularity channel".
+function describeSettings(settings) {
+  return Object.entries(settings).map(([key, value]) => (key === "format"
+    ? (FORMATS[value]?.label ?? String(value)).replace(/^GGUF /, "")
+    : `${SETTING[key]?.label ?? key} ${value}`)).join(", ");
+}
+
+// Show an engine error next to the field it concerns; the user's input is left as it was. An
+// error that names what to take instead (error.try: a llama.cpp type's fallback for these rows)
+// offers it as one click, which `onTry(settings)` applies.
+export function showError(error, { fileLoaded = false, onTry = null } = {}) {
   let field = error.field || "values";
   if (field === "values" && fileLoaded) field = "file";
   let message = $(`#error-${field}`);
@@ -219,6 +292,13 @@ export function showError(error, { fileLoaded = false } = {}) {
     message = $(`#error-${field}`);
   }
   message.textContent = error.message;
+  if (error.try && onTry) {
+    const button = element("button", { type: "button", className: "qc-secondary qc-try",
+      textContent: `Try ${describeSettings(error.try)}` });
+    button.dataset.try = JSON.stringify(error.try);
+    button.addEventListener("click", () => onTry(error.try));
+    message.append(button);
+  }
   message.hidden = false;
   const input = form.elements[field];
   if (input && input.setAttribute) {

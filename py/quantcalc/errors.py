@@ -29,13 +29,19 @@ class QuantcalcError(ValueError):
         message: one line that says what is wrong and where.
         field: the configuration key / form field it concerns (``values``, ``file``, ``bits``,
             ``range_min``...).
+        suggestion: settings that would be taken instead, as data ({"format": "q5_0"} for a
+            llama.cpp type refused for its row length): the page offers them as one click.
     """
 
-    def __init__(self, message: str, field: str = "values"):
+    def __init__(self, message: str, field: str = "values", suggestion: dict = None):
         message = printable(message)
         super().__init__(message)
         self.message = message
         self.field = field
+        self.suggestion = dict(suggestion) if suggestion else None
 
     def to_dict(self) -> dict:
-        return {"kind": "input", "message": self.message, "field": self.field}
+        out = {"kind": "input", "message": self.message, "field": self.field}
+        if self.suggestion:
+            out["try"] = dict(self.suggestion)
+        return out

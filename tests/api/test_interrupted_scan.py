@@ -64,9 +64,9 @@ def test_the_pdf_says_so_on_its_first_page(interrupted, monkeypatch):
     pages = []
     real = tables.text_page
 
-    def text_page(title, rows, columns, subtitle=None):
+    def text_page(title, rows, columns, subtitle=None, **options):
         pages.append((title, subtitle or ""))
-        return real(title, rows, columns, subtitle)
+        return real(title, rows, columns, subtitle, **options)
 
     monkeypatch.setattr(tables, "text_page", text_page)
     assert api.scan_export(doc, "pdf")["bytes"].startswith(b"%PDF-")

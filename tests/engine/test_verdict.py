@@ -146,7 +146,9 @@ def test_partial_blocks_and_small_samples():
     [hint] = hints(rows, r)
     assert hint["kind"] == "partial_block" and "holds 8 values" in hint["text"]
     whole = np.random.default_rng(1).standard_normal((64, 64))
-    assert hints(whole, analyze(whole, Config(format="mxfp4"))) == []
+    # whole blocks: nothing to say of them (a block format that does better is a proposal)
+    assert [h["kind"] for h in hints(whole, analyze(whole, Config(format="mxfp4")))
+            if h["kind"] != "structure"] == []
     few = np.array([0.5, -1.0, 0.25])
     [hint] = hints(few, analyze(few, Config()))
     assert hint["kind"] == "scale_overhead"
@@ -164,7 +166,8 @@ def test_hints_never_fail_and_say_something(x, config):
     check_headline(headline(r.summary()), r.summary())
 
 
-HINT_KINDS = {"outlier", "wide_range", "clipping", "partial_block", "scale_overhead"}
+HINT_KINDS = {"outlier", "wide_range", "clipping", "partial_block", "scale_overhead",
+              "structure"}
 
 
 def expected_sqnr_level(db):

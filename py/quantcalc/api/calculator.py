@@ -33,12 +33,14 @@ def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None)
     cfg = Config.from_dict(config)
     if progress is not None:
         progress("reading", 0.0)
-    values, result_stored, bits = stored.load(source)
+    loaded = stored.load(source)
+    values = loaded.values
     importance = load_importance(source, values, cfg)
     result = analysis.analyze(values, cfg, keep=keep, progress=progress, importance=importance)
-    result.stored_format = result_stored
-    if result.stored_format:  # what the values are: dequantized ones, not the original weights
-        result.notes.insert(0, stored.note(result.stored_format, bits))
+    result.stored_format = loaded.stored_format
+    # what the values are (dequantized ones, not the original weights; integers the scan
+    # leaves as stored) before what the analysis says of them
+    result.notes[:0] = loaded.notes
     if progress is not None:
         progress("advising", 1.0)  # hints may run another setting or two on the same values
     try:
@@ -46,6 +48,13 @@ def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None)
     except MemoryError:  # a hint needs a copy of |x|: it must never cost the result itself
         result.hints = []
     return result
+
+
+def load(source: dict):
+    """The values of a source as the calculator reads them (readers/sources.py); raises
+    QuantcalcError. Listed in the facade (api/__init__.py), which named it without its
+    definition."""
+    return sources.load(source)
 
 
 def describe_imatrix(spec: dict) -> dict:

@@ -26,12 +26,12 @@ def _compared(source, specs, name, comparison_id=None, sweep=True) -> dict:
     run every configuration again. `sweep`: also the integer format at 2..16 bits (the page
     always shows it; the command line on --sweep)."""
     def make():
-        values, kind, bits = stored.load(source)
+        loaded = stored.load(source)
+        values = loaded.values
         skipped, notes = [], []
         tensor_name = str(name or "tensor")
         rows = comparison.compare(values, list(specs), tensor_name, skipped, notes)
-        if kind:  # every row re-quantizes dequantized values
-            notes.insert(0, stored.note(kind, bits))
+        notes[:0] = loaded.notes  # dequantized values, or integers the scan keeps as stored
         return {"name": tensor_name, "rows": rows,
                 "sweep": comparison.bit_sweep(values) if sweep else None,
                 "skipped": skipped, "notes": notes}

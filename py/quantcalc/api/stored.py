@@ -14,22 +14,62 @@ header entry, or nothing.
 from quantcalc.errors import QuantcalcError
 from quantcalc.readers import sources
 from quantcalc.readers import text as inputs
+from quantcalc.records import record
 
 
-def load(source) -> tuple:
-    """(values, stored format or None, stored bits per value or None) of a source, its file's
-    header opened once."""
+@record
+class Loaded:
+    """A source's values, the format its tensor is stored in (None for plain numbers) with its
+    bits per value, and the notes every result of these values carries."""
+
+    values: object
+    stored_format: object = None
+    bits: object = None
+    notes: list = None
+
+
+def load(source) -> Loaded:
+    """The values of a source and what its file says of them, its header opened once: a
+    tensor stored quantized (its values are dequantized ones), or one the scan leaves as stored
+    (integers: readers/checkpoint.py's rule, stated here as the scan states it)."""
     entry = _checkpoint_entry(source)
     if entry is None:
         values = sources.load(source)
-        return (values, *_in_memory(source))
+        kept = _file_entry(source)
+        return Loaded(values, *_in_memory(source), notes=_kept_notes(kept))
     from quantcalc.readers import checkpoint, stored_safetensors
 
     if source.get("checkpoint"):  # a scanned tensor: floats only, as the scan reads them
         values = stored_safetensors.values_reader(entry).read_all()
     else:
         values = checkpoint.read_entry(entry)
-    return (inputs.check_finite(values, "file"), *described(entry))
+    kind, bits = described(entry)
+    notes = [note(kind, bits)] if kind else []
+    return Loaded(inputs.check_finite(values, "file"), kind, bits, notes + _kept_notes(entry))
+
+
+def _kept_notes(entry) -> list:
+    """The scan's reason for leaving the tensor as stored, and what these results are then."""
+    reason = getattr(entry, "not_quantized", None)
+    return [f"{reason}; a model scan keeps them as stored, and these results quantize them as "
+            f"plain numbers"] if reason else []
+
+
+def _file_entry(source):
+    """The entry of an .npy or .npz file read whole (for what it is stored as), or None."""
+    path = source.get("file_path") if isinstance(source, dict) else None
+    if path is None or source.get("file_bytes") is not None:
+        return None
+    if not str(source.get("file_name") or path).lower().endswith((".npy", ".npz")):
+        return None
+    from quantcalc.readers import checkpoint
+
+    try:
+        model = checkpoint.open_checkpoint([str(path)])
+        tensor = source.get("tensor")
+        return model.get(tensor) if tensor else model.tensors[0]
+    except (QuantcalcError, OSError, IndexError):
+        return None  # the values were read: only the description is missing
 
 
 def described(entry) -> tuple:

@@ -3,8 +3,10 @@ for one.
 
 The cues' thresholds are declared once in schema/grades.py (the page's FAQ lists them). Every
 hint is computed from the values: a hint that proposes another setting runs that setting on the
-same values and quotes the SQNR it measured, and says nothing when the other setting would not
-help.
+same values and quotes the SQNR it measured and its cost in bits per value, and says nothing
+when the other setting would not help. Besides calibrations, the cheap structural changes are
+tried (engine/proposals.py: per channel, groups of 128, a block format at about the same bits);
+proposals come first, best gain per extra bit first.
 """
 
 import dataclasses
@@ -12,7 +14,7 @@ import math
 
 import numpy as np
 
-from quantcalc.engine import analysis
+from quantcalc.engine import analysis, proposals
 from quantcalc.errors import QuantcalcError
 from quantcalc.schema import grades
 
@@ -81,9 +83,12 @@ def hints(values, result, importance=None) -> list:
         found += _wide_range(values, result, importance)
     if metrics["clip_rate"] > HEAVY_CLIP_RATE and calibrated and config.calibration != "minmax":
         found += _heavy_clipping(result, values, importance)
+    found += proposals.structural(values, result, importance, WORTH_DB)
     found += _partial_blocks(result)
     found += _scale_overhead(result)
-    return found
+    # what to try, measured, best gain per extra bit first; then what the reader should know
+    ranked = sorted((h for h in found if "gain_db" in h), key=proposals.rank, reverse=True)
+    return ranked + [h for h in found if "gain_db" not in h]
 
 
 def _sqnr_with(values, config, importance, **changes):
@@ -125,11 +130,12 @@ def _outlier(values, result, importance):
         return []
     others = ", ".join(f"{name}: {_signed_db(_gain(s, sqnr))}" for name, s in trials.items()
                        if name != best)
-    return [{"kind": "outlier", "text":
+    gain = _gain(trials[best], sqnr)
+    return [{"kind": "outlier", "gain_db": gain, "extra_bits": 0.0, "text":
              f"One value (index {where}, {_number(flat[where])}) is "
              f"{amax / p999:.1f}× the 99.9th percentile of |x| and sets the range: try "
-             f"{best} calibration — SQNR would be {_signed_db(_gain(trials[best], sqnr))} "
-             f"({others})."}]
+             f"{best} calibration — SQNR would be {_signed_db(gain)} for "
+             f"{proposals.cost(0.0)} ({others})."}]
 
 
 def _wide_range(values, result, importance):
@@ -143,12 +149,13 @@ def _wide_range(values, result, importance):
     if minmax is None:
         return []
     gain = _gain(minmax, metrics["sqnr_db"])
-    tail = (f"the values' own min–max range gives SQNR {_signed_db(gain)}" if gain >= WORTH_DB
+    tail = (f"the values' own min–max range gives SQNR {_signed_db(gain)} for "
+            f"{proposals.cost(0.0)}" if gain >= WORTH_DB
             else "yet their own min–max range would not do better")
     return [{"kind": "wide_range", "text":
              f"The range [{_number(lo)}, {_number(hi)}] is {(hi - lo) / data_width:.1f}× wider "
              f"than the data's [{_number(metrics['data_min'])}, {_number(metrics['data_max'])}]: "
-             f"most codes go unused; {tail}."}]
+             f"most codes go unused; {tail}.", **_proposed(gain)}]
 
 
 def _heavy_clipping(result, values, importance):
@@ -160,11 +167,17 @@ def _heavy_clipping(result, values, importance):
     gain = _gain(minmax, metrics["sqnr_db"])
     share = f"{metrics['clip_count']} values ({_percent(metrics['clip_rate'])})"
     if gain >= WORTH_DB:
-        tail = f"min–max calibration (nothing clipped) gives SQNR {_signed_db(gain)}"
+        tail = (f"min–max calibration (nothing clipped) gives SQNR {_signed_db(gain)} for "
+                f"{proposals.cost(0.0)}")
     else:
         tail = (f"min–max calibration (nothing clipped) would give {_db(minmax)} dB, no better: "
                 f"the clipping buys a finer step")
-    return [{"kind": "clipping", "text": f"{share} are clipped: {tail}."}]
+    return [{"kind": "clipping", "text": f"{share} are clipped: {tail}.", **_proposed(gain)}]
+
+
+def _proposed(gain):
+    """The ranking fields of a hint that proposes a calibration (no extra bits), {} else."""
+    return {"gain_db": gain, "extra_bits": 0.0} if gain >= WORTH_DB else {}
 
 
 def _partial_blocks(result):

@@ -258,11 +258,11 @@ def pdf_bytes(plan) -> bytes:
             subtitle=f"total error {plan['total_error']:.4g} ({plan['metric']}); llama.cpp's "
                      f"presets against this planner at their own size"))
         pdf_pages.figure_pages(pages, [figure(plan)])
-        table = [(r["name"][-50:], r["format"], "" if _per_value(r) is None else
+        table = [(r["name"], r["format"], "" if _per_value(r) is None else
                   f"{_per_value(r):.3f}", f"{r['error']:.4g}") for r in plan["tensors"]]
         pdf_pages.paginated_table(pages, "Tensor → format", table,
                                   ("tensor", "format", "bits/value", "error"),
-                                  widths=(0.55, 0.15, 0.15, 0.15))
+                                  widths=(0.55, 0.15, 0.15, 0.15), names=(0,))
     return buffer.getvalue()
 
 

@@ -13,6 +13,7 @@ a slab, not the file (perfetto's trace_stream idea).
 
 import json
 import os
+import re
 import zipfile
 from dataclasses import field
 from typing import Optional
@@ -29,6 +30,7 @@ from quantcalc.records import record
 from quantcalc.schema import file_types
 
 FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
+INTEGER_DTYPE = re.compile(r"(?i)(u?int|i|u)\d+|bool")  # I64, U8, int64 (.npy), bool
 
 
 @record
@@ -64,6 +66,20 @@ class TensorEntry:
     def readable(self) -> bool:
         """Its original float values can be read (not integers, not already quantized)."""
         return self.dtype in FLOAT_DTYPES
+
+    @property
+    def not_quantized(self) -> Optional[str]:
+        """Why the tensor is left as it is stored, or None: the one rule for tensors that are
+        not floats, which the scan follows (no format is measured, the tensor counts at its
+        stored size) and the calculator states on its result. Integers (I64 position ids,
+        token type ids, masks) are indices and counts, not weights: quantizing them corrupts
+        them. None for floats, quantized types and tensors stored with their scales."""
+        if self.readable or self.quantized or self.stored is not None:
+            return None
+        if INTEGER_DTYPE.fullmatch(self.dtype):
+            return (f"{self.dtype} values, not floats: integer tensors (positions, ids, masks) "
+                    f"are usually not quantized")
+        return f"{self.dtype} values, not floats: not quantized"
 
     @property
     def quantized(self) -> bool:

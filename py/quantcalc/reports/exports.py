@@ -115,7 +115,8 @@ def comparison_csv(comparison) -> bytes:
 
 def comparison_pdf(comparison) -> bytes:
     from quantcalc.reports import tables
-    return tables.compare_pdf(comparison["rows"], comparison["sweep"], comparison["name"])
+    return tables.compare_pdf(comparison["rows"], comparison["sweep"], comparison["name"],
+                              comparison.get("skipped") or (), comparison.get("notes") or ())
 
 
 def comparison_json(comparison) -> bytes:

@@ -183,17 +183,15 @@ def summary_json(result) -> bytes:
     return json_text(result.summary(), indent=2).encode("utf-8")
 
 
-def text_page(title, rows, columns, subtitle=None):
-    """An A4 page with a title and a table (pdf_pages: every string drawn as plain text)."""
+def text_page(title, rows, columns, subtitle=None, names=()):
+    """An A4 page with a title and a table (pdf_pages: every string drawn as plain text, fitted
+    to its cell; the columns in `names` hold names, abbreviated from the left where they must
+    be)."""
     from quantcalc.reports import pdf_pages
 
     page, y = pdf_pages.new_page(title, subtitle)
-    pdf_pages.table(page, y, rows, columns)
+    pdf_pages.table(page, y, rows, columns, names=names)
     return page
-
-
-def _text_page(pdf_pages, title, rows, columns, subtitle=None):
-    pdf_pages.savefig(text_page(title, rows, columns, subtitle))
 
 
 def pdf(result) -> bytes:
@@ -214,8 +212,8 @@ def pdf(result) -> bytes:
     metadata = {"Title": f"quantcalc report: {summary['name']}", "Creator": "quantcalc",
                 "Producer": "quantcalc", "CreationDate": None, "ModDate": None}
     with figures.paper(), PdfPages(buffer, metadata=metadata) as pages:
-        page, y = pdf_pages.new_page(f"Quantization report: {_short(summary['name'])}",
-                                     _short(summary["description"], 110))
+        page, y = pdf_pages.new_page(f"Quantization report: {summary['name']}",
+                                     summary["description"])
         y = pdf_pages.heading(page, y, "Verdict")
         y = pdf_pages.table(page, y, [(h["label"], _shown(h["key"], summary),
                                        h["cue"]) for h in verdict.headline(summary)],
@@ -233,9 +231,8 @@ def pdf(result) -> bytes:
                                         widths=(0.45, 0.55), left=middle + 0.01)
         y = min(below_settings, below_results)
         remarks = list(summary["notes"]) + [f"Hint: {h}" for h in summary.get("hints", [])]
-        if remarks and y > 0.15:
-            y = pdf_pages.heading(page, y, "Notes")
-            pdf_pages.text(page, y, remarks)
+        if remarks:  # on the next page where this one is full
+            page, y = pdf_pages.paragraphs(pages, page, y, "Notes", remarks)
         pages.savefig(page)
         pdf_pages.figure_pages(pages, list(figures.build(result).values()), "Figures")
         pv = result.per_value
@@ -273,13 +270,9 @@ def _shown(key, summary):
 def _rows_of(summary, group):
     """(label, value) of the group's fields that apply to this result (the format's name and
     description are the report's subtitle)."""
-    return [(f.label, _short(_shown(f.key, summary), 30)) for f in fields.FIELDS
+    return [(f.label, _shown(f.key, summary)) for f in fields.FIELDS
             if f.group == group and summary.get(f.key) is not None
             and f.key not in ("format", "description")]
-
-
-def _short(text, limit=70):
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 COMPARE_HEADER = ("label", "format", "settings", *fields.COMPARE_KEYS, "pareto")
@@ -295,8 +288,9 @@ def compare_csv(rows) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def compare_pdf(rows, sweep, name) -> bytes:
-    """The comparison table, the SQNR-against-bits figure and the integer sweep, as a PDF."""
+def compare_pdf(rows, sweep, name, skipped=(), notes=()) -> bytes:
+    """The comparison table, the configurations skipped (with the reason) and the notes, the
+    SQNR-against-bits figure and the integer sweep, as a PDF."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     from quantcalc.reports import figures
@@ -308,9 +302,16 @@ def compare_pdf(rows, sweep, name) -> bytes:
     with figures.paper(), PdfPages(buffer, metadata=metadata) as pages:
         table = [(r["label"], *(display(key, r[key]) for key in fields.COMPARE_KEYS),
                   "yes" if r["pareto"] else "") for r in rows]
-        _text_page(pages, f"Format comparison: {name}", table,
-                   ("configuration", *(fields.heading(k) for k in fields.COMPARE_KEYS), "Pareto"),
-                   subtitle="sorted by bits per value, scales included")
+        page, y = pdf_pages.new_page(f"Format comparison: {name}",
+                                     "sorted by bits per value, scales included")
+        y = pdf_pages.table(page, y, table, ("configuration", *(
+            fields.heading(k) for k in fields.COMPARE_KEYS), "Pareto"))
+        if skipped:
+            page, y = pdf_pages.paragraphs(pages, page, y, "Skipped: these do not fit the values",
+                                           [f"{s['label']}: {s['reason']}" for s in skipped])
+        if notes:
+            page, y = pdf_pages.paragraphs(pages, page, y, "Notes", list(notes))
+        pages.savefig(page)
         drawn = [figures.tradeoff_figure(rows)] + ([figures.sweep_figure(sweep)] if sweep else [])
         pdf_pages.figure_pages(pages, drawn)
     return buffer.getvalue()

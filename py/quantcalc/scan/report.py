@@ -152,13 +152,13 @@ def pdf_bytes(doc) -> bytes:
         for index, fmt in enumerate(doc["formats"]):
             worst = [r for r in worst_first(doc["tensors"], index)
                      if index < len(r["results"]) and r["results"][index]["sqnr_db"] is not None]
-            table = [(r["name"][-48:], r["role"], sqnr_text(r["results"][index], unit=False),
+            table = [(r["name"], r["role"], sqnr_text(r["results"][index], unit=False),
                       _number(r["results"][index]["rel_rmse"]),
                       _number(r["results"][index]["clip_rate"]), _number(r["kurtosis"], 3),
                       r["worst_channel"] or "") for r in worst[:WORST_ROWS]]
             pages.savefig(text_page(f"Worst {len(table)} tensors: {fmt['label']}", table,
                                     ("tensor", "role", "SQNR dB", "rel. RMSE", "clip rate",
-                                     "kurtosis", "worst channel")))
+                                     "kurtosis", "worst channel"), names=(0,)))
     return buffer.getvalue()
 
 

@@ -96,8 +96,8 @@ def _worth_reading(entry, row) -> bool:
     if stored is not None:
         return _stored_worth_reading(entry, stored, notes)
     if not entry.readable:
-        if not entry.quantized:
-            notes.append(f"{entry.dtype} values, not floats: not quantized")
+        if entry.not_quantized:  # readers/checkpoint.py: the one rule, the calculator's too
+            notes.append(entry.not_quantized)
             return False
         notes.append(f"already quantized as {entry.dtype} ({row['stored_bits']:g} bits per "
                      f"value): the original values are not in the file, so no format can be "

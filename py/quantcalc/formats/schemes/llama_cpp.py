@@ -31,13 +31,15 @@ def _ggml():
     return SimpleNamespace(legacy=legacy, search=search, types=types, columns=block_columns)
 
 
-def _instead(name, width) -> str:
-    """What llama-quantize does with such rows, from its own fallback table (formats/ggml)."""
+def _instead(name, width) -> tuple:
+    """What llama-quantize does with such rows, from its own fallback table (formats/ggml),
+    and the settings that measure it here ({"format": "q5_0"}; None for F16 or no fallback)."""
     from quantcalc.formats.ggml import fallback
     found = fallback.for_row_length(name, width)
     if found is None or found.used is None:
-        return f"llama-quantize stops on such a tensor: {name.upper()} has no fallback type"
-    return f"llama-quantize writes such a tensor as {found.used} instead"
+        return f"llama-quantize stops on such a tensor: {name.upper()} has no fallback type", None
+    settings = None if found.used == "F16" else {"format": found.used.lower()}
+    return f"llama-quantize writes such a tensor as {found.used} instead", settings
 
 
 class GGMLScheme(Scheme):
@@ -62,9 +64,10 @@ class GGMLScheme(Scheme):
         unit = self.format.super_block or self.block_size
         if width % unit:
             what = "its super-blocks" if self.format.super_block else "its blocks"
+            instead, settings = _instead(self.format.name, width)
             raise QuantcalcError(
                 f"{self.label} needs rows whose length is a multiple of {unit} ({what}); these "
-                f"rows have {width} values. {_instead(self.format.name, width)}", "format")
+                f"rows have {width} values. {instead}", "format", suggestion=settings)
         self.row_length = width
         return super().segmentation(shape, config)
 
