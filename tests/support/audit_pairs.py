@@ -85,7 +85,8 @@ def write_gguf(path, tensors, config, types, imatrix=None):
             writer.add_tensor(name, x.astype(np.float16))
         else:
             weights = None if imatrix is None else imatrix.get(name)
-            raw = ggml.block_bytes(kind, x.astype(np.float32), weights).reshape(x.shape[0], -1)
+            rows = x.astype(np.float32).reshape(-1, x.shape[-1])
+            raw = ggml.block_bytes(kind, rows, weights).reshape(*x.shape[:-1], -1)
             number = gguf.GGMLQuantizationType[kind.upper()]
             writer.add_tensor(name, raw, raw_shape=raw.shape, raw_dtype=number)
     writer.write_header_to_file()
@@ -132,4 +133,5 @@ def sqnr_db(original, quantized):
     """10 log10(sum x^2 / sum e^2) in float64: the reference SQNR."""
     x = np.asarray(original, np.float64)
     e = np.asarray(quantized, np.float64) - x
-    return 10 * np.log10(np.sum(x * x) / np.sum(e * e))
+    with np.errstate(divide="ignore"):
+        return 10 * np.log10(np.sum(x * x) / np.sum(e * e))
