@@ -189,3 +189,22 @@ def test_slab_size_changes_no_result_beyond_summation_order(llama):
         assert row["sqnr_db"] == pytest.approx(large[name]["sqnr_db"], rel=1e-12, abs=1e-12)
         assert row["reproduced"] == large[name]["reproduced"] is True
         assert row["max_abs_error"] == large[name]["max_abs_error"]
+
+
+def test_a_bf16_original_converted_through_f16_is_reproduced_block_by_block(tmp_path):
+    """BF16 weights that F16 rounds only where they are tiny (below 2^-17): the blocks the
+    rounding leaves alone are the plain quantization's, the others are quantized again; one
+    block of tiny values makes the plain quantization differ from the file."""
+    arrays, config = ap.hf_llama(tmp_path / "hf", seed=9, dtype="BF16", layers=1, hidden=256,
+                                 heads=4, kv_heads=2, ffn=256, vocab=256)
+    tiny = np.float32(3e-7) * np.arange(1, 33, dtype=np.float32)
+    bits = ap.checkpoints.to_bf16_bits(tiny).astype(np.uint32) << 16
+    arrays["model.layers.0.mlp.up_proj.weight"][5, 64:96] = bits.view(np.float32)
+    ap.checkpoints.write_safetensors(tmp_path / "hf" / "model.safetensors", arrays, "BF16")
+    tensors = ap.gguf_tensors(arrays, config)
+    rounded = {n: x.astype(np.float16).astype(np.float32) for n, x in tensors.items()}
+    ap.write_gguf(tmp_path / "m.gguf", rounded, config,
+                  {n: "q8_0" if "ffn_up" in n else "q4_K" for n in rounded})
+    rows = rows_by_name(audit(tmp_path / "hf", tmp_path / "m.gguf", slab_values=1 << 14))
+    assert rows["blk.0.ffn_up.weight"]["reproduced_as"] == "plain via F16"
+    assert all(r["reproduced"] for r in rows.values())

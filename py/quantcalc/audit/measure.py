@@ -20,7 +20,7 @@ from quantcalc.readers.stored_safetensors import bits_per_value as stored_bits
 from quantcalc.scan.roles import layer_and_role
 from quantcalc.scan.rows import failure
 
-SLAB_VALUES = 1 << 22
+SLAB_VALUES = 1 << 20  # values per slab on each side: 4 MB of float32, some 40 MB of work
 METRIC_KEYS = ("sqnr_db", "rel_rmse", "max_abs_error", "mse", "original_rms", "weighted_mse",
                "weighted_sqnr_db", "reproduced", "reproduced_as", "plain_sqnr_db", "plain_mse")
 ROW_KEYS = ("name", "original_name", "side", "layer", "role", "shape", "parameters",

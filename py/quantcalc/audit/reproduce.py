@@ -21,9 +21,10 @@ what an importance matrix (or another quantizer) gained.
 import numpy as np
 
 from quantcalc.engine.metrics import ErrorAccumulator
-from quantcalc.formats.ggml import encode, types as ggml_types
+from quantcalc.formats.ggml import decode as ggml_decode, encode, types as ggml_types
 
 PLAIN_TYPES = ("F32", "F16", "BF16")
+CHUNK_VALUES = 1 << 18
 
 
 def applies(entry) -> bool:
@@ -54,6 +55,9 @@ class Reproduction:
     def __init__(self, entry, importance=None):
         self.type = entry.dtype
         self.makes = self.type.lower() if self.type.lower() in encode.TYPES else None
+        # (values, bytes) per block: a block of a type is quantized on its own without an
+        # importance matrix (super-blocks for the K types and IQ4_XS)
+        self.block = ggml_decode.TYPES[entry.ggml_type][1:] if self.makes else None
         self.importance = None if importance is None else np.asarray(importance, np.float32)
         self.alive = None   # candidate name -> still equal on every block so far
         self.plain = ErrorAccumulator(signal_bound=None) if self.makes else None
@@ -64,39 +68,63 @@ class Reproduction:
         if self.makes is None:
             self._plain_type(rows, stored_bytes)
             return
-        candidates = list(self._candidates(rows))
-        if self.alive is None:
-            self.alive = {name: True for name, _ in candidates}
-        for name, values in candidates:
-            weights = self.importance if name.startswith("imatrix") else None
-            quantized = ggml_types.quantize(self.makes, values, weights)
-            if name == "plain":
-                self.plain.add(values.astype(np.float64),
-                               quantized.recon.astype(np.float64) - values)
-            if self.alive.get(name):
-                made = encode.block_bytes(self.makes, quantized)
-                self.alive[name] = bool(np.array_equal(made, stored_bytes))
+        # whole rows of about CHUNK_VALUES at a time: the quantizer's temporaries stay small
+        row_bytes = stored_bytes.size // rows.shape[0]
+        step = max(1, CHUNK_VALUES // rows.shape[1])
+        for first in range(0, rows.shape[0], step):
+            self._chunk(rows[first:first + step],
+                        stored_bytes[first * row_bytes:(first + step) * row_bytes])
 
-    def _candidates(self, rows):
-        """(name, rows) of each way of making the file still worth trying; "plain" always
-        (its error is measured to the end)."""
+    def _chunk(self, rows, stored):
         names = ["plain", *(f"plain {r}" for r in ROUNDINGS)]
         if self.importance is not None:
             names += ["imatrix", *(f"imatrix {r}" for r in ROUNDINGS)]
-        first = self.alive is None
-        rounded = {}
-        for name in names:
-            if not first and name != "plain" and not self.alive.get(name):
-                continue
-            label = name.partition(" ")[2]
-            if not label:
-                yield name, rows
-                continue
-            if label not in rounded:
-                rounded[label] = ROUNDINGS[label](rows)
-            if first and np.array_equal(rounded[label], rows):
-                continue  # the rounding changes nothing: the same as without it
-            yield name, rounded[label]
+        if self.alive is None:
+            self.alive = {name: True for name in names}
+        quantized = ggml_types.quantize(self.makes, rows)
+        self.plain.add(rows.astype(np.float64), quantized.recon.astype(np.float64) - rows)
+        per_block = self._blocks_equal(encode.block_bytes(self.makes, quantized), stored)
+        equal = {"plain": bool(per_block.all())}
+        rounded = {label: r(rows) for label, r in ROUNDINGS.items()
+                   if self.alive[f"plain {label}"] or self.alive.get(f"imatrix {label}")}
+        for label, values in rounded.items():
+            if self.alive[f"plain {label}"]:
+                equal[f"plain {label}"] = self._rounded_equal(values, rows, per_block, stored)
+        if self.importance is not None:
+            for name in names[len(ROUNDINGS) + 1:]:
+                if self.alive[name]:
+                    equal[name] = self._weighted_equal(name, rounded, rows, stored, equal)
+        for name, same in equal.items():
+            self.alive[name] = self.alive[name] and same
+
+    def _blocks_equal(self, made, stored):
+        """Per block of the type: whether `made` and `stored` hold the same bytes."""
+        size = self.block[1]
+        return (made.reshape(-1, size) == stored.reshape(-1, size)).all(axis=1)
+
+    def _rounded_equal(self, values, rows, per_block, stored):
+        """Whether the plain quantization of `values` (the rows rounded) gives `stored`: blocks
+        the rounding left alone are the plain quantization's own (without an importance matrix
+        every block is quantized on its own), so only the others are quantized again."""
+        count, size = self.block
+        changed = (values.reshape(-1, count) != rows.reshape(-1, count)).any(axis=1)
+        if not per_block[~changed].all():
+            return False
+        if not changed.any():
+            return True
+        again = ggml_types.quantize(self.makes, values.reshape(-1, count)[changed])
+        return bool(np.array_equal(encode.block_bytes(self.makes, again),
+                                   stored.reshape(-1, size)[changed].reshape(-1)))
+
+    def _weighted_equal(self, name, rounded, rows, stored, equal):
+        """Whether the importance-weighted quantization (of the rows, or of them rounded)
+        gives `stored` (a weighted search spans whole rows: quantized whole)."""
+        label = name.partition(" ")[2]
+        values = rounded[label] if label else rows
+        if label and "imatrix" in equal and np.array_equal(values, rows):
+            return equal["imatrix"]
+        quantized = ggml_types.quantize(self.makes, values, self.importance)
+        return bool(np.array_equal(encode.block_bytes(self.makes, quantized), stored))
 
     def _plain_type(self, rows, stored_bytes):
         """F32/F16/BF16: the stored bytes against the original's values in that type."""

@@ -32,7 +32,7 @@ def add_parser(commands):
     p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (pip install "
                    "'quantcalc[dask]'); the workers must see the files at the same paths")
     p.add_argument("--memory-values", type=int, metavar="N", help="values per slab read from "
-                   "each side (default 2^22 = 4194304)")
+                   "each side (default 2^20 = 1048576)")
     outputs.add_options(p, exports.AUDIT)
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(run=run)
@@ -54,7 +54,7 @@ def run(args) -> int:
         try:
             reply = outputs.answer(api.audit_model(
                 [args.original], [args.quantized], args.imatrix, on_progress=bar.show,
-                names=args.tensor or None, slab_values=args.memory_values or (1 << 22),
+                names=args.tensor or None, slab_values=args.memory_values,
                 jobs=args.jobs, dask=args.dask))
         finally:
             bar.done()
