@@ -140,3 +140,19 @@ def test_a_damaged_safetensors_header_names_its_file(tmp_path):
     path.write_bytes(bytes(data[:8]) + text + bytes(data[8 + size:]))
     refused(cli("audit", tmp_path / "original", tmp_path / "quantized"), "model.safetensors",
             name)
+
+
+def test_ctrl_c_keeps_the_rows_done_and_every_report_says_so(pair):
+    heard = []
+
+    def interrupt_after_two(row):
+        heard.append(row)
+        if len(heard) == 2:
+            raise KeyboardInterrupt
+
+    reply = api.audit_model([str(pair / "hf")], [str(pair / "m.gguf")],
+                            on_row=interrupt_after_two)
+    doc = reply["document"]
+    assert reply["interrupted"] is True and len(doc["tensors"]) == 2
+    assert doc["interrupted"]["tensors_done"] == 2 and doc["totals"]["tensors"] == 2
+    assert api.audit_export(doc, "text")["bytes"].startswith(b"interrupted: 2 of ")

@@ -70,6 +70,11 @@ def total_lines(doc) -> list:
     if repro["true"] or repro["false"]:
         lines.append(f"reproduced by llama.cpp's quantization of the original: {repro['true']} "
                      f"tensors; not reproduced: {repro['false']}")
+    mark = doc.get("interrupted")
+    if isinstance(mark, dict):
+        lines.insert(0, f"interrupted: {mark.get('tensors_done', '?')} of "
+                        f"{mark.get('tensors_total', '?')} tensors audited; the totals cover "
+                        f"those only")
     if doc.get("imatrix"):
         lines.append(f"importance matrix: {doc['imatrix']}; importance-weighted SQNR "
                      f"{_sqnr(t.get('weighted_sqnr_db'))}")
