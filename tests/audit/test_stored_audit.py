@@ -121,3 +121,17 @@ def test_packed_integers_without_a_config_are_listed_with_the_reason(tmp_path):
     row = rows["model.layers.0.mlp.up_proj.weight"]
     assert row["sqnr_db"] is None and "no gptq or awq quantization_config" in row["reason"]
     assert rows["lm_head.weight"]["sqnr_db"] == np.inf
+
+
+def test_a_layer_the_config_ignores_but_the_file_compresses_is_listed(tmp_path):
+    import json
+    arrays = st.original(tmp_path / "original")
+    st.compressed(tmp_path / "quantized", arrays, {"group_0": (["Linear"], W4A16)})
+    path = tmp_path / "quantized" / "config.json"
+    config = json.loads(path.read_text())
+    config["quantization_config"]["ignore"] = ["lm_head", "re:.*down_proj$"]
+    path.write_text(json.dumps(config))
+    reply = api.audit_model([str(tmp_path / "original")], [str(tmp_path / "quantized")])
+    rows = {r["name"]: r for r in reply["document"]["tensors"]}
+    assert "ignore list names it" in rows["model.layers.0.mlp.down_proj.weight"]["reason"]
+    assert rows["model.layers.0.mlp.up_proj.weight"]["sqnr_db"] > 10

@@ -93,6 +93,12 @@ def compressed_scheme(layer, detected_format, qconfig) -> LayerScheme:
     if not isinstance(groups, dict) or not groups:
         raise QuantcalcError("config.json's compressed-tensors quantization_config has no "
                              "config_groups", "file")
+    ignore = qconfig.get("ignore")
+    if isinstance(ignore, list) and any(isinstance(t, str) and (
+            _matches(t[3:], layer) if t.startswith("re:") else t == layer) for t in ignore):
+        raise QuantcalcError(f"'{shortened(layer, 60)}' is stored as compressed-tensors "
+                             f"{detected_format}, but config.json's ignore list names it (left "
+                             f"unquantized): the file and its config disagree", "file")
     group = _group_for(layer, groups)
     if group is None:
         raise QuantcalcError(f"no config group of config.json targets '{shortened(layer, 60)}' "
