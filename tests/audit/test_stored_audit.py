@@ -80,14 +80,22 @@ def test_compressed_tensors_groups_by_targets_and_ignore(tmp_path):
     assert formats["int8 per channel asymmetric"]["tensors"] == 3
 
 
-def test_compressed_tensors_int_and_float_quantized(tmp_path):
+@pytest.mark.parametrize("fmt, args, label", [
+    ("float-quantized", dict(num_bits=8, type="float", symmetric=True, strategy="channel"),
+     "FP8 E4M3 per channel"),
+    ("float-quantized", dict(num_bits=8, type="float", symmetric=True, strategy="block",
+                             block_structure=[128, 128]), "FP8 E4M3 128x128 blocks"),
+    ("int-quantized", dict(num_bits=8, type="int", symmetric=False, strategy="channel"),
+     "int8 per channel asymmetric"),
+    ("nvfp4-pack-quantized", dict(num_bits=4, type="float", symmetric=True,
+                                  strategy="tensor_group", group_size=16), "NVFP4 group 16")])
+def test_compressed_tensors_int_float_and_nvfp4(tmp_path, fmt, args, label):
     arrays = st.original(tmp_path / "original")
-    fp8 = dict(num_bits=8, type="float", symmetric=True, strategy="channel")
-    reference = st.compressed(tmp_path / "quantized", arrays, {"group_0": (["Linear"], fp8)},
-                              fmt="float-quantized")
-    rows, _ = audited(tmp_path, reference, arrays)
-    assert rows["model.layers.0.mlp.down_proj.weight"]["stored_format"] == \
-        "FP8 E4M3 per channel"
+    reference = st.compressed(tmp_path / "quantized", arrays, {"group_0": (["Linear"], args)},
+                              fmt=fmt)
+    # the library's NVFP4 decompressor rounds its output to bf16; quantcalc keeps float32
+    rows, _ = audited(tmp_path, reference, arrays, exact=fmt != "nvfp4-pack-quantized")
+    assert rows["model.layers.0.mlp.down_proj.weight"]["stored_format"] == label
 
 
 @pytest.mark.parametrize("bits, group, sym, act_order, dtype", [
