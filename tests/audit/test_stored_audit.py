@@ -143,3 +143,13 @@ def test_a_layer_the_config_ignores_but_the_file_compresses_is_listed(tmp_path):
     rows = {r["name"]: r for r in reply["document"]["tensors"]}
     assert "ignore list names it" in rows["model.layers.0.mlp.down_proj.weight"]["reason"]
     assert rows["model.layers.0.mlp.up_proj.weight"]["sqnr_db"] > 10
+
+
+def test_worker_processes_read_stored_layers_as_here(tmp_path):
+    import json
+    arrays = st.original(tmp_path / "original")
+    st.compressed(tmp_path / "quantized", arrays, {"group_0": (["Linear"], W4_ASYM)})
+    paths = [str(tmp_path / "original")], [str(tmp_path / "quantized")]
+    here = api.audit_model(*paths, slab_values=SLAB)["document"]
+    there = api.audit_model(*paths, slab_values=SLAB, jobs=2)["document"]
+    assert json.dumps(there, sort_keys=True) == json.dumps(here, sort_keys=True)
