@@ -208,3 +208,17 @@ def test_a_bf16_original_converted_through_f16_is_reproduced_block_by_block(tmp_
     rows = rows_by_name(audit(tmp_path / "hf", tmp_path / "m.gguf", slab_values=1 << 14))
     assert rows["blk.0.ffn_up.weight"]["reproduced_as"] == "plain via F16"
     assert all(r["reproduced"] for r in rows.values())
+
+
+def test_a_gguf_against_the_f16_gguf_it_was_quantized_from(llama):
+    """llama-quantize's own input as the original: the same names and row order on both sides
+    (no permutation to undo), every block reproduced from the F16 values."""
+    folder, _, config, tensors = llama
+    ap.write_gguf(folder / "f16.gguf", tensors, config, {n: "F16" for n in tensors})
+    f16 = {n: x.astype(np.float16).astype(np.float32) if x.ndim == 2 else x
+           for n, x in tensors.items()}
+    ap.write_gguf(folder / "from_f16.gguf", f16, config, {n: "q5_K" for n in tensors})
+    rows = rows_by_name(audit(folder / "f16.gguf", folder / "from_f16.gguf"))
+    assert all(r["reproduced_as"] == "plain" and r["original_name"] == n
+               for n, r in rows.items())
+    assert not any("permutes" in note for r in rows.values() for note in r["notes"])
