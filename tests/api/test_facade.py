@@ -35,7 +35,19 @@ def documents(model):
     assert "error" not in scanned, scanned
     planned = api.plan(scanned["document"], {"target_bpw": 5.5})
     assert "error" not in planned, planned
-    return {"scan": scanned["document"], "plan": planned["plan"]}
+    return {"scan": scanned["document"], "plan": planned["plan"], "audit": _audit(path.parent)}
+
+
+def _audit(folder):
+    """An audit of a GGUF (gguf-py's writer, ggml's Q4_K) against its Hugging Face original."""
+    audit_pairs = pytest.importorskip("tests.support.audit_pairs")
+    pytest.importorskip("libggml")
+    arrays, config = audit_pairs.hf_llama(folder / "audit_hf", seed=1, layers=1)
+    tensors = audit_pairs.gguf_tensors(arrays, config)
+    audit_pairs.write_gguf(folder / "audit.gguf", tensors, config, {n: "q4_K" for n in tensors})
+    audited = api.audit_model([str(folder / "audit_hf")], [str(folder / "audit.gguf")])
+    assert "error" not in audited, audited
+    return audited["document"]
 
 
 def made(feature, kind, documents):
@@ -46,11 +58,13 @@ def made(feature, kind, documents):
         return api.compare_export(SOURCE, SPECS, "tensor", kind, "facade test")
     if feature == "scan":
         return api.scan_export(documents["scan"], kind)
+    if feature == "audit":
+        return api.audit_export(documents["audit"], kind)
     return api.plan_export(documents["plan"], kind)
 
 
 def test_every_record_is_complete_and_names_a_function_that_exists():
-    assert set(exports.TABLES) == {"analysis", "comparison", "scan", "plan"}
+    assert set(exports.TABLES) == {"analysis", "comparison", "scan", "plan", "audit"}
     for feature, table in exports.TABLES.items():
         options = [e.option for e in table.values() if e.option]
         assert len(options) == len(set(options)), feature
@@ -88,6 +102,7 @@ def test_the_text_reports_are_the_tables_the_terminal_shows(documents):
     assert b"Pareto" in made("comparison", "text", documents)["bytes"]
     assert b"worst tensors under Q4_K" in made("scan", "text", documents)["bytes"]
     assert b"bits per weight" in made("plan", "text", documents)["bytes"]
+    assert b"worst tensors (lowest SQNR first" in made("audit", "text", documents)["bytes"]
 
 
 def test_a_new_report_is_one_entry(monkeypatch, tmp_path, capsys):

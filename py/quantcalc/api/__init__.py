@@ -9,9 +9,10 @@ raised, as {"error": {"kind", "message", "field"}}. The worker calls these by ke
     comparing    several configurations on one tensor
     scanning     every tensor of a checkpoint (here, in worker processes or on Dask)
     planning     the bit-budget plan over a scan
+    auditing     a quantized checkpoint against its original
 
-Every report is one record of reports/exports.py: export, compare_export, scan_export and
-plan_export make any kind of their feature's table as {"bytes", "mime"}.
+Every report is one record of reports/exports.py: export, compare_export, scan_export,
+plan_export and audit_export make any kind of their feature's table as {"bytes", "mime"}.
 
 A submodule is imported when one of its names is first asked for (PEP 562), so the page's
 start-up and `quantcalc analyze` load only the calculator.
@@ -26,6 +27,8 @@ _HOME = {
     "scanning": ("scan_list", "scan_inputs", "scan_model", "scan_document", "read_scan",
                  "scan_figures", "scan_export", "workers", "WHOLE_VALUES"),
     "planning": ("plan", "plan_figure", "plan_export"),
+    "auditing": ("audit_list", "audit_inputs", "audit_model", "audit_document", "read_audit",
+                 "audit_figures", "audit_export"),
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 __all__ = sorted(_MODULE_OF)

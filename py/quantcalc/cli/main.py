@@ -1,4 +1,4 @@
-"""`python -m quantcalc analyze | compare | scan | plan ...`: the command line on the same facade as
+"""`python -m quantcalc analyze | compare | scan | plan | audit ...`: the command line on the same facade as
 the page.
 
 Exit status 0 on success, 2 with one line on stderr for bad input or settings, 130 when Ctrl-C
@@ -12,7 +12,7 @@ import sys
 
 from quantcalc import __version__
 from quantcalc import api
-from quantcalc.cli import analyze, compare, outputs, plan, scan
+from quantcalc.cli import analyze, audit, compare, outputs, plan, scan
 from quantcalc.engine import malloc as heap
 from quantcalc.errors import QuantcalcError
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_parser(commands, presets)
     scan.add_parser(commands, presets)
     plan.add_parser(commands)
+    audit.add_parser(commands)
     return parser
 
 

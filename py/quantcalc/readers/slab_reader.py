@@ -78,7 +78,7 @@ class SlabReader:
             for first in range(0, rows, rows_per_slab):
                 n = min(rows_per_slab, rows - first)
                 values = read_exactly(stream, n * row_bytes, entry).view(dtype)
-                yield first, _as_float(values, entry.dtype).reshape((n, *inner) if len(shape) > 1
+                yield first, as_float(values, entry.dtype).reshape((n, *inner) if len(shape) > 1
                                                                     else inner)
         finally:
             stream.close()
@@ -120,7 +120,7 @@ class SlabReader:
         if entry.quantized:
             return ggml_decode.dequantize(raw, entry.ggml_type).reshape((n, *inner))
         dtype = np.dtype(STORED[entry.dtype]).newbyteorder(getattr(entry, "byte_order", "<"))
-        return _as_float(raw.view(dtype), entry.dtype).reshape((n, *inner))
+        return as_float(raw.view(dtype), entry.dtype).reshape((n, *inner))
 
     def _open(self):
         entry = self.entry
@@ -166,7 +166,7 @@ def read_exactly(stream, size, entry):
     return buffer
 
 
-def _as_float(values, dtype_name):
+def as_float(values, dtype_name):
     """float32 (float64 stays float64) in the machine's byte order."""
     if dtype_name == "BF16":
         return bf16_to_float32(values)

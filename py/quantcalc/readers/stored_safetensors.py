@@ -109,15 +109,15 @@ def _scale_layout(shape, scale_shape):
     if scale_shape in ((rows,), (rows, 1)) and len(shape) > 1:
         return "one scale per output channel"
     if len(scale_shape) == 2 and len(shape) == 2:
-        tile = _tile(shape, scale_shape)
-        if scale_shape[0] == rows and cols % scale_shape[1] == 0 and tile != (128, 128):
+        found = tile(shape, scale_shape)
+        if scale_shape[0] == rows and cols % scale_shape[1] == 0 and found != (128, 128):
             return f"one scale per group of {cols // scale_shape[1]}"
-        if tile is not None:
-            return f"{tile[0]}x{tile[1]} block scales"
+        if found is not None:
+            return f"{found[0]}x{found[1]} block scales"
     return None
 
 
-def _tile(shape, scale_shape):
+def tile(shape, scale_shape):
     """(block rows, block columns) such that the scales tile the weight, or None."""
     sizes = []
     for n, s in zip(shape, scale_shape):
@@ -195,7 +195,7 @@ class StoredReader:
             return scale.reshape(-1, 1)[first:first + n]
         if scale.shape[0] == rows:  # groups along the row
             return np.repeat(scale[first:first + n], row_values // scale.shape[1], axis=1)
-        block_rows, block_cols = _tile((rows, row_values), scale.shape)
+        block_rows, block_cols = tile((rows, row_values), scale.shape)
         tiles = scale[np.arange(first, first + n) // block_rows]
         return np.repeat(tiles, block_cols, axis=1)[:, :row_values]
 

@@ -6,12 +6,13 @@ it. The facade's export functions (api.export, compare_export, scan_export, plan
 command line's options both read these tables, so a new report is one entry here.
 
 Each feature's makers take that feature's document: the analysis Result, the comparison
-{"name", "rows", "sweep", "skipped", "notes"}, the scan document, the plan document. The "text"
+{"name", "rows", "sweep", "skipped", "notes"}, the scan document, the plan document, the audit
+document. The "text"
 report of each feature is the table the command line prints; it has no option of its own.
 
 A maker is named ("module:function"), not imported: the command line reads these tables at
-start-up, before it knows which report (and so which of matplotlib, the scan or the planner) it
-needs, and the scan and the planner sit above reports/, so only the facade loads their makers.
+start-up, before it knows which report (and so which of matplotlib, the scan, the audit or the
+planner) it needs, and those sit above reports/, so only the facade loads their makers.
 """
 
 from typing import Optional
@@ -91,7 +92,19 @@ PLAN = _table(
            "the plan and the presets, as the terminal shows them"),
 )
 
-TABLES = {"analysis": ANALYSIS, "comparison": COMPARISON, "scan": SCAN, "plan": PLAN}
+AUDIT = _table(
+    Export("csv", CSV, ".csv", "quantcalc.audit.report:csv_bytes", "--csv",
+           "one row per tensor: stored format, bits, SQNR, errors, reproduced"),
+    Export("json", JSON, ".json", "quantcalc.audit.report:json_bytes", "--json",
+           "the whole audit: both checkpoints, every tensor, the totals"),
+    Export("pdf", PDF, ".pdf", "quantcalc.audit.report:pdf_bytes", "--pdf",
+           "totals, stored formats, figures, the worst tensors and what was not paired"),
+    Export("text", TEXT, ".txt", "quantcalc.audit.report:summary_bytes", None,
+           "totals and the worst tensors, as the terminal shows them"),
+)
+
+TABLES = {"analysis": ANALYSIS, "comparison": COMPARISON, "scan": SCAN, "plan": PLAN,
+          "audit": AUDIT}
 
 
 # ---------------------------------------------------------------- makers of this layer's reports

@@ -30,6 +30,9 @@ class Quantized:
     clipped: np.ndarray   # bool, one per value
     scales: np.ndarray    # float32, one per (sub-)block: the step between adjacent codes
     bases: np.ndarray = None  # float32 per (sub-)block: x̂ = scale·(q − offset) + base (a min)
+    # what the blocks store besides the codes, where `scales` and `bases` do not say it: the
+    # fp16 super-block scales and the integer sub-block scales (formats/ggml/encode.py)
+    fields: dict = None
 
 
 def _blocks(rows, size):
@@ -161,7 +164,7 @@ def _scale_min_k(rows, importance, *, nmax, sub, ref_search, scale_levels):
     m_sub = (dmin[:, None] * lm.astype(F32)).reshape(-1)
     codes, clipped = _requantize(x, d_sub, m_sub, L, nmax=nmax)
     recon = d_sub[:, None] * codes.astype(F32) - m_sub[:, None]
-    return Quantized(codes, recon, clipped, d_sub, -m_sub)
+    return Quantized(codes, recon, clipped, d_sub, -m_sub, dict(d=d, dmin=dmin, ls=ls, lm=lm))
 
 
 def _q2_k_ref_search(x):
@@ -218,7 +221,7 @@ def q3_k(rows, importance=None):
     d_sub = (d[:, None] * (ls - 32).astype(F32)).reshape(-1)
     codes, clipped = _requantize(x, d_sub, None, L, nmax=7, offset=4)
     recon = d_sub[:, None] * (codes - 4).astype(F32)
-    return Quantized(codes, recon, clipped, d_sub)
+    return Quantized(codes, recon, clipped, d_sub, fields=dict(d=d, ls=ls))
 
 
 def q6_k(rows, importance=None):
@@ -238,7 +241,7 @@ def q6_k(rows, importance=None):
     L = np.where(np.repeat(zero, 16)[:, None], 0, L)
     codes, clipped = _requantize(x, d_sub, None, L, nmax=63, offset=32)
     recon = d_sub[:, None] * (codes - 32).astype(F32)
-    return Quantized(codes, recon, clipped, d_sub)
+    return Quantized(codes, recon, clipped, d_sub, fields=dict(d=d, sc=sc))
 
 
 # ------------------------------------------------------------------------------- IQ4 (non-linear)
@@ -309,6 +312,7 @@ def _iq4(rows, importance, super_size):
     if per_super == 1:  # IQ4_NL: the block's scale, stored as fp16
         d_sub = fp16(scales)
         sub_inverse = inverse(scales)
+        fields = dict(d=d_sub)
     else:  # IQ4_XS: 6-bit sub-block scales against d = -max_scale / 32
         scales = scales.reshape(-1, per_super)
         _, max_scale = _first_largest(scales)
@@ -316,10 +320,11 @@ def _iq4(rows, importance, super_size):
         levels = np.clip(nearest_int(inverse(d)[:, None] * scales), -32, 31)
         sub_inverse = inverse(d[:, None] * levels.astype(F32)).reshape(-1)
         d_sub = (fp16(d)[:, None] * levels.astype(F32)).reshape(-1)
+        fields = dict(d=fp16(d), ls=levels + 32)
     scaled = sub_inverse[:, None] * sub
     codes = best_index(scaled)
     clipped = (scaled < IQ4_VALUES[0]) | (scaled > IQ4_VALUES[15])
-    return Quantized(codes, d_sub[:, None] * IQ4_VALUES[codes], clipped, d_sub)
+    return Quantized(codes, d_sub[:, None] * IQ4_VALUES[codes], clipped, d_sub, fields=fields)
 
 
 def iq4_nl(rows, importance=None):
@@ -347,4 +352,4 @@ def quantize(name, rows, importance=None):
     shape = rows.shape
     bases = np.zeros(out.scales.size, F32) if out.bases is None else out.bases.reshape(-1)
     return Quantized(out.codes.reshape(shape), out.recon.reshape(shape),
-                     out.clipped.reshape(shape), out.scales.reshape(-1), bases)
+                     out.clipped.reshape(shape), out.scales.reshape(-1), bases, out.fields)
