@@ -18,8 +18,9 @@ from quantcalc.scan import document as scan_document
 KIND = "quantcalc-audit"
 STORED = "as stored"
 WORST = 20
+# the float keys (from_jsonable makes their values floats again; "bytes" is a count)
 NUMBER_KEYS = ("sqnr_db", "rel_rmse", "max_abs_error", "mse", "original_rms", "weighted_mse",
-               "weighted_sqnr_db", "plain_sqnr_db", "plain_mse", "bits_per_value", "bytes",
+               "weighted_sqnr_db", "plain_sqnr_db", "plain_mse", "bits_per_value",
                "total_error", "plain_total_error")
 
 

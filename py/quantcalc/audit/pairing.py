@@ -15,7 +15,7 @@ with its `reason`, and never gets an SQNR.
 import dataclasses
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from quantcalc.audit import rope
 from quantcalc.errors import QuantcalcError
@@ -23,12 +23,13 @@ from quantcalc.readers import checkpoint as checkpoints, model_config, stored_la
 from quantcalc.readers import stored_safetensors
 from quantcalc.readers.slab_reader import refusal as slab_refusal
 from quantcalc.readers.stored_layers import StoredLayer
+from quantcalc.records import record
 from quantcalc.schema import gguf_names
 
 EXPERT = re.compile(r"\.experts\.(\d+)\.")
 
 
-@dataclass
+@record
 class Side:
     role: str                 # "original" or "quantized", for messages
     paths: list
@@ -59,7 +60,7 @@ def open_side(paths, role) -> Side:
     return side
 
 
-@dataclass
+@record
 class Pair:
     """One row of the audit: the quantized side's tensor `name` and the original's."""
 

@@ -138,6 +138,11 @@ def open_checkpoint(paths) -> Checkpoint:
                                  f"{os.path.basename(entry.path)}", "file")
         seen[entry.name] = entry.path
     if not tensors:
+        configs = [os.path.basename(p) for p in paths if not os.path.isdir(p)
+                   and getattr(_scanned(os.path.basename(p)), "reader", None) == "config"]
+        if configs and not files:
+            raise QuantcalcError(f"{configs[0]} is a model configuration, not a checkpoint: "
+                                 f"give the tensor files beside it, or their folder", "file")
         raise QuantcalcError("the checkpoint holds no tensors", "file")
     stored_safetensors.recognise([e for e in tensors if e.ggml_type is None])
     return Checkpoint(tensors, sized, notes)

@@ -11,7 +11,7 @@ audit pairs it with the original checkpoint's tensor of that name. A layer quant
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from quantcalc.readers import file_parts, quant_config
 from quantcalc.readers.arrays import SAFETENSORS_DTYPES, bf16_to_float32
 from quantcalc.readers.slab_reader import read_exactly
 from quantcalc.readers.stored_safetensors import tile
+from quantcalc.records import record
 
 COMPANIONS = ("weight_scale", "weight_scale_inv", "weight_zero_point", "weight_shape",
               "weight_g_idx", "weight_global_scale", "input_scale", "input_global_scale",
@@ -28,7 +29,7 @@ COMPANIONS = ("weight_scale", "weight_scale_inv", "weight_zero_point", "weight_s
 ROWS = (0, 1, 1)  # a part cut along its first axis, one row per weight row
 
 
-@dataclass
+@record
 class StoredLayer:
     """One quantized layer. `parts`: its stored tensors by suffix; `cuts`: how each is cut for
     a slab of weight rows, (axis, numerator, denominator): the part's indices
