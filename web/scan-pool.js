@@ -43,8 +43,10 @@ function nextBatch(queue) {
 }
 
 // Scan `tensors` ([{name, bytes}] in file order) on the pool; returns null, or the first error.
-export async function scanOnPool({ files, specs, imatrix, wholeValues, tensors, onRow,
-  onProgress }) {
+// `estimate` ({db, seed}, or null for exact results) goes to every worker's scan_model: each
+// tensor's sample is drawn from the seed alone, so the rows are those of one scan of them all.
+export async function scanOnPool({ files, specs, imatrix, wholeValues, estimate = null, tensors,
+  onRow, onProgress }) {
   const queue = [...tensors];
   const totalBytes = tensors.reduce((sum, t) => sum + t.bytes, 0);
   const inFlight = new Map();
@@ -68,7 +70,8 @@ export async function scanOnPool({ files, specs, imatrix, wholeValues, tensors, 
       const batch = nextBatch(queue);
       inFlight.set(worker, 0);
       const reply = await worker.request("scan_model", { paths: files, specs,
-        imatrix_path: imatrix, whole_values: wholeValues, names: batch.names }, (data) => {
+        imatrix_path: imatrix, whole_values: wholeValues, names: batch.names,
+        ...(estimate && { estimate_db: estimate.db, estimate_seed: estimate.seed }) }, (data) => {
           if (data.row) onRow(data.row);
           if (data.progress) {
             inFlight.set(worker, Math.min(data.progress.bytes, batch.bytes));
