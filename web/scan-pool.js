@@ -7,7 +7,8 @@ import { engine } from "./store.js";
 
 const hooks = globalThis.quantcalcTestHooks ?? {};
 const MAX_WORKERS = 4;
-const BATCH_BYTES = 64 * 2 ** 20; // small tensors go several to a request
+// small tensors go several to a request (a test sets 1: one tensor per request)
+const BATCH_BYTES = hooks.scanBatchBytes ?? 64 * 2 ** 20;
 const helpers = [];
 
 // One worker per core, at most four, and no more than one per 2 GB of the device's memory

@@ -1,6 +1,6 @@
 """The page's quick estimate (issue 28), as a user meets it: "Quick estimate (±0.1 dB)" chosen
 in the Scan section gives the JSON of `quantcalc scan --estimate 0.1 --estimate-seed 0` field for
-field (the same seed, the same rows, from several workers); the table and totals read "± x";
+field (the same seed, the same rows, one tensor per worker request); the table and totals read "± x";
 a tensor picked in the table, or the worst N, is measured again exactly and its row is then the
 exact scan's; the choice defaults to Quick for a selection over 1 GiB (a real sparse file) until
 the user chooses; a reload keeps the estimate."""
@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import Watched
 from quantcalc import api
 from tests.e2e.helpers import axe_violations
 from tests.support.checkpoints import write_safetensors
@@ -61,6 +62,20 @@ def cli(checkpoint, tmp_path_factory):
     return docs
 
 
+@pytest.fixture(scope="module")
+def split(browser, server):
+    """A booted page that asks scan_model for one tensor at a time (test hook scanBatchBytes),
+    shared among its workers: each row comes from a scan of that tensor alone."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.add_init_script("globalThis.quantcalcTestHooks = {scanBatchBytes: 1}")
+    watched = Watched(context, server.url)
+    watched.open()
+    yield watched
+    assert watched.errors == [], watched.errors
+    assert watched.foreign_requests() == []
+    context.close()
+
+
 def scan_quickly(page, path):
     before = int(page.evaluate("() => document.body.dataset.scans || 0"))
     page.set_input_files("#scan-files", [str(path)])
@@ -91,11 +106,11 @@ def shown_sqnr(page, tensor, fmt):
     return cell.inner_text(), float(cell.get_attribute("data-value"))
 
 
-def test_a_quick_estimate_in_the_page_is_the_command_lines_field_for_field(app, checkpoint,
+def test_a_quick_estimate_in_the_page_is_the_command_lines_field_for_field(split, checkpoint,
                                                                           cli, axe_source):
-    page = app.page
+    page = split.page
     scan_quickly(page, checkpoint)
-    # two workers each scanned some tensors; the same seed draws the same rows
+    # one tensor per scan_model call, on whichever worker is free: the seed alone draws the rows
     assert downloaded(page) == cli["estimate"]
     assert page.get_by_label("Quick estimate (±0.1 dB)").is_checked()
     assert page.text_content("#scan-status") == ("Scanned 3 tensors under 4 formats. A quick "
@@ -124,10 +139,10 @@ def test_a_quick_estimate_in_the_page_is_the_command_lines_field_for_field(app, 
     assert axe_violations(page, axe_source) == []  # the choice, the picks, the controls
 
 
-def test_make_exact_on_a_row_gives_the_exact_scans_row_and_totals_from_the_engine(app,
+def test_make_exact_on_a_row_gives_the_exact_scans_row_and_totals_from_the_engine(split,
                                                                                  checkpoint,
                                                                                  cli):
-    page = app.page
+    page = split.page
     scan_quickly(page, checkpoint)
     picked = SAMPLED[1]
     page.get_by_label(f"Pick {picked} to measure exactly").first.check()
@@ -152,8 +167,9 @@ def test_make_exact_on_a_row_gives_the_exact_scans_row_and_totals_from_the_engin
                         ).first.inner_text() == "exact"
 
 
-def test_making_the_worst_exact_until_none_is_left_gives_the_exact_scan(app, checkpoint, cli):
-    page = app.page
+def test_making_the_worst_exact_until_none_is_left_gives_the_exact_scan(split, checkpoint,
+                                                                         cli):
+    page = split.page
     scan_quickly(page, checkpoint)
     page.fill("#scan-exact-count", "1")
     worst = page.get_by_role("button", name="Make the worst 1 exact")
