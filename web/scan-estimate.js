@@ -78,7 +78,9 @@ export function showEstimate(doc, { madeExact = 0, why = "" } = {}) {
   $("#scan-figures-note").hidden = !estimated;
   $("#scan-exact-controls").hidden = !estimated;
   controlsOff = Boolean(why);
-  for (const control of $$("#scan-exact-controls :is(button, input)")) control.disabled = controlsOff;
+  for (const control of $$("#scan-exact-controls :is(button, input)")) {
+    control.disabled = controlsOff;
+  }
   updatePicked();
   $("#scan-exact-why").textContent = why;
 }

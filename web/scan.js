@@ -279,7 +279,11 @@ function renderNow() {
   renderTable({ tensors: scan.rows, formats: scan.formats,
     totals: scan.doc?.totals ?? [], notes: scan.doc?.notes ?? [],
     canOpen: Boolean(scan.scanned), onOpen: openInCalculator, picked,
-    onPick: (name, on) => { if (on) picked.add(name); else picked.delete(name); updatePicked(); } });
+    onPick: (name, on) => {
+      if (on) picked.add(name);
+      else picked.delete(name);
+      updatePicked();
+    } });
   if (!scan.running) showEstimate(scan.doc, { madeExact: scan.madeExact, why: exactRefusal() });
 }
 

@@ -1,9 +1,9 @@
 """The page's quick estimate (issue 28), as a user meets it: "Quick estimate (±0.1 dB)" chosen
 in the Scan section gives the JSON of `quantcalc scan --estimate 0.1 --estimate-seed 0` field for
-field (the same seed, the same rows, one tensor per worker request); the table and totals read "± x";
-a tensor picked in the table, or the worst N, is measured again exactly and its row is then the
-exact scan's; the choice defaults to Quick for a selection over 1 GiB (a real sparse file) until
-the user chooses; a reload keeps the estimate."""
+field (the same seed, the same rows, one tensor per worker request); the table and totals read
+"± x"; a tensor picked in the table, or the worst N, is measured again exactly and its row is
+then the exact scan's; the choice defaults to Quick for a selection over 1 GiB (a real sparse
+file) until the user chooses; a reload keeps the estimate."""
 
 import json
 from pathlib import Path
