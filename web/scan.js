@@ -182,7 +182,6 @@ async function startScan() {
   const files = scan.files;
   const run = {};
   Object.assign(scan, { rows: [], formats: [], specs, doc: null, scanned: files, running: run });
-  $("#scan-start").focus(); // it is disabled below: focus stays on it, not on <body>
   $("#scan-results").hidden = false;
   $("#scan-saved-note").hidden = true;
   usePlannerScan(null, null);
