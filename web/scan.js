@@ -251,7 +251,9 @@ function useDocument(doc) {
   scan.version += 1;
   renderNow();
   saved.keep({ doc, files: scan.scanned.files.map((f) => f.name), specs: scan.specs,
-    choice: choiceState(), madeExact: scan.madeExact });
+    choice: choiceState(), madeExact: scan.madeExact }).then(() => { // (tests wait for it)
+    document.body.dataset.scansKept = String(Number(document.body.dataset.scansKept || 0) + 1);
+  });
   $("#scan-clear").hidden = false;
   usePlannerScan(doc, `${scan.scanned.id}.${scan.version}`);
   drawScanFigures();

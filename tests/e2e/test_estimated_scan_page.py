@@ -219,6 +219,8 @@ def test_a_reload_keeps_the_estimate_and_the_files_chosen_again_make_it_exact(fr
                                                                             checkpoint, cli):
     page = fresh.open()
     scan_quickly(page, checkpoint)
+    # kept in Cache Storage after the table is final: a reload before that finds nothing
+    page.wait_for_selector("body[data-scans-kept='1']", state="attached")
     page.reload()
     page.wait_for_selector("#scan-saved-note:not([hidden])", timeout=120_000)
     page.wait_for_selector("#engine-status[data-state=ready]", timeout=120_000)
