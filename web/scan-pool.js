@@ -7,7 +7,8 @@ import { engine } from "./store.js";
 
 const hooks = globalThis.quantcalcTestHooks ?? {};
 const MAX_WORKERS = 4;
-const BATCH_BYTES = 64 * 2 ** 20; // small tensors go several to a request
+// small tensors go several to a request (a test sets 1: one tensor per request)
+const BATCH_BYTES = hooks.scanBatchBytes ?? 64 * 2 ** 20;
 const helpers = [];
 
 // One worker per core, at most four, and no more than one per 2 GB of the device's memory
@@ -43,8 +44,10 @@ function nextBatch(queue) {
 }
 
 // Scan `tensors` ([{name, bytes}] in file order) on the pool; returns null, or the first error.
-export async function scanOnPool({ files, specs, imatrix, wholeValues, tensors, onRow,
-  onProgress }) {
+// `estimate` ({db, seed}, or null for exact results) goes to every worker's scan_model: each
+// tensor's sample is drawn from the seed alone, so the rows are those of one scan of them all.
+export async function scanOnPool({ files, specs, imatrix, wholeValues, estimate = null, tensors,
+  onRow, onProgress }) {
   const queue = [...tensors];
   const totalBytes = tensors.reduce((sum, t) => sum + t.bytes, 0);
   const inFlight = new Map();
@@ -68,7 +71,8 @@ export async function scanOnPool({ files, specs, imatrix, wholeValues, tensors, 
       const batch = nextBatch(queue);
       inFlight.set(worker, 0);
       const reply = await worker.request("scan_model", { paths: files, specs,
-        imatrix_path: imatrix, whole_values: wholeValues, names: batch.names }, (data) => {
+        imatrix_path: imatrix, whole_values: wholeValues, names: batch.names,
+        ...(estimate && { estimate_db: estimate.db, estimate_seed: estimate.seed }) }, (data) => {
           if (data.row) onRow(data.row);
           if (data.progress) {
             inFlight.set(worker, Math.min(data.progress.bytes, batch.bytes));

@@ -1,7 +1,9 @@
 // The last finished (or cancelled) model scan, kept in this browser's Cache Storage so a reload
 // does not lose it, until the user clears it. Keyed by the build, like saved results: a newer
 // build computes with newer code, and the service worker deletes older builds' caches. The scan
-// goes through stored-json.js, which keeps its infinite numbers (an exact format's SQNR).
+// goes through stored-json.js, which keeps its infinite numbers (an exact format's SQNR). What
+// scan.js keeps: {doc (its "estimate" too), files (names), specs, choice (Quick or Exact, and
+// whether the user chose it), madeExact (tensors of an estimate measured again exactly)}.
 import { fromJson, toJson } from "./stored-json.js";
 
 const BUILD = new URL(".", import.meta.url).pathname.split("/").filter(Boolean).at(-1);

@@ -1,13 +1,17 @@
 // The scan's table: one row per tensor x format, filtered by format, role, layer range and name,
 // sorted by any column (worst SQNR first at the start), the first SHOWN_ROWS built; and the
 // totals per format beside it. scan.js owns the scan and hands each state over as a view.
+// Estimated results read "18.1 ± 0.097" (SQNR) and "24.1 ± 0.53" (a total's error); a tensor
+// with any has a checkbox that picks it to be measured again exactly.
 import { $, $$ } from "./store.js";
 import { formatBytes } from "./files.js";
 import { formatNumber } from "./results.js";
+import { isEstimate, isEstimated, plusMinus } from "./scan-estimate.js";
 
 const SHOWN_ROWS = 300;   // table rows built at once; filters narrow the rest
 const COLUMNS = [
   // key, heading, value of a (tensor, result) pair, how to show it
+  ["pick", "Make exact", () => null],
   ["name", "Tensor", (t) => t.name],
   ["layer", "Layer", (t) => t.layer],
   ["role", "Role", (t) => t.role],
@@ -29,11 +33,13 @@ const COLUMNS = [
     ...(r?.notes ?? [])].join("; ")],
 ];
 const PERCENT = new Set(["clip_rate", "beyond_6_sigma"]);
+const UNSORTED = new Set(["pick", "notes"]);
 
 let sort = { key: "sqnr_db", ascending: true };
-let view = { tensors: [], formats: [], totals: [], notes: [], canOpen: false, onOpen: () => {} };
+let view = { tensors: [], formats: [], totals: [], notes: [], canOpen: false, onOpen: () => {},
+  picked: new Set(), onPick: () => {} };
 
-function pairs() {
+function pairs(order = sort) {
   const wantedFormat = $("#scan-format-filter").value;
   const role = $("#scan-role-filter").value;
   const layer = parseLayers($("#scan-layer-filter").value);
@@ -49,8 +55,8 @@ function pairs() {
       out.push([tensor, result, index]);
     });
   }
-  const column = COLUMNS.find(([key]) => key === sort.key);
-  const sign = sort.ascending ? 1 : -1;
+  const column = COLUMNS.find(([key]) => key === order.key);
+  const sign = order.ascending ? 1 : -1;
   return out.sort((a, b) => {
     const x = column[2](a[0], a[1]);
     const y = column[2](b[0], b[1]);
@@ -79,10 +85,41 @@ function cellText(key, value) {
   return formatNumber(value);
 }
 
-// The table for `view`: {tensors, formats, totals, notes, canOpen, onOpen(tensor, index)}.
+// The names of the `n` estimated tensors with the lowest SQNR among the rows the filters show.
+export function worstEstimated(n) {
+  const names = new Set();
+  for (const [tensor, result] of pairs({ key: "sqnr_db", ascending: true })) {
+    if (names.size >= n) break;
+    if (result && Number.isFinite(result.sqnr_db) && isEstimated(tensor)) names.add(tensor.name);
+  }
+  return [...names];
+}
+
+// A tensor with estimated results: a checkbox that picks it (all its rows tick together).
+function pickCell(td, tensor) {
+  if (!isEstimated(tensor)) {
+    td.textContent = tensor.results.length ? "exact" : "";
+    return;
+  }
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.checked = view.picked.has(tensor.name);
+  box.setAttribute("aria-label", `Pick ${tensor.name} to measure exactly`);
+  box.addEventListener("change", () => {
+    for (const tr of $$("#scan-table tbody tr")) {
+      if (tr.dataset.tensor === tensor.name) $("input", tr).checked = box.checked;
+    }
+    view.onPick(tensor.name, box.checked);
+  });
+  td.append(box);
+}
+
+// The table for `view`: {tensors, formats, totals, notes, canOpen, onOpen(tensor, index),
+// picked (a Set of names), onPick(name, checked)}.
 export function renderTable(next) {
   view = next;
   refreshFilters();
+  $("#scan-table").classList.toggle("qc-estimated", view.tensors.some(isEstimated));
   const list = pairs();
   const body = list.slice(0, SHOWN_ROWS).map(([tensor, result, index]) => {
     const tr = document.createElement("tr");
@@ -95,7 +132,14 @@ export function renderTable(next) {
       const v = value(tensor, result);
       td.dataset.metric = key;
       if (typeof v === "number") td.dataset.value = String(v);
-      if (key === "name") {
+      if (key === "pick") {
+        pickCell(td, tensor);
+      } else if (key === "sqnr_db" && isEstimate(result)) {
+        td.dataset.ci = String(result.sqnr_ci_db);
+        td.textContent = cellText(key, v) + plusMinus(result.sqnr_ci_db);
+        td.title = `estimated from ${Number((result.sampled_fraction * 100).toPrecision(2))} % ` +
+          "of the values; the interval is 95 %";
+      } else if (key === "name") {
         const button = document.createElement("button");
         button.type = "button";
         button.className = "qc-link-button";
@@ -127,8 +171,12 @@ function summarize() {
     const tr = document.createElement("tr");
     tr.dataset.format = t.format;
     const cells = [t.format, t.bits_per_value == null ? "n/a" : t.bits_per_value.toFixed(3),
-      formatBytes(Math.round(t.bytes)), formatNumber(t.total_error), String(t.refused)];
+      formatBytes(Math.round(t.bytes)), formatNumber(t.total_error) + plusMinus(t.total_error_ci),
+      String(t.refused)];
     tr.append(...cells.map((text) => Object.assign(document.createElement("td"), { textContent: text })));
+    tr.cells[3].dataset.metric = "total_error";
+    tr.cells[3].dataset.value = String(t.total_error);
+    if (t.total_error_ci > 0) tr.cells[3].dataset.ci = String(t.total_error_ci);
     return tr;
   });
   $("#scan-totals-table tbody").replaceChildren(...rows);
@@ -161,7 +209,8 @@ export function buildTableHead(rerender) {
   for (const [key, heading] of COLUMNS) {
     const th = document.createElement("th");
     th.scope = "col";
-    if (key === "notes") {
+    th.dataset.metric = key;
+    if (UNSORTED.has(key)) {
       th.textContent = heading;
     } else {
       const button = document.createElement("button");

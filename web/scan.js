@@ -2,7 +2,9 @@
 // read there a slab at a time; every tensor is measured under each chosen format. Rows arrive as
 // they finish; the table sorts and filters them; a row opens its tensor in the calculator. The
 // page keeps the scan document (it survives a restarted worker and, saved, a reload); figures
-// and reports are made from it by the engine.
+// and reports are made from it by the engine. A quick estimate (scan-estimate.js) can be made
+// exact afterwards for the tensors picked: they are scanned again and the engine builds the
+// document again from the rows.
 import { $, $$, engine } from "./store.js";
 import { formatBytes, useCheckpointTensor } from "./files.js";
 import { applyForm, DEFAULTS, form } from "./form.js";
@@ -11,8 +13,10 @@ import { saveBlob } from "./downloads.js";
 import * as saved from "./scan-saved.js";
 import { usePlannerScan } from "./planner.js";
 import { cancelScan, scanOnPool } from "./scan-pool.js";
-import { buildTableHead, renderTable } from "./scan-table.js";
+import { buildTableHead, renderTable, worstEstimated } from "./scan-table.js";
 import { fileType, listed, takes } from "./file-types.js";
+import { chooseForSize, choiceState, estimateArgs, estimateAsked, picked, restoreChoice,
+  showEstimate, statusWords, updatePicked, wireEstimate } from "./scan-estimate.js";
 
 const hooks = globalThis.quantcalcTestHooks ?? {};
 const RENDER_EVERY_MS = 250;
@@ -22,8 +26,11 @@ const scan = {
   rows: [],           // tensors done, as the engine sent them
   formats: [],        // labels, in the order of each row's results
   specs: [],
+  imatrix: null,      // {file_id, file} the scan used, or null
   doc: null,          // the finished document
   running: null,
+  madeExact: 0,       // tensors of an estimated scan measured again exactly
+  version: 0,         // of the document, for the planner's cache
 };
 let nextScanId = 1;
 let presets = {};
@@ -59,7 +66,18 @@ function takeFiles(list) {
     `(${formatBytes(total)})` + (files.length > data.length ? " and an index" : "") +
     ": read in place, a slab at a time; nothing is uploaded.";
   $("#scan-start").disabled = engine.state !== "ready";
+  chooseForSize(total);
+  if (scan.doc && !scan.scanned && !scan.running && sameFiles(scan.doc.files, files)) {
+    // the files of a restored scan, chosen again: its tensors open and can be made exact
+    scan.scanned = scan.files;
+    $("#scan-saved-note").textContent += " Its files are chosen again.";
+    renderNow();
+  }
 }
+
+// Whether the chosen files hold every data file a scan document names, at the same size.
+const sameFiles = (named, chosen) => named.length > 0 && named.every((want) =>
+  chosen.some((file) => file.name === want.name && file.size === want.bytes));
 
 // Dropped files, or every file inside dropped folders (read through the entries API).
 async function droppedFiles(transfer) {
@@ -116,8 +134,18 @@ export async function loadScanPresets() {
   };
   chooser.onchange = fill;
   $("#scan-formats").addEventListener("input", () => { chooser.value = "custom"; });
-  if (!$("#scan-formats").value) fill();
+  if (scan.specs.length) showSpecs(scan.specs);
+  else if (!$("#scan-formats").value) fill();
   $("#scan-start").disabled = !scan.files;
+}
+
+// The formats of a restored scan in the Formats box, under their preset's name if they are one.
+function showSpecs(specs) {
+  const text = specs.join("\n");
+  $("#scan-formats").value = text;
+  const preset = Object.entries(presets).find(([, { configs }]) => configs
+    .map(({ spec }) => spec.replace(/^format=(\S+)$/, "$1")).join("\n") === text);
+  if ($("#scan-preset").options.length) $("#scan-preset").value = preset ? preset[0] : "custom";
 }
 
 // ---------------------------------------------------------------- running a scan
@@ -164,6 +192,10 @@ async function startScan() {
   showProgress({ bytes: 0, total_bytes: 0, tensors: 0, total_tensors: 0, bytes_per_second: 0,
     seconds_left: null });
   const imatrix = imatrixFile ? { file_id: `${files.id}-imatrix`, file: imatrixFile } : null;
+  const estimate = estimateAsked();
+  Object.assign(scan, { imatrix, madeExact: 0 });
+  picked.clear();
+  showEstimate(null);
   // the tensors (and a check of the formats) first, then the workers share them out
   const listing = await engine.request("scan_list", { paths: files, specs });
   let reply = listing;
@@ -174,7 +206,7 @@ async function startScan() {
       seconds_left: null });
   }
   if (!listing.error) {
-    const failure = await scanOnPool({ files, specs, imatrix,
+    const failure = await scanOnPool({ files, specs, imatrix, estimate,
       wholeValues: hooks.scanWholeValues ?? null, tensors: listing.tensors,
       onRow: (row) => {
         if (scan.running !== run) return;
@@ -184,7 +216,8 @@ async function startScan() {
       },
       onProgress: (progress) => scan.running === run && showProgress(progress) });
     reply = failure ? { error: failure }
-      : await engine.request("scan_document", { paths: files, specs, rows: scan.rows });
+      : await engine.request("scan_document", { paths: files, specs, rows: scan.rows,
+        ...estimateArgs(estimate) });
   }
   if (scan.running !== run) return;
   scan.running = null;
@@ -202,27 +235,37 @@ async function startScan() {
   if (reply.error) {
     $("#scan-status").textContent = `Cancelled after ${scan.rows.length} tensors; ` +
       "the rows done are kept.";
-    scan.doc = partialDocument();
+    useDocument(partialDocument(estimate));
   } else {
-    scan.doc = reply.document;
-    scan.formats = scan.doc.formats.map((f) => f.label);
+    useDocument(reply.document);
     $("#scan-status").textContent = `Scanned ${scan.doc.tensors.length} tensors under ` +
-      `${scan.formats.length} format${scan.formats.length === 1 ? "" : "s"}.`;
+      `${scan.formats.length} format${scan.formats.length === 1 ? "" : "s"}.` +
+      statusWords(scan.doc);
   }
-  renderNow();
   document.body.dataset.scans = String(Number(document.body.dataset.scans || 0) + 1);
-  saved.keep({ doc: scan.doc, files: files.files.map((f) => f.name) });
+}
+
+// A finished, cancelled or re-measured scan's document: shown, kept, planned and drawn.
+function useDocument(doc) {
+  Object.assign(scan, { doc, rows: doc.tensors, formats: doc.formats.map((f) => f.label) });
+  scan.version += 1;
+  renderNow();
+  saved.keep({ doc, files: scan.scanned.files.map((f) => f.name), specs: scan.specs,
+    choice: choiceState(), madeExact: scan.madeExact }).then(() => { // (tests wait for it)
+    document.body.dataset.scansKept = String(Number(document.body.dataset.scansKept || 0) + 1);
+  });
   $("#scan-clear").hidden = false;
-  usePlannerScan(scan.doc, files.id);
+  usePlannerScan(doc, `${scan.scanned.id}.${scan.version}`);
   drawScanFigures();
 }
 
 // What a cancelled scan has done, in the document's shape (totals are computed by the engine).
-function partialDocument() {
+function partialDocument(estimate) {
   return { kind: "quantcalc-scan", version: 1, files: scan.scanned.files
     .map((f) => ({ name: f.name, bytes: f.size })),
   formats: scan.formats.map((label) => ({ label, settings: {} })), tensors: scan.rows,
-  totals: null, notes: ["cancelled: only the tensors done are included"] };
+  totals: null, notes: ["cancelled: only the tensors done are included"],
+  ...(estimate && { estimate }) };
 }
 
 // ---------------------------------------------------------------- the table
@@ -234,9 +277,25 @@ function renderSoon() {
 function renderNow() {
   clearTimeout(renderTimer);
   renderTimer = null;
-  renderTable({ tensors: scan.doc?.tensors ?? scan.rows, formats: scan.formats,
+  renderTable({ tensors: scan.rows, formats: scan.formats,
     totals: scan.doc?.totals ?? [], notes: scan.doc?.notes ?? [],
-    canOpen: Boolean(scan.scanned), onOpen: openInCalculator });
+    canOpen: Boolean(scan.scanned), onOpen: openInCalculator, picked,
+    onPick: (name, on) => {
+      if (on) picked.add(name);
+      else picked.delete(name);
+      updatePicked();
+    } });
+  if (!scan.running) showEstimate(scan.doc, { madeExact: scan.madeExact, why: exactRefusal() });
+}
+
+// Why the doc's tensors cannot be measured again now, or "".
+function exactRefusal() {
+  if (!scan.doc?.totals) return "A cancelled scan cannot be made exact: scan again.";
+  if (!scan.scanned) return "Choose the files again to make tensors exact.";
+  const weighted = scan.rows.some((t) => t.results.some((r) => r.weighted_mse != null));
+  if (weighted && !scan.imatrix) return "Scan again with the importance matrix to make " +
+    "tensors exact.";
+  return "";
 }
 
 // ---------------------------------------------------------------- from a row to the calculator
@@ -284,13 +343,15 @@ async function downloadScan(kind) {
 async function restoreSaved() {
   const found = await saved.load();
   if (!found || scan.rows.length || scan.running) return;
-  scan.doc = found.doc;
-  scan.rows = found.doc.tensors;
-  scan.formats = found.doc.formats.map((f) => f.label);
+  Object.assign(scan, { doc: found.doc, rows: found.doc.tensors, specs: found.specs ?? [],
+    formats: found.doc.formats.map((f) => f.label), madeExact: found.madeExact ?? 0 });
+  restoreChoice(found.choice);
+  if (scan.specs.length) showSpecs(scan.specs);
   $("#scan-results").hidden = false;
   $("#scan-saved-note").textContent = `Saved from an earlier visit: a scan of ` +
     `${found.files.slice(0, 3).join(", ")}${found.files.length > 3 ? " …" : ""}. Choose the ` +
-    "files again to open a tensor in the calculator.";
+    "files again to open a tensor in the calculator" +
+    (found.doc.estimate ? " or make tensors exact." : ".");
   $("#scan-saved-note").hidden = false;
   $("#scan-clear").hidden = false;
   renderNow();
@@ -302,7 +363,8 @@ async function restoreSaved() {
 
 async function clearSaved() {
   await saved.clear();
-  Object.assign(scan, { rows: [], formats: [], doc: null, scanned: null });
+  Object.assign(scan, { rows: [], formats: [], doc: null, scanned: null, madeExact: 0 });
+  picked.clear();
   $("#scan-results").hidden = true;
   usePlannerScan(null, null);
   $("#scan-clear").hidden = true;
@@ -327,5 +389,7 @@ export function wireScan() {
   for (const button of $$("[data-scan-download]")) {
     button.addEventListener("click", () => downloadScan(button.dataset.scanDownload));
   }
+  wireEstimate(scan, { renderSoon, showProgress, useDocument, worst: worstEstimated,
+    wholeValues: hooks.scanWholeValues ?? null });
   restoreSaved();
 }
