@@ -10,7 +10,8 @@ import { figureTheme } from "./theme.js";
 // `where` (figures.pointer_map) gives the calculator's histograms and transfer figure a readout.
 export function showFigure({ name, title, svg, where = null }, holder = $("#figures")) {
   const first = holder.childElementCount === 0;
-  const subject = { "scan-figures": "the scanned model", "plan-figures": "the plan" }[holder.id]
+  const subject = { "scan-figures": "the scanned model", "plan-figures": "the plan",
+    "audit-figures": "the audited model" }[holder.id]
     ?? state.summary?.name ?? "tensor";
   const figure = figureElement(name, title, svg, altText(name), subject);
   if (holder.id === "figures") addReadout(figure, figure.querySelector("img"), where);
@@ -77,6 +78,8 @@ const ALT = {
   spread: "each format's SQNR over all tensors, as a box and one dot per tensor",
   size: "the measured tensors' size at each format, with the average bits per value",
   share: "for each format, each role's share of the total error (MSE times parameters)",
+  gain: "each tensor's stored SQNR against the SQNR of llama.cpp's plain quantization of the " +
+    "original; points above the diagonal gained from an importance matrix",
   plan: "the least total error the scanned formats reach at each size, llama.cpp's presets as " +
     "points and this plan as a star; the tables hold the numbers",
 };

@@ -19,7 +19,8 @@ export const MSG = Object.freeze({
 //   figure    {name, title, svg, where}: a figure as soon as it is drawn
 //   phase     {progress: {phase, fraction}}: how far an analysis has come
 //   row       {row}: a scanned tensor
-//   scanned   {progress: {bytes, total_bytes, ..., memory_bytes}}: how far a scan has come
+//   scanned   {progress: {bytes, total_bytes, ..., memory_bytes}}: how far a scan (or an
+//             audit) has come
 const FIGURE = Object.freeze({ on_figure: "figure" });
 export const CALLS = Object.freeze({
   analyze: { on_progress: "phase" },
@@ -37,6 +38,11 @@ export const CALLS = Object.freeze({
   scan_document: {},
   scan_figures: FIGURE,
   scan_export: {},
+  audit_list: {},
+  audit_model: { on_row: "row", on_progress: "scanned" },
+  audit_document: {},
+  audit_figures: FIGURE,
+  audit_export: {},
   plan: {},
   plan_figure: FIGURE,
   plan_export: {},

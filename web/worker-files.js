@@ -16,7 +16,7 @@ export function fileMounts(pyodide) {
   const { FS } = pyodide;
   const mounts = new Map(); // file id -> {dir, path}
   let mountCount = 0;
-  let scanMount = null; // {id, dir}
+  const checkpointMounts = new Map(); // slot ("scan", "original", "quantized") -> {id, dir}
 
   // A file the page names with an id, mounted once; the path Python opens. A large file of a
   // type Python reads by offset is mounted in slices, as the scan's files are.
@@ -41,18 +41,20 @@ export function fileMounts(pyodide) {
   // file finds its shards beside it) and stay mounted while the scan is shown, so a row can be
   // opened in the calculator without choosing the files again. A new scan's files replace them.
   // Python is given the folder, not the files: it takes the index if there is one, the data
-  // files otherwise, and refuses what it never opens with the reason.
-  function checkpoint({ id, files }) {
-    if (scanMount?.id !== id) {
-      if (scanMount) FS.unmount(scanMount.dir);
-      const dir = `/scan/${++mountCount}`;
+  // files otherwise, and refuses what it never opens with the reason. Each `slot` keeps its own
+  // folder: an audit mounts its original and its quantized model side by side.
+  function checkpoint({ id, files }, slot = "scan") {
+    const mounted = checkpointMounts.get(slot);
+    if (mounted?.id !== id) {
+      if (mounted) FS.unmount(mounted.dir);
+      const dir = `/${slot}/${++mountCount}`;
       FS.mkdirTree(dir);
       const whole = files.filter((f) => f.size <= PART);
       const blobs = files.filter((f) => f.size > PART).flatMap(partsOf);
       FS.mount(FS.filesystems.WORKERFS, { files: whole, blobs }, dir);
-      scanMount = { id, dir };
+      checkpointMounts.set(slot, { id, dir });
     }
-    return [scanMount.dir];
+    return [checkpointMounts.get(slot).dir];
   }
 
   // A source from the page ({file_id, file: File, tensor, imatrix?}, {checkpoint_files,

@@ -54,10 +54,14 @@ function plainItem(item, transfers) {
 }
 
 // A named argument from the page, as Python takes it. A scan's `paths` come as the checkpoint's
-// Files ({id, files}) and its `imatrix_path` as a File ({file_id, file}); a source's Files are
-// mounted wherever they are (worker-files.js).
+// Files ({id, files}) and its `imatrix_path` as a File ({file_id, file}); an audit's `original`
+// and `quantized` come as Files ({id, files}) each mounted in its own folder; a source's Files
+// are mounted wherever they are (worker-files.js).
 function toPython(name, value) {
   if (name === "paths") return runtime.pyodide.toPy(files.checkpoint(value));
+  if (name === "original" || name === "quantized") {
+    return runtime.pyodide.toPy(files.checkpoint(value, name));
+  }
   if (name === "imatrix_path") return value ? files.file(value.file_id, value.file) : null;
   return runtime.pyodide.toPy(files.source(value));
 }
