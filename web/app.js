@@ -16,6 +16,7 @@ import { forgetFile, readSource, wireFileInputs } from "./files.js";
 import { buildCompareHead, downloadComparison, loadPresets, runCompare } from "./compare.js";
 import { registerServiceWorker, reportHeight } from "./offline.js";
 import { loadScanPresets, wireScan } from "./scan.js";
+import { wireAudit } from "./audit.js";
 import { wirePlanner } from "./planner.js";
 import { figureTheme, wireTheme } from "./theme.js";
 
@@ -327,6 +328,7 @@ wireTheme(engine);
 document.addEventListener("qc-theme", () => { if (state.request && state.reply) drawFigures(); });
 buildCompareHead();
 wireScan();
+wireAudit();
 wirePlanner();
 form.addEventListener("submit", (event) => {
   event.preventDefault();

@@ -17,7 +17,8 @@ WEB = Path(__file__).resolve().parents[2] / "web"
 # the words of every suffix in the table: "safetensors", "index", "json", "gguf", "npz", ...
 WORDS = sorted({word for t in file_types.FILE_TYPES for word in t.suffix.split(".") if word})
 INPUTS = {"file": "calculator", "imatrix": "imatrix", "scan-files": "scan",
-          "scan-imatrix": "imatrix"}
+          "scan-imatrix": "imatrix", "audit-original-files": "scan",
+          "audit-quantized-files": "scan", "audit-imatrix": "imatrix"}
 
 
 def generated_schema():
