@@ -1,0 +1,92 @@
+"""The audit in the page: a small Llama in Hugging Face's layout and its Q4_K/Q8_0 GGUF (made with
+ggml and gguf-py, tests/support/audit_pairs.py) chosen as a user chooses them, audited in the
+worker; the JSON download equals `quantcalc audit ORIGINAL QUANTIZED --json -` field for field, the
+worst row reads its SQNR and "reproduced", and two unrelated models get a plain message at the
+field."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import axe_violations
+from tests.support import checkpoints as C
+
+ap = pytest.importorskip("tests.support.audit_pairs")
+ROOT = Path(__file__).resolve().parents[2]
+AUDIT_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("audit")
+    arrays, config = ap.hf_llama(folder / "hf", seed=3, layers=2)
+    tensors = ap.gguf_tensors(arrays, config)
+    types = {name: "q8_0" if ".attn_" in name else "q4_K" for name in tensors}
+    ap.write_gguf(folder / "model-Q4_K.gguf", tensors, config, types)
+    C.write_safetensors(folder / "unrelated.safetensors",
+                        {"encoder.dense.weight": np.ones((64, 64), np.float32)}, "F32")
+    return folder
+
+
+def cli_audit(original, quantized):
+    done = subprocess.run([sys.executable, "-m", "quantcalc", "audit", str(original),
+                           str(quantized), "--json", "-"], capture_output=True, text=True,
+                          cwd=ROOT, env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def choose(page, original, quantized):
+    page.set_input_files("#audit-original-files", [str(f) for f in original])
+    page.set_input_files("#audit-quantized-files", [str(f) for f in quantized])
+
+
+def test_the_pages_audit_is_the_command_lines_and_rows_read_sqnr_and_reproduced(app, pair,
+                                                                              axe_source):
+    page = app.page
+    before = int(page.evaluate("() => document.body.dataset.audits || 0"))
+    choose(page, sorted((pair / "hf").iterdir()), [pair / "model-Q4_K.gguf"])
+    page.click("#audit-start")
+    page.wait_for_selector(f"body[data-audits='{before + 1}']", state="attached",
+                           timeout=AUDIT_TIMEOUT_MS)
+    assert "Audited 21 of 21 tensors" in page.text_content("#audit-status")
+    with page.expect_download() as info:
+        page.click("[data-audit-download=json]")
+    page_doc = json.loads(Path(info.value.path()).read_text())
+    assert page_doc == cli_audit(pair / "hf", pair / "model-Q4_K.gguf")
+    # worst first: the first row is the lowest SQNR, shown as the engine gave it, and reproduced
+    first = page.locator("#audit-table tbody tr").first
+    lowest = min((r for r in page_doc["tensors"] if isinstance(r["sqnr_db"], float)),
+                 key=lambda r: r["sqnr_db"])
+    assert first.get_attribute("data-tensor") == lowest["name"]
+    sqnr = first.locator("td[data-metric=sqnr_db]")
+    assert float(sqnr.get_attribute("data-value")) == lowest["sqnr_db"]
+    assert float(sqnr.inner_text()) == pytest.approx(lowest["sqnr_db"], rel=1e-5)  # 6 digits
+    assert first.locator("td[data-metric=reproduced]").inner_text() == "yes"
+    assert first.locator("td[data-metric=stored_format]").inner_text() == "Q4_K"
+    assert first.locator("td[data-metric=original_name]").inner_text() == \
+        lowest["original_name"]
+    # the figures of audit_figures, and the section as axe sees it
+    page.wait_for_selector("#audit-figures figure[data-figure=gain] img", timeout=60_000)
+    assert page.locator("#audit-figures figure").count() == 4
+    assert "Bits per weight" in page.text_content("#audit-totals")
+    assert axe_violations(page, axe_source) == []
+
+
+def test_two_unrelated_models_get_a_plain_message_at_the_field_and_keep_what_was_chosen(app,
+                                                                                     pair):
+    page = app.page
+    choose(page, [pair / "unrelated.safetensors"], [pair / "model-Q4_K.gguf"])
+    page.click("#audit-start")
+    error = page.locator("#error-audit-quantized")
+    error.wait_for(state="visible", timeout=AUDIT_TIMEOUT_MS)
+    assert "has a partner" in error.inner_text() and "one model" in error.inner_text()
+    assert page.locator("#error-audit-original").is_hidden()
+    # nothing chosen is lost: both sides still named, Audit can run again
+    assert "unrelated.safetensors" in page.text_content("#audit-original-info")
+    assert "model-Q4_K.gguf" in page.text_content("#audit-quantized-info")
+    assert page.locator("#audit-start").is_enabled()
