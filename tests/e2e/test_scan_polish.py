@@ -126,3 +126,18 @@ def test_a_restored_scan_shows_its_formats(browser, server, checkpoint):
     assert page.input_value("#scan-preset") == "custom"
     assert re.search("chosen again", page.text_content("#scan-saved-note"))
     context.close()
+
+
+def test_a_download_status_does_not_outlive_its_result(app):
+    page = app.page
+    page.fill("#values", "1, 2, 3, 4")
+    page.click("#calculate")
+    page.wait_for_selector("#results:not([hidden])", timeout=60_000)
+    with page.expect_download():
+        page.click("[data-download=csv]")
+    page.wait_for_function("() => /Saved/.test(document.querySelector('#download-status')"
+                           ".textContent)")
+    page.fill("#values", "1, 2, 3, 5")
+    page.click("#calculate")
+    page.wait_for_function("() => document.querySelector('#download-status').textContent === ''",
+                           timeout=60_000)
