@@ -115,6 +115,7 @@ export function renderResults(reply, origin) {
   $("#results").hidden = false;
   $("#results").dataset.origin = origin;
   $("#results-origin").hidden = origin !== "saved";
+  $("#download-status").textContent = ""; // "Saved tensor_report.pdf." was the last result's
   $("#results-name").textContent = `${summary.name} · ${summary.count} values · ${summary.description}`;
   $("#notes").replaceChildren(...summary.notes.map((note) => {
     const item = document.createElement("li");

@@ -33,9 +33,22 @@ const COLUMNS = [
     ...(r?.notes ?? [])].join("; ")],
 ];
 const PERCENT = new Set(["clip_rate", "beyond_6_sigma"]);
+// the tensor statistics, explained on hover and focus (the FAQ says the same at more length)
+const DEFINED = {
+  amax_over_std: "The largest magnitude over the standard deviation: how far the outlier that " +
+    "sets a per-tensor range sits from the bulk (about 4–5 for normal values).",
+  kurtosis: "Excess kurtosis: 0 for normal values; large when a few outliers carry much of " +
+    "the spread, which coarsens every step of a shared range.",
+  beyond_6_sigma: "The share of values more than 6 standard deviations from the mean " +
+    "(about 2 in a billion for normal values).",
+  worst_channel: "The row (output channel) or column (input channel) whose largest magnitude " +
+    "is furthest above the median channel's, and that ratio: per-channel or per-group scales " +
+    "help most when it is large.",
+};
 const UNSORTED = new Set(["pick", "notes"]);
 
 let sort = { key: "sqnr_db", ascending: true };
+let showAll = false;      // every row, when the user asks (a new scan starts at SHOWN_ROWS)
 let view = { tensors: [], formats: [], totals: [], notes: [], canOpen: false, onOpen: () => {},
   picked: new Set(), onPick: () => {} };
 
@@ -117,11 +130,12 @@ function pickCell(td, tensor) {
 // The table for `view`: {tensors, formats, totals, notes, canOpen, onOpen(tensor, index),
 // picked (a Set of names), onPick(name, checked)}.
 export function renderTable(next) {
+  if (next.tensors !== view.tensors && next.tensors.length < view.tensors.length) showAll = false;
   view = next;
   refreshFilters();
   $("#scan-table").classList.toggle("qc-estimated", view.tensors.some(isEstimated));
   const list = pairs();
-  const body = list.slice(0, SHOWN_ROWS).map(([tensor, result, index]) => {
+  const body = (showAll ? list : list.slice(0, SHOWN_ROWS)).map(([tensor, result, index]) => {
     const tr = document.createElement("tr");
     tr.dataset.tensor = tensor.name;
     tr.dataset.format = result?.format ?? "";
@@ -146,8 +160,17 @@ export function renderTable(next) {
         button.textContent = tensor.name;
         button.title = "Open this tensor in the calculator";
         button.disabled = !view.canOpen || !tensor.original;
-        button.addEventListener("click", () => view.onOpen(tensor, index));
+        button.dataset.index = String(index);
+        button.addEventListener("click", () => {
+          view.onOpen(tensor, index);
+          offerWayBack(tensor.name, index);
+        });
         td.append(button);
+      } else if (key === "format" && result?.measured_as) {
+        // llama-quantize falls back for these rows: the numbers are the fallback type's
+        td.textContent = `${v} (measured as ${result.measured_as})`;
+        td.title = "llama-quantize cannot take these rows in this type and uses " +
+          `${result.measured_as} instead; the row and the totals count that.`;
       } else {
         td.textContent = cellText(key, v);
       }
@@ -156,11 +179,16 @@ export function renderTable(next) {
     return tr;
   });
   $("#scan-table tbody").replaceChildren(...body);
+  $("#scan-table").dataset.rows = String(list.length);
   const tensors = (view.tensors).length;
+  const cut = !showAll && list.length > SHOWN_ROWS;
+  const more = $("#scan-show-all");
+  more.hidden = !cut;
+  more.textContent = `Show all ${list.length.toLocaleString("en")} rows`;
   // beside the table, not its caption: a wide table scrolls, and its caption with it
   $("#scan-count").textContent = `${list.length.toLocaleString("en")} rows (tensor × format) ` +
-    `of ${tensors.toLocaleString("en")} tensors` + (list.length > SHOWN_ROWS
-    ? `; the first ${SHOWN_ROWS} are shown, filter to see others` : "") +
+    `of ${tensors.toLocaleString("en")} tensors` + (cut
+    ? `; the first ${SHOWN_ROWS} are shown: filter, or show them all` : "") +
     `. Sorted by ${COLUMNS.find(([k]) => k === sort.key)[1]}, ` +
     `${sort.ascending ? "lowest" : "highest"} first.`;
   summarize();
@@ -172,8 +200,9 @@ function summarize() {
     tr.dataset.format = t.format;
     const cells = [t.format, t.bits_per_value == null ? "n/a" : t.bits_per_value.toFixed(3),
       formatBytes(Math.round(t.bytes)), formatNumber(t.total_error) + plusMinus(t.total_error_ci),
-      String(t.refused)];
+      String(t.refused), coverage(t)];
     tr.append(...cells.map((text) => Object.assign(document.createElement("td"), { textContent: text })));
+    tr.cells[5].dataset.metric = "coverage";
     tr.cells[3].dataset.metric = "total_error";
     tr.cells[3].dataset.value = String(t.total_error);
     if (t.total_error_ci > 0) tr.cells[3].dataset.ci = String(t.total_error_ci);
@@ -183,6 +212,46 @@ function summarize() {
   $("#scan-totals-table").hidden = rows.length === 0;
   $("#scan-notes").replaceChildren(...(view.notes).map((text) =>
     Object.assign(document.createElement("li"), { textContent: text })));
+}
+
+// "measured 1,234 of 5,678 parameters (90 in fallback types)": what a format's total stands on
+// (the rest counts at its stored size with no error, so formats compare over the same tensors).
+function coverage(t) {
+  if (t.parameters_total == null) return "";
+  const n = (x) => x.toLocaleString("en");
+  return `measured ${n(t.parameters_covered)} of ${n(t.parameters_total)} parameters` +
+    (t.parameters_fallback ? ` (${n(t.parameters_fallback)} in fallback types)` : "");
+}
+
+// After a tensor is opened in the calculator: a "Back to the scan" link at the top of its results
+// that returns focus to the name it was opened from (or to the table), not 300 Tab presses away.
+function offerWayBack(name, index) {
+  let link = $("#scan-back");
+  if (!link) {
+    link = Object.assign(document.createElement("a"), { id: "scan-back", href: "#scan-results",
+      className: "qc-back", textContent: "Back to the scan" });
+    $("#results-title").after(link);
+  }
+  link.onclick = (event) => {
+    event.preventDefault();
+    const from = $$("#scan-table tbody tr").find((tr) => tr.dataset.tensor === name &&
+      $("button", tr)?.dataset.index === String(index));
+    const target = $("button", from ?? $("#scan-table tbody tr")) ?? $("#scan-count");
+    if (target === $("#scan-count")) target.tabIndex = -1;
+    target.scrollIntoView({ block: "center" });
+    target.focus();
+  };
+  link.hidden = false;
+}
+
+// "Show all N rows": the rest of the rows at once (the filters still apply).
+export function wireShowAll(rerender) {
+  $("#scan-show-all").addEventListener("click", () => {
+    showAll = true;
+    rerender();
+    // the button goes: keep the keyboard where the new rows start
+    $$("#scan-table tbody tr")[SHOWN_ROWS]?.querySelector("button")?.focus();
+  });
 }
 
 function refreshFilters() {
@@ -218,6 +287,10 @@ export function buildTableHead(rerender) {
       button.className = "qc-sort";
       button.dataset.sort = key;
       button.textContent = heading;
+      if (DEFINED[key]) {
+        button.title = DEFINED[key];
+        button.setAttribute("aria-describedby", `scan-define-${key}`);
+      }
       button.addEventListener("click", () => {
         sort = { key, ascending: sort.key === key ? !sort.ascending : true };
         markSorted();
@@ -228,6 +301,8 @@ export function buildTableHead(rerender) {
     tr.append(th);
   }
   $("#scan-table thead").replaceChildren(tr);
+  $("#scan-definitions").replaceChildren(...Object.entries(DEFINED).map(([key, text]) =>
+    Object.assign(document.createElement("span"), { id: `scan-define-${key}`, textContent: text })));
   markSorted();
 }
 

@@ -13,7 +13,7 @@ import { saveBlob } from "./downloads.js";
 import * as saved from "./scan-saved.js";
 import { usePlannerScan } from "./planner.js";
 import { cancelScan, scanOnPool } from "./scan-pool.js";
-import { buildTableHead, renderTable, worstEstimated } from "./scan-table.js";
+import { buildTableHead, renderTable, wireShowAll, worstEstimated } from "./scan-table.js";
 import { fileType, listed, takes } from "./file-types.js";
 import { chooseForSize, choiceState, estimateArgs, estimateAsked, picked, restoreChoice,
   showEstimate, statusWords, updatePicked, wireEstimate } from "./scan-estimate.js";
@@ -187,8 +187,10 @@ async function startScan() {
   usePlannerScan(null, null);
   clearFigures($("#scan-figures"));
   renderSoon();
-  $("#scan-start").disabled = true;
+  const focused = document.activeElement === $("#scan-start");
   $("#scan-cancel").hidden = false;
+  if (focused) $("#scan-cancel").focus(); // Scan is disabled while it runs: Cancel takes focus
+  $("#scan-start").disabled = true;
   showProgress({ bytes: 0, total_bytes: 0, tensors: 0, total_tensors: 0, bytes_per_second: 0,
     seconds_left: null });
   const imatrix = imatrixFile ? { file_id: `${files.id}-imatrix`, file: imatrixFile } : null;
@@ -221,8 +223,10 @@ async function startScan() {
   }
   if (scan.running !== run) return;
   scan.running = null;
-  $("#scan-cancel").hidden = true;
+  const refocus = document.activeElement === $("#scan-cancel");
   $("#scan-start").disabled = false;
+  if (refocus) $("#scan-start").focus();
+  $("#scan-cancel").hidden = true;
   showProgress(null);
   if (reply.error && reply.error.kind !== "cancelled") {
     const field = { formats: "formats", configs: "formats", imatrix: "imatrix" }[reply.error.field]
@@ -373,6 +377,7 @@ async function clearSaved() {
 
 export function wireScan() {
   buildTableHead(renderNow);
+  wireShowAll(renderNow);
   wireDrop();
   $("#scan-files").addEventListener("change", (e) => e.target.files.length && takeFiles(e.target.files));
   $("#scan-folder").addEventListener("change", (e) => e.target.files.length && takeFiles(e.target.files));
