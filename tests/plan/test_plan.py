@@ -292,3 +292,9 @@ def test_with_an_importance_matrix_the_plan_weighs_the_error_by_it(tmp_path):
     o = rows["output.weight"]["results"]
     picked = next(r for r in o if r["format"] == chosen["output.weight"]["format"])
     assert chosen["output.weight"]["error"] == picked["mse"] * 512 * 256
+
+
+def test_sizes_are_written_in_binary_units_as_the_page_writes_them():
+    from quantcalc.plan.allocate import size_text
+    assert size_text(3 * 2 ** 30) == "3 GiB" and size_text(12.5 * 2 ** 20) == "12.5 MiB"
+    assert size_text(2048) == "2 KiB" and size_text(100) == "100 bytes"

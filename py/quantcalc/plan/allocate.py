@@ -261,7 +261,8 @@ def target_bits(tensors, bpw=None, size=None) -> float:
 
 
 def size_text(n_bytes) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+    """A size in binary units, as the page writes sizes (one unit system everywhere)."""
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
         if n_bytes >= scale:
             return f"{n_bytes / scale:.4g} {unit}"
     return f"{n_bytes:.0f} bytes"

@@ -253,7 +253,7 @@ def pdf_bytes(plan) -> bytes:
                 for p in plan["presets"]]
         pages.savefig(text_page(
             f"Plan: {plan['bits_per_weight']:.3f} bits per weight, "
-            f"{plan['bytes'] / 1e9:.3g} GB", rows,
+            f"{planner.size_text(plan['bytes'])}", rows,
             ("preset", "bits/weight", "preset error", "plan error", "lower by", "lower by"),
             subtitle=f"total error {plan['total_error']:.4g} ({plan['metric']}); llama.cpp's "
                      f"presets against this planner at their own size"))
@@ -270,7 +270,7 @@ def summary_text(plan) -> str:
     """The plan's size and error, each priced preset beside the plan at its size, and the
     llama-quantize base type: what the terminal shows."""
     lines = [f"plan: {plan['bits_per_weight']:.4f} bits per weight, "
-             f"{plan['bytes'] / 1e9:.4g} GB, total error {plan['total_error']:.4g} "
+             f"{planner.size_text(plan['bytes'])}, total error {plan['total_error']:.4g} "
              f"({plan['metric']})"]
     if plan["presets"]:
         lines.append("llama.cpp presets, and this planner at each one's size:")
