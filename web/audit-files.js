@@ -2,7 +2,7 @@
 // reader takes (the scan's types: safetensors, shards and their index, config.json, GGUF),
 // kept as File objects (never read here) with an id the worker mounts them under.
 import { $ } from "./store.js";
-import { formatBytes } from "./files.js";
+import { droppedFiles, formatBytes } from "./files.js";
 import { fileType, listed, takes } from "./file-types.js";
 
 let nextId = 1;
@@ -47,26 +47,6 @@ function take(chosen, side, list, onChange) {
   onChange();
 }
 
-// Dropped files, or every file inside dropped folders (read through the entries API).
-async function droppedFiles(transfer) {
-  const entries = [...transfer.items].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
-  if (entries.length === 0) return [...transfer.files];
-  const files = [];
-  const walk = async (entry) => {
-    if (entry.isFile) {
-      files.push(await new Promise((resolve, reject) => entry.file(resolve, reject)));
-      return;
-    }
-    const reader = entry.createReader();
-    for (;;) { // readEntries answers in batches until an empty one
-      const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
-      if (batch.length === 0) break;
-      for (const child of batch) await walk(child);
-    }
-  };
-  for (const entry of entries) await walk(entry);
-  return files;
-}
 
 // Wire the file, folder and drop inputs of "original" and "quantized" into `chosen`.
 export function wireSides(chosen, onChange) {

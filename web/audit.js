@@ -6,7 +6,7 @@
 import { $, $$, engine } from "./store.js";
 import { formatBytes } from "./files.js";
 import { clearFigures, showFigure } from "./figures.js";
-import { saveBlob } from "./downloads.js";
+import { downloadReport } from "./downloads.js";
 import { cancelScan } from "./scan-pool.js";
 import { auditError, wireSides } from "./audit-files.js";
 import { buildHead, renderRows, renderTotals } from "./audit-table.js";
@@ -149,15 +149,10 @@ async function drawFigures() {
 document.addEventListener("qc-theme", () => { if (audit.doc) drawFigures(); });
 
 async function downloadAudit(kind) {
-  if (!audit.doc) return;
-  const note = $("#audit-download-status");
-  note.textContent = kind === "pdf" ? "Preparing the PDF…" : "Preparing…";
-  const reply = await engine.request("audit_export", { document: audit.doc, kind });
-  if (reply.error) {
-    note.textContent = `Download failed: ${reply.error.message}`;
-    return;
+  if (audit.doc) {
+    await downloadReport("audit_export", audit.doc, kind, $("#audit-download-status"),
+      "model_audit");
   }
-  note.textContent = `Saved ${saveBlob(reply, `model_audit.${kind}`)}.`;
 }
 
 export function wireAudit() {

@@ -38,3 +38,15 @@ export function saveBlob({ bytes, mime }, fileName) {
   setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
   return fileName;
 }
+
+// One report of a document the engine made (a scan's, an audit's): asked of `op` by kind, saved
+// as `stem.kind`, its progress and outcome said in `note`.
+export async function downloadReport(op, document, kind, note, stem) {
+  note.textContent = kind === "pdf" ? "Preparing the PDF…" : "Preparing…";
+  const reply = await engine.request(op, { document, kind });
+  if (reply.error) {
+    note.textContent = `Download failed: ${reply.error.message}`;
+    return;
+  }
+  note.textContent = `Saved ${saveBlob(reply, `${stem}.${kind}`)}.`;
+}

@@ -6,10 +6,10 @@
 // exact afterwards for the tensors picked: they are scanned again and the engine builds the
 // document again from the rows.
 import { $, $$, engine } from "./store.js";
-import { formatBytes, useCheckpointTensor } from "./files.js";
+import { droppedFiles, formatBytes, useCheckpointTensor } from "./files.js";
 import { applyForm, DEFAULTS, form } from "./form.js";
 import { clearFigures, showFigure } from "./figures.js";
-import { saveBlob } from "./downloads.js";
+import { downloadReport } from "./downloads.js";
 import * as saved from "./scan-saved.js";
 import { usePlannerScan } from "./planner.js";
 import { cancelScan, scanOnPool } from "./scan-pool.js";
@@ -79,26 +79,6 @@ function takeFiles(list) {
 const sameFiles = (named, chosen) => named.length > 0 && named.every((want) =>
   chosen.some((file) => file.name === want.name && file.size === want.bytes));
 
-// Dropped files, or every file inside dropped folders (read through the entries API).
-async function droppedFiles(transfer) {
-  const entries = [...transfer.items].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
-  if (entries.length === 0) return [...transfer.files];
-  const files = [];
-  const walk = async (entry) => {
-    if (entry.isFile) {
-      files.push(await new Promise((resolve, reject) => entry.file(resolve, reject)));
-      return;
-    }
-    const reader = entry.createReader();
-    for (;;) { // readEntries answers in batches until an empty one
-      const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
-      if (batch.length === 0) break;
-      for (const child of batch) await walk(child);
-    }
-  };
-  for (const entry of entries) await walk(entry);
-  return files;
-}
 
 function wireDrop() {
   const zone = $("#scan-drop");
@@ -333,15 +313,9 @@ async function drawScanFigures() {
 document.addEventListener("qc-theme", () => { if (scan.doc && !$("#scan-results").hidden) drawScanFigures(); });
 
 async function downloadScan(kind) {
-  if (!scan.doc) return;
-  const note = $("#scan-download-status");
-  note.textContent = kind === "pdf" ? "Preparing the PDF…" : "Preparing…";
-  const reply = await engine.request("scan_export", { document: scan.doc, kind });
-  if (reply.error) {
-    note.textContent = `Download failed: ${reply.error.message}`;
-    return;
+  if (scan.doc) {
+    await downloadReport("scan_export", scan.doc, kind, $("#scan-download-status"), "model_scan");
   }
-  note.textContent = `Saved ${saveBlob(reply, `model_scan.${kind}`)}.`;
 }
 
 async function restoreSaved() {

@@ -42,10 +42,7 @@ def fetched(item):
         pytest.skip(f"{item.key} is a large corpus file ({item.download_size / 1e6:.0f} MB to "
                     f"download): fetch it with `python -m tests.support.corpus --large` or set "
                     f"{corpus.LARGE_ENV}=1")
-    try:
-        return corpus.corpus_file(item.key)
-    except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"corpus file {item.key} cannot be downloaded here: {exc}")
+    return corpus.file_or_skip(item.key)
 
 
 @functools.lru_cache(maxsize=None)

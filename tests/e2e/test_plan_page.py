@@ -25,11 +25,7 @@ OTHER_FORMATS = ["nvfp4", "format=int bits=8 granularity=channel", "mxfp6_e2m3"]
 SMOL_FORMATS = ["q8_0", "q5_0", "q4_k"]
 
 
-def fetched(key):
-    try:
-        return corpus.corpus_file(key)
-    except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"corpus file {key} cannot be downloaded here: {exc}")
+fetched = corpus.file_or_skip
 
 
 @pytest.fixture(scope="module")

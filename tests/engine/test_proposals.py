@@ -126,10 +126,7 @@ def test_minilm_per_channel_is_the_big_win():
     percentile) likewise."""
     from quantcalc.readers import checkpoint
     from tests.support import corpus
-    try:
-        path = corpus.corpus_file("minilm-safetensors")
-    except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"corpus file minilm-safetensors cannot be downloaded here: {exc}")
+    path = corpus.file_or_skip("minilm-safetensors")
     x = checkpoint.read_tensor(str(path), "encoder.layer.0.intermediate.dense.weight")
     found = hints(x, analyze(x, Config(bits=8)))
     assert found[0]["text"] == ("Per channel (axis 0: one scale per output channel): "

@@ -12,10 +12,11 @@ regenerates them with the installed gguf and fails when the two differ.
     .venv/bin/python -m tests.formats.make_iq_grids --check  # exit 1 if it is out of date
 """
 
-import argparse
 import sys
-from importlib import metadata
 from pathlib import Path
+
+from tests.support import generated
+from tests.support.generated import data_version
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / "py" / "quantcalc" / "formats" / "ggml" / "iq_grids.py"
@@ -52,7 +53,7 @@ def tables() -> dict:
     deltas = {float(cls.delta) for cls in classes.values() if hasattr(cls, "delta")}
     e2m1 = {tuple(classes[name].kvalues) for name in ("MXFP4", "NVFP4")}
     assert len(signs) == len(deltas) == len(e2m1) == 1, "gguf-py's tables differ between types"
-    return {"version": metadata.version("gguf"), "grids": grids, "ksigns": signs.pop().hex(),
+    return {"version": data_version(), "grids": grids, "ksigns": signs.pop().hex(),
             "delta": deltas.pop(), "e2m1": e2m1.pop()}
 
 
@@ -82,22 +83,7 @@ def source(data=None) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
-    args = parser.parse_args(argv)
-    text = source()
-    if args.check:
-        same = TARGET.exists() and TARGET.read_text(encoding="utf-8") == text
-        print("up to date" if same else f"{TARGET} is out of date: run without --check")
-        return 0 if same else 1
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)} from gguf {data_version()} "
-          f"({text.count(chr(10))} lines, {len(text.encode()) / 1000:.0f} kB)")
-    return 0
-
-
-def data_version() -> str:
-    return metadata.version("gguf")
+    return generated.main(__doc__.split("\n\n")[0], TARGET, source, argv)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ installed gguf and fails when the two differ.
     .venv/bin/python -m tests.plan.make_gguf_names --check  # exit 1 if it is out of date
 """
 
-import argparse
 import copy
 import importlib
 import json
 import sys
-from importlib import metadata
 from pathlib import Path
+
+from tests.support import generated
+from tests.support.generated import data_version
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / "py" / "quantcalc" / "schema" / "gguf_tensor_names.py"
@@ -60,7 +61,7 @@ def tables() -> dict:
 
     names, block_names, arch_block_names = pristine_tables()
     return {
-        "version": metadata.version("gguf"),
+        "version": data_version(),
         "gguf_names": {kind.name: name for kind, name in TENSOR_NAMES.items()},
         "names": {kind.name: list(keys) for kind, keys in names.items()},
         "block_names": {kind.name: list(keys) for kind, keys in block_names.items()},
@@ -106,22 +107,7 @@ def source(data=None) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
-    args = parser.parse_args(argv)
-    text = source()
-    if args.check:
-        same = TARGET.exists() and TARGET.read_text(encoding="utf-8") == text
-        print("up to date" if same else f"{TARGET} is out of date: run without --check")
-        return 0 if same else 1
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)} from gguf {data_version()} "
-          f"({text.count(chr(10))} lines, {len(text.encode()) / 1000:.0f} kB)")
-    return 0
-
-
-def data_version() -> str:
-    return metadata.version("gguf")
+    return generated.main(__doc__.split("\n\n")[0], TARGET, source, argv)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,7 @@ SEEDS = range(12)
 
 @pytest.fixture(scope="module")
 def embedding():
-    try:
-        path = corpus.corpus_file("minilm-safetensors")
-    except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"corpus file minilm-safetensors cannot be downloaded here: {exc}")
+    path = corpus.file_or_skip("minilm-safetensors")
     model = checkpoint.open_checkpoint([str(path)])
     entry = next((e for e in model.tensors if e.name == "embeddings.word_embeddings.weight"),
                  None)

@@ -33,11 +33,7 @@ SMOL_TENSORS = ["token_embd.weight", "output_norm.weight"] + [
         "ffn_up", "ffn_down")]
 
 
-def fetched(key):
-    try:
-        return corpus.corpus_file(key)
-    except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"corpus file {key} cannot be downloaded here: {exc}")
+fetched = corpus.file_or_skip
 
 
 @pytest.fixture(scope="module")

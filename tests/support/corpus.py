@@ -242,6 +242,16 @@ def corpus_file(key) -> Path:
     return item.path
 
 
+def file_or_skip(key) -> Path:
+    """corpus_file(key) for a test, which is skipped (saying why) where the file cannot be
+    downloaded here."""
+    import pytest
+    try:
+        return corpus_file(key)
+    except CorpusUnavailable as exc:
+        pytest.skip(f"corpus file {key} cannot be downloaded here: {exc}")
+
+
 def fetch_all(large=None, keys=None, log=None) -> list:
     """Fetch (or verify) every entry, the large ones too when `large` (default: the
     QUANTCALC_CORPUS_LARGE setting); returns their paths."""

@@ -7,10 +7,9 @@ Plain data in and out, as every facade call: `original` and `quantized` are each
 total_bytes, tensors, total_tensors, bytes_per_second, seconds_left, seconds).
 """
 
-import json
 import os
 
-from quantcalc.api.common import as_svg_text, exported, guarded
+from quantcalc.api.common import as_svg_text, exported, guarded, read_document
 from quantcalc.errors import QuantcalcError
 from quantcalc.reports import exports
 from quantcalc.reports import tables as report
@@ -181,18 +180,7 @@ def audit_document(original: list, quantized: list, rows: list, imatrix_path=Non
 
 def read_audit(path) -> dict:
     """{"document"}: the audit `quantcalc audit --json PATH` wrote to `path`."""
-    def work():
-        try:
-            with open(path, "rb") as stream:
-                doc = json.loads(stream.read().decode("utf-8"))
-        except OSError as exc:
-            raise QuantcalcError(f"cannot read {path}: {exc.strerror}", "audit") from None
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise QuantcalcError(f"{path} is not an audit's JSON ({exc})", "audit") from None
-        if not isinstance(doc, dict) or doc.get("kind") != "quantcalc-audit":
-            raise QuantcalcError(f"{path} is not the JSON of quantcalc audit", "audit")
-        return {"document": doc}
-    return guarded(work)
+    return guarded(lambda: {"document": read_document(path, "audit", "an audit's")})
 
 
 def _document(document):

@@ -2,6 +2,7 @@
 and downloads that follow a request, and reports made from reports/exports.py's tables."""
 
 import importlib
+import json
 import traceback
 from collections import OrderedDict
 
@@ -57,3 +58,19 @@ def exported(table: dict, kind: str, document) -> dict:
     module, _, name = export.maker.partition(":")
     make = getattr(importlib.import_module(module), name)
     return {"bytes": make(document()), "mime": export.mime}
+
+
+def read_document(path, kind: str, what: str) -> dict:
+    """The document `quantcalc <kind> --json PATH` wrote to `path` (its "kind" is
+    quantcalc-<kind>), or one plain error at the field `kind`; `what` names it in a message
+    ("a scan's", "an audit's")."""
+    try:
+        with open(path, "rb") as stream:
+            doc = json.loads(stream.read().decode("utf-8"))
+    except OSError as exc:
+        raise QuantcalcError(f"cannot read {path}: {exc.strerror}", kind) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise QuantcalcError(f"{path} is not {what} JSON ({exc})", kind) from None
+    if not isinstance(doc, dict) or doc.get("kind") != f"quantcalc-{kind}":
+        raise QuantcalcError(f"{path} is not the JSON of quantcalc {kind}", kind)
+    return doc

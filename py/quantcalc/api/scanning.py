@@ -1,11 +1,10 @@
 """A whole checkpoint, every tensor under every chosen format: listing, scanning (here, in parts
 as the page's workers do, in worker processes or on a Dask cluster), figures and downloads."""
 
-import json
 import os
 
 from quantcalc.api import model_facts, requantize
-from quantcalc.api.common import as_svg_text, exported, guarded
+from quantcalc.api.common import as_svg_text, exported, guarded, read_document
 from quantcalc.errors import QuantcalcError
 from quantcalc.readers import checkpoint, file_parts
 from quantcalc.reports import exports
@@ -242,18 +241,7 @@ def scan_document(paths: list, specs: list, rows: list, allow_requantize=False,
 
 def read_scan(path) -> dict:
     """{"document"}: the scan `quantcalc scan --json PATH` wrote to `path`."""
-    def work():
-        try:
-            with open(path, "rb") as stream:
-                doc = json.loads(stream.read().decode("utf-8"))
-        except OSError as exc:
-            raise QuantcalcError(f"cannot read {path}: {exc.strerror}", "scan") from None
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise QuantcalcError(f"{path} is not a scan's JSON ({exc})", "scan") from None
-        if not isinstance(doc, dict) or doc.get("kind") != "quantcalc-scan":
-            raise QuantcalcError(f"{path} is not the JSON of quantcalc scan", "scan")
-        return {"document": doc}
-    return guarded(work)
+    return guarded(lambda: {"document": read_document(path, "scan", "a scan's")})
 
 
 def scan_figures(document: dict, heatmap_index: int = 0, on_figure=None) -> dict:
