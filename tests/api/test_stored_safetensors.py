@@ -166,3 +166,34 @@ def test_the_header_is_opened_once_per_analysis(stored, monkeypatch):
     monkeypatch.setattr(checkpoint, "open_checkpoint", counting)
     reply = api.analyze({"format": "q8_0"}, source(path, DOWN + "weight"))
     assert "error" not in reply and len(opened) == 1
+
+
+@pytest.mark.parametrize("kind", ["gptq", "compressed"])
+def test_packed_int4_with_its_quantization_config_is_decoded_and_named(tmp_path, kind):
+    """With config.json's quantization_config beside it (as GPTQ and llm-compressor write
+    them), a packed layer is decoded with its scales (readers/stored_layers.py): its values
+    are the format's own dequantization, and the result names the stored format."""
+    pytest.importorskip("torch")
+    pytest.importorskip("compressed_tensors")
+    from tests.support import audit_stored
+    arrays = audit_stored.original(tmp_path / "hf")
+    folder = tmp_path / "q"
+    if kind == "gptq":
+        reference = audit_stored.gptq(folder, arrays)
+        name = "model.layers.0.self_attn.q_proj.qweight"
+    else:
+        reference = audit_stored.compressed(folder, arrays, {"group_0": (["Linear"], dict(
+            num_bits=4, type="int", symmetric=True, strategy="group", group_size=128))})
+        name = "model.layers.0.self_attn.q_proj.weight_packed"
+    path = folder / "model.safetensors"
+    reply = api.analyze({"format": "q8_0"}, source(path, name))
+    assert "error" not in reply, reply.get("error")
+    summary = reply["summary"]
+    assert summary["stored_format"] and "bits per value" in summary["notes"][0]
+    expected = api.analyze({"format": "q8_0"}, {
+        "text": ",".join(repr(float(v)) for v in np.asarray(
+            reference["model.layers.0.self_attn.q_proj.weight"], np.float32).reshape(-1))})
+    # the libraries' own dequantization rounds GPTQ's products to fp16 (quantcalc keeps the
+    # exact float32 product, tests/formats/stored): the same error within 0.02 dB
+    assert summary["sqnr_db"] == pytest.approx(expected["summary"]["sqnr_db"],
+                                               abs=0.02 if kind == "gptq" else 1e-6)

@@ -5,10 +5,11 @@ against the original weights.
 
 `load` reads a source's values and its tensor's stored format from one opening of the file's
 header: the checkpoint entry that locates the values also says how they are stored
-(readers/checkpoint.py: a GGUF type, or readers/stored_safetensors.py's StoredFormat). A
-tensor stored in a format quantcalc does not decode (packed int4) is refused in one line naming
-the format, never analysed as its raw integers. A file read whole from memory is a GGUF's
-header entry, or nothing.
+(readers/checkpoint.py: a GGUF type, or readers/stored_safetensors.py's StoredFormat). Packed
+integers (GPTQ / AWQ `qweight`, compressed-tensors `weight_packed`) are decoded with their
+scales as the model's config.json `quantization_config` says (readers/stored_layers.py); where
+that cannot be done they are refused in one line naming the format and why, never analysed as
+their raw integers. A file read whole from memory is a GGUF's header entry, or nothing.
 """
 
 from quantcalc.errors import QuantcalcError
@@ -39,6 +40,14 @@ def load(source) -> Loaded:
         return Loaded(values, *_in_memory(source), notes=_kept_notes(kept))
     from quantcalc.readers import checkpoint, stored_safetensors
 
+    layer = _packed_layer(source, entry)
+    if layer is not None and layer.refusal:  # e.g. no quantization_config to read it by
+        raise QuantcalcError(f"{stored_safetensors.refusal(entry)} ({layer.refusal})", "tensor")
+    if layer is not None:  # GPTQ / AWQ / compressed-tensors: decoded with its scales
+        values = _layer_values(layer)
+        notes = [note(layer.label, layer.bits_per_value)]
+        return Loaded(inputs.check_finite(values, "file"), layer.label, layer.bits_per_value,
+                      notes)
     if source.get("checkpoint"):  # a scanned tensor: floats only, as the scan reads them
         values = stored_safetensors.values_reader(entry).read_all()
     else:
@@ -46,6 +55,30 @@ def load(source) -> Loaded:
     kind, bits = described(entry)
     notes = [note(kind, bits)] if kind else []
     return Loaded(inputs.check_finite(values, "file"), kind, bits, notes + _kept_notes(entry))
+
+
+def _packed_layer(source, entry):
+    """The quantized layer (readers/stored_layers) whose packed weight `entry` is (GPTQ qweight,
+    compressed-tensors weight_packed), read with its scales and the model's
+    quantization_config; None for any other tensor."""
+    stored = getattr(entry, "stored", None)
+    if stored is None or stored.decoded or stored.part_of:
+        return None
+    from quantcalc.readers import checkpoint, model_config, stored_layers
+
+    paths = list(source["checkpoint"]) if source.get("checkpoint") else [entry.path]
+    model = checkpoint.open_checkpoint(paths)
+    config, _ = model_config.find_config(paths, model)
+    layers = stored_layers.find_layers(model, config)
+    return next((layer for layer in layers.values() if entry.name in
+                 {part.name for part in layer.parts.values()}), None)
+
+
+def _layer_values(layer):
+    """A packed layer's dequantized weight, decoded a slab of rows at a time."""
+    import numpy as np
+    parts = [values for _, values in layer.slabs(max(1, (1 << 20) // max(layer.shape[-1], 1)))]
+    return np.concatenate(parts) if parts else np.empty(layer.shape, np.float32)
 
 
 def _kept_notes(entry) -> list:
