@@ -106,8 +106,14 @@ def test_minilm_scan_plan_and_llama_quantize(minilm):
     assert doc["model"]["source"] == "config.json model_type bert"
     plan = answer(api.plan(doc, {"target_bpw": 6.0}))["plan"]
     model = checkpoint.open_checkpoint([str(minilm)])
-    assert plan["parameters"] == sum(e.count for e in model.tensors) == \
-        sum(r["parameters"] for r in plan["tensors"])
+    # every tensor has its row; those convert drops (the pooler, the position_ids buffer) are
+    # not in the GGUF's count
+    assert sum(e.count for e in model.tensors) == sum(r["parameters"] for r in plan["tensors"])
+    dropped = [r for r in plan["tensors"] if r["gguf_name"] is None and "drops" in r["kept"]]
+    assert {r["name"] for r in dropped} == {"pooler.dense.weight", "pooler.dense.bias",
+                                            "embeddings.position_ids"}
+    assert plan["parameters"] == sum(e.count for e in model.tensors) - \
+        sum(r["parameters"] for r in dropped)
     assert plan["bits_per_weight"] <= 6.0
     assert {"Q4_K_M", "Q6_K"} <= {p["preset"] for p in plan["presets"]}  # position_ids and all
     rows = {r["name"]: r for r in plan["tensors"]}

@@ -105,13 +105,16 @@ def tensors_from_scan(doc, keep=(), minimum=None, weighted=True, gguf_names=None
                         int(row["shape"][-1]) if row["shape"] else 1, [])
         results = [r for r in row["results"] if r["error"] is None]
         never = kept_rules.never_quantized((gguf_names or {}).get(row["name"]), row["shape"])
-        if len(row["shape"]) <= 1:
+        if architecture and (gguf_names or {}).get(row["name"]) is None:
+            # not in the GGUF at all: it takes no space there and is not one of its weights
+            tensor.kept, tensor.reason = kept_rules.not_in_gguf(row, architecture)
+            tensor.parameters, tensor.stored_bits = 0, 0.0
+        elif len(row["shape"]) <= 1:
             tensor.kept, tensor.reason = "F32", "1-D: kept in F32, as GGUF stores norms"
         elif any(p.search(row["name"]) for p in patterns):
             tensor.kept, tensor.reason = "F16", "matches a keep pattern"
-        elif not results or architecture and (gguf_names or {}).get(row["name"]) is None:
-            tensor.kept, tensor.reason, bits = kept_rules.without_candidates(row) if not results \
-                else kept_rules.not_in_gguf(row, architecture)
+        elif not results:
+            tensor.kept, tensor.reason, bits = kept_rules.without_candidates(row)
             tensor.stored_bits = None if tensor.kept in KEPT_BITS else bits
         elif never:
             tensor.kept, tensor.reason = "F16", never

@@ -53,12 +53,11 @@ def without_candidates(row):
 
 
 def not_in_gguf(row, architecture):
-    """(kept type, reason, bits per value) of a tensor the GGUF convert_hf_to_gguf.py writes
-    does not hold: kept as the checkpoint stores it."""
-    kind = stored_type(row)
-    kind = kind if kind in FLOATS else "F16"
+    """(kept type, reason) of a tensor the GGUF convert_hf_to_gguf.py writes does not hold: it
+    takes no space in that GGUF and is not counted in its bits per weight."""
+    kind = stored_type(row) or "F16"
     return kind, (f"not in the GGUF convert_hf_to_gguf.py writes for {architecture} (it drops "
-                  f"it): kept as stored"), stored_bits(row)
+                  f"it): no space in it, not counted in its bits per weight")
 
 
 def never_quantized(gguf_name, shape):

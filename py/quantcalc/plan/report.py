@@ -91,12 +91,14 @@ def build(doc, target_bpw=None, target_size=None, keep=(), minimum=None, weighte
         raise QuantcalcError(f"the target is below the smallest plan the scanned formats allow "
                              f"({chosen.bits_per_weight:.6g} bits per weight)", "target")
     shapes = {row["name"]: list(row["shape"]) for row in doc["tensors"]}
+    counts = {row["name"]: row["parameters"] for row in doc["tensors"]}  # a dropped one: 0 in t
     stacks = {row["name"]: row["experts"] for row in doc["tensors"] if row.get("experts")}
     rows = []
     for t in tensors:
         option = None if t.kept else t.options[chosen.choice[t.name]]
         rows.append({"name": t.name, "gguf_name": names["names"].get(t.name), "role": t.role,
-                     "layer": t.layer, "shape": shapes[t.name], "parameters": t.parameters,
+                     "layer": t.layer, "shape": shapes[t.name],
+                     "parameters": counts.get(t.name, t.parameters),
                      "format": chosen.format_of(t),
                      "bits": t.kept_bits if t.kept else option[1],
                      "error": 0.0 if t.kept else option[2], "kept": t.reason or None,
