@@ -30,7 +30,6 @@ const scan = {
   doc: null,          // the finished document
   running: null,
   madeExact: 0,       // tensors of an estimated scan measured again exactly
-  version: 0,         // of the document, for the planner's cache
 };
 let nextScanId = 1;
 let presets = {};
@@ -232,14 +231,14 @@ async function startScan() {
 // A finished, cancelled or re-measured scan's document: shown, kept, planned and drawn.
 function useDocument(doc) {
   Object.assign(scan, { doc, rows: doc.tensors, formats: doc.formats.map((f) => f.label) });
-  scan.version += 1;
   renderNow();
   saved.keep({ doc, files: scan.scanned.files.map((f) => f.name), specs: scan.specs,
     choice: choiceState(), madeExact: scan.madeExact }).then(() => { // (tests wait for it)
     document.body.dataset.scansKept = String(Number(document.body.dataset.scansKept || 0) + 1);
   });
   $("#scan-clear").hidden = false;
-  usePlannerScan(doc, `${scan.scanned.id}.${scan.version}`);
+  // the id its files are mounted under: re-quantizing in the planner reads them again
+  usePlannerScan(doc, scan.scanned.id);
   drawScanFigures();
 }
 

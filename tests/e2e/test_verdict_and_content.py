@@ -32,7 +32,7 @@ def test_the_seeds_sections_are_all_there(app):
                                    "Paste", "Calculate", "Download"]):
         assert words in step
     questions = page.locator("#faq-title ~ details summary").all_inner_texts()
-    assert len(questions) == 8
+    assert len(questions) == 9  # with "What do the scan's amax/std, kurtosis, ... mean?"
     assert "When should I use symmetric quantization?" in questions
     assert "When should I use asymmetric quantization?" in questions
     note = squash(page.inner_text("#learning-note"))
