@@ -19,18 +19,21 @@ Then, one after the other (the file read once first, so every run finds it in th
              budget (--memory-values 2^24: the page streams the 11008-row matrices in slabs,
              whose moments are summed slab by slab, so only then are the digits the same)
 
-and prints the times, exact / estimate (target >= 10), the largest |estimate - exact| SQNR per
-format, the share of estimated tensor x format results whose 95 % interval holds the exact SQNR,
-page / CLI estimate (target <= 3; the page uses one worker per core, the CLI one process), and
-what a 7B model (14 GB in BF16) would take in each mode at the rates measured.
+and prints the wall and CPU times (CPU: the work done, whatever else the machine runs; the
+page's is every browser process's), exact / estimate (target >= 10), the largest |estimate -
+exact| SQNR per format, the share of estimated tensor x format results whose 95 % interval holds
+the exact SQNR, page / CLI estimate (target <= 3; the page uses one worker per core, the CLI one
+process), the values in which the page's JSON differs from the CLI's, and what a 7B model
+(14 GB in BF16) would take in each mode at the rates measured.
 
-    python3 bench/estimated_scan.py [--layers N] [--keep DIR] [--no-page]
+    python3 bench/estimated_scan.py [--layers N] [--keep DIR] [--no-page] [--no-exact]
 """
 
 import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import struct
 import subprocess
@@ -111,16 +114,61 @@ def write_checkpoint(path, layers):
 
 
 def cli_scan(path, out, *extra):
-    """Seconds of `quantcalc scan PATH --preset llama.cpp --json OUT EXTRA` in a fresh process,
-    and its document."""
+    """(wall seconds, CPU seconds, document) of `quantcalc scan PATH --preset llama.cpp --json
+    OUT EXTRA` in a fresh process."""
     args = [sys.executable, "-m", "quantcalc", "scan", str(path), "--preset", "llama.cpp",
             "--json", str(out), "--quiet", *extra]
+    cpu = children_cpu()
     start = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=ENV)
     seconds = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(done.stderr)
-    return seconds, json.loads(Path(out).read_text())
+    return seconds, children_cpu() - cpu, json.loads(Path(out).read_text())
+
+
+def children_cpu():
+    """User + system CPU seconds of this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def descendants_cpu():
+    """User + system CPU seconds of every running process below this one (the browser's, and
+    Playwright's driver), from /proc: on a shared machine, the work done whatever the load."""
+    parents, ticks = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    mine, total = {os.getpid()}, 0
+    for pid in sorted(parents):  # children have larger pids here, but do not rely on it:
+        chain, seen = pid, set()
+        while chain in parents and chain not in mine and chain not in seen:
+            seen.add(chain)
+            chain = parents[chain]
+        if chain in mine and pid != os.getpid():
+            mine.add(pid)
+            total += ticks[pid]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def differences(page, cli):
+    """[(tensor, format, key, page's value, CLI's value)] where the documents differ (JSON
+    numbers compared as numbers: the page's 16 is the command line's 16.0)."""
+    out = [("", "", key, page.get(key), cli.get(key)) for key in sorted(set(page) | set(cli))
+           if key != "tensors" and page.get(key) != cli.get(key)]
+    for a, b in zip(page["tensors"], cli["tensors"]):
+        out += [(a["name"], "", k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+                if k != "results" and a.get(k) != b.get(k)]
+        for x, y in zip(a["results"], b["results"]):
+            out += [(a["name"], x["format"], k, x.get(k), y.get(k)) for k in x
+                    if x.get(k) != y.get(k)]
+    return out
 
 
 def compared(exact, estimate):
@@ -142,8 +190,8 @@ def compared(exact, estimate):
 
 
 def page_scan(path, download):
-    """(seconds, status line, whether Quick was the default, the page's JSON) of the built
-    page scanning `path` as a user does."""
+    """(wall seconds, CPU seconds of the browser, status line, whether Quick was the default,
+    the page's JSON) of the built page scanning `path` as a user does."""
     import build
     from http.server import ThreadingHTTPServer
 
@@ -169,11 +217,13 @@ def page_scan(path, download):
             quick_by_default = tab.is_checked("#scan-mode-quick")
             tab.check("#scan-mode-quick")
             tab.select_option("#scan-preset", "llama.cpp")
+            cpu = descendants_cpu()
             start = time.perf_counter()
             tab.click("#scan-start")
             tab.wait_for_function("() => Number(document.body.dataset.scans || 0) > 0",
                                   timeout=3_600_000, polling=1000)
             seconds = time.perf_counter() - start
+            cpu = descendants_cpu() - cpu
             status = tab.text_content("#scan-status")
             with tab.expect_download() as info:
                 tab.click("[data-scan-download=json]")
@@ -181,7 +231,7 @@ def page_scan(path, download):
             browser.close()
     finally:
         httpd.shutdown()
-    return seconds, status, quick_by_default, json.loads(Path(download).read_text())
+    return seconds, cpu, status, quick_by_default, json.loads(Path(download).read_text())
 
 
 def main():
@@ -190,6 +240,8 @@ def main():
     parser.add_argument("--keep", metavar="DIR", help="write (or reuse) the checkpoint here and "
                         "keep it")
     parser.add_argument("--no-page", action="store_true")
+    parser.add_argument("--no-exact", action="store_true", help="skip the exact scan (the page "
+                        "against the CLI estimate only)")
     args = parser.parse_args()
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="quantcalc-est-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -214,19 +266,35 @@ def run(folder, args):
             pass
     print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()} on {os.cpu_count()} "
           "cores", flush=True)
+    shown = lambda what, wall, cpu: print(f"{what:28} {wall:7.1f} s  {size / wall / 1e6:6.1f} "
+                                          f"MB/s  CPU {cpu:7.1f} s", flush=True)
     estimate_args = ("--estimate", "0.1", "--estimate-seed", "0")
-    before_s, estimate = cli_scan(path, folder / "estimate.json", *estimate_args)
-    print(f"CLI estimate (±0.1 dB): {before_s:7.1f} s  {size / before_s / 1e6:7.1f} MB/s",
-          flush=True)
-    exact_s, exact = cli_scan(path, folder / "exact.json")
-    print(f"CLI exact:              {exact_s:7.1f} s  {size / exact_s / 1e6:7.1f} MB/s",
-          flush=True)
-    after_s, again = cli_scan(path, folder / "estimate-again.json", *estimate_args)
-    print(f"CLI estimate again:     {after_s:7.1f} s  {size / after_s / 1e6:7.1f} MB/s  "
-          f"(the same document: {'yes' if again == estimate else 'NO'})", flush=True)
+    before_s, before_cpu, estimate = cli_scan(path, folder / "estimate.json", *estimate_args)
+    shown("CLI estimate (±0.1 dB)", before_s, before_cpu)
+    rates = {}
+    if not args.no_exact:
+        exact_s, exact_cpu, exact = cli_scan(path, folder / "exact.json")
+        shown("CLI exact", exact_s, exact_cpu)
+        rates["CLI exact"] = size / exact_s
+    after_s, after_cpu, again = cli_scan(path, folder / "estimate-again.json", *estimate_args)
+    shown("CLI estimate again", after_s, after_cpu)
+    print(f"  the same document as the first: {'yes' if again == estimate else 'NO'}")
     est_s = min(before_s, after_s)
-    print(f"\nratio exact / estimate time: {exact_s / est_s:6.1f}   (target >= 10; "
-          f"{exact_s / max(before_s, after_s):.1f} with the slower estimate run)")
+    rates["CLI estimate"] = size / est_s
+    if not args.no_exact:
+        print(f"\nratio exact / estimate, wall time: {exact_s / est_s:6.1f}   (target >= 10; "
+              f"{exact_s / max(before_s, after_s):.1f} with the slower estimate run); CPU time: "
+              f"{exact_cpu / min(before_cpu, after_cpu):.1f}")
+        accuracy(exact, estimate)
+    if not args.no_page:
+        rates["page estimate"] = page(path, folder, size, after_s, after_cpu, shown)
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
+    print(f"\na 7B model ({SEVEN_B / 1e9:.0f} GB in BF16) at the rates measured here:")
+    for mode, rate in rates.items():
+        print(f"  {mode:14} {SEVEN_B / rate / 60:7.1f} min")
+
+
+def accuracy(exact, estimate):
     print("\nformat      largest |estimate - exact|   interval holds the exact SQNR")
     all_sampled = all_covered = 0
     for fmt, (worst, sampled, covered, count) in compared(exact, estimate).items():
@@ -235,23 +303,32 @@ def run(folder, args):
               f"({count - sampled} of {count} measured exactly)")
     print(f"coverage over all tensor x format estimates: {all_covered} of {all_sampled} = "
           f"{all_covered / max(1, all_sampled):.1%}   (target >= 90 %)")
-    rates = {"CLI exact": size / exact_s, "CLI estimate": size / est_s}
-    if not args.no_page:
-        page_s, status, default, page_doc = page_scan(path, folder / "page.json")
-        rates["page estimate"] = size / page_s
-        print(f"\npage estimate (±0.1 dB): {page_s:7.1f} s  {size / page_s / 1e6:7.1f} MB/s  "
-              f"({status})")
-        print(f"  Quick estimate was the default for this {size / 2 ** 30:.2f} GiB file: "
-              f"{'yes' if default else 'NO'}")
-        _, paged = cli_scan(path, folder / "estimate-16M.json", "--estimate", "0.1",
-                            "--estimate-seed", "0", "--memory-values", str(PAGE_VALUES))
-        print(f"  the page's JSON is the CLI estimate's at --memory-values {PAGE_VALUES}, field "
-              f"for field: {'yes' if page_doc == paged else 'NO'}")
-        print(f"ratio page / CLI estimate time: {page_s / est_s:6.2f}   (target <= 3)")
-    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
-    print(f"\na 7B model ({SEVEN_B / 1e9:.0f} GB in BF16) at the rates measured here:")
-    for mode, rate in rates.items():
-        print(f"  {mode:14} {SEVEN_B / rate / 60:7.1f} min")
+
+
+def page(path, folder, size, cli_s, cli_cpu, shown):
+    """The page's scan, against the CLI estimate run just before it; the page's rate."""
+    page_s, page_cpu, status, default, page_doc = page_scan(path, folder / "page.json")
+    print()
+    shown("page estimate (±0.1 dB)", page_s, page_cpu)
+    print(f"  {status}")
+    print(f"  Quick estimate was the default for this {size / 2 ** 30:.2f} GiB file: "
+          f"{'yes' if default else 'NO'}")
+    paged_s, paged_cpu, paged = cli_scan(path, folder / "estimate-16M.json", "--estimate", "0.1",
+                                         "--estimate-seed", "0", "--memory-values",
+                                         str(PAGE_VALUES))
+    shown(f"CLI estimate at {PAGE_VALUES} values", paged_s, paged_cpu)
+    differ = differences(page_doc, paged)
+    results = sum(len(t["results"]) for t in paged["tensors"])
+    print(f"  the page's JSON against this one: {len(differ)} values differ "
+          f"({results} tensor x format results)")
+    for name, fmt, key, a, b in differ[:12]:
+        gap = abs(a - b) / abs(b) if isinstance(a, float) and isinstance(b, float) and b else None
+        print(f"    {name} {fmt} {key}: page {a!r}, CLI {b!r}"
+              + (f" (relative {gap:.1e})" if gap is not None else ""))
+    print(f"ratio page / CLI estimate, wall time: {page_s / cli_s:6.2f}   (target <= 3; the CLI "
+          f"run just before); CPU time: {page_cpu / cli_cpu:.2f} (the page's workers and "
+          "browser against one process)")
+    return size / page_s
 
 
 if __name__ == "__main__":
