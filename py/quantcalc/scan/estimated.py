@@ -23,6 +23,7 @@ import numpy as np
 
 from quantcalc.engine import analysis
 from quantcalc.engine.estimate import StratifiedSample, sqnr_half_width_db, units_needed
+from quantcalc.engine.metrics import sqnr_db
 from quantcalc.formats.schemes import scheme_for
 from quantcalc.formats.schemes.protocol import FLOAT32_MAX
 from quantcalc.records import record
@@ -206,7 +207,7 @@ def _metrics(fmt, sample, sampler, signal_total, values, half_width):
     full = sampler.scheme.segmentation(values.shape, fmt.config)
     metrics = {
         "count": count, "mse": noise / count, "rmse": math.sqrt(noise / count),
-        "sqnr_db": 10 * math.log10(signal_total / noise) if noise > 0 else math.inf,
+        "sqnr_db": sqnr_db(signal_total, noise),  # portable: the page prints the CLI's digits
         "rel_rmse": math.sqrt(noise / signal_total) if signal_total > 0 else math.inf,
         "max_abs_error": sampler.max_error, "clip_count": round(clipped),
         "clip_rate": clipped / count,
@@ -218,8 +219,7 @@ def _metrics(fmt, sample, sampler, signal_total, values, half_width):
         weighted_signal, _ = sample.total("weighted_signal", "signal", signal_total)
         weight = float(np.sum(sampler.weights)) * (count // sampler.weights.size)
         metrics.update({"weighted_mse": weighted_noise / weight,
-                        "weighted_sqnr_db": 10 * math.log10(weighted_signal / weighted_noise)
-                        if weighted_noise > 0 else math.inf})
+                        "weighted_sqnr_db": sqnr_db(weighted_signal, weighted_noise)})
     rows = sample.measured_units() * sampler.unit_rows
     notes = [f"estimated from {min(rows, values.shape[0]):,} of {values.shape[0]:,} rows "
              f"({metrics['sampled_fraction']:.1%} of the values): SQNR ±{half_width:.2f} dB at "
