@@ -2,7 +2,7 @@
 // reader takes (the scan's types: safetensors, shards and their index, config.json, GGUF),
 // kept as File objects (never read here) with an id the worker mounts them under.
 import { $ } from "./store.js";
-import { droppedFiles, formatBytes } from "./files.js";
+import { formatBytes, wireDropZone } from "./files.js";
 import { fileType, listed, takes } from "./file-types.js";
 
 let nextId = 1;
@@ -55,21 +55,7 @@ export function wireSides(chosen, onChange) {
       $(input).addEventListener("change", (event) =>
         event.target.files.length && take(chosen, side, event.target.files, onChange));
     }
-    const zone = $(`#audit-${side}-drop`);
-    zone.addEventListener("dragover", (event) => {
-      event.preventDefault();
-      zone.classList.add("qc-dragover");
-    });
-    zone.addEventListener("dragleave", () => zone.classList.remove("qc-dragover"));
-    zone.addEventListener("drop", async (event) => {
-      event.preventDefault();
-      zone.classList.remove("qc-dragover");
-      try {
-        take(chosen, side, await droppedFiles(event.dataTransfer), onChange);
-      } catch (error) {
-        auditError(side, `The dropped folder could not be read (${error.message ?? error}); ` +
-          "choose it with the folder button instead.");
-      }
-    });
+    wireDropZone($(`#audit-${side}-drop`), (files) => take(chosen, side, files, onChange),
+      (message) => auditError(side, message));
   }
 }

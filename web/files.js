@@ -217,9 +217,9 @@ export function wireFileInputs() {
   });
 }
 
-// Dropped files, or every file inside dropped folders (read through the entries API): what
-// the scan's and the audit's drop zones take.
-export async function droppedFiles(transfer) {
+// Dropped files, or every file inside dropped folders (read through the entries API), for
+// wireDropZone.
+async function droppedFiles(transfer) {
   const entries = [...transfer.items].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
   if (entries.length === 0) return [...transfer.files];
   const files = [];
@@ -237,4 +237,24 @@ export async function droppedFiles(transfer) {
   };
   for (const entry of entries) await walk(entry);
   return files;
+}
+
+// A drop zone: files or folders dropped on it go to `take`; a folder the browser cannot read
+// is said through `refuse(message)`.
+export function wireDropZone(zone, take, refuse) {
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("qc-dragover");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("qc-dragover"));
+  zone.addEventListener("drop", async (event) => {
+    event.preventDefault();
+    zone.classList.remove("qc-dragover");
+    try {
+      take(await droppedFiles(event.dataTransfer));
+    } catch (error) {
+      refuse(`The dropped folder could not be read (${error.message ?? error}); ` +
+        "choose it with the folder button instead.");
+    }
+  });
 }

@@ -6,7 +6,7 @@
 // exact afterwards for the tensors picked: they are scanned again and the engine builds the
 // document again from the rows.
 import { $, $$, engine } from "./store.js";
-import { droppedFiles, formatBytes, useCheckpointTensor } from "./files.js";
+import { formatBytes, useCheckpointTensor, wireDropZone } from "./files.js";
 import { applyForm, DEFAULTS, form } from "./form.js";
 import { clearFigures, showFigure } from "./figures.js";
 import { downloadReport } from "./downloads.js";
@@ -80,22 +80,7 @@ const sameFiles = (named, chosen) => named.length > 0 && named.every((want) =>
 
 
 function wireDrop() {
-  const zone = $("#scan-drop");
-  zone.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    zone.classList.add("qc-dragover");
-  });
-  zone.addEventListener("dragleave", () => zone.classList.remove("qc-dragover"));
-  zone.addEventListener("drop", async (event) => {
-    event.preventDefault();
-    zone.classList.remove("qc-dragover");
-    try {
-      takeFiles(await droppedFiles(event.dataTransfer));
-    } catch (error) {
-      scanError("files", `The dropped folder could not be read (${error.message ?? error}); ` +
-        "choose it with the folder button instead.");
-    }
-  });
+  wireDropZone($("#scan-drop"), takeFiles, (message) => scanError("files", message));
 }
 
 export async function loadScanPresets() {
