@@ -33,14 +33,14 @@ def load(source) -> Loaded:
     """The values of a source and what its file says of them, its header opened once: a
     tensor stored quantized (its values are dequantized ones), or one the scan leaves as stored
     (integers: readers/checkpoint.py's rule, stated here as the scan states it)."""
-    entry = _checkpoint_entry(source)
+    model, entry = _checkpoint_entry(source)
     if entry is None:
         values = sources.load(source)
         kept = _file_entry(source)
         return Loaded(values, *_in_memory(source), notes=_kept_notes(kept))
     from quantcalc.readers import checkpoint, stored_safetensors
 
-    layer = _packed_layer(source, entry)
+    layer = _packed_layer(source, model, entry)
     if layer is not None and layer.refusal:  # e.g. no quantization_config to read it by
         raise QuantcalcError(f"{stored_safetensors.refusal(entry)} ({layer.refusal})", "tensor")
     if layer is not None:  # GPTQ / AWQ / compressed-tensors: decoded with its scales
@@ -57,18 +57,17 @@ def load(source) -> Loaded:
     return Loaded(inputs.check_finite(values, "file"), kind, bits, notes + _kept_notes(entry))
 
 
-def _packed_layer(source, entry):
+def _packed_layer(source, model, entry):
     """The quantized layer (readers/stored_layers) whose packed weight `entry` is (GPTQ qweight,
     compressed-tensors weight_packed), read with its scales and the model's
     quantization_config; None for any other tensor."""
     stored = getattr(entry, "stored", None)
     if stored is None or stored.decoded or stored.part_of:
         return None
-    from quantcalc.readers import checkpoint, model_config, stored_layers
+    from quantcalc.readers import model_config, stored_layers
 
     paths = list(source["checkpoint"]) if source.get("checkpoint") else [entry.path]
-    model = checkpoint.open_checkpoint(paths)
-    config, _ = model_config.find_config(paths, model)
+    config, _ = model_config.find_config(paths, model)  # `model`: the header opened once
     layers = stored_layers.find_layers(model, config)
     return next((layer for layer in layers.values() if entry.name in
                  {part.name for part in layer.parts.values()}), None)
@@ -119,20 +118,21 @@ def described(entry) -> tuple:
 
 
 def _checkpoint_entry(source):
-    """The checkpoint entry of a source read by offset (a scanned checkpoint's tensor, or a
-    .safetensors / .gguf file), or None for pasted values and files read whole."""
+    """(checkpoint, entry) of a source read by offset (a scanned checkpoint's tensor, or a
+    .safetensors / .gguf file), or (None, None) for pasted values and files read whole."""
     if not isinstance(source, dict) or source.get("text") is not None:
-        return None
+        return None, None
     from quantcalc.readers import checkpoint  # loads when a file is analysed, not at start-up
 
     tensor = source.get("tensor") or None
     if source.get("checkpoint"):
-        return checkpoint.open_checkpoint(list(source["checkpoint"])).get(tensor)
+        model = checkpoint.open_checkpoint(list(source["checkpoint"]))
+        return model, model.get(tensor)
     path = sources.read_by_offset(source)
     if path is None:
-        return None
+        return None, None
     model = checkpoint.open_checkpoint([path])
-    return model.get(tensor) if tensor else model.tensors[0]
+    return model, model.get(tensor) if tensor else model.tensors[0]
 
 
 def _in_memory(source) -> tuple:
