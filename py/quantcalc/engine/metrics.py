@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from quantcalc.errors import QuantcalcError
+from quantcalc.formats import elementwise
 
 NORMAL_MIN = sys.float_info.min  # 2.2e-308: float64's smallest number with all its digits
 
@@ -82,7 +83,7 @@ class ErrorAccumulator:
         """Add one chunk; `original` and `error` are float64 and are used up (overwritten);
         `clipped` is a bool mask or None; `bound` the chunk's largest |original| if known."""
         self.count += error.size
-        magnitude = np.abs(error, out=error)  # the caller is done with `error` except as |e|
+        magnitude = elementwise.magnitude(error, out=error)  # the caller is done with `error` except as |e|
         # the ufuncs' reduce: the same pairwise sum and maximum as .sum() and .max(), without
         # their Python wrapper, which costs microseconds on every part of a hot loop
         largest = float(np.maximum.reduce(magnitude, axis=None))
@@ -96,7 +97,7 @@ class ErrorAccumulator:
         if bound is None:
             bound = self.signal_bound
         if bound is None:
-            bound = float(np.abs(original).max())
+            bound = float(elementwise.magnitude(original).max())
         self.signal_sq.add(original, bound)
         if clipped is not None:
             self.clip_count += int(np.count_nonzero(clipped))

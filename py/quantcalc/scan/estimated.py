@@ -24,6 +24,7 @@ import numpy as np
 from quantcalc.engine import analysis
 from quantcalc.engine.estimate import StratifiedSample, sqnr_half_width_db, units_needed
 from quantcalc.engine.metrics import sqnr_db
+from quantcalc.formats.elementwise import magnitude
 from quantcalc.formats.schemes import scheme_for
 from quantcalc.formats.schemes.protocol import FLOAT32_MAX
 from quantcalc.records import record
@@ -195,7 +196,7 @@ class _Sampler:
             column = np.resize(self.weights, original.size)  # weights repeat along each row
             sums["weighted_noise"] = np.add.reduceat(column * error * error, starts)
             sums["weighted_signal"] = np.add.reduceat(column * original * original, starts)
-        self.max_error = max(self.max_error, float(np.max(np.abs(error))))
+        self.max_error = max(self.max_error, float(np.max(magnitude(error))))
         self.measured_values += original.size
         return sums
 

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from quantcalc.engine.metrics import power_of_two_unit
+from quantcalc.formats.elementwise import magnitude
 
 CHUNK = 1 << 16  # 512 KiB of float64: the six passes per piece stay in cache
 SIGMAS = 6.0
@@ -42,7 +43,7 @@ class Moments:
     def add(self, values, bound=None):
         """Add `values`; `bound`: their largest magnitude, if known (a pass saved)."""
         if bound is None:
-            bound = float(np.abs(values).max()) if values.size else 0.0
+            bound = float(magnitude(values).max()) if values.size else 0.0
         unit = power_of_two_unit(bound)
         square = np.empty(min(CHUNK, values.size))
         power = np.empty_like(square)

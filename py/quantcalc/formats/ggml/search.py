@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from quantcalc.formats import elementwise
+
 F32 = np.float32
 GROUP_MAX_EPS = F32(1e-15)
 
@@ -40,7 +42,7 @@ def fp16(values):
     binary16's step at |v|: the addition rounds |v| to that step, to even, and subtracting C
     is exact. Subnormal halves (step 2^-24) and zero go through the same arithmetic."""
     values = np.asarray(values, F32)
-    magnitude = np.abs(values)
+    magnitude = elementwise.magnitude(values)
     step = (magnitude.view(np.int32) & np.int32(0x7F800000)).view(F32)  # 2^e, or 0
     np.maximum(step, HALF_MIN_NORMAL, out=step)
     step *= F32(1.5 * 2 ** 13)
@@ -104,9 +106,9 @@ def seq_sum_rows(values):
 
 def _first_largest(x):
     """(amax, the value with the first largest magnitude), as `if (ax > amax)` scans from 0."""
-    index = np.argmax(np.abs(x), axis=1)
+    index = np.argmax(elementwise.magnitude(x), axis=1)
     top = x[np.arange(x.shape[0]), index]
-    amax = np.abs(top)
+    amax = elementwise.magnitude(top)
     return amax, _where(amax > 0, top, F32(0))
 
 
@@ -133,7 +135,7 @@ def make_qkx_quants(x, weights, nmax, *, rmin, rdelta, nstep, use_mad, zero_when
 
     def error(step_scale, step_min, codes):
         diff = step_scale * codes.astype(F32) + step_min - xt
-        return seq_sum_rows(w * (np.abs(diff) if use_mad else diff * diff))
+        return seq_sum_rows(w * (elementwise.magnitude(diff) if use_mad else diff * diff))
 
     L = np.clip(nearest_int(iscale * (xt - lo)), 0, nmax)
     best = error(scale, lo, L)
