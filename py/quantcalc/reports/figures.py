@@ -22,6 +22,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -428,8 +429,6 @@ def fit_titles(fig):
 def printable_texts(fig):
     """`fig` with every text in printable form: a name from a file may hold control characters,
     which have no glyph (matplotlib warns on stderr) and must not reach a page raw."""
-    from matplotlib.text import Text
-
     for text in fig.findobj(Text):
         if printable(text.get_text()) != text.get_text():
             text.set_text(printable(text.get_text()))
@@ -489,30 +488,15 @@ def _finite_sqnr(value, ceiling):
 
 
 def tradeoff_figure(rows):
-    """SQNR (dB) against bits per value, one point per configuration, the Pareto front joined."""
+    """SQNR (dB) against bits per value, one point per configuration, the Pareto front joined;
+    each point labelled where its label covers no other label or point (see _place_labels)."""
     with themed():
         fig, ax = _new(COMPARE_TITLES["tradeoff"])
         finite = [r["sqnr_db"] for r in rows if np.isfinite(r["sqnr_db"])]
         ceiling = (max(finite) + 10) if finite else 100
-        span = max(finite, default=1) - min(finite, default=0) or 1
-        gap = span / 16  # labels of points close in bits are stacked at least this far apart
-        bits = [r["bits_per_value"] for r in rows]
-        middle, nudge = (min(bits) + max(bits)) / 2, 0.03 * ((max(bits) - min(bits)) or 1)
-        placed = []
-        for row in sorted(rows, key=lambda r: _finite_sqnr(r["sqnr_db"], ceiling)):
-            x, y = row["bits_per_value"], _finite_sqnr(row["sqnr_db"], ceiling)
+        points = [(r["bits_per_value"], _finite_sqnr(r["sqnr_db"], ceiling), r) for r in rows]
+        for x, y, row in points:
             ax.plot(x, y, "o", ms=6, color=ink("original") if row["pareto"] else ink("muted"))
-            label_y = max([y] + [py + gap for px, py in placed if abs(px - x) < 1.2])
-            placed.append((x, label_y))
-            # labels point inwards (left of the points in the right half), so none leaves the plot
-            right_half = x > middle
-            ax.annotate(row["label"], (x, y), xytext=(x - nudge if right_half else x + nudge,
-                                                      label_y),
-                        fontsize=9, va="center", ha="right" if right_half else "left",
-                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": ink("faint")})
-        if placed:  # room for the highest stacked label
-            low, high = ax.get_ylim()
-            ax.set_ylim(low, max(high, max(py for _, py in placed) + gap))
         front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["bits_per_value"])
         ax.plot([r["bits_per_value"] for r in front],
                 [_finite_sqnr(r["sqnr_db"], ceiling) for r in front], "-", color=ink("original"),
@@ -520,8 +504,70 @@ def tradeoff_figure(rows):
         ax.plot([], [], "o", color=ink("muted"), label="dominated")
         ax.set_xlabel("bits per value (with scales)")
         ax.set_ylabel("SQNR (dB)")
+        ax.margins(x=0.12, y=0.15)  # room for labels beside the outermost points
         _legend(fig, ax)
+        _place_labels(fig, ax, [(x, y, row["label"]) for x, y, row in points])
     return fig
+
+
+LABEL_GAP = 7  # points between a marker and its label
+
+
+def _label_spots(max_rows):
+    """Offsets (points) to try for a label, nearest first: right, left, then above and below on
+    either side at growing distance (a leader line joins a label to its point when it moves
+    off the point's row)."""
+    spots = [(LABEL_GAP, 0, "left"), (-LABEL_GAP, 0, "right")]
+    for k in range(1, max_rows + 1):
+        for dy in (k * 11, -k * 11):
+            spots += [(LABEL_GAP, dy, "left"), (-LABEL_GAP, dy, "right")]
+    return spots
+
+
+def _place_labels(fig, ax, labelled):
+    """Label each (x, y, text) at the first spot where its box overlaps no label placed before
+    and no point, and stays inside the axes. Formats of near-equal bits per value (Q4_K, IQ4_NL,
+    Q4_0 at 4.5) otherwise print their names on top of each other. Labels are left out of the
+    layout so placing them does not move the axes they were measured in."""
+    fig.draw_without_rendering()
+    frame = ax.get_window_extent()
+    to_pixels = ax.transData.transform
+    obstacles = [_point_box(*to_pixels((x, y))) for x, y, _ in labelled]
+    # the most crowded points first: they have the fewest free spots
+    def crowding(item):
+        px, py = to_pixels(item[:2])
+        return -sum(1 for x, y, _ in labelled
+                    if np.hypot(*(to_pixels((x, y)) - (px, py))) < 40)
+    for x, y, text in sorted(labelled, key=crowding):
+        label = None
+        for dx, dy, ha in _label_spots(8):
+            if label is not None:
+                label.remove()
+            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
+                                fontsize=9, va="center", ha=ha, annotation_clip=False,
+                                arrowprops=None if dy == 0 else {
+                                    "arrowstyle": "-", "lw": 0.5, "color": ink("faint"),
+                                    "shrinkA": 0, "shrinkB": 3})
+            label.set_in_layout(False)
+            box = _text_box(label)
+            inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
+                      and box.y1 <= frame.y1)
+            if inside and not any(box.overlaps(other) for other in obstacles):
+                break
+        obstacles.append(box)
+    return fig
+
+
+def _text_box(annotation):
+    """The box of an annotation's text alone (its own extent includes the leader line)."""
+    annotation.update_positions(annotation.figure._get_renderer())
+    return Text.get_window_extent(annotation)
+
+
+def _point_box(px, py, half=4):
+    from matplotlib.transforms import Bbox
+
+    return Bbox([[px - half, py - half], [px + half, py + half]])
 
 
 def sweep_figure(points):
