@@ -19,6 +19,7 @@ import { loadScanPresets, wireScan } from "./scan.js";
 import { wireAudit } from "./audit.js";
 import { wirePlanner } from "./planner.js";
 import { figureTheme, wireTheme } from "./theme.js";
+import { watchScrollers } from "./scroll-focus.js";
 
 const calculateButton = $("#calculate");
 const EXAMPLE = {
@@ -330,6 +331,7 @@ buildCompareHead();
 wireScan();
 wireAudit();
 wirePlanner();
+watchScrollers();
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   calculate();

@@ -14,6 +14,7 @@ export function showFigure({ name, title, svg, where = null }, holder = $("#figu
     "audit-figures": "the audited model" }[holder.id]
     ?? state.summary?.name ?? "tensor";
   const figure = figureElement(name, title, svg, altText(name), subject);
+  if (WIDE.has(holder.id)) scrollsWhenNarrow(figure);
   if (holder.id === "figures") addReadout(figure, figure.querySelector("img"), where);
   if (holder.id === "figures" && name === "histogram") addLogCountsControl(figure, where);
   const old = [...holder.children].find((node) => node.dataset.figure === name);
@@ -91,6 +92,20 @@ async function redrawHistogram(logCounts) {
   $("#figures-status").textContent = "";
   // the control was drawn anew with its figure: keep the keyboard where it was
   $("#figures figure[data-figure=histogram] .qc-log-counts input")?.focus();
+}
+
+// The scan's, plan's and audit's figures are drawn 6.4 in wide with 8-11 pt text: shrunk to a
+// phone's width that text would be 6 px high. On a narrow screen they keep their natural size
+// (8 pt is 10.7 CSS px) and scroll sideways (style.css); the scrolling box takes focus only
+// while it can scroll, so a keyboard can scroll it and a wide screen has no extra tab stop.
+const WIDE = new Set(["scan-figures", "plan-figures", "audit-figures"]);
+
+function scrollsWhenNarrow(figure) {
+  const img = figure.querySelector("img");
+  const box = document.createElement("div");
+  box.className = "qc-figure-scroll"; // focusable while it scrolls (scroll-focus.js)
+  img.replaceWith(box);
+  box.append(img);
 }
 
 export function clearFigures(holder) {
