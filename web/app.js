@@ -19,6 +19,7 @@ import { loadScanPresets, wireScan } from "./scan.js";
 import { wireAudit } from "./audit.js";
 import { wirePlanner } from "./planner.js";
 import { figureTheme, wireTheme } from "./theme.js";
+import { watchScrollers } from "./scroll-focus.js";
 
 const calculateButton = $("#calculate");
 const EXAMPLE = {
@@ -267,6 +268,20 @@ async function copyLink() {
   if (!valuesIncluded) {
     note.textContent += " The sample values are too long for a link; it carries the settings only.";
   }
+  if (state.file) { // a link cannot carry a file, and the file is not sent anywhere to link to
+    note.textContent += ` The loaded tensor (${state.file.name}) is not in the link: it never ` +
+      "leaves this computer. Whoever opens the link gets the settings" +
+      (valuesIncluded && readForm().values.trim() ? " and the typed values." : ".");
+  }
+  linkNoteFor = state.file;
+}
+
+// The note under "Copy link" speaks of the file loaded when it was written: gone with it.
+let linkNoteFor = null;
+for (const type of ["change", "click"]) { // a file chosen, dropped or cleared
+  document.addEventListener(type, () => {
+    if (state.file !== linkNoteFor) $("#link-status").textContent = "";
+  });
 }
 
 let saveTimer = null;
@@ -330,6 +345,7 @@ buildCompareHead();
 wireScan();
 wireAudit();
 wirePlanner();
+watchScrollers();
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   calculate();

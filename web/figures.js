@@ -14,7 +14,9 @@ export function showFigure({ name, title, svg, where = null }, holder = $("#figu
     "audit-figures": "the audited model" }[holder.id]
     ?? state.summary?.name ?? "tensor";
   const figure = figureElement(name, title, svg, altText(name), subject);
+  if (WIDE.has(holder.id)) scrollsWhenNarrow(figure);
   if (holder.id === "figures") addReadout(figure, figure.querySelector("img"), where);
+  if (holder.id === "figures" && name === "histogram") addLogCountsControl(figure, where);
   const old = [...holder.children].find((node) => node.dataset.figure === name);
   if (old) { // drawn again (another colour scheme): in place, no flash of an empty holder
     URL.revokeObjectURL(old.querySelector("img").src);
@@ -35,7 +37,8 @@ export async function drawFigures() {
   const figures = [];
   const shown = [];
   const reply = await engine.request("figures_svg",
-    { config: request.config, source: request.source, analysis_id: request.id },
+    { config: request.config, source: request.source, analysis_id: request.id,
+      log_counts: state.logCounts },
     (figure) => {
       if (!current()) return;
       figures.push(figure);
@@ -51,6 +54,58 @@ export async function drawFigures() {
   $("#figures-status").textContent = "";
   performance.mark("quantcalc:figures");
   savedResults.keep(request, result, figures, figureTheme());
+}
+
+// A bin of one value beside bins of thousands is invisible on a linear count axis (a tensor's
+// outlier that sets the whole range): the histogram can draw its counts on a log axis instead.
+// The choice holds for the figures drawn after it, until the page is reloaded.
+function addLogCountsControl(figure, where) {
+  const label = document.createElement("label");
+  label.className = "qc-check qc-log-counts";
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.checked = where?.yscale === "log";
+  label.append(box, " Counts on a log scale");
+  box.addEventListener("change", () => redrawHistogram(box.checked));
+  figure.querySelector("figcaption").after(label);
+}
+
+async function redrawHistogram(logCounts) {
+  state.logCounts = logCounts;
+  const { request } = state;
+  if (!request) return;
+  $("#figures-status").textContent = "Drawing the histogram…";
+  let shown = null;
+  const reply = await engine.request("figures_svg",
+    { config: request.config, source: request.source, analysis_id: request.id,
+      names: ["histogram"], log_counts: logCounts },
+    (figure) => {
+      if (request !== state.request) return;
+      shown = showFigure(figure);
+    });
+  if (request !== state.request) return;
+  if (reply.error) {
+    $("#figures-status").textContent = `The histogram failed: ${reply.error.message}`;
+    return;
+  }
+  await shown;
+  $("#figures-status").textContent = "";
+  // the control was drawn anew with its figure: keep the keyboard where it was
+  $("#figures figure[data-figure=histogram] .qc-log-counts input")?.focus();
+}
+
+// The scan's, plan's and audit's figures are drawn 6.4 in wide with 8-11 pt text: shrunk to a
+// phone's width that text would be 6 px high. On a narrow screen they keep their natural size
+// (8 pt is 10.7 CSS px) and scroll sideways (style.css); the scrolling box takes focus only
+// while it can scroll, so a keyboard can scroll it and a wide screen has no extra tab stop.
+const WIDE = new Set(["scan-figures", "plan-figures", "audit-figures"]);
+
+function scrollsWhenNarrow(figure) {
+  const img = figure.querySelector("img");
+  const box = document.createElement("div");
+  box.className = "qc-figure-scroll"; // focusable while it scrolls (scroll-focus.js)
+  img.replaceWith(box);
+  box.append(img);
 }
 
 export function clearFigures(holder) {
@@ -91,7 +146,9 @@ function altText(name) {
   switch (name) {
     case "values": return `reconstruction follows the ${s.count} original values; RMSE ${display("rmse", s.rmse)}.`;
     case "error": return `errors up to ${display("max_abs_error", s.max_abs_error)} in magnitude, ${scale}.`;
-    case "histogram": return `distribution of the values with clipping bounds; ${s.clip_count} clipped.`;
+    case "histogram": return `distribution of the values with the quantization levels and ` +
+      `clipping bounds; ${s.clip_count} clipped; the smallest (${display("data_min", s.data_min)}) ` +
+      `and largest (${display("data_max", s.data_max)}) values are marked.`;
     default: return `staircase from input to reconstruction of ${s.description}, ${scale}.`;
   }
 }

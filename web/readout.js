@@ -1,5 +1,6 @@
-// Numbers under the pointer on the calculator's histogram and transfer figures, and the same
-// numbers as a table for keyboard and screen-reader users. The engine sends, with each figure,
+// Numbers under the pointer on the calculator's histogram and transfer figures, the same numbers
+// under a keyboard cursor (the figure takes focus; arrow keys move a line across it, read out by
+// an aria-live line), and the same numbers as a table. The engine sends, with each figure,
 // where its axes sit and what they show (figures.pointer_map); the page turns the pointer's
 // position into a data value, counts its histogram bin itself and asks the engine what that
 // value quantizes to (api.readout: the exact code and reconstruction for any format).
@@ -19,6 +20,23 @@ export function dataX(img, event, where) {
   return x0 + ((fx - left) / width) * (x1 - x0);
 }
 
+// Data x -> the fraction of the image's width it sits at (the inverse of dataX).
+export function fractionOf(x, where) {
+  const [left, , width] = where.box;
+  const [x0, x1] = where.xlim;
+  return left + ((x - x0) / (x1 - x0)) * width;
+}
+
+// Where the keyboard cursor may stand: the middle of each histogram bin (one key, one bin; Home
+// and End reach the outermost bins, where a lone outlier sits), else 101 even steps across the
+// axes.
+export function cursorStops(where) {
+  const { edges } = where.readout;
+  if (edges) return edges.slice(1).map((edge, i) => (edges[i] + edge) / 2);
+  const [x0, x1] = where.xlim;
+  return Array.from({ length: 101 }, (_, i) => x0 + ((x1 - x0) * i) / 100);
+}
+
 // The histogram bin that holds x: [from, to, count], or null (numpy's last bin is closed).
 function binOf(x, { edges, counts }) {
   const last = edges.length - 1;
@@ -34,9 +52,12 @@ export function addReadout(figure, img, where) {
   if (!readout) return;
   figure.dataset.box = JSON.stringify(where.box); // where the axes are, for tests and debugging
   figure.dataset.xlim = JSON.stringify(where.xlim);
+  figure.dataset.yscale = where.yscale;
   const line = document.createElement("p");
   line.className = "qc-readout qc-help";
-  line.textContent = "Point at the figure to read its values.";
+  line.id = `readout-${figure.dataset.figure}`;
+  line.setAttribute("aria-live", "polite");
+  line.textContent = "Point at the figure, or focus it and press ← → (Home, End), to read its values.";
   const request = state.request; // the analysis this figure belongs to
   let asking = false;
   let wanted = null;
@@ -77,7 +98,44 @@ export function addReadout(figure, img, where) {
     wanted = x;
     ask();
   });
+
+  // the keyboard's cursor: a line over the figure at one of its stops
+  const stops = cursorStops(where);
+  const cursor = document.createElement("span");
+  cursor.className = "qc-cursor";
+  cursor.hidden = true;
+  let at = null;
+  img.tabIndex = 0;
+  img.setAttribute("aria-describedby", line.id);
+  const keys = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1, PageUp: 10,
+    PageDown: -10 };
+  img.addEventListener("keydown", (event) => {
+    let next;
+    if (event.key === "Home") next = 0;
+    else if (event.key === "End") next = stops.length - 1;
+    else if (event.key in keys) {
+      next = at === null ? Math.floor(stops.length / 2) : at + keys[event.key];
+    } else return;
+    event.preventDefault(); // the page does not scroll under the cursor
+    at = Math.min(Math.max(next, 0), stops.length - 1);
+    placeCursor(cursor, img, where, stops[at]);
+    figure.dataset.cursor = String(at);
+    wanted = stops[at];
+    ask();
+  });
+  img.addEventListener("blur", () => { cursor.hidden = true; });
+  img.addEventListener("focus", () => { if (at !== null) cursor.hidden = false; });
+  img.after(cursor);
   figure.append(line, numbersTable(readout));
+}
+
+// The cursor's line over the axes at data x (in the image's pixels: it follows the image's size).
+function placeCursor(cursor, img, where, x) {
+  const [, bottom, , height] = where.box;
+  cursor.hidden = false;
+  cursor.style.left = `${img.offsetLeft + fractionOf(x, where) * img.clientWidth}px`;
+  cursor.style.top = `${img.offsetTop + (1 - bottom - height) * img.clientHeight}px`;
+  cursor.style.height = `${height * img.clientHeight}px`;
 }
 
 // The figure's numbers as a table: the histogram's bins, or the transfer function's steps.

@@ -13,6 +13,7 @@ export const state = {
   perValue: null,
   page: 0,                // of the per-value table
   figuresWanted: false,   // the figures of `request` are still to be drawn
+  logCounts: false,       // the histogram draws its counts on a log axis (figures.js)
   pendingCalculate: false, // Calculate was pressed while Python was starting
   compareArgs: null,      // the arguments of the comparison shown
   imatrix: null,          // {id, name, file}: llama.cpp's importance matrix, if one is loaded

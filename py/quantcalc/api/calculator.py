@@ -92,18 +92,22 @@ def analyze(config: dict, source: dict, analysis_id=None, on_progress=None) -> d
     return guarded(work)
 
 
-def figures_svg(config: dict, source: dict, analysis_id=None, on_figure=None) -> dict:
+def figures_svg(config: dict, source: dict, analysis_id=None, on_figure=None, names=None,
+                log_counts=False) -> dict:
     """{"figures": {name: svg text}, "titles": {name: title}} of the same analysis.
 
     `on_figure(name, title, svg_text, pointer_map)`, if given, is called as each figure is
     ready (the page passes a function that shows it at once; figures.pointer_map says what
-    pointer_map holds).
+    pointer_map holds). `names` draws only those figures (all by default); `log_counts` draws
+    the histogram's counts on a log axis (the page's "log count" control).
     """
     def work():
         from quantcalc.reports import figures  # matplotlib loads only when figures are first asked for
 
         rendered = figures.render(_result(config, source, analysis_id), "svg",
-                                  on_figure=as_svg_text(on_figure, figures.TITLES))
+                                  names=tuple(names) if names else figures.FIGURE_NAMES,
+                                  on_figure=as_svg_text(on_figure, figures.TITLES),
+                                  log_counts=bool(log_counts))
         return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
                 "titles": dict(figures.TITLES)}
     return guarded(work)

@@ -22,6 +22,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -44,10 +45,17 @@ STYLE = {
 # Colours by role, per theme. The dark ones keep >= 4.5:1 contrast on the dark background.
 PALETTES = {
     "light": {"original": "#1f5fa8", "reconstructed": "#d9480f", "bound": "#7048e8",
-              "best": "#2b8a3e", "ink": "0.3", "faint": "0.55", "muted": "0.6", "axis": "black"},
+              "best": "#2b8a3e", "ink": "0.3", "faint": "0.55", "muted": "0.6", "axis": "black",
+              "extreme": "#c2255c"},
     "dark": {"original": "#74a9f5", "reconstructed": "#ff8c5a", "bound": "#b197fc",
-             "best": "#69db7c", "ink": "0.78", "faint": "0.5", "muted": "0.55", "axis": "white"},
+             "best": "#69db7c", "ink": "0.78", "faint": "0.5", "muted": "0.55", "axis": "white",
+             "extreme": "#f783ac"},
 }
+# SVG ids of the marks a reader (and a test) looks for: the values that set the range and the
+# quantization levels
+RANGE_GID, LEVELS_GID = "range-values", "quantization-levels"
+LEVEL_LINES = 64      # up to this many levels, each is a line across the histogram
+LEVEL_TICKS = 1000    # up to this many, a tick along its foot (the sweep resolves them all)
 DARK_BACKGROUND = "#1c2128"
 THEME_STYLE = {
     "light": {},
@@ -107,19 +115,80 @@ def _new(title):
 
 
 def _legend(fig, ax, **options):
-    """The legend under the axes, where it never covers data."""
+    """The legend under the axes, where it never covers data; in one column when two would be
+    wider than the figure (its width depends on its labels only, not on the layout)."""
     handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, [math(label) for label in labels], loc="outside lower center",
-                   ncols=2, frameon=False, **options)
+    if not handles:
+        return
+    labels = [math(label) for label in labels]
+    legend = fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False,
+                        **options)
+    fig.draw_without_rendering()
+    if legend.get_window_extent().width > fig.bbox.width:
+        legend.remove()
+        fig.legend(handles, labels, loc="outside lower center", ncols=1, frameon=False,
+                   **options)
 
 
 def _sample(result):
-    """Indices and values for plotting: the kept per-value results, thinned evenly if long."""
+    """Indices and values for plotting: the kept per-value results, thinned evenly if long. A
+    thinned sample keeps the smallest and the largest value: one outlier may set the whole
+    range, and an even thinning would drop it."""
     pv = result.per_value
     n = len(pv.original)
-    idx = np.arange(n) if n <= SCATTER_POINTS else np.linspace(0, n - 1, SCATTER_POINTS).astype(int)
-    return idx, pv
+    if n <= SCATTER_POINTS:
+        return np.arange(n), pv
+    idx = np.linspace(0, n - 1, SCATTER_POINTS).astype(int)
+    extremes = [int(np.argmin(pv.original)), int(np.argmax(pv.original))]
+    return np.unique(np.concatenate((idx, extremes))), pv
+
+
+def _range_values(result):
+    """[(index, value, label)] of the shown values that set the range, and the legend's words
+    for them. Min-max calibration takes its range from the extremes (symmetric: from the one of
+    larger magnitude); another calibration does not, but the extremes still show how far the
+    data reach beyond what it chose."""
+    x = result.per_value.original
+    lo_i, hi_i = int(np.argmin(x)), int(np.argmax(x))
+    marks = [(lo_i, float(x[lo_i]), "min"), (hi_i, float(x[hi_i]), "max")]
+    if lo_i == hi_i:  # constant values: one mark
+        marks = marks[1:]
+    if result.config.calibration != "minmax":
+        return marks, "smallest and largest values"
+    if result.config.mode == "symmetric" and len(marks) == 2:
+        marks = [max(marks, key=lambda m: abs(m[1]))]
+        return marks, "max |x|: sets the range"
+    return marks, "values setting the range"
+
+
+def _mark_range_values(ax, result, y_of=None):
+    """Mark the values that set the range, each labelled with its value: on a histogram (y_of
+    None) as a triangle at the foot of the axes, else at the point (x, y_of(index)). A single
+    outlier is one count in a bin of thousands or one point among many: invisible unmarked."""
+    marks, words = _range_values(result)
+    lo, hi = ax.get_xlim()
+    middle = (lo + hi) / 2
+    artists = []
+    for index, value, name in marks:
+        ha = "right" if value > middle else "left"
+        if y_of is None:
+            xy, coords = (value, 0.0), ("data", "axes fraction")
+            artists += ax.plot([value], [0.0], "^", ms=9, color=ink("extreme"), clip_on=False,
+                               transform=ax.get_xaxis_transform(), zorder=5)
+            offset = (0, 14)
+        else:
+            xy, coords = (value, y_of(index)), "data"
+            artists += ax.plot([value], [y_of(index)], "o", ms=10, mfc="none", mew=1.5,
+                               color=ink("extreme"), zorder=5)
+            offset = (0, -16) if value > middle else (0, 12)
+        artists.append(ax.annotate(f"{name} {value:.4g}", xy, xycoords=coords,
+                                   xytext=offset, textcoords="offset points", ha=ha,
+                                   va="center", fontsize=10, color=ink("extreme"),
+                                   annotation_clip=False))
+    for artist in artists:
+        artist.set_gid(RANGE_GID)
+    ax.plot([], [], "^" if y_of is None else "o", color=ink("extreme"),
+            mfc=None if y_of is None else "none", label=words)
 
 
 def values_figure(result):
@@ -138,6 +207,7 @@ def values_figure(result):
         ax.plot([lo, hi], [lo, hi], "-", color=ink("original"), lw=1, label="x̂ = x")
         ax.set_xlabel("original x")
         ax.set_ylabel(math("reconstructed x̂"))
+        _mark_range_values(ax, result, lambda i: float(pv.dequantized[i]))
     _legend(fig, ax)
     return fig
 
@@ -215,29 +285,54 @@ def _levels(result, xs):
             for a, b in zip(starts, ends)]  # + 0.0: no "-0" in a table
 
 
-def histogram_figure(result):
+def histogram_figure(result, log_counts=False):
+    """The values' distribution with the quantization levels, the clipping bounds and the values
+    that set the range; `log_counts` draws the counts on a log axis, where a bin of one value
+    shows beside bins of thousands."""
     fig, ax = _new(TITLES["histogram"])
     pv = result.per_value
     lo, hi, scale, zp = _bounds(result)
     counts, edges, _ = ax.hist(pv.original, bins=min(100, max(10, len(pv.original) // 5)),
                                color=ink("original"), alpha=0.8, label="values")
     fig.readout = {"kind": "values", "edges": edges.tolist(), "counts": counts.tolist()}
-    # the distinct reconstructions of a fine sweep over the range are the levels
-    levels = np.unique(_reconstruct_first_segment(result, np.linspace(lo, hi, 20001)))
-    if len(levels) <= 64 and result.params.scale.size == 1:
-        for level in levels:
-            ax.axvline(level, color=ink("faint"), lw=0.5)
-        ax.plot([], [], color=ink("faint"), lw=0.5, label=f"{len(levels)} quantization levels")
+    if log_counts:
+        ax.set_yscale("log")
+        ax.set_ylim(0.5, max(counts.max(), 1) * 2)  # bars from a count of 1
+    _draw_levels(ax, result, lo, hi)
     for x in (lo, hi):
         ax.axvline(x, color=ink("bound"), ls="--", lw=1.2)
     ax.plot([], [], color=ink("bound"), ls="--", label="clipping bounds")
+    _mark_range_values(ax, result)
     ax.set_xlabel("value")
-    ax.set_ylabel("count")
+    ax.set_ylabel("count (log)" if log_counts else "count")
     _legend(fig, ax)
     if result.params.scale.size > 1:
-        ax.text(0.01, 0.98, "bounds of segment 0 shown", transform=ax.transAxes, va="top",
+        ax.text(0.01, 0.98, "bounds and levels of segment 0", transform=ax.transAxes, va="top",
                 fontsize=10)
     return fig
+
+
+def _draw_levels(ax, result, lo, hi):
+    """The levels of the first segment: a line across the axes each when they are few, a tick
+    along the foot each when they are many (256 levels over 300 pixels would be a grey wall),
+    the step only when they are finer than the sweep that finds them can tell apart."""
+    sweep = np.linspace(lo, hi, 20001)
+    levels = np.unique(_reconstruct_first_segment(result, sweep))
+    if len(levels) <= LEVEL_LINES:
+        lines = ax.vlines(levels, 0, 1, transform=ax.get_xaxis_transform(), color=ink("faint"),
+                          lw=0.5)
+        label = f"{len(levels)} quantization levels"
+    elif len(levels) <= LEVEL_TICKS:
+        # along the top: the foot is where a bin of one value and the range marks are
+        lines = ax.vlines(levels, 0.94, 1, transform=ax.get_xaxis_transform(),
+                          color=ink("ink"), lw=0.5)
+        label = f"{len(levels)} levels (ticks at top)"
+    else:
+        step = float(np.min(np.diff(levels)))
+        ax.plot([], [], " ", label=f"levels finer than {step:.2g} apart")
+        return
+    lines.set_gid(LEVELS_GID)
+    ax.plot([], [], color=lines.get_color()[0], lw=0.8, label=label)
 
 
 def transfer_figure(result):
@@ -268,6 +363,8 @@ def transfer_figure(result):
 
 BUILDERS = {"values": values_figure, "error": error_figure, "histogram": histogram_figure,
             "transfer": transfer_figure}
+# options a figure takes beyond the analysis (the page's controls beside it)
+OPTIONS = {"histogram": ("log_counts",)}
 
 
 def _require_per_value(result):
@@ -288,15 +385,50 @@ def to_bytes(fig, fmt="svg") -> bytes:
     metadata = {"Date": None} if fmt == "svg" else None
     printable_texts(fig)
     with themed():
+        fit_titles(fig)
         fig.savefig(buffer, format=fmt, metadata=metadata)
     return buffer.getvalue()
+
+
+def _split_outside_math(text):
+    """`text` in two lines at the space nearest its middle that is not inside $...$ (mathtext),
+    or None when it has no such space."""
+    spaces, inside = [], False
+    for i, char in enumerate(text):
+        if char == "$":
+            inside = not inside
+        elif char == " " and not inside:
+            spaces.append(i)
+    if not spaces:
+        return None
+    i = min(spaces, key=lambda s: abs(s - len(text) / 2))
+    return text[:i] + "\n" + text[i + 1:]
+
+
+def fit_titles(fig):
+    """Wrap any axes title that reaches past the figure's edge onto two lines. A title is centred over its axes, which the y
+    label pushes right: a title narrower than the figure may still be cut at the right edge
+    (the histogram's was, at every width the page shows)."""
+    for ax in fig.axes:
+        title = ax.title
+        for _ in range(2):  # at most two wraps: three lines
+            fig.draw_without_rendering()
+            box = title.get_window_extent()
+            if box.x0 >= fig.bbox.x0 and box.x1 <= fig.bbox.x1:
+                break
+            lines = title.get_text().split("\n")
+            longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+            split = _split_outside_math(lines[longest])
+            if split is None:
+                break
+            lines[longest] = split
+            title.set_text("\n".join(lines))
+    return fig
 
 
 def printable_texts(fig):
     """`fig` with every text in printable form: a name from a file may hold control characters,
     which have no glyph (matplotlib warns on stderr) and must not reach a page raw."""
-    from matplotlib.text import Text
-
     for text in fig.findobj(Text):
         if printable(text.get_text()) != text.get_text():
             text.set_text(printable(text.get_text()))
@@ -329,10 +461,20 @@ def pointer_map(fig) -> dict:
             "readout": getattr(fig, "readout", None)}
 
 
-def render(result, fmt="svg", names=FIGURE_NAMES, on_figure=None) -> dict:
-    """{name: bytes} of the analysis figures (see render_each)."""
+def render(result, fmt="svg", names=FIGURE_NAMES, on_figure=None, **options) -> dict:
+    """{name: bytes} of the analysis figures (see render_each); `options` (OPTIONS) go to the
+    figures that take them, e.g. log_counts=True to the histogram."""
     _require_per_value(result)
-    return render_each({name: partial(BUILDERS[name], result) for name in names}, fmt, on_figure)
+    unknown = set(options) - {o for taken in OPTIONS.values() for o in taken}
+    if unknown:
+        raise ValueError(f"unknown figure option {sorted(unknown)[0]!r}")
+    bad = [name for name in names if name not in BUILDERS]
+    if bad:
+        raise ValueError(f"unknown figure {bad[0]!r}; figures: {', '.join(FIGURE_NAMES)}")
+    makers = {name: partial(BUILDERS[name], result,
+                            **{k: v for k, v in options.items() if k in OPTIONS.get(name, ())})
+              for name in names}
+    return render_each(makers, fmt, on_figure)
 
 
 COMPARE_TITLES = {
@@ -346,30 +488,15 @@ def _finite_sqnr(value, ceiling):
 
 
 def tradeoff_figure(rows):
-    """SQNR (dB) against bits per value, one point per configuration, the Pareto front joined."""
+    """SQNR (dB) against bits per value, one point per configuration, the Pareto front joined;
+    each point labelled where its label covers no other label or point (see _place_labels)."""
     with themed():
         fig, ax = _new(COMPARE_TITLES["tradeoff"])
         finite = [r["sqnr_db"] for r in rows if np.isfinite(r["sqnr_db"])]
         ceiling = (max(finite) + 10) if finite else 100
-        span = max(finite, default=1) - min(finite, default=0) or 1
-        gap = span / 16  # labels of points close in bits are stacked at least this far apart
-        bits = [r["bits_per_value"] for r in rows]
-        middle, nudge = (min(bits) + max(bits)) / 2, 0.03 * ((max(bits) - min(bits)) or 1)
-        placed = []
-        for row in sorted(rows, key=lambda r: _finite_sqnr(r["sqnr_db"], ceiling)):
-            x, y = row["bits_per_value"], _finite_sqnr(row["sqnr_db"], ceiling)
+        points = [(r["bits_per_value"], _finite_sqnr(r["sqnr_db"], ceiling), r) for r in rows]
+        for x, y, row in points:
             ax.plot(x, y, "o", ms=6, color=ink("original") if row["pareto"] else ink("muted"))
-            label_y = max([y] + [py + gap for px, py in placed if abs(px - x) < 1.2])
-            placed.append((x, label_y))
-            # labels point inwards (left of the points in the right half), so none leaves the plot
-            right_half = x > middle
-            ax.annotate(row["label"], (x, y), xytext=(x - nudge if right_half else x + nudge,
-                                                      label_y),
-                        fontsize=9, va="center", ha="right" if right_half else "left",
-                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": ink("faint")})
-        if placed:  # room for the highest stacked label
-            low, high = ax.get_ylim()
-            ax.set_ylim(low, max(high, max(py for _, py in placed) + gap))
         front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["bits_per_value"])
         ax.plot([r["bits_per_value"] for r in front],
                 [_finite_sqnr(r["sqnr_db"], ceiling) for r in front], "-", color=ink("original"),
@@ -377,8 +504,70 @@ def tradeoff_figure(rows):
         ax.plot([], [], "o", color=ink("muted"), label="dominated")
         ax.set_xlabel("bits per value (with scales)")
         ax.set_ylabel("SQNR (dB)")
+        ax.margins(x=0.12, y=0.15)  # room for labels beside the outermost points
         _legend(fig, ax)
+        _place_labels(fig, ax, [(x, y, row["label"]) for x, y, row in points])
     return fig
+
+
+LABEL_GAP = 7  # points between a marker and its label
+
+
+def _label_spots(max_rows):
+    """Offsets (points) to try for a label, nearest first: right, left, then above and below on
+    either side at growing distance (a leader line joins a label to its point when it moves
+    off the point's row)."""
+    spots = [(LABEL_GAP, 0, "left"), (-LABEL_GAP, 0, "right")]
+    for k in range(1, max_rows + 1):
+        for dy in (k * 11, -k * 11):
+            spots += [(LABEL_GAP, dy, "left"), (-LABEL_GAP, dy, "right")]
+    return spots
+
+
+def _place_labels(fig, ax, labelled):
+    """Label each (x, y, text) at the first spot where its box overlaps no label placed before
+    and no point, and stays inside the axes. Formats of near-equal bits per value (Q4_K, IQ4_NL,
+    Q4_0 at 4.5) otherwise print their names on top of each other. Labels are left out of the
+    layout so placing them does not move the axes they were measured in."""
+    fig.draw_without_rendering()
+    frame = ax.get_window_extent()
+    to_pixels = ax.transData.transform
+    obstacles = [_point_box(*to_pixels((x, y))) for x, y, _ in labelled]
+    # the most crowded points first: they have the fewest free spots
+    def crowding(item):
+        px, py = to_pixels(item[:2])
+        return -sum(1 for x, y, _ in labelled
+                    if np.hypot(*(to_pixels((x, y)) - (px, py))) < 40)
+    for x, y, text in sorted(labelled, key=crowding):
+        label = None
+        for dx, dy, ha in _label_spots(8):
+            if label is not None:
+                label.remove()
+            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
+                                fontsize=9, va="center", ha=ha, annotation_clip=False,
+                                arrowprops=None if dy == 0 else {
+                                    "arrowstyle": "-", "lw": 0.5, "color": ink("faint"),
+                                    "shrinkA": 0, "shrinkB": 3})
+            label.set_in_layout(False)
+            box = _text_box(label)
+            inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
+                      and box.y1 <= frame.y1)
+            if inside and not any(box.overlaps(other) for other in obstacles):
+                break
+        obstacles.append(box)
+    return fig
+
+
+def _text_box(annotation):
+    """The box of an annotation's text alone (its own extent includes the leader line)."""
+    annotation.update_positions(annotation.figure._get_renderer())
+    return Text.get_window_extent(annotation)
+
+
+def _point_box(px, py, half=4):
+    from matplotlib.transforms import Bbox
+
+    return Bbox([[px - half, py - half], [px + half, py + half]])
 
 
 def sweep_figure(points):
