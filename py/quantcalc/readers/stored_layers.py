@@ -79,6 +79,12 @@ class StoredLayer:
 
     def slabs(self, rows_per_slab):
         """Yield (first row, float32 values (rows, columns)) over the whole weight."""
+        for first, values, _ in self.slabs_and_parts(rows_per_slab):
+            yield first, values
+
+    def slabs_and_parts(self, rows_per_slab):
+        """Yield (first row, float32 values, the slab's stored parts by suffix) over the whole
+        weight: the parts are what the audit compares with a remade quantization."""
         if self.refusal:
             raise QuantcalcError(self.refusal, "tensor")
         rows, cols = self.shape
@@ -97,7 +103,7 @@ class StoredLayer:
                 raise QuantcalcError(f"'{shortened(self.name, 60)}': rows {first}..{last} decode "
                                      f"to shape {values.shape}, not {(last - first, cols)}",
                                      "file")
-            yield first, values
+            yield first, values, tensors
 
 
 def find_layers(checkpoint, config) -> dict:
