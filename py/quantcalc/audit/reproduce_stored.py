@@ -96,15 +96,18 @@ class StoredReproduction:
         if self.reason is not None or tensors is None:
             return
         values = np.ascontiguousarray(original, np.float32)
+        if self.rule == MX:  # experts stay 3-D: the groups of 32 run along the stored rows
+            from quantcalc.formats.stored import mxfp4
+            blocks_made, scales_made, recon = mxfp4.remake(values)
+            self.equal = self.equal and mxfp4.same_as_stored(blocks_made, scales_made, tensors)
+            self.plain.add(values.reshape(-1).astype(np.float64),
+                           recon.reshape(-1).astype(np.float64) - values.reshape(-1))
+            return
         values = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(1, -1)
         if self.rule == CT:
             made, recon = self._compressed(values, tensors)
         elif self.rule == DEEPSEEK:
             made, recon = self._deepseek(values, tensors)
-        elif self.rule == MX:
-            from quantcalc.formats.stored import mxfp4
-            codes, scales, recon = mxfp4.remake(values)
-            made = mxfp4.same_as_stored(codes, scales, tensors)
         else:
             made, recon = self._fp8_scaled(values, tensors)
         self.equal = self.equal and made
