@@ -11,8 +11,8 @@ const SHOWN_ROWS = 300;
 const number = (value) => (value === "inf" ? Infinity : value === "-inf" ? -Infinity
   : typeof value === "number" ? value : null);
 
-// "yes" (made as llama.cpp's plain quantization makes it), "imatrix" (as it makes it with the
-// importance matrix), "no" (not bit-identical), "—" (not a format quantcalc reproduces)
+// "yes" (made as the format's plain quantization makes it: llama.cpp, min-max, amax/448),
+// "imatrix" (as llama.cpp makes it with the importance matrix), "no" (not bit-identical), "—" (not a format quantcalc reproduces)
 export function reproducedText(row) {
   if (row.reproduced === true) return row.reproduced_as === "imatrix" ? "imatrix" : "yes";
   return row.reproduced === false ? "no" : "—";

@@ -8,6 +8,7 @@ import { formatBytes } from "./files.js";
 import { clearFigures, showFigure } from "./figures.js";
 import { downloadReport } from "./downloads.js";
 import { cancelScan } from "./scan-pool.js";
+import { auditOnPool } from "./audit-pool.js";
 import { auditError, wireSides } from "./audit-files.js";
 import { buildHead, renderRows, renderTotals } from "./audit-table.js";
 
@@ -71,14 +72,13 @@ async function startAudit() {
       showResults(true);
       showProgress({ bytes: 0, total_bytes: measured.reduce((s, t) => s + t.bytes, 0),
         tensors: 0, total_tensors: measured.length });
-      reply = await engine.request("audit_model", args, (data) => {
-        if (audit.running !== run) return;
-        if (data.row) {
-          audit.rows.push(data.row);
+      reply = await auditOnPool({ original, quantized, imatrix, tensors: measured,
+        onRow: (row) => {
+          if (audit.running !== run) return;
+          audit.rows.push(row);
           renderSoon();
-        }
-        if (data.progress) showProgress(data.progress);
-      });
+        },
+        onProgress: (progress) => { if (audit.running === run) showProgress(progress); } });
     }
   }
   if (audit.running !== run) return;

@@ -20,7 +20,8 @@ export function poolSize() {
   return Math.max(1, Math.min(cores, MAX_WORKERS, byMemory));
 }
 
-function workers() {
+// The pool, shared with the audit (audit-pool.js), which hands out its pairs the same way.
+export function workers() {
   while (helpers.length < poolSize() - 1) helpers.push(new Engine({ figures: false }));
   return [engine, ...helpers.slice(0, poolSize() - 1)];
 }
@@ -30,10 +31,10 @@ export function cancelScan() {
 }
 
 // Resolves true when the worker is ready, false when it could not start.
-const started = (worker) => (worker.state === "ready" ? Promise.resolve(true)
+export const started = (worker) => (worker.state === "ready" ? Promise.resolve(true)
   : Promise.race([worker.next("ready").then(() => true), worker.next("failed").then(() => false)]));
 
-function nextBatch(queue) {
+export function nextBatch(queue) {
   const batch = [queue.shift()];
   let bytes = batch[0].bytes;
   while (queue.length && bytes + queue[0].bytes <= BATCH_BYTES) {

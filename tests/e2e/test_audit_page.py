@@ -90,3 +90,25 @@ def test_two_unrelated_models_get_a_plain_message_at_the_field_and_keep_what_was
     assert "unrelated.safetensors" in page.text_content("#audit-original-info")
     assert "model-Q4_K.gguf" in page.text_content("#audit-quantized-info")
     assert page.locator("#audit-start").is_enabled()
+
+
+def test_the_audit_split_over_three_workers_is_the_command_lines(browser, server, pair):
+    """The page's audit on the scan's worker pool: three engines, one pair per request (batches
+    of one byte), the rows put in order and totalled by the page's engine: the JSON is still
+    the command line's, field for field."""
+    context = browser.new_context(accept_downloads=True)
+    context.add_init_script("globalThis.quantcalcTestHooks = {scanWorkers: 3, scanBatchBytes: 1}")
+    page = context.new_page()
+    page.goto(server.url)
+    page.wait_for_selector("#engine-status[data-state=ready]", timeout=120_000)
+    choose(page, sorted((pair / "hf").iterdir()), [pair / "model-Q4_K.gguf"])
+    page.click("#audit-start")
+    page.wait_for_selector("body[data-audits='1']", state="attached", timeout=AUDIT_TIMEOUT_MS)
+    assert "Audited 21 of 21 tensors" in page.text_content("#audit-status")
+    workers_used = page.evaluate("() => document.body.dataset.auditWorkers")
+    assert int(workers_used) >= 2  # the helpers boot while the page's engine starts
+    with page.expect_download() as info:
+        page.click("[data-audit-download=json]")
+    page_doc = json.loads(Path(info.value.path()).read_text())
+    assert page_doc == cli_audit(pair / "hf", pair / "model-Q4_K.gguf")
+    context.close()

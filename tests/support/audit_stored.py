@@ -65,8 +65,9 @@ def quantized_names(arrays, skip=("embed_tokens", "lm_head")):
     return [n for n, x in arrays.items() if x.ndim == 2 and not any(s in n for s in skip)]
 
 
-def fp8_block(folder, arrays, block=(128, 128)):
-    """DeepSeek-V3's FP8: weight F8_E4M3 and weight_scale_inv per tile; {name: reference}."""
+def fp8_block(folder, arrays, block=(128, 128), top=448):
+    """DeepSeek-V3's FP8: weight F8_E4M3 and weight_scale_inv per tile (amax / `top`, 448 as
+    DeepSeek's act_quant); {name: reference}."""
     tensors, reference = {}, {}
     for name, x in arrays.items():
         if name not in quantized_names(arrays):
@@ -79,7 +80,7 @@ def fp8_block(folder, arrays, block=(128, 128)):
         for i in range(grid[0]):
             for j in range(grid[1]):
                 tile = x[i * block[0]:(i + 1) * block[0], j * block[1]:(j + 1) * block[1]]
-                scale[i, j] = np.float32(np.abs(tile).max()) / np.float32(448)
+                scale[i, j] = np.float32(np.abs(tile).max()) / np.float32(top)
                 codes[i * block[0]:(i + 1) * block[0], j * block[1]:(j + 1) * block[1]] = \
                     (tile / scale[i, j]).astype(ml_dtypes.float8_e4m3fn)
         weight = torch.from_numpy(codes.view(np.uint8)).view(torch.float8_e4m3fn)
@@ -92,11 +93,22 @@ def fp8_block(folder, arrays, block=(128, 128)):
     return reference
 
 
-def compressed(folder, arrays, groups, fmt="pack-quantized", ignore=("lm_head",)):
+def compressed(folder, arrays, groups, fmt="pack-quantized", ignore=("lm_head",),
+               scale_factor=None, dtype=None):
     """compressed-tensors: `groups` {group name: (targets, weights args)}; each layer takes the
-    first group whose targets match it as the library matches them. {name: reference}."""
-    from tests.formats.stored.test_stored_compressed_tensors import compress
+    first group whose targets match it as the library matches them. {name: reference}.
+    `scale_factor`: the observer's scales multiplied by it before the library quantizes with
+    them (another scale rule); `dtype`: the weights cast to it first (torch.bfloat16: the
+    scales and arithmetic in bf16, as llm-compressor on a bf16 model)."""
+    from tests.formats.stored.test_stored_compressed_tensors import compress as library
     import re
+
+    def compress(fmt, args, weight):
+        if dtype is not None:
+            weight = weight.to(dtype)
+        if scale_factor is None:
+            return library(fmt, args, weight)
+        return _compress_scaled(fmt, args, weight, scale_factor)
 
     tensors, reference = {}, {}
     for name, x in arrays.items():
@@ -174,3 +186,32 @@ def awq(folder, arrays, group_size=128):
     write(folder, tensors, {"quant_method": "awq", "bits": 4, "group_size": group_size,
                             "zero_point": True, "version": "gemm"})
     return reference
+
+
+def _compress_scaled(fmt, arguments, weight, factor):
+    """compressed-tensors' compressor fed the observer's scales times `factor`."""
+    from compressed_tensors.compressors.base import BaseCompressor
+    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+    from compressed_tensors.quantization.utils import calculate_qparams
+    from tests.formats.stored.test_stored_compressed_tensors import observed_range
+
+    args = QuantizationArgs(**arguments)
+    low, high = observed_range(weight, args)
+    scale, zero = calculate_qparams(low, high, args)
+    state = {"weight": weight, "weight_scale": scale * factor, "weight_zero_point": zero}
+    scheme = QuantizationScheme(targets=["Linear"], weights=args)
+    compressor = BaseCompressor.get_value_from_registry(fmt)
+    compressed = compressor.compress(state, scheme)
+    return compressed, compressor.decompress(compressed, scheme)["weight"]
+
+
+def perturb(folder, name, index=0):
+    """Change one stored code of tensor `name` in folder/model.safetensors (by one step)."""
+    from safetensors.torch import load_file
+    path = Path(folder) / "model.safetensors"
+    tensors = load_file(str(path))
+    value = tensors[name]
+    raw = value.view(torch.uint8) if value.dtype == torch.float8_e4m3fn else value
+    flat = raw.reshape(-1)
+    flat[index] = flat[index] ^ 1
+    save_file({n: t.contiguous() for n, t in tensors.items()}, str(path))

@@ -1,7 +1,8 @@
 """One pair's row: the error the quantized file carries against the original, streamed in slabs
 on both sides (sides.py), summed as the scan sums it (engine/metrics: float64, overflow-safe),
-importance-weighted with an imatrix, and for llama.cpp's types whether the stored blocks are
-llama.cpp's quantization of the original (reproduce.py).
+importance-weighted with an imatrix, and whether the stored codes are what the format's maker
+makes of the original: llama.cpp's types (reproduce.py), FP8, MX and compressed-tensors' min-max
+schemes (reproduce_stored.py).
 
 A row's keys (ROW_KEYS) share the scan's names where they mean the same: name, layer, role,
 shape, parameters, stored_format, bits_per_value, sqnr_db, rel_rmse, max_abs_error, mse,
@@ -12,7 +13,7 @@ import math
 
 import numpy as np
 
-from quantcalc.audit import reproduce, sides
+from quantcalc.audit import reproduce, reproduce_stored, sides
 from quantcalc.engine.metrics import ErrorAccumulator, WeightedAccumulator
 from quantcalc.errors import QuantcalcError
 from quantcalc.readers.stored_layers import StoredLayer
@@ -75,8 +76,12 @@ def _measured(pair, importance, slab_values, on_bytes, notes) -> dict:
         if note:
             notes.append(note)
     held = pair.quantized
-    repro = reproduce.Reproduction(held, weights) if reproduce.applies(held) \
-        and pair.original.readable else None
+    repro = None
+    if pair.original.readable and reproduce.applies(held):
+        repro = reproduce.Reproduction(held, weights)
+    elif pair.original.readable and reproduce_stored.applies(held) \
+            and (pair.rope is None or pair.rope[1] == "original"):
+        repro = reproduce_stored.StoredReproduction(held)
     acc = ErrorAccumulator(signal_bound=None)
     weighted = None if weights is None else WeightedAccumulator(weights, columns)
     start = 0
@@ -105,6 +110,9 @@ def _measured(pair, importance, slab_values, on_bytes, notes) -> dict:
         out.update({k: found.get(k) for k in ("weighted_mse", "weighted_sqnr_db")})
     if repro is not None:
         out.update(repro.finish())
+        note = getattr(repro, "note", lambda: None)()
+        if note:
+            notes.append(note)
     return out
 
 

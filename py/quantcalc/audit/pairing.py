@@ -8,8 +8,9 @@ TensorNameMap for the architecture (schema/gguf_names.py), with the rope permuta
 undone (rope.py), and MoE experts that GGUF stacks into one 3-D tensor paired one by one
 (`blk.0.ffn_gate_exps.weight[3]` with `model.layers.0.mlp.experts.3.gate_proj.weight`).
 
-A tensor on one side only, a shape mismatch, a transposed layout or a fused tensor is a Pair
-with its `reason`, and never gets an SQNR.
+q, k and v fused on one side and separate on the other are compared part by part (fused.py).
+A tensor on one side only, a shape mismatch, a transposed layout or a fused tensor that cannot be
+cut is a Pair with its `reason`, and never gets an SQNR.
 """
 
 import dataclasses
@@ -17,7 +18,7 @@ import math
 import re
 from dataclasses import field
 
-from quantcalc.audit import rope
+from quantcalc.audit import fused, rope
 from quantcalc.errors import QuantcalcError
 from quantcalc.readers import checkpoint as checkpoints, model_config, stored_layers
 from quantcalc.readers import stored_safetensors
@@ -106,12 +107,21 @@ def pair_sides(original: Side, quantized: Side):
         if key is not None:
             o_by_key.setdefault(key, (name, entry))
     pairs, used = [], set()
-    for name, held in q_items:
-        key = _key(name, mapper) if cross and not quantized.gguf else name
+    q_keys = [(name, held, _key(name, mapper) if cross and not quantized.gguf else name)
+              for name, held in q_items]
+    q_by_key = {key: held for _, held, key in q_keys if key is not None}
+    for name, held, key in q_keys:
         found = o_by_key.get(key) if key is not None else None
-        pair = Pair(name, quantized=held,
-                    gguf_name=_gguf_name(name, key, quantized.gguf, original.gguf),
-                    expert=_expert_of(name))
+        gguf_name = _gguf_name(name, key, quantized.gguf, original.gguf)
+        pair = Pair(name, quantized=held, gguf_name=gguf_name, expert=_expert_of(name))
+        if found is None and key is not None:
+            split = _split_fused(name, held, key, gguf_name, o_by_key, q_by_key)
+            if split:
+                for part, original_found in split:
+                    used.add(original_found)
+                    _check(part, architecture if cross else None, heads, quantized.gguf)
+                    pairs.append(part)
+                continue
         if found is not None:
             used.add(found[0])
             pair.original_name, pair.original = found
@@ -125,6 +135,39 @@ def pair_sides(original: Side, quantized: Side):
                               reason="only in the original: the quantized checkpoint has no "
                                      "tensor of this name" + _hint(name)))
     return pairs, {"architecture": architecture, "source": source}
+
+
+def _split_fused(name, held, key, gguf_name, o_by_key, q_by_key):
+    """[(Pair, the original's name it uses)] where one side holds q, k and v fused and the other
+    separate (fused.py), else None."""
+    part_keys = fused.split_key(key)
+    if part_keys and all(k in o_by_key for k in part_keys):  # the quantized side is fused
+        ranges = fused.layout(held, [o_by_key[k][1] for k in part_keys])
+        if ranges is None:
+            return None
+        out = []
+        for label, k, (first, count) in zip(fused.PARTS, part_keys, ranges):
+            o_name, o_entry = o_by_key[k]
+            part = Pair(f"{name}[{label}]", original_name=o_name, original=o_entry,
+                        quantized=fused.rows(held, first, count, label), gguf_name=gguf_name)
+            part.notes.append(f"the {label} rows {first}..{first + count} of the fused tensor")
+            out.append((part, o_name))
+        return out
+    which = fused.fused_key(key)
+    if which is None or which[0] not in o_by_key:  # the original is fused
+        return None
+    o_name, o_entry = o_by_key[which[0]]
+    siblings = fused.split_key(which[0])
+    ranges = fused.layout(o_entry, [q_by_key.get(k) for k in siblings])
+    if ranges is None:
+        return None
+    first, count = ranges[fused.PARTS.index(which[1])]
+    part = Pair(name, original_name=f"{o_name}[{which[1]}]",
+                original=fused.rows(o_entry, first, count, which[1]), quantized=held,
+                gguf_name=gguf_name)
+    part.notes.append(f"against the {which[1]} rows {first}..{first + count} of the original's "
+                      "fused tensor")
+    return [(part, o_name)]
 
 
 def _items(side):
@@ -271,7 +314,8 @@ def _only_quantized_reason(name, held, unmapped):
 
 def _hint(name):
     if "qkv" in name or "query_key_value" in name:
-        return " (q, k and v fused in one tensor on one side only: not split to compare)"
+        return (" (q, k and v fused in one tensor on one side only, and the other side's q, k "
+                "and v do not stack into its shape: not cut to compare)")
     if "gate_up" in name:
         return " (gate and up fused in one tensor on one side only)"
     if "experts" in name or "_exps" in name:

@@ -65,11 +65,12 @@ def total_lines(doc) -> list:
              f"SQNR of the whole model {_sqnr(t['sqnr_db'])}; total error (MSE x parameters) "
              f"{_number(t['total_error'])}"]
     if t.get("plain_total_error") is not None:
-        lines.append(f"llama.cpp's plain quantization of the same tensors: total error "
+        lines.append(f"the formats' plain quantization of the same tensors (llama.cpp's "
+                     f"without an imatrix, min-max, amax/448): total error "
                      f"{_number(t['plain_total_error'])}")
     if repro["true"] or repro["false"]:
-        lines.append(f"reproduced by llama.cpp's quantization of the original: {repro['true']} "
-                     f"tensors; not reproduced: {repro['false']}")
+        lines.append(f"reproduced by the format's own quantization of the original: "
+                     f"{repro['true']} tensors; not reproduced: {repro['false']}")
     mark = doc.get("interrupted")
     if isinstance(mark, dict):
         lines.insert(0, f"interrupted: {mark.get('tensors_done', '?')} of "
@@ -129,8 +130,8 @@ def summary_text(doc) -> str:
         lines += [f"{printable(f)[:32]:32s}  {t:>7s}  {b:>10s}  {s}"
                   for f, t, _, b, s in _format_rows(doc)]
         lines.append("")
-    lines.append("worst tensors (lowest SQNR first; plain: llama.cpp's quantization without "
-                 "an imatrix):")
+    lines.append("worst tensors (lowest SQNR first; plain: the format's own quantization "
+                 "without an imatrix or calibration):")
     lines += [f"  {printable(n):44s}  {role:9s}  {printable(st):24s}  {s:>10s}  plain {p:>10s}"
               f"  {'reproduced' if r == 'yes' else ''}"
               for n, role, st, s, p, r in _worst_rows(doc)]

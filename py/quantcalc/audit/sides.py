@@ -1,6 +1,7 @@
 """Both sides of a pair read together, a slab of the same rows at a time: the original's values
 (float tensors, or dequantized where the original is itself a GGUF), the quantized side's
-dequantized values and, for a GGUF tensor, its stored block bytes (what reproduce.py compares).
+dequantized values and what the reproduction compares: a GGUF tensor's stored block bytes
+(reproduce.py), a quantized safetensors layer's stored parts for the slab (reproduce_stored.py).
 Every file is read by offset; memory holds one slab of each side.
 
 The slab height is a multiple of what each side needs: a whole 128-row tile of FP8 scales, 32
@@ -65,8 +66,7 @@ def slabs(pair, slab_values):
 
 def _quantized_slabs(held, step):
     if isinstance(held, StoredLayer):
-        for first, values in held.slabs(step):
-            yield first, values, None
+        yield from held.slabs_and_parts(step)
     elif held.ggml_type is not None:
         yield from _gguf_slabs(held, step)
     else:

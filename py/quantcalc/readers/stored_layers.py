@@ -6,7 +6,8 @@ which decoder and arguments each layer takes. Memory holds one slab, never a who
 
 A layer is named as its original weight is (`model.layers.0.mlp.down_proj.weight`), so the
 audit pairs it with the original checkpoint's tensor of that name. A layer quantcalc cannot read
-(gpt-oss MXFP4 blocks, packed integers without a config) keeps the reason, said in one line.
+(packed integers without a config) keeps the reason, said in one line. gpt-oss's MXFP4 experts
+(`W_blocks`, `W_scales`) are read an expert at a time, in transformers' layout.
 """
 
 import math
@@ -16,7 +17,7 @@ from dataclasses import field
 import numpy as np
 
 from quantcalc.errors import QuantcalcError, shortened
-from quantcalc.formats.stored import compressed_tensors, fp8, gptq_awq
+from quantcalc.formats.stored import compressed_tensors, fp8, gptq_awq, mxfp4
 from quantcalc.readers import file_parts, quant_config
 from quantcalc.readers.arrays import SAFETENSORS_DTYPES, bf16_to_float32
 from quantcalc.readers.slab_reader import read_exactly
@@ -71,6 +72,8 @@ class StoredLayer:
             return fp8.scaled(tensors["weight"], tensors["weight_scale"], a["kind"], layer)
         if self.method == "compressed-tensors":
             return compressed_tensors.dequantize(tensors, a["args"], a["format"], layer)
+        if self.method == "mxfp4":
+            return mxfp4.dequantize(tensors["_blocks"], tensors["_scales"], layer)
         if self.method == "awq":
             return gptq_awq.dequantize_awq(tensors, a["bits"], a["group_size"], a["version"],
                                            layer)
@@ -79,9 +82,16 @@ class StoredLayer:
 
     def slabs(self, rows_per_slab):
         """Yield (first row, float32 values (rows, columns)) over the whole weight."""
+        for first, values, _ in self.slabs_and_parts(rows_per_slab):
+            yield first, values
+
+    def slabs_and_parts(self, rows_per_slab):
+        """Yield (first row, float32 values, the slab's stored parts by suffix) over the whole
+        weight: the parts are what the audit compares with a remade quantization."""
         if self.refusal:
             raise QuantcalcError(self.refusal, "tensor")
-        rows, cols = self.shape
+        rows, cols = self.shape[0], self.shape[-1]
+        inner = tuple(self.shape[1:])
         step = max(self.align, -(-int(rows_per_slab) // self.align) * self.align)
         whole = {k: _read(e, None, 0, rows) for k, e in self.parts.items() if self.cuts[k] is None}
         for first in range(0, rows, step):
@@ -93,11 +103,11 @@ class StoredLayer:
             if "weight_shape" in self.parts:
                 tensors["weight_shape"] = np.array([last - first, cols], np.int64)
             values = self.decode(tensors)
-            if values.shape != (last - first, cols):
+            if values.shape != (last - first, *inner):
                 raise QuantcalcError(f"'{shortened(self.name, 60)}': rows {first}..{last} decode "
-                                     f"to shape {values.shape}, not {(last - first, cols)}",
+                                     f"to shape {values.shape}, not {(last - first, *inner)}",
                                      "file")
-            yield first, values
+            yield first, values, tensors
 
 
 def find_layers(checkpoint, config) -> dict:
@@ -144,10 +154,10 @@ def _layer_of(entry, by_name):
 def _describe(layer, own, qconfig):
     """Fill in the layer's scheme, shape, cuts and decoder (raises with the reason it cannot)."""
     parts, module = layer.parts, layer.module
-    if own == "_blocks":
-        raise QuantcalcError(f"'{shortened(module, 60)}' is MXFP4 as gpt-oss stores it "
-                             f"(_blocks, _scales): quantcalc does not decode it yet", "tensor")
     main = parts[own]
+    if own == "_blocks":
+        _mxfp4(layer, main, parts["_scales"])
+        return
     if own == "qweight":
         scheme = quant_config.packed_scheme(module, own, qconfig)
         _packed(layer, scheme)
@@ -168,6 +178,25 @@ def _describe(layer, own, qconfig):
         if entry.dtype not in SAFETENSORS_DTYPES and entry.dtype not in quant_config.FP8_KINDS:
             raise QuantcalcError(f"'{shortened(entry.name, 60)}' holds {entry.dtype} values; "
                                  f"{layer.label} stores no such part", "file")
+
+
+def _mxfp4(layer, blocks, scales):
+    """gpt-oss MXFP4: (experts,) rows, groups, 16 bytes; the weight in transformers' layout
+    (formats/stored/mxfp4.py): (experts, groups x 32, rows), or (rows, groups x 32)."""
+    shape = tuple(int(n) for n in blocks.shape)
+    if len(shape) not in (3, 4) or shape[-1] != 16 or tuple(scales.shape) != shape[:-1] \
+            or blocks.dtype != "U8" or scales.dtype != "U8":
+        raise QuantcalcError(f"'{shortened(layer.module, 60)}': MXFP4 blocks of shape "
+                             f"{list(shape)} ({blocks.dtype}) and scales of shape "
+                             f"{list(scales.shape)} ({scales.dtype}) are not gpt-oss's layout "
+                             f"(..., rows, groups, 16) U8 with (..., rows, groups) U8", "file")
+    columns = shape[-2] * 32
+    layer.shape = (shape[0], columns, shape[1]) if len(shape) == 4 else (shape[0], columns)
+    layer.cuts.update(_blocks=ROWS, _scales=ROWS)
+    layer.label = "MXFP4 (gpt-oss: E2M1, E8M0 scale per 32)"
+    layer.method = "mxfp4"
+    for key, entry in layer.parts.items():
+        layer.cuts.setdefault(key, None)
 
 
 def _fp8(layer, scheme, weight):
