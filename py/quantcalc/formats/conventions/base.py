@@ -78,8 +78,8 @@ class Convention:
         return "use the exact convention for it"
 
     def refuse_format(self, cfg):
-        return (f"{self.label} conventions cover the integer format here; "
-                f"{cfg.format} has none", "format")
+        return (f"the {self.label} convention covers the integer format here; "
+                f"{cfg.format_row.label} has none", "format")
 
     def refuse_grid(self, cfg):
         return None

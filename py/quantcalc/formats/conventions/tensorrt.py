@@ -92,11 +92,13 @@ def percentile_amax(hist, edges, percentile):
 
 
 def kl_divergence(p, q):
-    """scipy.stats.entropy(p, q): both normalised, sum of rel_entr."""
-    p = 1.0 * p / np.sum(p, axis=0, keepdims=True)
-    q = 1.0 * q / np.sum(q, axis=0, keepdims=True)
+    """scipy.stats.entropy(p, q): both normalised, sum of rel_entr (NaN where a sum is 0, which
+    the search's argmin then picks, as numpy's argmin does)."""
     with np.errstate(divide="ignore", invalid="ignore"):
+        p = 1.0 * p / np.sum(p, axis=0, keepdims=True)
+        q = 1.0 * q / np.sum(q, axis=0, keepdims=True)
         vec = np.where((p > 0) & (q > 0), p * np.log(p / q), np.where(p == 0, 0.0, np.inf))
+        vec[np.isnan(p) | np.isnan(q)] = np.nan
     return np.sum(vec, axis=0)
 
 
@@ -142,8 +144,10 @@ def mse_amax(hist, edges, bits, start_bin=START_BIN):
         codes = np.clip(np.rint(centers[None, :] * inverse[:, None]), low, bound)
         safe = np.where(inverse == 0, F32(1), inverse)[:, None]
         quantized = (codes / safe).astype(F32)
-        error = (quantized - centers[None, :]).astype(np.float64) ** 2 * counts
-    mse = error.mean(axis=1)
+        # float32 as torch computes it (a huge histogram's squares overflow to inf there); the
+        # sum is taken in float64 and rounded once, where torch sums float32 in its own order
+        error = (quantized - centers[None, :]) ** 2 * counts
+        mse = (error.sum(axis=1, dtype=np.float64).astype(F32) / F32(centers.size))
     return amaxes[int(np.argmin(mse))]
 
 
