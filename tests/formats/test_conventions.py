@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from quantcalc.engine.analysis import analyze
 from quantcalc.engine.config import Config
 from quantcalc.errors import QuantcalcError
+from quantcalc.formats import conventions
 from tests.support.convention_cases import CASES, compare, name
 
 ALL = [case for cases in CASES.values() for case in cases]
@@ -112,10 +113,15 @@ def test_a_float32_tie_rounds_as_pytorch_does():
     ({"convention": "tensorrt", "format": "fp8_e4m3"}, "format", "FP8 E4M3"),
 ])
 def test_a_setting_the_framework_lacks_is_refused_with_the_reason(settings_, field, words):
+    """Refused at the convention's control; the reason names the setting (`field`) it concerns
+    and what the framework offers instead."""
     with pytest.raises(QuantcalcError) as caught:
         Config(**settings_)
-    assert caught.value.field == field
+    assert caught.value.field == "convention"
     assert words in caught.value.message
+    exact = Config(**{k: v for k, v in settings_.items() if k != "convention"})
+    object.__setattr__(exact, "convention", settings_["convention"])  # past the check
+    assert conventions.refusal(exact) == (caught.value.message, field)
 
 
 def test_exact_is_the_default_and_reports_no_convention():

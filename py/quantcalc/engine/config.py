@@ -64,8 +64,8 @@ class Config:
                                  f"{fmt.label}; choose one of {', '.join(fmt.calibrations)}",
                                  "calibration")
         refused = conventions.refusal(self)
-        if refused is not None:
-            raise QuantcalcError(*refused)
+        if refused is not None:  # shown at the convention's control; the reason names the rest
+            raise QuantcalcError(refused[0], "convention")
         if self.applies("range_min"):
             if self.range_min is None:
                 raise QuantcalcError("a custom range needs a minimum", "range_min")
