@@ -122,9 +122,8 @@ SETTINGS = (
                      ("stochastic", "Stochastic (seeded)", "")),
             help="How a value between two grid points is rounded."),
     Setting("convention", "Framework convention", "choice", "exact",
-            choices=(("exact", "Exact (float64, one rule per setting)", ""),
-                     ("pytorch", "PyTorch (observers, fake-quantize, torchao float8)", ""),
-                     ("onnxruntime", "ONNX Runtime (quantize_static)", ""),
+            choices=(("exact", "Exact (float64)", ""), ("pytorch", "PyTorch", ""),
+                     ("onnxruntime", "ONNX Runtime", ""),
                      ("tensorrt", "TensorRT (ModelOpt)", "")),
             help="Reproduce a framework's scale rule, float32 arithmetic and calibrators bit "
                  "for bit; settings it does not offer are refused with the reason."),
