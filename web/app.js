@@ -20,6 +20,7 @@ import { wireAudit } from "./audit.js";
 import { wirePlanner } from "./planner.js";
 import { figureTheme, wireTheme } from "./theme.js";
 import { watchScrollers } from "./scroll-focus.js";
+import { showConventions } from "./conventions.js";
 
 const calculateButton = $("#calculate");
 const EXAMPLE = {
@@ -188,6 +189,7 @@ async function calculate() {
     state.figuresWanted = true;
     if (engine.figuresReady) drawFigures();
     else $("#figures-status").textContent = "Loading matplotlib to draw the figures…";
+    showConventions(request); // queued behind the figures in the worker
   } finally {
     showProgress(null);
     setReady(engine.state === "ready", $("#calculate-reason").textContent);

@@ -26,6 +26,7 @@ export const CALLS = Object.freeze({
   analyze: { on_progress: "phase" },
   figures_svg: FIGURE,
   readout: {},
+  conventions: {},
   export: {},
   describe_file: {},
   describe_imatrix: {},

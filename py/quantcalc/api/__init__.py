@@ -22,7 +22,8 @@ import importlib
 
 _HOME = {
     "calculator": ("run", "load", "analyze", "figures_svg", "readout", "prepare_figures",
-                   "set_figure_theme", "export", "describe_file", "describe_imatrix"),
+                   "set_figure_theme", "export", "describe_file", "describe_imatrix",
+                   "conventions"),
     "comparing": ("compare_presets", "compare", "compare_figures", "compare_export"),
     "scanning": ("scan_list", "scan_inputs", "scan_model", "scan_document", "read_scan",
                  "scan_figures", "scan_export", "workers", "WHOLE_VALUES"),

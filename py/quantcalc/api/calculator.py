@@ -50,6 +50,16 @@ def run(config: dict, source: dict, keep: int = MAX_TABLE_VALUES, progress=None)
     return result
 
 
+def conventions(config: dict, source: dict) -> dict:
+    """Why do they differ? The same settings under every framework convention
+    (engine/framework_differences.py): a row per convention, refused ones with the reason."""
+    def work():
+        from quantcalc.engine.framework_differences import differences
+        Config.from_dict({**config, "convention": "exact"})  # a bad setting: its own message
+        return differences(stored.load(source).values, config)
+    return guarded(work)
+
+
 def load(source: dict):
     """The values of a source as the calculator reads them (readers/sources.py); raises
     QuantcalcError. Listed in the facade (api/__init__.py), which named it without its

@@ -1,6 +1,8 @@
 """`python -m quantcalc analyze INPUT [settings] [--json PATH] [--csv PATH] ...`: one tensor,
 its table on the terminal and the reports asked for."""
 
+import sys
+
 from quantcalc import api
 from quantcalc.cli import inputs, outputs
 from quantcalc.errors import QuantcalcError
@@ -19,6 +21,8 @@ def add_parser(commands):
                    "legacy .dat) for the llama.cpp types' weighted search")
     p.add_argument("--imatrix-entry", metavar="NAME", help="the tensor's name in the importance "
                    "matrix (default: --tensor, or the name)")
+    p.add_argument("--conventions", action="store_true", help="also run the same settings "
+                   "under every framework convention and print why their codes differ")
     outputs.add_options(p, exports.ANALYSIS)
     p.set_defaults(run=run)
     return p
@@ -73,4 +77,8 @@ def run(args) -> int:
     outputs.answer(api.analyze(config, source, ANALYSIS_ID))
     outputs.deliver(wanted, lambda kind: outputs.answer(
         api.export(config, source, kind, ANALYSIS_ID))["bytes"], table=not quiet)
+    if args.conventions:
+        from quantcalc.reports import conventions_table
+        print(conventions_table.text(outputs.answer(api.conventions(config, source))),
+              end="", file=sys.stderr if quiet else sys.stdout)
     return 0

@@ -90,6 +90,8 @@ class Result:
             **{key: cfg.effective(key) for key in (
                 "mode", "narrow_range", "rounding", "seed", "calibration", "percentile",
                 "granularity", "axis", "group_size")},
+            # None under exact: every existing report stays as it was
+            "convention": None if cfg.convention == "exact" else cfg.convention,
             "block_size": scheme.block_size or None,
             "imatrix": True if scheme.importance is not None else None,
             "segments": int(params.scale.size),
@@ -361,7 +363,8 @@ def _refuse_overflow(scale, config, scheme):
 
 
 def _notes(scheme, params, metrics, count, keep):
-    notes = []
+    exact = scheme.config.convention == "exact"
+    notes = [] if exact else scheme.convention_notes(params)  # a framework's rules
     if scheme.format.rule:
         notes.append(f"{scheme.format.label}: {scheme.format.rule}")
     if scheme.clamped:
@@ -375,12 +378,12 @@ def _notes(scheme, params, metrics, count, keep):
     where = "" if n == 1 else f" in {int(params.widened.sum())} of {n} segments"
     if params.widened.any():
         notes.append(f"range widened to include 0{where} (asymmetric mode keeps zero exact)")
-    if params.floored.any():
+    if params.floored.any() and exact:
         where = "" if n == 1 else f" in {int(params.floored.sum())} of {n} segments"
         notes.append(f"zero-width range{where}: no scale to compute, so it is set to float32 "
                      f"eps = {SCALE_FLOOR:.9g}")
     below = (params.scale < SCALE_FLOOR) & ~params.floored
-    if scheme.format.family == "int" and below.any():
+    if scheme.format.family == "int" and below.any() and exact:
         notes.append(f"scale {float(params.scale[below].min()):.4g} is below float32 eps "
                      f"({SCALE_FLOOR:.3g}); PyTorch's observers would raise it to eps (a coarser "
                      f"grid, more error), ONNX Runtime and TensorRT use amax / q_max as here")

@@ -12,6 +12,7 @@ from typing import Optional
 from quantcalc.schema import registry
 from quantcalc.schema import settings
 from quantcalc.errors import QuantcalcError
+from quantcalc.formats import conventions
 from quantcalc.formats.integer import IntegerFormat
 from quantcalc.records import record
 
@@ -32,6 +33,7 @@ class Config:
     mode: str = "symmetric"
     narrow_range: bool = False
     rounding: str = "half-even"
+    convention: str = "exact"
     seed: int = 0
     calibration: str = "minmax"
     percentile: float = DEFAULT_PERCENTILE
@@ -61,6 +63,9 @@ class Config:
             raise QuantcalcError(f"{self.calibration} calibration is not available for "
                                  f"{fmt.label}; choose one of {', '.join(fmt.calibrations)}",
                                  "calibration")
+        refused = conventions.refusal(self)
+        if refused is not None:  # shown at the convention's control; the reason names the rest
+            raise QuantcalcError(refused[0], "convention")
         if self.applies("range_min"):
             if self.range_min is None:
                 raise QuantcalcError("a custom range needs a minimum", "range_min")

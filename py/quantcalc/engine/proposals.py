@@ -57,6 +57,15 @@ def _measure(values, config, importance):
     return metrics["sqnr_db"], metrics["bits_per_value"]
 
 
+def _offered(config, changes):
+    """Whether config's framework convention offers the changed settings."""
+    try:
+        dataclasses.replace(config, **changes)
+    except QuantcalcError:
+        return False
+    return True
+
+
 def _candidates(config, shape):
     """[(label, changes, Config, is_block_format)] to try instead of `config` on values of
     `shape`: the settings changed, and the configuration they make."""
@@ -70,10 +79,11 @@ def _candidates(config, shape):
         if config.granularity in ("tensor", "channel") and last > GROUP:
             out.append((f"Groups of {GROUP} along the last axis",
                         {"granularity": "group", "group_size": GROUP}))
+    # a framework convention offers no groups (nor block formats): nothing to propose there
     out = [(label, changes, dataclasses.replace(config, **changes), False)
-           for label, changes in out]
+           for label, changes in out if _offered(config, changes)]
     bits = config.bits if fmt.element_bits is None else fmt.element_bits
-    for peer in BLOCK_PEERS.get(bits, ()):
+    for peer in BLOCK_PEERS.get(bits, ()) if config.convention == "exact" else ():
         if peer != config.format:
             other = Config(name=config.name, format=peer)
             out.append((f"{other.format_row.label.removeprefix('GGUF ')}, a block format",

@@ -18,6 +18,7 @@ import numpy as np
 
 from quantcalc.engine.metrics import power_of_two_unit
 from quantcalc.errors import QuantcalcError
+from quantcalc.formats import conventions
 
 MSE_CANDIDATES = 200
 MSE_HISTOGRAM_BINS = 4096
@@ -35,6 +36,11 @@ def calibrate(x, segmentation, config, scheme, *, data_min, data_max, progress=N
             minutes for a large tensor per channel).
     """
     method = config.calibration
+    if config.convention != "exact" and method not in ("minmax", "custom"):
+        # the framework's own calibrator (formats/conventions/), per segment
+        convention = conventions.get(config.convention)
+        return _unzip([convention.calibrate(seg, config)
+                       for seg in _reporting(segmentation, x, progress)])
     if method == "custom":
         n = segmentation.count
         return np.full(n, config.range_min, np.float64), np.full(n, config.range_max, np.float64)

@@ -94,9 +94,9 @@ def hints(values, result, importance=None) -> list:
 def _sqnr_with(values, config, importance, **changes):
     """The SQNR with other settings, or None where they are refused (a calibration that clips
     a value near 1e160 makes an error float64 cannot square): no hint then, and the result
-    the user asked for stands."""
-    other = dataclasses.replace(config, **changes)
+    the user asked for stands; likewise settings a framework convention does not offer."""
     try:
+        other = dataclasses.replace(config, **changes)
         return analysis.analyze(values, other, keep=0, importance=importance).metrics["sqnr_db"]
     except QuantcalcError:
         return None

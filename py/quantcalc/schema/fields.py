@@ -58,6 +58,7 @@ FIELDS = (
     Field("narrow_range", "Narrow range", CONFIGURATION, "flag"),
     Field("rounding", "Rounding", CONFIGURATION, "text"),
     Field("seed", "Random seed", CONFIGURATION, "int"),
+    Field("convention", "Framework convention", CONFIGURATION, "text"),
     Field("calibration", "Range source", CONFIGURATION, "text"),
     Field("percentile", "Percentile", CONFIGURATION, "real"),
     Field("granularity", "Granularity", CONFIGURATION, "text"),

@@ -121,6 +121,12 @@ SETTINGS = (
                      ("toward-zero", "Toward zero", ""),
                      ("stochastic", "Stochastic (seeded)", "")),
             help="How a value between two grid points is rounded."),
+    Setting("convention", "Framework convention", "choice", "exact",
+            choices=(("exact", "Exact (float64)", ""), ("pytorch", "PyTorch", ""),
+                     ("onnxruntime", "ONNX Runtime", ""),
+                     ("tensorrt", "TensorRT (ModelOpt)", "")),
+            help="Reproduce a framework's scale rule, float32 arithmetic and calibrators bit "
+                 "for bit; settings it does not offer are refused with the reason."),
     Setting("seed", "Random seed", "int", 0, minimum=0, maximum=MAX_SEED,
             requires={"rounding": ("stochastic",)},
             help="The same seed gives the same stochastic rounding."),

@@ -30,4 +30,7 @@ FAMILIES = {"int": IntegerScheme, "float": FloatScheme, "nf4": NF4Scheme, "mx": 
 def scheme_for(config) -> Scheme:
     """The scheme of `config.format` (the Config has already checked the settings against it)."""
     fmt = config.format_row
+    if config.convention != "exact":  # a framework's arithmetic (formats/conventions/)
+        from quantcalc.formats.schemes.convention import convention_scheme
+        return convention_scheme(config, fmt)
     return FAMILIES[fmt.family](config, fmt)

@@ -1,0 +1,67 @@
+"""The settings each framework offers, as the convention tests and bench/conventions_agreement.py
+sweep them, and one comparison of quantcalc's convention against the framework itself."""
+
+import numpy as np
+
+from quantcalc.engine.analysis import analyze
+from quantcalc.engine.config import Config
+from tests.support import framework_refs as refs
+
+
+def _int_cases(convention, modes, calibrations, narrow_for, granularities=("tensor", "channel")):
+    cases = []
+    for bits in (4, 8):
+        for mode in modes:
+            narrows = narrow_for(bits, mode)
+            for narrow in narrows:
+                for calibration in calibrations:
+                    for granularity in granularities:
+                        if granularity == "channel" and calibration != "minmax":
+                            continue
+                        case = {"convention": convention, "bits": bits, "mode": mode,
+                                "narrow_range": narrow, "calibration": calibration,
+                                "granularity": granularity}
+                        if calibration == "percentile":
+                            case["percentile"] = 99.9
+                        if calibration == "custom":
+                            case.update(range_min=-1.5, range_max=2.0)
+                        cases.append(case)
+    return cases
+
+
+CASES = {
+    "pytorch": _int_cases(
+        "pytorch", ("symmetric", "asymmetric"), ("minmax", "custom"),
+        lambda bits, mode: (False, True) if mode == "symmetric" else (False,))
+    + [{"convention": "pytorch", "format": "fp8_e4m3"},
+       {"convention": "pytorch", "format": "fp8_e5m2"}],
+    "onnxruntime": _int_cases(
+        "onnxruntime", ("symmetric", "asymmetric"), ("minmax", "percentile", "entropy", "custom"),
+        lambda bits, mode: (bits == 8,) if mode == "symmetric" else (False,)),
+    "tensorrt": _int_cases(
+        "tensorrt", ("symmetric",), ("minmax", "percentile", "entropy", "mse", "custom"),
+        lambda bits, mode: (False, True)),
+}
+REFERENCES = {"pytorch": refs.pytorch, "onnxruntime": refs.onnxruntime,
+              "tensorrt": refs.modelopt}
+
+
+def name(case) -> str:
+    return ",".join(f"{k}={v}" for k, v in case.items() if k != "convention")
+
+
+def compare(x, case):
+    """(ours, the framework's): each (codes, scale, zero_point, dequantized as float32)."""
+    cfg = Config(**case)
+    result = analyze(x, cfg, keep=x.size)
+    pv = result.per_value
+    ours = (pv.codes.astype(np.int64), result.params.scale, result.params.zero_point,
+            pv.dequantized.astype(np.float32))
+    if cfg.format != "int":
+        theirs = refs.torchao_float8(x, cfg.format)
+    else:
+        theirs = REFERENCES[cfg.convention](x, cfg)
+    theirs = (np.asarray(theirs[0]).reshape(-1), np.asarray(theirs[1], np.float64).reshape(-1),
+              np.asarray(theirs[2]).astype(np.int64).reshape(-1),
+              np.asarray(theirs[3], np.float32).reshape(-1))
+    return ours, theirs
