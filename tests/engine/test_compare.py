@@ -121,10 +121,10 @@ def test_cli_analyze_with_a_format():
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_the_tradeoff_figures_point_labels_stay_inside_the_plot(preset):
-    from quantcalc.reports import figures
+    from quantcalc.reports import compare_figures
     x = np.random.default_rng(4).standard_normal((16, 256)).astype(np.float32)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    fig = figures.tradeoff_figure(compare(x, PRESETS[preset]))
+    fig = compare_figures.tradeoff_figure(compare(x, PRESETS[preset]))
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     renderer = canvas.get_renderer()

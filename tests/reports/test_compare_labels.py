@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from quantcalc import api
-from quantcalc.reports import figures
+from quantcalc.reports import compare_figures, figures
 
 VALUES = ", ".join(f"{v:g}" for v in np.random.default_rng(0).standard_t(5, 4096).round(4))
 
@@ -15,7 +15,7 @@ def label_boxes(fig):
     """(text, box) of each point's label, in the figure as it is saved."""
     figures.to_bytes(fig, "svg")  # the layout a reader sees
     fig.draw_without_rendering()
-    return [(a.get_text(), figures._text_box(a)) for a in fig.axes[0].texts]
+    return [(a.get_text(), compare_figures._text_box(a)) for a in fig.axes[0].texts]
 
 
 def overlaps(boxes):
@@ -37,7 +37,7 @@ def test_no_two_labels_of_a_preset_comparison_overlap(preset, theme):
     crowded = [r for r in rows if 4 <= r["bits_per_value"] <= 4.6]
     assert len(crowded) >= 3  # the case of the issue: several formats at 4-4.5 bits
     with figures.themed(theme):
-        fig = figures.tradeoff_figure(rows)
+        fig = compare_figures.tradeoff_figure(rows)
     boxes = label_boxes(fig)
     assert sorted(t for t, _ in boxes) == sorted(r["label"] for r in rows)
     assert overlaps(boxes) == []
@@ -53,5 +53,5 @@ row = st.builds(lambda bits, sqnr, pareto, i: {"label": f"FMT{i}", "bits_per_val
 @settings(max_examples=15, deadline=None)
 @given(st.lists(row, min_size=2, max_size=9, unique_by=lambda r: r["label"]))
 def test_labels_of_crowded_points_do_not_overlap(rows):
-    fig = figures.tradeoff_figure(rows)
+    fig = compare_figures.tradeoff_figure(rows)
     assert overlaps(label_boxes(fig)) == []

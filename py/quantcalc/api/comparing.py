@@ -56,15 +56,15 @@ def compare_figures(source: dict, specs: list, name: str = "tensor", comparison_
                     on_figure=None) -> dict:
     """The SQNR-against-bits figure and the sweep, as SVG text (streamed like figures_svg)."""
     def work():
-        from quantcalc.reports import figures
+        from quantcalc.reports import compare_figures, figures
 
         done = _compared(source, specs, name, comparison_id)
         rendered = figures.render_each(
-            {"tradeoff": lambda: figures.tradeoff_figure(done["rows"]),
-             "sweep": lambda: figures.sweep_figure(done["sweep"])},
-            "svg", as_svg_text(on_figure, figures.COMPARE_TITLES))
+            {"tradeoff": lambda: compare_figures.tradeoff_figure(done["rows"]),
+             "sweep": lambda: compare_figures.sweep_figure(done["sweep"])},
+            "svg", as_svg_text(on_figure, compare_figures.COMPARE_TITLES))
         return {"figures": {k: v.decode("utf-8") for k, v in rendered.items()},
-                "titles": dict(figures.COMPARE_TITLES)}
+                "titles": dict(compare_figures.COMPARE_TITLES)}
     return guarded(work)
 
 

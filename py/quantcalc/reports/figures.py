@@ -4,27 +4,23 @@
   error      the error per value (short inputs) or its histogram (long ones), with +-scale/2
   histogram  the distribution of the values with the quantization levels and clipping bounds
   transfer   the staircase x -> x̂ over the range, with the clipping bounds
-Sized 4.2 x 3.6 in with 11 pt text: on a phone the page shows them about 320 px wide, where
-that text is still 11 px high. Legends sit under the axes, where they cannot cover data.
+Their look (theme, colours, size, legend) is reports/figure_style.py's; the compare section's
+figures are reports/compare_figures.py.
 """
 
 import io
-from contextlib import contextmanager
 from functools import partial
 
 from quantcalc.errors import printable
-from quantcalc.reports.fontcache import repair_matplotlib_font_list
+from quantcalc.reports.figure_style import (  # noqa: F401 (the page's and reports' names)
+    DARK_BACKGROUND, FIGURE_SIZE, PALETTES, STYLE, THEME_STYLE, ink, legend_below, math,
+    new_figure, paper, set_theme, themed)
 
-repair_matplotlib_font_list()  # before matplotlib loads its font manager (see reports/fontcache.py)
+import matplotlib  # noqa: F401 (Agg chosen in figure_style; scan figures and tests use it)
+from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 FIGURE_NAMES = ("values", "error", "histogram", "transfer")
@@ -35,101 +31,12 @@ TITLES = {
     "transfer": "Transfer function x → x̂",
 }
 SHORT = 200        # up to this many values, plot each one
-# 4.2 in at 100 dpi: on a phone (about 320 px wide) 11 pt text is still 11 px high
-FIGURE_SIZE = (4.2, 3.6)
 SCATTER_POINTS = 4000
-STYLE = {
-    "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 11,
-    "svg.hashsalt": "quantcalc", "svg.fonttype": "path", "axes.grid": True, "grid.alpha": 0.3,
-}
-# Colours by role, per theme. The dark ones keep >= 4.5:1 contrast on the dark background.
-PALETTES = {
-    "light": {"original": "#1f5fa8", "reconstructed": "#d9480f", "bound": "#7048e8",
-              "best": "#2b8a3e", "ink": "0.3", "faint": "0.55", "muted": "0.6", "axis": "black",
-              "extreme": "#c2255c"},
-    "dark": {"original": "#74a9f5", "reconstructed": "#ff8c5a", "bound": "#b197fc",
-             "best": "#69db7c", "ink": "0.78", "faint": "0.5", "muted": "0.55", "axis": "white",
-             "extreme": "#f783ac"},
-}
 # SVG ids of the marks a reader (and a test) looks for: the values that set the range and the
 # quantization levels
 RANGE_GID, LEVELS_GID = "range-values", "quantization-levels"
 LEVEL_LINES = 64      # up to this many levels, each is a line across the histogram
 LEVEL_TICKS = 1000    # up to this many, a tick along its foot (the sweep resolves them all)
-DARK_BACKGROUND = "#1c2128"
-THEME_STYLE = {
-    "light": {},
-    "dark": {"figure.facecolor": DARK_BACKGROUND, "axes.facecolor": DARK_BACKGROUND,
-             "savefig.facecolor": DARK_BACKGROUND, "text.color": "#e6e8eb",
-             "axes.labelcolor": "#e6e8eb", "axes.edgecolor": "#9aa4b1", "xtick.color": "#c9d1d9",
-             "ytick.color": "#c9d1d9", "grid.color": "#8b949e", "legend.facecolor": "#262c34",
-             "legend.edgecolor": "#5c6570"},
-}
-_screen_theme = "light"  # the page's colour scheme (set_theme); reports on paper stay light
-_drawing = None          # the theme of the themed() block being drawn in, if any
-
-
-def set_theme(name: str):
-    """Draw the page's figures for a light or a dark page from now on."""
-    global _screen_theme
-    if name not in PALETTES:
-        raise ValueError(f"unknown theme {name!r}")
-    _screen_theme = name
-
-
-@contextmanager
-def themed(theme=None):
-    """Draw in `theme`: matplotlib's style and the role colours. By default the enclosing
-    block's theme (a PDF's figures stay light inside paper()), else the page's."""
-    global _drawing
-    theme = theme or _drawing or _screen_theme
-    outer = _drawing
-    _drawing = theme
-    try:
-        with matplotlib.rc_context({**STYLE, **THEME_STYLE[theme]}):
-            yield
-    finally:
-        _drawing = outer
-
-
-def paper():
-    """The theme of a PDF report: light, whatever the page's."""
-    return themed("light")
-
-
-def ink(role: str) -> str:
-    """The colour of a role (original, reconstructed, bound, ...) in the theme being drawn."""
-    return PALETTES[_drawing or _screen_theme][role]
-
-
-def math(text):
-    """Plain text as matplotlib mathtext: x̂ and → drawn as symbols, not as "x_hat" and "->"."""
-    return text.replace("x → x̂", r"$x \to \hat{x}$").replace("x̂", r"$\hat{x}$")
-
-
-def _new(title):
-    fig = Figure(figsize=FIGURE_SIZE, dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_title(math(title))
-    return fig, ax
-
-
-def _legend(fig, ax, **options):
-    """The legend under the axes, where it never covers data; in one column when two would be
-    wider than the figure (its width depends on its labels only, not on the layout)."""
-    handles, labels = ax.get_legend_handles_labels()
-    if not handles:
-        return
-    labels = [math(label) for label in labels]
-    legend = fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False,
-                        **options)
-    fig.draw_without_rendering()
-    if legend.get_window_extent().width > fig.bbox.width:
-        legend.remove()
-        fig.legend(handles, labels, loc="outside lower center", ncols=1, frameon=False,
-                   **options)
-
-
 def _sample(result):
     """Indices and values for plotting: the kept per-value results, thinned evenly if long. A
     thinned sample keeps the smallest and the largest value: one outlier may set the whole
@@ -192,7 +99,7 @@ def _mark_range_values(ax, result, y_of=None):
 
 
 def values_figure(result):
-    fig, ax = _new(TITLES["values"])
+    fig, ax = new_figure(TITLES["values"])
     idx, pv = _sample(result)
     if len(pv.original) <= SHORT:
         ax.plot(idx, pv.original[idx], "o-", color=ink("original"), label="original x", ms=4, lw=1)
@@ -208,12 +115,12 @@ def values_figure(result):
         ax.set_xlabel("original x")
         ax.set_ylabel(math("reconstructed x̂"))
         _mark_range_values(ax, result, lambda i: float(pv.dequantized[i]))
-    _legend(fig, ax)
+    legend_below(fig, ax)
     return fig
 
 
 def error_figure(result):
-    fig, ax = _new(TITLES["error"])
+    fig, ax = new_figure(TITLES["error"])
     idx, pv = _sample(result)
     half_step = float(np.max(result.params.scale)) / 2
     if len(pv.original) <= SHORT:
@@ -236,7 +143,7 @@ def error_figure(result):
         ax.set_ylabel("count (log)")
         for x, label in ((-half_step, f"±scale/2 = ±{half_step:.4g}"), (half_step, None)):
             ax.axvline(x, color=ink("ink"), ls=":", lw=1, label=label)
-    _legend(fig, ax)
+    legend_below(fig, ax)
     ax.axhline(0, color=ink("axis"), lw=0.6)
     return fig
 
@@ -289,7 +196,7 @@ def histogram_figure(result, log_counts=False):
     """The values' distribution with the quantization levels, the clipping bounds and the values
     that set the range; `log_counts` draws the counts on a log axis, where a bin of one value
     shows beside bins of thousands."""
-    fig, ax = _new(TITLES["histogram"])
+    fig, ax = new_figure(TITLES["histogram"])
     pv = result.per_value
     lo, hi, scale, zp = _bounds(result)
     counts, edges, _ = ax.hist(pv.original, bins=min(100, max(10, len(pv.original) // 5)),
@@ -305,7 +212,7 @@ def histogram_figure(result, log_counts=False):
     _mark_range_values(ax, result)
     ax.set_xlabel("value")
     ax.set_ylabel("count (log)" if log_counts else "count")
-    _legend(fig, ax)
+    legend_below(fig, ax)
     if result.params.scale.size > 1:
         ax.text(0.01, 0.98, "bounds and levels of segment 0", transform=ax.transAxes, va="top",
                 fontsize=10)
@@ -336,7 +243,7 @@ def _draw_levels(ax, result, lo, hi):
 
 
 def transfer_figure(result):
-    fig, ax = _new(TITLES["transfer"])
+    fig, ax = new_figure(TITLES["transfer"])
     lo, hi, scale, zp = _bounds(result)
     data_lo, data_hi = float(result.per_value.original.min()), float(result.per_value.original.max())
     left, right = min(lo, data_lo), max(hi, data_hi)
@@ -350,7 +257,7 @@ def transfer_figure(result):
         ax.axvline(x, color=ink("bound"), ls="--", lw=1)
     ax.set_xlabel("input x")
     ax.set_ylabel(math("reconstruction x̂"))
-    _legend(fig, ax)
+    legend_below(fig, ax)
     notes = []
     if result.params.scale.size > 1:
         notes.append("segment 0")
@@ -475,112 +382,3 @@ def render(result, fmt="svg", names=FIGURE_NAMES, on_figure=None, **options) -> 
                             **{k: v for k, v in options.items() if k in OPTIONS.get(name, ())})
               for name in names}
     return render_each(makers, fmt, on_figure)
-
-
-COMPARE_TITLES = {
-    "tradeoff": "SQNR against storage cost",
-    "sweep": "Integer bit-depth sweep",
-}
-
-
-def _finite_sqnr(value, ceiling):
-    return value if np.isfinite(value) else ceiling
-
-
-def tradeoff_figure(rows):
-    """SQNR (dB) against bits per value, one point per configuration, the Pareto front joined;
-    each point labelled where its label covers no other label or point (see _place_labels)."""
-    with themed():
-        fig, ax = _new(COMPARE_TITLES["tradeoff"])
-        finite = [r["sqnr_db"] for r in rows if np.isfinite(r["sqnr_db"])]
-        ceiling = (max(finite) + 10) if finite else 100
-        points = [(r["bits_per_value"], _finite_sqnr(r["sqnr_db"], ceiling), r) for r in rows]
-        for x, y, row in points:
-            ax.plot(x, y, "o", ms=6, color=ink("original") if row["pareto"] else ink("muted"))
-        front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["bits_per_value"])
-        ax.plot([r["bits_per_value"] for r in front],
-                [_finite_sqnr(r["sqnr_db"], ceiling) for r in front], "-", color=ink("original"),
-                lw=1.2, label="Pareto front")
-        ax.plot([], [], "o", color=ink("muted"), label="dominated")
-        ax.set_xlabel("bits per value (with scales)")
-        ax.set_ylabel("SQNR (dB)")
-        ax.margins(x=0.12, y=0.15)  # room for labels beside the outermost points
-        _legend(fig, ax)
-        _place_labels(fig, ax, [(x, y, row["label"]) for x, y, row in points])
-    return fig
-
-
-LABEL_GAP = 7  # points between a marker and its label
-
-
-def _label_spots(max_rows):
-    """Offsets (points) to try for a label, nearest first: right, left, then above and below on
-    either side at growing distance (a leader line joins a label to its point when it moves
-    off the point's row)."""
-    spots = [(LABEL_GAP, 0, "left"), (-LABEL_GAP, 0, "right")]
-    for k in range(1, max_rows + 1):
-        for dy in (k * 11, -k * 11):
-            spots += [(LABEL_GAP, dy, "left"), (-LABEL_GAP, dy, "right")]
-    return spots
-
-
-def _place_labels(fig, ax, labelled):
-    """Label each (x, y, text) at the first spot where its box overlaps no label placed before
-    and no point, and stays inside the axes. Formats of near-equal bits per value (Q4_K, IQ4_NL,
-    Q4_0 at 4.5) otherwise print their names on top of each other. Labels are left out of the
-    layout so placing them does not move the axes they were measured in."""
-    fig.draw_without_rendering()
-    frame = ax.get_window_extent()
-    to_pixels = ax.transData.transform
-    obstacles = [_point_box(*to_pixels((x, y))) for x, y, _ in labelled]
-    # the most crowded points first: they have the fewest free spots
-    def crowding(item):
-        px, py = to_pixels(item[:2])
-        return -sum(1 for x, y, _ in labelled
-                    if np.hypot(*(to_pixels((x, y)) - (px, py))) < 40)
-    for x, y, text in sorted(labelled, key=crowding):
-        label = None
-        for dx, dy, ha in _label_spots(8):
-            if label is not None:
-                label.remove()
-            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
-                                fontsize=9, va="center", ha=ha, annotation_clip=False,
-                                arrowprops=None if dy == 0 else {
-                                    "arrowstyle": "-", "lw": 0.5, "color": ink("faint"),
-                                    "shrinkA": 0, "shrinkB": 3})
-            label.set_in_layout(False)
-            box = _text_box(label)
-            inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
-                      and box.y1 <= frame.y1)
-            if inside and not any(box.overlaps(other) for other in obstacles):
-                break
-        obstacles.append(box)
-    return fig
-
-
-def _text_box(annotation):
-    """The box of an annotation's text alone (its own extent includes the leader line)."""
-    annotation.update_positions(annotation.figure._get_renderer())
-    return Text.get_window_extent(annotation)
-
-
-def _point_box(px, py, half=4):
-    from matplotlib.transforms import Bbox
-
-    return Bbox([[px - half, py - half], [px + half, py + half]])
-
-
-def sweep_figure(points):
-    """SQNR of the integer format from 2 to 16 bits, with the 6.02 dB per bit reference line."""
-    with themed():
-        fig, ax = _new(COMPARE_TITLES["sweep"])
-        bits = np.array([p["bits"] for p in points], float)
-        sqnr = np.array([p["sqnr_db"] for p in points], float)
-        ax.plot(bits, sqnr, "o-", color=ink("reconstructed"), label="measured SQNR")
-        anchor = int(np.argmin(np.abs(bits - 8)))
-        ax.plot(bits, sqnr[anchor] + 20 * np.log10(2) * (bits - bits[anchor]), ":",
-                color=ink("ink"), label="6.02 dB per bit")
-        ax.set_xlabel("bit depth")
-        ax.set_ylabel("SQNR (dB)")
-        _legend(fig, ax)
-    return fig

@@ -293,7 +293,7 @@ def compare_pdf(rows, sweep, name, skipped=(), notes=()) -> bytes:
     SQNR-against-bits figure and the integer sweep, as a PDF."""
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from quantcalc.reports import figures
+    from quantcalc.reports import compare_figures, figures
     from quantcalc.reports import pdf_pages
 
     buffer = io.BytesIO()
@@ -312,6 +312,7 @@ def compare_pdf(rows, sweep, name, skipped=(), notes=()) -> bytes:
         if notes:
             page, y = pdf_pages.paragraphs(pages, page, y, "Notes", list(notes))
         pages.savefig(page)
-        drawn = [figures.tradeoff_figure(rows)] + ([figures.sweep_figure(sweep)] if sweep else [])
+        drawn = [compare_figures.tradeoff_figure(rows)] + (
+            [compare_figures.sweep_figure(sweep)] if sweep else [])
         pdf_pages.figure_pages(pages, drawn)
     return buffer.getvalue()
