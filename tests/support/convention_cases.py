@@ -33,6 +33,11 @@ CASES = {
     "pytorch": _int_cases(
         "pytorch", ("symmetric", "asymmetric"), ("minmax", "custom"),
         lambda bits, mode: (False, True) if mode == "symmetric" else (False,))
+    + [{"convention": "pytorch", "bits": bits, "mode": mode, "narrow_range": narrow,
+        "calibration": "mse"}  # HistogramObserver: quint8 / qint8, reduce_range, 4 bits
+       for bits, mode, narrow in ((8, "asymmetric", False), (7, "asymmetric", False),
+                                  (4, "asymmetric", False), (8, "symmetric", False),
+                                  (8, "symmetric", True), (7, "symmetric", False))]
     + [{"convention": "pytorch", "format": "fp8_e4m3"},
        {"convention": "pytorch", "format": "fp8_e5m2"}],
     "onnxruntime": _int_cases(

@@ -2,7 +2,8 @@
 quantizes float32 values with a Config's settings through the framework's own code and returns
 (codes, scale, zero_point, dequantized) as numpy arrays (one scale / zero point per segment).
 
-torch 2.13.0 (torch.ao.quantization observers and fake_quantize), onnxruntime 1.31.1
+torch 2.13.0 (torch.ao.quantization MinMaxObserver, PerChannelMinMaxObserver,
+HistogramObserver, and fake_quantize), onnxruntime 1.31.1
 (onnxruntime.quantization: MinMax via compute_data_quant_params, HistogramCollector for
 percentile and entropy, quantize_nparray), nvidia-modelopt 0.47.0 (MaxCalibrator,
 HistogramCalibrator, the CPU fake quantizer _tensor_quant, export_int8's scale) and torchao 0.18.0
@@ -37,7 +38,18 @@ def pytorch(x, cfg):
     if cfg.bits > 8:
         dtype = torch.qint32
     t = torch.from_numpy(np.ascontiguousarray(x))
-    if cfg.granularity == "channel":
+    if cfg.calibration == "mse":
+        # HistogramObserver, as get_default_qconfig("x86") puts it on activations; 7 bits
+        # through torch's own reduce_range flag, fewer through quant_min / quant_max
+        limits = ({"reduce_range": True} if cfg.bits == 7 else
+                  {"quant_min": fmt.q_min, "quant_max": fmt.q_max})
+        with warnings.catch_warnings():  # reduce_range's deprecation notice
+            warnings.simplefilter("ignore")
+            observer = obs.HistogramObserver(
+                dtype=dtype, qscheme=torch.per_tensor_symmetric if symmetric
+                else torch.per_tensor_affine, **limits)
+        assert (observer.quant_min, observer.quant_max) == (fmt.q_min, fmt.q_max)
+    elif cfg.granularity == "channel":
         observer = obs.PerChannelMinMaxObserver(
             ch_axis=cfg.axis % x.ndim, dtype=dtype,
             qscheme=torch.per_channel_symmetric if symmetric else torch.per_channel_affine,

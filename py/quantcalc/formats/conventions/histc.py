@@ -1,6 +1,7 @@
 """torch.histc and torch.linspace on CPU, in numpy: the histogram ModelOpt's
 HistogramCalibrator collects (torch.histc(x, bins, min=0, max=x.max()) and
-torch.linspace(0, x.max(), bins + 1) for its edges).
+torch.linspace(0, x.max(), bins + 1) for its edges), and PyTorch's HistogramObserver's
+(torch.histc(x, bins, min=x.min(), max=x.max())).
 
   aten/src/ATen/native/cpu/HistogramKernel.cpp (histc: linear interpolation, no local search):
     pos = (int64)((x - leftmost) * bins / (rightmost - leftmost))  in float32; the last bin
@@ -27,15 +28,25 @@ def linspace(end, steps):
     return np.concatenate([low, high]).astype(F32)
 
 
+def histc(x, bins, low, high):
+    """torch.histc(x, bins, min=low, max=high) of float32 values, counts as int64."""
+    x = np.asarray(x, F32).reshape(-1)
+    left, right = F32(low), F32(high)
+    if left == right:
+        # a constant tensor: torch 2.13 counts it in the middle bin for every constant tried
+        # (0, 0.3, 3e7, 1e8, 1e30), where widening by 1 each side in float32 would put 0.3 in
+        # bin 1023 and leave 1e30 no width at all
+        return np.bincount(np.full(np.count_nonzero(x == left), bins // 2, np.int64),
+                           minlength=bins)[:bins].astype(np.int64)
+    inside = (x >= left) & (x <= right)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        position = ((x[inside] - left) * F32(bins) / (right - left)).astype(np.int64)
+    position[position == bins] = bins - 1
+    return np.bincount(position, minlength=bins)[:bins].astype(np.int64)
+
+
 def histogram(magnitudes, bins):
     """(counts as int64, edges as float32) of non-negative float32 values on [0, max]."""
     x = np.asarray(magnitudes, F32).reshape(-1)
     top = F32(x.max()) if x.size else F32(0)
-    left, right = F32(0), top
-    if left == right:  # histc widens an empty range by 1 each side
-        left, right = left - F32(1), right + F32(1)
-    position = ((x - left) * F32(bins) / (right - left)).astype(np.int64)
-    position[position == bins] = bins - 1
-    inside = (x >= left) & (x <= right)
-    counts = np.bincount(position[inside], minlength=bins)[:bins]
-    return counts.astype(np.int64), linspace(top, bins + 1)
+    return histc(x, bins, F32(0), top), linspace(top, bins + 1)

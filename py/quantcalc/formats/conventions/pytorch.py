@@ -10,14 +10,17 @@ and fake-quantize's rounding of x · (1.0f / scale) in float32.
   FakeQuantize (fake_quantize_per_tensor_affine / _per_channel_affine, CPU kernel):
     inv_scale = 1.0f / scale;  q = zero_point + nearbyint(x * inv_scale) (float32);
     clamp to [quant_min, quant_max];  x_hat = (q - zero_point) * scale, stored as float32
-The observers are min-max (MinMaxObserver, PerChannelMinMaxObserver); HistogramObserver's L2
-search is not reproduced, so percentile, MSE and entropy are refused. torchao's float8
-tensorwise scaling is float8.py.
+The observers: min-max is MinMaxObserver / PerChannelMinMaxObserver; MSE is HistogramObserver
+(histogram_observer.py), the L2 search over a 2048-bin histogram that PyTorch's default static
+qconfig ("x86", "fbgemm") puts on activations, per tensor, 8-bit dtypes (quint8 / qint8, with
+quant_min / quant_max for fewer bits: reduce_range is 7 bits). PyTorch has no percentile or
+entropy observer, so those are refused. torchao's float8 tensorwise scaling is float8.py.
 """
 
 import numpy as np
 
-from quantcalc.formats.conventions.base import F32, Convention, clamp_codes, float32_params
+from quantcalc.formats.conventions.base import (F32, Convention, as_float32, clamp_codes,
+                                                float32_params)
 
 EPS = np.finfo(F32).eps
 
@@ -26,14 +29,24 @@ class PyTorch(Convention):
     name = "pytorch"
     label = "PyTorch"
     reference = "torch 2.13.0 (torch.ao.quantization observers, fake_quantize)"
-    calibrations = ("minmax", "custom")
+    calibrations = ("minmax", "mse", "custom")
     granularities = ("tensor", "channel")
+    calibrated_per_tensor_only = ("mse",)
+    per_tensor_source = ("HistogramObserver supports per_tensor_affine and "
+                         "per_tensor_symmetric only")
     floor_note = "scale below float32 eps raised to eps (1.19e-07), as PyTorch's observers do"
 
     def why_not_calibration(self, method):
-        return ("PyTorch's observers are MinMaxObserver and PerChannelMinMaxObserver "
-                "(HistogramObserver's L2 search is not reproduced); use the exact convention "
-                "for it")
+        return (f"PyTorch has no {method} observer: MinMaxObserver and "
+                "PerChannelMinMaxObserver are min-max, HistogramObserver's L2 search is MSE; "
+                "use the exact convention for it")
+
+    def refuse_grid(self, cfg):
+        if cfg.calibration == "mse" and cfg.bits > 8:
+            return ("PyTorch's HistogramObserver searches over the 256 levels of quint8 / qint8 "
+                    f"(fewer bits through quant_min / quant_max); {cfg.bits} bits has no "
+                    "HistogramObserver here. Choose 2 to 8 bits, or min-max", "bits")
+        return None
 
     def refuse_format(self, cfg):
         if cfg.format in ("fp8_e4m3", "fp8_e5m2"):
@@ -74,6 +87,11 @@ class PyTorch(Convention):
         dequantized = ((codes - p["zero_point"]) * p["scale"]).astype(F32).astype(np.float64)
         return codes, dequantized, clipped
 
+    def calibrate(self, segment, cfg):
+        from quantcalc.formats.conventions import histogram_observer
+        lo, hi = histogram_observer.observe(as_float32(segment))
+        return float(lo), float(hi)
+
     def rule(self, cfg):
         if cfg.mode == "symmetric":
             fmt = cfg.number_format
@@ -81,7 +99,9 @@ class PyTorch(Convention):
             how = f"scale = amax / {half:g} (observer: amax / ((q_max − q_min) / 2))"
         else:
             how = "scale = (max − min) / (q_max − q_min), zero point = q_min − round(min / scale)"
-        return (f"PyTorch convention: {how} in float32, at least float32 eps; codes = "
+        observer = ("HistogramObserver (L2 search over a 2048-bin histogram) chose the range; "
+                    if cfg.calibration == "mse" else "")
+        return (f"PyTorch convention: {observer}{how} in float32, at least float32 eps; codes = "
                 f"nearbyint(x · (1.0f / scale)) in float32 as fake_quantize does")
 
 
