@@ -32,12 +32,14 @@ def histc(x, bins, low, high):
     """torch.histc(x, bins, min=low, max=high) of float32 values, counts as int64."""
     x = np.asarray(x, F32).reshape(-1)
     left, right = F32(low), F32(high)
-    if left == right:
-        # a constant tensor: torch 2.13 counts it in the middle bin for every constant tried
-        # (0, 0.3, 3e7, 1e8, 1e30), where widening by 1 each side in float32 would put 0.3 in
-        # bin 1023 and leave 1e30 no width at all
-        return np.bincount(np.full(np.count_nonzero(x == left), bins // 2, np.int64),
-                           minlength=bins)[:bins].astype(np.int64)
+    if left == right:  # histc widens an empty range by 1 each side, in float64
+        left, right = F32(float(low) - 1), F32(float(high) + 1)
+        if left == F32(low) or right == F32(high):
+            # ±1 is lost in float32 (|low| ≥ 2^24): torch's bin is then an int64 cast of NaN
+            # or of bins, which torch 2.13 put in bin 1024 for 1e30 but 682 for 2^24 (three
+            # values); the middle bin stands in (HistogramObserver's range does not use it)
+            return np.bincount(np.full(np.count_nonzero(x == F32(low)), bins // 2, np.int64),
+                               minlength=bins)[:bins].astype(np.int64)
     inside = (x >= left) & (x <= right)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         position = ((x[inside] - left) * F32(bins) / (right - left)).astype(np.int64)

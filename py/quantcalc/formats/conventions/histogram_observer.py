@@ -46,8 +46,15 @@ def observe(x, *, bins=BINS, dst_nbins=DST_NBINS, vector_width=VECTOR_WIDTH):
             f"to {float(max_val):.4g}): torch.histc multiplies it by {bins} bins, beyond "
             f"3.4e38, and its bin indices are then undefined. Scale the values down, or use "
             f"min-max or the exact convention", "values")
-    histogram = histc(x, bins, min_val, max_val).astype(F32)
-    start_bin, end_bin = _search(histogram, min_val, max_val, bins, dst_nbins, vector_width)
+    if min_val == max_val:
+        # a constant: bin_width is 0, so every candidate's error is 0.0 and the search walks
+        # all 10^5 quantile steps without a break; whichever bins it ends on, the range is
+        # min_val + 0 · bin (a −0.0 minimum included, which becomes +0.0 either way)
+        start_bin = end_bin = 0
+    else:
+        histogram = histc(x, bins, min_val, max_val).astype(F32)
+        start_bin, end_bin = _search(histogram, min_val, max_val, bins, dst_nbins,
+                                     vector_width)
     bin_width = (max_val - min_val) / F32(bins)
     with np.errstate(over="ignore", invalid="ignore"):
         new_min = min_val + bin_width * F32(start_bin)
