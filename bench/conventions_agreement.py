@@ -2,7 +2,7 @@
 setting the framework offers (tests/support/convention_cases.py) on generated tensors (normal,
 heavy-tailed, exact ties, 1e-6 and 1e30 magnitudes, one-sided) and two real MiniLM weights,
 against torch / onnxruntime / ModelOpt / torchao themselves. Prints one line per framework and
-setting: cases, codes identical (%), scales identical (%).
+setting: cases, codes identical (%), scales identical (%), zero points identical (%).
 
     python bench/conventions_agreement.py [--tensors N]
 """
@@ -52,20 +52,25 @@ def main():
             "encoder.layer.0.intermediate.dense.weight", "encoder.layer.0.output.dense.weight")]
     except Exception as exc:  # no corpus: generated tensors only
         print(f"(MiniLM weights unavailable: {exc})")
-    print(f"{'framework':<12} {'setting':<78} {'cases':>5} {'codes %':>9} {'scales %':>9}")
+    print(f"{'framework':<12} {'setting':<78} {'cases':>5} {'codes %':>9} {'scales %':>9} "
+          f"{'zp %':>9}")
     for framework, cases in CASES.items():
         for case in cases:
             heavy = case.get("calibration") in ("entropy", "mse") and framework == "tensorrt"
+            # PyTorch's HistogramObserver (mse) runs on every tensor: torch's own search takes
+            # seconds at most per tensor
             chosen = tensors[::4] + tensors[-2:] if heavy else tensors
-            codes = scales = values = segments = 0
+            codes = scales = zero_points = values = segments = 0
             for x in chosen:
                 ours, theirs = compare(x, case)
                 codes += int((ours[0] == theirs[0]).sum())
                 values += ours[0].size
                 scales += int((ours[1] == theirs[1]).sum())
+                zero_points += int((ours[2] == theirs[2]).sum())
                 segments += ours[1].size
             print(f"{framework:<12} {name(case):<78} {len(chosen):>5} "
-                  f"{100 * codes / values:>9.4f} {100 * scales / segments:>9.4f}", flush=True)
+                  f"{100 * codes / values:>9.4f} {100 * scales / segments:>9.4f} "
+                  f"{100 * zero_points / segments:>9.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,14 @@ def test_cascade_sum_adds_in_torchs_order(n, seed, scale):
     assert ho.cascade_sum(v) == torch.from_numpy(v).sum().item()
 
 
+def test_the_cumulative_sum_rounds_as_torchs():
+    """torch.cumsum adds in float64 and rounds each entry: 2^24 + 1 + 1 is 2^24 + 2, where a
+    float32 running sum would stay at 2^24."""
+    counts = np.array([2.0 ** 24, 1, 1, 3, 2.0 ** 25, 1], np.float32)
+    assert (ho.cumulative(counts) == torch.cumsum(torch.from_numpy(counts), 0).numpy()).all()
+    assert ho.cumulative(counts)[2] == 2 ** 24 + 2
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(x=tensors(), picks=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1,
                                   max_size=8))

@@ -4,7 +4,7 @@ exact's and why, and the SQNR each gives.
 
 Why a code differs, checked in this order for the segment it is in:
   calibration  the framework's calibrator chose another range (ONNX Runtime's percentile edge,
-               ModelOpt's histogram search)
+               ModelOpt's histogram search, PyTorch's HistogramObserver L2 search)
   floor        the framework replaced a scale too small to use (PyTorch raises it to float32
                eps, ONNX Runtime sets 1, ModelOpt zeroes an amax <= 2^-24)
   scale_rule   the same range gives another scale or zero point (PyTorch's amax / 127.5)

@@ -4,7 +4,8 @@ pytorch.py). PyTorch's default static qconfig ("x86", "fbgemm") observes activat
 
   forward        min_val, max_val = aminmax(x); histogram = torch.histc(x, 2048, min_val, max_val)
                  (counts in float32, histc.py's binning)
-  _non_linear_param_search (caffe2's NormMinimization): cSum = cumsum(histogram); from the
+  _non_linear_param_search (caffe2's NormMinimization): cSum = cumsum(histogram) (float64
+                 running sum, as torch's CPU cumsum); total = histogram.sum(); from the
                  quantiles alpha = 0, beta = 1, step 1e-5 (Python floats), move whichever end
                  crosses more bins (cSum[l] < alpha·total, cSum[r] > beta·total, the threshold
                  rounded to float32 as torch compares a float32 tensor with a Python number);
@@ -16,6 +17,10 @@ pytorch.py). PyTorch's default static qconfig ("x86", "fbgemm") observes activat
                  cascade sum (SumKernel.cpp), whose order depends on the CPU's vector width
   new_min = min_val + bin_width · start_bin, new_max = min_val + bin_width · (end_bin + 1)
                  with bin_width = (max_val − min_val) / 2048, all float32
+Bit-identical to torch 2.13 on x86 (AVX2 and AVX512 alike: torch.sum's float vectors are 8 wide
+there). Not reproduced: a bin of more than 2^24 values (torch.histc counts in float32 per thread,
+so it stops counting at 2^24 depending on how many threads share the tensor), and ARM builds,
+whose torch.sum adds in another order.
 """
 
 import bisect
@@ -65,8 +70,7 @@ def observe(x, *, bins=BINS, dst_nbins=DST_NBINS, vector_width=VECTOR_WIDTH):
 def _search(histogram, min_val, max_val, bins, dst_nbins, vector_width):
     """_non_linear_param_search's (start_bin, end_bin)."""
     total = float(cascade_sum(histogram, vector_width))
-    c_sum = np.cumsum(histogram, dtype=F32)  # counts: exact below 2^24 values
-    c_list = c_sum.tolist()
+    c_list = cumulative(histogram).tolist()
     alpha, beta = 0.0, 1.0
     start_bin, end_bin = 0, bins - 1
     norm_min = float("inf")
@@ -97,6 +101,12 @@ def _search(histogram, min_val, max_val, bins, dst_nbins, vector_width):
         norm_min = norm
         start_bin, end_bin = next_start_bin, next_end_bin
     return start_bin, end_bin
+
+
+def cumulative(histogram):
+    """torch.cumsum of a float32 vector on CPU: a float64 running sum, each rounded to float32
+    (exact for counts below 2^24, torch's rounding beyond)."""
+    return np.cumsum(np.asarray(histogram, np.float64)).astype(F32)
 
 
 def _norm(delta_begin, delta_end, density):
