@@ -65,3 +65,22 @@ def test_a_refused_combination_shows_its_reason_at_the_control(app):
     assert_same_numbers(page, engine_summary(
         {"format": "int", "bits": 8, "mode": "symmetric", "calibration": "minmax",
          "granularity": "tensor", "convention": "tensorrt"}, SOURCE))
+
+
+def test_mse_under_pytorch_is_histogramobservers_search(app):
+    """calibration=mse under PyTorch is HistogramObserver: offered, its range chosen by the L2
+    search (the notes say so), and the table's PyTorch row holds its scale, not a refusal."""
+    page = app.page
+    config = {"format": "int", "bits": 8, "mode": "asymmetric", "calibration": "mse",
+              "granularity": "tensor", "convention": "pytorch"}
+    _run(page, **config)
+    assert not page.locator("#error-convention").is_visible()
+    assert_same_numbers(page, engine_summary(config, SOURCE))
+    assert "HistogramObserver" in page.locator("#notes").inner_text()
+    expected = {row["convention"]: row for row in api.conventions(config, SOURCE)["rows"]}
+    shown = _table(page)
+    assert "refused" not in expected["pytorch"] and "refused" not in shown["pytorch"]
+    assert float(shown["pytorch"]["scale"][0]) == expected["pytorch"]["scale"]
+    assert int(shown["pytorch"]["zero_point"][0]) == expected["pytorch"]["zero_point"]
+    assert int(shown["pytorch"]["codes_differ"][0]) == expected["pytorch"]["codes_differ"]
+    assert "MSE" in shown["onnxruntime"]["refused"][1]  # ONNX Runtime still has none
