@@ -34,7 +34,7 @@ F32 = np.float32
 BINS = 2048
 DST_NBINS = 256        # 2 ** torch.iinfo(torch.quint8 or torch.qint8).bits
 STEP = 1e-5
-VECTOR_WIDTH = 8       # floats per vector in torch.sum: 8 on x86 (AVX2, AVX512 and default builds alike)
+VECTOR_WIDTH = 8       # floats per torch.sum vector on x86: AVX2, AVX512 and default alike
 
 
 def observe(x, *, bins=BINS, dst_nbins=DST_NBINS, vector_width=VECTOR_WIDTH):

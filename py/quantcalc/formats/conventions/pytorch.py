@@ -101,8 +101,8 @@ class PyTorch(Convention):
             how = "scale = (max − min) / (q_max − q_min), zero point = q_min − round(min / scale)"
         observer = ("HistogramObserver (L2 search over a 2048-bin histogram) chose the range; "
                     if cfg.calibration == "mse" else "")
-        return (f"PyTorch convention: {observer}{how} in float32, at least float32 eps; codes = "
-                f"nearbyint(x · (1.0f / scale)) in float32 as fake_quantize does")
+        return (f"PyTorch convention: {observer}{how} in float32, at least float32 eps; "
+                f"codes = nearbyint(x · (1.0f / scale)) in float32 as fake_quantize does")
 
 
 CONVENTION = PyTorch()
