@@ -146,28 +146,37 @@ def _ceil_log2(n):
 
 
 def cascade_sum(values, vector_width=VECTOR_WIDTH):
-    """torch.sum of a contiguous float32 vector on CPU (SumKernel.cpp cascade_sum ->
-    vectorized_inner_sum -> row_sum -> multi_row_sum), in the same order: vectors of
-    `vector_width` floats, four accumulators, a four-level cascade every 2^level_power rows,
-    then the lanes added one by one."""
+    """torch.sum of a contiguous float32 vector on CPU (SumKernel.cpp cascade_sum), in the same
+    order: vectorized_inner_sum row-sums vectors of `vector_width` floats, then adds the floats
+    beyond the last whole vector and the lanes one by one; fewer values than a vector take
+    scalar_inner_sum, the same row_sum over single floats."""
     v = np.asarray(values, F32).reshape(-1)
-    n = v.size
-    w = vector_width
-    if n < w:  # the scalar path: one accumulator in order
-        acc = F32(0)
-        for value in v:
-            acc = F32(acc + value)
-        return acc
+    n, w = v.size, vector_width
+    if n < w:
+        return F32(_row_sum(v.reshape(n, 1))[0])
     vec_size = n // w
-    vectors = v[:vec_size * w].reshape(vec_size, w)
-    rows = vec_size // 4
+    lanes = _row_sum(v[:vec_size * w].reshape(vec_size, w))
+    final = F32(0)
+    for value in v[vec_size * w:]:
+        final = F32(final + value)
+    for lane in lanes:
+        final = F32(final + lane)
+    return final
+
+
+def _row_sum(elements):
+    """row_sum over (m, lanes) float32 elements: four accumulators (rows of four elements) in
+    multi_row_sum's four-level cascade, flushed every 2^level_power rows; the elements beyond
+    the last row of four go to the first accumulator, then the other three are added to it."""
+    m, w = elements.shape
+    rows = m // 4
     level_power = max(4, _ceil_log2(rows) // 4)
     step = 1 << level_power
     mask = step - 1
     acc = np.zeros((4, 4, w), F32)  # [level][accumulator][lane]
     i = 0
     while i + step <= rows:
-        block = vectors[4 * i:4 * (i + step)].reshape(step, 4, w)
+        block = elements[4 * i:4 * (i + step)].reshape(step, 4, w)
         for j in range(step):
             acc[0] += block[j]
         i += step
@@ -177,17 +186,12 @@ def cascade_sum(values, vector_width=VECTOR_WIDTH):
             if i & (mask << (level * level_power)):
                 break
     for j in range(i, rows):
-        acc[0] += vectors[4 * j:4 * j + 4]
+        acc[0] += elements[4 * j:4 * j + 4]
     for level in range(1, 4):
         acc[0] += acc[level]
     partial = acc[0]
-    for k in range(rows * 4, vec_size):  # vectors beyond the last full row of four
-        partial[0] += vectors[k]
+    for k in range(rows * 4, m):
+        partial[0] += elements[k]
     for k in range(1, 4):
         partial[0] += partial[k]
-    final = F32(0)
-    for value in v[vec_size * w:]:
-        final = F32(final + value)
-    for lane in partial[0]:
-        final = F32(final + lane)
-    return final
+    return partial[0]
