@@ -192,10 +192,38 @@ def leaves(value):
     return 1
 
 
+# In a worker: the files mounted for the audit ({folder: [[name, bytes]]}), as Python sees them.
+# The same module instance as the worker's own (one module map per worker), so its `runtime`.
+MOUNTS_JS = """async () => {
+  const { runtime } = await import(new URL("./worker-boot.js", self.location.href).href);
+  const FS = runtime.pyodide?.FS;
+  if (!FS) return null;
+  const names = (dir) => FS.readdir(dir).filter((n) => n !== "." && n !== "..");
+  const out = {};
+  for (const slot of ["original", "quantized"]) {
+    if (!FS.analyzePath(`/${slot}`).exists) continue;
+    for (const dir of names(`/${slot}`)) {
+      const path = `/${slot}/${dir}`;
+      out[path] = names(path).map((n) => [n, FS.stat(`${path}/${n}`).size]);
+    }
+  }
+  return out;
+}"""
+
+
+def mounts_in(worker):
+    """What the audit mounted in one of the page's workers, or None (not an engine)."""
+    try:
+        return worker.evaluate(MOUNTS_JS)
+    except Exception as exc:  # noqa: BLE001 - a worker that is not the engine: said, not fatal
+        print(f"  (a worker's mounts could not be read: {str(exc).splitlines()[0]})")
+        return None
+
+
 def page_audit(original_files, quantized, download, log_every=60):
     """(wall seconds, CPU seconds of the browser, status line, workers used, the page's JSON or
-    None, the message at a field if the page refused) of the built page auditing the pair as a
-    user does."""
+    None, the message at a field if the page refused, what each engine mounted) of the built
+    page auditing the pair as a user does."""
     import build
     from http.server import ThreadingHTTPServer
 
@@ -230,7 +258,7 @@ def page_audit(original_files, quantized, download, log_every=60):
                     break
                 shown = [e.inner_text() for e in tab.locator(errors).all() if e.is_visible()]
                 if shown:
-                    return time.perf_counter() - start, 0.0, "", 0, None, shown[0]
+                    return time.perf_counter() - start, 0.0, "", 0, None, shown[0], []
                 if time.perf_counter() - last > log_every:
                     last = time.perf_counter()
                     print(f"  page, {last - start:5.0f} s: {tab.text_content('#audit-status')}",
@@ -240,13 +268,14 @@ def page_audit(original_files, quantized, download, log_every=60):
             cpu = es.descendants_cpu() - cpu
             status = tab.text_content("#audit-status")
             used = tab.evaluate("() => document.body.dataset.auditWorkers")
+            mounted = [m for w in tab.workers for m in [mounts_in(w)] if m]
             with tab.expect_download() as info:
                 tab.click("[data-audit-download=json]")
             info.value.save_as(download)
             browser.close()
     finally:
         httpd.shutdown()
-    return seconds, cpu, status, used, json.loads(Path(download).read_text()), None
+    return seconds, cpu, status, used, json.loads(Path(download).read_text()), None, mounted
 
 
 def main():
@@ -306,14 +335,23 @@ def run(folder, args):
     if args.no_page:
         return 0
     files = [weights, original / "config.json"]
-    page_s, page_cpu, status, used, page_doc, refused = page_audit(files, quantized,
-                                                                    folder / "page.json")
+    page_s, page_cpu, status, used, page_doc, refused, mounted = page_audit(
+        files, quantized, folder / "page.json")
     if refused:
         print(f"page audit REFUSED after {page_s:.0f} s: {refused}")
         return 1
     print(f"page audit  {page_s:7.1f} s  ({(size + q_size) / page_s / 1e6:5.1f} MB/s)  CPU "
           f"{page_cpu:7.1f} s (every browser process)  {used} workers")
     print(f"  {status}")
+    for number, folders in enumerate(mounted, 1):  # the slices the audit really read
+        for where, names in folders.items():
+            print(f"  engine {number} mounted {where}: " + ", ".join(
+                f"{name} ({size / 2 ** 30:.2f} GiB)" for name, size in names))
+    originals = [names for folders in mounted for where, names in folders.items()
+                 if where.startswith("/original/")]
+    sliced = bool(originals) and all(any(n.startswith(f"{weights.name}.qcpart-") for n, _ in names)
+                                     for names in originals)
+    print(f"  the original read through 1 GiB slices in every engine: {'yes' if sliced else 'NO'}")
     print(f"ratio page / CLI, wall time: {page_s / cli_s:.2f}; CPU time: {page_cpu / cli_cpu:.2f}")
     return compare(page_doc, cli, far, original, quantized, folder)
 
