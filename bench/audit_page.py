@@ -19,7 +19,7 @@ file whole in memory:
 Then, the files read once first (so both contenders find them in the page cache):
 
   CLI    python -m quantcalc audit ORIGINAL QUANTIZED --json OUT in a fresh process: wall and CPU
-         time, peak RSS (resource.getrusage of the children)
+         time, peak RSS (the child's own, from wait4)
   page   the built page in Chromium: both sides chosen through the Audit section's file inputs,
          Audit pressed, timed until the audit is final (body[data-audits]; the helper worker's
          start-up included), its JSON downloaded
@@ -38,7 +38,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import shutil
 import struct
 import subprocess
@@ -151,18 +150,23 @@ def beyond(path, limit=TWO_GIB):
 
 
 def cli_audit(original, quantized, out, *extra):
-    """(wall seconds, CPU seconds, peak RSS bytes of the children so far, document) of `quantcalc
-    audit ORIGINAL QUANTIZED --json OUT` in a fresh process."""
+    """(wall seconds, CPU seconds, peak RSS bytes, document) of `quantcalc audit ORIGINAL
+    QUANTIZED --json OUT` in a fresh process. The child's own resource usage (wait4), not
+    getrusage(RUSAGE_CHILDREN), whose ru_maxrss is the largest of every child reaped so far."""
     args = [sys.executable, "-m", "quantcalc", "audit", str(original), str(quantized),
             "--json", str(out), "--quiet", *extra]
-    cpu = es.children_cpu()
-    start = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=es.ENV)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        raise SystemExit(f"the CLI audit failed: {done.stderr}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
-    return seconds, es.children_cpu() - cpu, rss, json.loads(Path(out).read_text())
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT,
+                                 env=es.ENV)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if child.returncode:
+            errors.seek(0)
+            raise SystemExit(f"the CLI audit failed: {errors.read().decode(errors='replace')}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, cpu, usage.ru_maxrss * 1024, json.loads(Path(out).read_text())  # KiB
 
 
 def differences(page, cli, where=""):
