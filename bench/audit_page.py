@@ -315,11 +315,11 @@ def run(folder, args):
         quantized.with_suffix(".part").rename(quantized)
         print(f"  {kinds} in {time.perf_counter() - start:.0f} s", flush=True)
     size, q_size = weights.stat().st_size, quantized.stat().st_size
+    slices = lambda n: f"{math.ceil(n / PART)} slices" if n > PART else "whole"
     print(f"original : {weights.name}, {size:,} bytes = {size / 2 ** 30:.2f} GiB "
-          f"({'over' if size > TWO_GIB else 'NOT over'} 2 GiB; {math.ceil(size / PART)} slices "
-          "in the page)")
+          f"({'over' if size > TWO_GIB else 'NOT over'} 2 GiB; {slices(size)} in the page)")
     print(f"quantized: {quantized.name}, {q_size:,} bytes = {q_size / 2 ** 30:.2f} GiB "
-          f"({math.ceil(q_size / PART) if q_size > PART else 'whole, no'} slices in the page)")
+          f"({slices(q_size)} in the page)")
     far = beyond(weights)
     print(f"  {len(far)} tensors of the original end past 2 GiB, "
           f"{sum(1 for a, b in far.values() if a < TWO_GIB)} of them across it", flush=True)
@@ -355,7 +355,9 @@ def run(folder, args):
                  if where.startswith("/original/")]
     sliced = bool(originals) and all(any(n.startswith(f"{weights.name}.qcpart-") for n, _ in names)
                                      for names in originals)
-    print(f"  the original read through 1 GiB slices in every engine: {'yes' if sliced else 'NO'}")
+    print(f"  the original read through 1 GiB slices in every engine: {'yes' if sliced else 'no'} "
+          f"({'as' if sliced == (size > PART) else 'NOT as'} worker-files.js mounts a file of "
+          "this size)")
     print(f"ratio page / CLI, wall time: {page_s / cli_s:.2f}; CPU time: {page_cpu / cli_cpu:.2f}")
     return compare(page_doc, cli, far, original, quantized, folder)
 
