@@ -137,3 +137,19 @@ def test_exact_is_the_default_and_reports_no_convention():
 def test_values_beyond_float32_are_refused_under_a_framework():
     with pytest.raises(QuantcalcError, match="float32"):
         analyze(np.array([1e300, -1.0]), Config(convention="pytorch"))
+
+
+@pytest.mark.parametrize("convention, has_blocks", [("pytorch", False), ("onnxruntime", True),
+                                                    ("tensorrt", True)])
+def test_per_group_is_refused_without_claiming_the_framework_has_no_blocks(convention,
+                                                                         has_blocks):
+    """ONNX Runtime (MatMulNBits) and ModelOpt (block_sizes) do quantize in blocks, outside the
+    calibrators reproduced here: the refusal says so instead of saying they cannot."""
+    from quantcalc import api
+
+    reply = api.analyze({"bits": 4, "mode": "symmetric", "granularity": "group",
+                         "group_size": 4, "convention": convention},
+                        {"text": "1, 2, 3, 4, 5, 6, 7, 8"})
+    message = reply["error"]["message"]
+    assert "not per group" in message
+    assert ("not reproduced here" in message) is has_blocks

@@ -66,7 +66,8 @@ class Convention:
                     f"{offered}); {self.why_not_calibration(cfg.calibration)}", "calibration")
         if cfg.granularity not in self.granularities:
             return (f"{self.label} scales per {' or per '.join(self.granularities)}, not per "
-                    f"{cfg.granularity}", "granularity")
+                    f"{cfg.granularity}{self.why_not_granularity(cfg.granularity)}",
+                    "granularity")
         if cfg.granularity != "tensor" and cfg.calibration in self.calibrated_per_tensor_only:
             return (f"{self.label}'s {cfg.calibration} calibrator works per tensor only "
                     f"({self.per_tensor_source}); choose per tensor or min-max", "calibration")
@@ -76,6 +77,16 @@ class Convention:
 
     def why_not_calibration(self, method):
         return "use the exact convention for it"
+
+    block_quantizer = ""  # the framework's own block (group) quantizer, if it has one
+
+    def why_not_granularity(self, granularity):
+        """What follows "not per group": where the framework does have block scales, that they
+        exist and are not reproduced here (so the refusal does not claim it has none)."""
+        if granularity != "group" or not self.block_quantizer:
+            return ""
+        return (f" in these calibrators; its block scales ({self.block_quantizer}) are not "
+                f"reproduced here: use the exact convention for groups")
 
     def refuse_format(self, cfg):
         return (f"the {self.label} convention covers the integer format here; "

@@ -32,6 +32,7 @@ class OnnxRuntime(Convention):
     reference = "onnxruntime 1.31.1 (onnxruntime.quantization quant_utils, calibrate)"
     calibrations = ("minmax", "percentile", "entropy", "custom")
     granularities = ("tensor", "channel")
+    block_quantizer = "the weight-only MatMulNBits quantizer"
     floor_note = ("scale below float32's smallest normal: ONNX Runtime's compute_scale_zp sets "
                   "it to 1 and the zero point to 0")
     calibrated_per_tensor_only = ("percentile", "entropy")

@@ -32,6 +32,7 @@ class TensorRT(Convention):
     reference = "nvidia-modelopt 0.47.0 (modelopt.torch.quantization tensor_quant, calib)"
     calibrations = ("minmax", "percentile", "entropy", "mse", "custom")
     granularities = ("tensor", "channel")
+    block_quantizer = "ModelOpt's block_sizes quantizers, as in INT4 AWQ"
     floor_note = "amax at most 2^-24: ModelOpt quantizes every value to 0 (scale reported as 1)"
     calibrated_per_tensor_only = ("percentile", "entropy", "mse")
     per_tensor_source = ("HistogramCalibrator: \"Calibrator histogram collection only supports "
