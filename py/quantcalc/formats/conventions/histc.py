@@ -34,8 +34,11 @@ def histogram(magnitudes, bins):
     left, right = F32(0), top
     if left == right:  # histc widens an empty range by 1 each side
         left, right = left - F32(1), right + F32(1)
-    position = ((x - left) * F32(bins) / (right - left)).astype(np.int64)
-    position[position == bins] = bins - 1
     inside = (x >= left) & (x <= right)
-    counts = np.bincount(position[inside], minlength=bins)[:bins]
+    # int32, not int64: np.bincount takes the platform's intp and only casts to it safely, and
+    # in Pyodide (wasm32) intp is int32; positions are at most `bins`, and only values inside
+    # [left, right] (never NaN) are cast
+    position = ((x[inside] - left) * F32(bins) / (right - left)).astype(np.int32)
+    position[position == bins] = bins - 1
+    counts = np.bincount(position, minlength=bins)[:bins]
     return counts.astype(np.int64), linspace(top, bins + 1)
