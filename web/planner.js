@@ -21,9 +21,9 @@ const SCAN_NAME = "This scan"; // how the engine's messages name the document
 let docs = 0;      // each document the planner is given gets its own key for the worker's cache
 let requests = 0;  // a reply to an older request than the last is dropped
 // the scan's document and its cache key, the re-quantized document, the plan shown; whether the
-// target's bounds are still to be asked for, and whether the user set the target
+// target's bounds are still to be asked for, whether the user set the target and to what
 let current = { doc: null, key: null, requantized: null, plan: null, unranged: true,
-  typed: false };
+  typed: false, wanted: NaN };
 let planTimer = null;
 let figureTimer = null;
 
@@ -32,7 +32,7 @@ let figureTimer = null;
 export function usePlannerScan(doc, scanId) {
   requests += 1;
   current = { doc, key: `${scanId}#${++docs}`, requantized: null, plan: null, unranged: true,
-    typed: false };
+    typed: false, wanted: NaN };
   const shown = Boolean(doc && doc.tensors.length);
   $("#planner").hidden = !shown;
   setState("planning");
@@ -188,7 +188,10 @@ async function replan({ middle = false } = {}) {
     setBounds([low, high]);
     const typed = Number($("#plan-bpw").value);
     const keepTyped = current.typed && $("#plan-bpw").value.trim() !== "" && Number.isFinite(typed);
-    setTarget(keepTyped || (!middle && Number.isFinite(typed)) ? typed : (low + high) / 2);
+    // the user's own target, not where an earlier range pushed it: a keep or minimum that moved
+    // it and is then removed gives it back
+    const own = keepTyped && Number.isFinite(current.wanted) ? current.wanted : typed;
+    setTarget(keepTyped || (!middle && Number.isFinite(typed)) ? own : (low + high) / 2);
     current.unranged = false;
   }
   const target = readTarget();
@@ -298,12 +301,14 @@ function later(delay) {
 export function wirePlanner() {
   $("#plan-target").addEventListener("input", () => {
     current.typed = true;
+    current.wanted = Number($("#plan-target").value);
     $("#plan-bpw").value = $("#plan-target").value;
     later(SLIDER_DELAY_MS);
   });
   $("#plan-bpw").addEventListener("input", () => {
     current.typed = true;
     const value = Number($("#plan-bpw").value);
+    current.wanted = $("#plan-bpw").value.trim() === "" ? NaN : value;
     if (Number.isFinite(value)) $("#plan-target").value = String(value);
     later(TYPING_DELAY_MS);
   });

@@ -109,6 +109,19 @@ def test_malformed_safetensors_entries_are_named(entry, words):
     assert words in err.value.message and err.value.field == "file"
 
 
+def test_a_text_file_named_safetensors_is_not_called_truncated():
+    """Its first 8 bytes read as an absurd header length: the message says what the file is not
+    (it said "truncated: its header says 7526676540175443304 bytes")."""
+    with pytest.raises(QuantcalcError) as err:
+        inputs.parse_file(b"hello this is text not a tensor file\n", "notes.safetensors")
+    assert "is not a .safetensors file" in err.value.message and err.value.field == "file"
+    assert "truncated" not in err.value.message
+    # a real header cut short is still "truncated"
+    whole = safetensors({"t": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})
+    with pytest.raises(QuantcalcError, match="truncated"):
+        inputs.parse_file(whole[:20], "cut.safetensors")
+
+
 def test_a_deeply_nested_safetensors_header_is_refused_before_parsing():
     deep = b'{"t": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     for read in (inputs.tensor_names, inputs.parse_file):

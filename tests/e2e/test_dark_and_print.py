@@ -33,6 +33,10 @@ def test_dark_mode_covers_the_page_and_its_figures(browser, server):
     assert colour(page, "body") == "rgb(15, 19, 24)"
     assert colour(page, ".qc-card") == "rgb(22, 27, 34)"
     assert colour(page, ".qc", "color") == "rgb(230, 232, 235)"
+    # the search boxes (tensor and scan filters) are dark like the other inputs, not the browser's grey
+    for box in ("#tensor-filter", "#scan-layer-filter", "#scan-name-filter"):
+        assert colour(page, box) == colour(page, "#values"), box
+        assert colour(page, box, "color") == "rgb(230, 232, 235)", box
     calculate(page)
     page.wait_for_selector("#figures figure[data-figure=values] img")
     assert page.evaluate(CORNER_PIXEL, "#figures figure[data-figure=values] img") == [28, 33, 40]

@@ -201,7 +201,12 @@ def test_other_formats_say_which_tool_makes_what_and_settings_bound_the_target(a
     assert page.is_hidden("#error-plan") and page.is_hidden("#error-plan-target")
     planned = float(page.get_attribute("#plan-summary", "data-bits-per-weight"))
     assert planned >= float(page.get_attribute("#plan-bpw", "min")) - 0.01
+    assert float(page.input_value("#plan-bpw")) > 6.25
+    # and dropping the keep gives the user's own target back, not the one the keep pushed it to
     page.fill("#plan-keep", "")
+    page.wait_for_selector('#plan-output:not(.qc-stale) #plan-summary[data-target="6.25"]',
+                           timeout=PLAN_TIMEOUT_MS)
+    assert page.input_value("#plan-bpw") == "6.25"
 
 
 def test_an_already_quantized_gguf_says_why_and_plans_when_re_quantizing_is_allowed(

@@ -153,3 +153,23 @@ def test_per_group_is_refused_without_claiming_the_framework_has_no_blocks(conve
     message = reply["error"]["message"]
     assert "not per group" in message
     assert ("not reproduced here" in message) is has_blocks
+
+
+def test_the_histogram_runs_where_intp_is_32_bits(monkeypatch):
+    """In Pyodide (wasm32) np.bincount casts its input to int32 only 'safely', so int64
+    positions raised TypeError there (TensorRT percentile/MSE/entropy in the page); the 32-bit
+    rule is emulated here, and the counts checked against numpy's own histogram."""
+    from quantcalc.formats.conventions import histc
+
+    x = np.abs(np.random.default_rng(3).standard_normal(5000)).astype(np.float32)
+    expected, _ = np.histogram(x, 64, (0, x.max()))
+    real = np.bincount
+
+    def bincount_on_wasm32(x, *args, **kwargs):
+        return real(np.asarray(x).astype(np.int32, casting="safe"), *args, **kwargs)
+
+    monkeypatch.setattr(np, "bincount", bincount_on_wasm32)
+    counts, edges = histc.histogram(x, 64)
+    monkeypatch.undo()
+    assert counts.sum() == x.size and edges.dtype == np.float32
+    assert np.abs(counts - expected).max() <= 2  # only float32 edge roundings may move a value

@@ -152,6 +152,8 @@ def test_safetensors_hostile_files():
     with pytest.raises(QuantcalcError, match="truncated"):
         parse_file(good[:-3], "m.safetensors")
     with pytest.raises(QuantcalcError, match="header says"):
+        parse_file(struct.pack("<Q", 10**6) + good[8:], "m.safetensors")
+    with pytest.raises(QuantcalcError, match="not a .safetensors file"):  # over the format's limit
         parse_file(struct.pack("<Q", 10**9) + good[8:], "m.safetensors")
     with pytest.raises(QuantcalcError, match="malformed JSON"):
         parse_file(struct.pack("<Q", 5) + b"{nope" + b"\0" * 8, "m.safetensors")

@@ -14,6 +14,8 @@ import numpy as np
 from quantcalc.errors import QuantcalcError, shortened
 
 MAX_NESTING = 64          # brackets in pasted text; JSON objects/arrays in a file header
+# the safetensors library's own limit (MAX_HEADER_SIZE): a larger length is not a header
+MAX_SAFETENSORS_HEADER = 100_000_000
 NAMES_IN_MESSAGES = 8     # a message lists at most this many tensor names, then the count
 SAFETENSORS_DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
@@ -181,6 +183,9 @@ def safetensors_header(read, size, name):
     if size < 8:
         raise QuantcalcError(f"{name} is too short to be a .safetensors file", "file")
     (length,) = struct.unpack("<Q", bytes(read(0, 8)))
+    if length > MAX_SAFETENSORS_HEADER:  # e.g. text or another format renamed .safetensors
+        raise QuantcalcError(f"{name} is not a .safetensors file: its first 8 bytes are not a "
+                             f"header length (they read as {length:,} bytes)", "file")
     if length > size - 8:
         raise QuantcalcError(f"{name} is truncated: its header says {length} bytes but the file "
                              f"has {size - 8} after the length", "file")

@@ -38,14 +38,15 @@ def histc(x, bins, low, high):
             # ±1 is lost in float32 (|low| ≥ 2^24): torch's bin is then an int64 cast of NaN
             # or of bins, which torch 2.13 put in bin 1024 for 1e30 but 682 for 2^24 (three
             # values); the middle bin stands in (HistogramObserver's range does not use it)
-            return np.bincount(np.full(np.count_nonzero(x == F32(low)), bins // 2, np.intp),
+            return np.bincount(np.full(np.count_nonzero(x == F32(low)), bins // 2, np.int32),
                                minlength=bins)[:bins].astype(np.int64)
     inside = (x >= left) & (x <= right)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         position = ((x[inside] - left) * F32(bins) / (right - left)).astype(np.int64)
     position[position == bins] = bins - 1
-    # bincount takes the platform's index type (int32 in Pyodide's wasm32)
-    return np.bincount(position.astype(np.intp), minlength=bins)[:bins].astype(np.int64)
+    # int32: np.bincount casts only safely to the platform's index type, which is int32 in
+    # Pyodide's wasm32 (int64 there raised TypeError); positions are at most `bins`
+    return np.bincount(position.astype(np.int32), minlength=bins)[:bins].astype(np.int64)
 
 
 def histogram(magnitudes, bins):
