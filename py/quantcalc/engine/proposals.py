@@ -9,6 +9,11 @@ spaced, plus the row that holds the largest |x| (so a range set by the extreme i
 tensor's), about WHOLE_VALUES values in all. The current settings are measured on the same
 sample, so each gain compares like with like, and the hint says it was sampled. Each trial is
 one analysis: at most 2 + 3 of them.
+
+A calibration that searches (entropy, MSE) runs its search once per scale: a 384 x 384 tensor
+in groups of 128 is 1,152 entropy searches, two minutes natively and four in the page. Under
+such a calibration the sample holds at most SEARCHED_SCALES scales of the proposal with the most
+(whole rows still, evenly spaced, with the extreme's), so the hints take seconds.
 """
 
 import dataclasses
@@ -26,6 +31,8 @@ GROUP = 128                # the group size proposed
 FEW_VALUES = 4096          # fewer values: a scale's cost is not a full tensor's; no proposal
 FREE_BITS = 0.1            # a change costing less than this (bits per value) counts as free
 DB_PER_BIT = 6.02          # a change that costs bits must beat one more bit of precision
+SEARCHED = ("entropy", "mse")  # calibrations that search for each scale's range
+SEARCHED_SCALES = 32       # under them, the most scales a proposal is measured with
 # the block formats tried at each element width: a llama.cpp type and an OCP/NVIDIA one
 BLOCK_PEERS = {8: ("q8_0", "mxint8"), 6: ("q6_k",), 5: ("q5_k", "q5_0"),
                4: ("q4_k", "q4_0", "nvfp4"), 3: ("q3_k",), 2: ("q2_k",)}
@@ -98,12 +105,12 @@ def _extreme(x):
     return high if abs(float(flat[high])) >= abs(float(flat[low])) else low
 
 
-def sample(values, importance):
-    """(values, importance, note): the values the proposals are measured on, and "" or the
-    sentence that says they were sampled; values None where no sample can be made (a 1-D
-    tensor with an importance matrix, one row larger than the budget)."""
+def sample(values, importance, budget=WHOLE_VALUES):
+    """(values, importance, note): the values the proposals are measured on (about `budget`
+    of them), and "" or the sentence that says they were sampled; values None where no sample
+    can be made (a 1-D tensor with an importance matrix, one row larger than the budget)."""
     x = np.asarray(values)
-    if x.size <= WHOLE_VALUES:
+    if x.size <= budget:
         return x, importance, ""
     extreme = _extreme(x)
     if x.ndim >= 2:
@@ -114,7 +121,7 @@ def sample(values, importance):
         starts = True
     else:
         return None, None, ""
-    count = WHOLE_VALUES // per_unit
+    count = budget // per_unit
     if count < 1 or count >= units:
         return (None, None, "") if count < 1 else (x, importance, "")
     picks = sorted(set((np.arange(count) * units // count).tolist())
@@ -130,6 +137,17 @@ def sample(values, importance):
     return taken, importance, note
 
 
+def _budget(config, shape):
+    """Values to measure the proposals on: WHOLE_VALUES, or under a searched calibration the
+    rows (1-D: segments) that hold SEARCHED_SCALES scales of the proposal with the most (one
+    per row per channel, one per GROUP values in groups), at least one row."""
+    if config.calibration not in SEARCHED or not shape:
+        return WHOLE_VALUES
+    row = math.prod(shape[1:]) if len(shape) >= 2 else SEGMENT
+    scales_per_row = max(1, math.ceil(shape[-1] / GROUP)) * (row // shape[-1])
+    return min(WHOLE_VALUES, max(1, SEARCHED_SCALES // scales_per_row) * row)
+
+
 def structural(values, result, importance, least_db):
     """Hints {"kind": "structure", "text", "gain_db", "extra_bits", "settings"} for the
     structural changes worth making (`worth`), the best block format only."""
@@ -137,7 +155,7 @@ def structural(values, result, importance, least_db):
     candidates = _candidates(config, tuple(result.shape))
     if result.count < FEW_VALUES or not candidates:
         return []
-    x, weights, note = sample(values, importance)
+    x, weights, note = sample(values, importance, _budget(config, tuple(result.shape)))
     if x is None:
         return []
     base = (result.metrics["sqnr_db"], result.metrics["bits_per_value"]) if not note \
