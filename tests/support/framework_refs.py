@@ -7,7 +7,8 @@ HistogramObserver, and fake_quantize), onnxruntime 1.31.1
 (onnxruntime.quantization: MinMax via compute_data_quant_params, HistogramCollector for
 percentile and entropy, quantize_nparray), nvidia-modelopt 0.47.0 (MaxCalibrator,
 HistogramCalibrator, the CPU fake quantizer _tensor_quant, export_int8's scale) and torchao 0.18.0
-(amax_to_scale, to_fp8_saturated; hp_tensor_to_float8_dynamic rowwise). Each import skips the test when the package is missing.
+(amax_to_scale, to_fp8_saturated; hp_tensor_to_float8_dynamic for rowwise). Each import skips
+the test when the package is missing.
 """
 
 import warnings

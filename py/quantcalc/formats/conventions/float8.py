@@ -73,6 +73,7 @@ def rule(label, power_of_2=False):
         return (f"PyTorch convention (torchao float8 rowwise): one scale per channel = {label}'s "
                 f"max / amax in float32 (amax_to_scale), rounded down to a power of two as the "
                 f"rowwise recipe does (round_scales_to_power_of_2; quantcalc has no setting to "
-                f"turn it off), x · scale in float32 cast to {label} saturated, x̂ = bits / scale")
+                f"turn it off), x · scale in float32 cast to {label} saturated, "
+                f"x̂ = bits / scale")
     return (f"PyTorch convention (torchao float8): scale = {label}'s max / amax in float32 "
             f"(amax_to_scale), x · scale in float32 cast to {label} saturated, x̂ = bits / scale")
