@@ -98,7 +98,7 @@ def test_a_float32_tie_rounds_as_pytorch_does():
     ({"convention": "pytorch", "rounding": "floor"}, "rounding", "half to even"),
     ({"convention": "pytorch", "format": "nf4"}, "format", "NF4"),
     ({"convention": "pytorch", "format": "fp8_e4m3", "granularity": "group"}, "granularity",
-     "per row (rowwise"),
+     "not reproduced here"),
     ({"convention": "pytorch", "format": "fp8_e5m2", "calibration": "percentile"}, "calibration",
      "amax"),
     ({"convention": "onnxruntime"}, "narrow_range", "[−127, 127]"),

@@ -27,9 +27,12 @@ def refusal(cfg):
         return ("torchao's float8 scaling takes each tensor's (or row's) amax (min-max); it has "
                 f"no {cfg.calibration} calibration", "calibration")
     if cfg.granularity not in ("tensor", "channel"):
-        return ("torchao's float8 scales per tensor (tensorwise) or per row (rowwise, one scale "
-                f"per channel), not per {cfg.granularity}; choose per tensor or per channel",
-                "granularity")
+        # torchao does scale float8 in blocks (PerBlock granularity, the MX formats): say those
+        # are not reproduced rather than that it has none
+        return ("quantcalc reproduces torchao's float8 per tensor (tensorwise) or per row "
+                f"(rowwise, per channel), not per {cfg.granularity}; its block scales (PerBlock, "
+                "MX) are not reproduced here: choose per tensor or per channel, or the exact "
+                "convention for groups", "granularity")
     return None
 
 
