@@ -84,3 +84,22 @@ def test_mse_under_pytorch_is_histogramobservers_search(app):
     assert int(shown["pytorch"]["zero_point"][0]) == expected["pytorch"]["zero_point"]
     assert int(shown["pytorch"]["codes_differ"][0]) == expected["pytorch"]["codes_differ"]
     assert "MSE" in shown["onnxruntime"]["refused"][1]  # ONNX Runtime still has none
+
+
+def test_fp8_per_channel_under_pytorch_is_torchaos_rowwise(app):
+    """FP8 E4M3 per channel under PyTorch is torchao's rowwise scaling: offered, the notes say
+    the scales are powers of two, and the table's PyTorch row shows the engine's scale and
+    codes that differ from exact, with a reason."""
+    page = app.page
+    config = {"format": "fp8_e4m3", "calibration": "minmax", "granularity": "channel",
+              "convention": "pytorch"}
+    _run(page, **config)
+    assert not page.locator("#error-convention").is_visible()
+    assert_same_numbers(page, engine_summary(config, SOURCE))
+    assert "rounded down to a power of two" in page.locator("#notes").inner_text()
+    expected = {row["convention"]: row for row in api.conventions(config, SOURCE)["rows"]}
+    shown = _table(page)
+    assert "refused" not in expected["pytorch"] and "refused" not in shown["pytorch"]
+    assert float(shown["pytorch"]["scale"][0]) == expected["pytorch"]["scale"] == 0.5
+    assert int(shown["pytorch"]["codes_differ"][0]) == expected["pytorch"]["codes_differ"] > 0
+    assert "scale rule" in shown["pytorch"]["why"][1]

@@ -38,8 +38,9 @@ CASES = {
        for bits, mode, narrow in ((8, "asymmetric", False), (7, "asymmetric", False),
                                   (4, "asymmetric", False), (8, "symmetric", False),
                                   (8, "symmetric", True), (7, "symmetric", False))]
-    + [{"convention": "pytorch", "format": "fp8_e4m3"},
-       {"convention": "pytorch", "format": "fp8_e5m2"}],
+    + [{"convention": "pytorch", "format": fp8, "granularity": granularity, **axis}
+       for fp8 in ("fp8_e4m3", "fp8_e5m2")  # torchao float8: tensorwise, rowwise
+       for granularity, axis in (("tensor", {}), ("channel", {}), ("channel", {"axis": 1}))],
     "onnxruntime": _int_cases(
         "onnxruntime", ("symmetric", "asymmetric"), ("minmax", "percentile", "entropy", "custom"),
         lambda bits, mode: (bits == 8,) if mode == "symmetric" else (False,)),
@@ -63,7 +64,7 @@ def compare(x, case):
     ours = (pv.codes.astype(np.int64), result.params.scale, result.params.zero_point,
             pv.dequantized.astype(np.float32))
     if cfg.format != "int":
-        theirs = refs.torchao_float8(x, cfg.format)
+        theirs = refs.torchao_float8(x, cfg)
     else:
         theirs = REFERENCES[cfg.convention](x, cfg)
     theirs = (np.asarray(theirs[0]).reshape(-1), np.asarray(theirs[1], np.float64).reshape(-1),

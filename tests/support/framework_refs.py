@@ -7,7 +7,8 @@ HistogramObserver, and fake_quantize), onnxruntime 1.31.1
 (onnxruntime.quantization: MinMax via compute_data_quant_params, HistogramCollector for
 percentile and entropy, quantize_nparray), nvidia-modelopt 0.47.0 (MaxCalibrator,
 HistogramCalibrator, the CPU fake quantizer _tensor_quant, export_int8's scale) and torchao 0.18.0
-(amax_to_scale, to_fp8_saturated). Each import skips the test when the package is missing.
+(amax_to_scale, to_fp8_saturated; hp_tensor_to_float8_dynamic for rowwise). Each import skips
+the test when the package is missing.
 """
 
 import warnings
@@ -203,16 +204,41 @@ def modelopt(x, cfg):
 
 
 # ------------------------------------------------------------------------------ torchao
-def torchao_float8(x, label):
+def torchao_float8(x, cfg):
+    """torchao's own float8 cast: tensorwise per tensor; per channel its rowwise scaling
+    (tensor_to_scale with ScalingGranularity.AXISWISE and round_scales_to_power_of_2=True, as
+    Float8LinearConfig.from_recipe_name("rowwise") sets), reducing over the dim(s) other than
+    the channel axis: the other dim of a matrix (dim 1 for a linear's (out, in) weight, one scale
+    per output row), or the rows of the (channels, rest) view of a larger tensor."""
     torch = _torch()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         utils = pytest.importorskip("torchao.float8.float8_utils")
-    dtype = {"fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}[label]
+        from torchao.float8.config import Float8LinearConfig, ScalingGranularity
+        from torchao.float8.float8_scaling_utils import hp_tensor_to_float8_dynamic
+        from torchao.float8.float8_training_tensor import LinearMMConfig
+    dtype = {"fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}[cfg.format]
     t = torch.from_numpy(np.ascontiguousarray(x))
-    scale = utils.amax_to_scale(t.abs().max(), dtype)
-    bits = utils.to_fp8_saturated(t.to(torch.float32) * scale, dtype)
-    dequantized = bits.to(torch.float32) / scale
+    if cfg.granularity == "channel":
+        recipe = Float8LinearConfig.from_recipe_name("rowwise")
+        assert recipe.cast_config_weight.scaling_granularity is ScalingGranularity.AXISWISE
+        axis = cfg.axis % x.ndim
+        if x.ndim == 2:
+            rows, dim = t, -1 if axis == 0 else 0  # the dim reduced over
+        else:
+            rows, dim = torch.from_numpy(_channels_first(x, cfg).copy()), -1
+        fp8 = hp_tensor_to_float8_dynamic(
+            rows, dtype, LinearMMConfig(), scaling_granularity=ScalingGranularity.AXISWISE,
+            axiswise_dim=dim, round_scales_to_power_of_2=recipe.round_scales_to_power_of_2)
+        scale, bits, dequantized = fp8._scale, fp8._data, fp8.to_original_precision()
+        if x.ndim != 2:
+            bits = torch.from_numpy(_back(bits.view(torch.uint8).numpy(), x, cfg)).view(dtype)
+            dequantized = torch.from_numpy(_back(dequantized.numpy(), x, cfg))
+    else:
+        scale = utils.amax_to_scale(t.abs().max(), dtype)
+        bits = utils.to_fp8_saturated(t.to(torch.float32) * scale, dtype)
+        dequantized = bits.to(torch.float32) / scale
+    scale = scale.to(torch.float64).reshape(-1)
     return (bits.view(torch.uint8).numpy().astype(np.int64).reshape(-1),
-            np.array([1.0 / float(scale)]), np.zeros(1, np.int64),
+            (1.0 / scale).numpy(), np.zeros(scale.numel(), np.int64),
             dequantized.numpy().reshape(-1))

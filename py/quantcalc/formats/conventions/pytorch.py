@@ -14,7 +14,8 @@ The observers: min-max is MinMaxObserver / PerChannelMinMaxObserver; MSE is Hist
 (histogram_observer.py), the L2 search over a 2048-bin histogram that PyTorch's default static
 qconfig ("x86", "fbgemm") puts on activations, per tensor, 8-bit dtypes (quint8 / qint8, with
 quant_min / quant_max for fewer bits: reduce_range is 7 bits). PyTorch has no percentile or
-entropy observer, so those are refused. torchao's float8 tensorwise scaling is float8.py.
+entropy observer, so those are refused. torchao's float8 scaling (tensorwise, and rowwise
+per channel) is float8.py.
 """
 
 import numpy as np

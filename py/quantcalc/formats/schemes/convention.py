@@ -42,13 +42,14 @@ class ConventionIntegerScheme(IntegerScheme):
 
 
 class ConventionFloat8Scheme(FloatScheme):
-    """torchao's tensorwise float8 scaling."""
+    """torchao's float8 scaling: tensorwise per tensor, rowwise (power-of-two scales) per
+    channel."""
 
     floor_note = "amax below 1e-12: torchao's amax_to_scale raises it to 1e-12"
 
     def params(self, x, lo, hi, segmentation):
         refuse_beyond_float32("PyTorch (torchao float8)", lo, hi)
-        return float8.qparams(lo, hi, self.grid.max_value)
+        return float8.qparams(lo, hi, self.grid.max_value, float8.rowwise(self.config))
 
     def note_data_range(self, params, data_min, data_max, rounding):
         refuse_beyond_float32("PyTorch (torchao float8)", data_min, data_max)
@@ -57,7 +58,7 @@ class ConventionFloat8Scheme(FloatScheme):
         return float8.quantize(self.grid, original, p)
 
     def convention_notes(self, params):
-        return _notes(self, params, float8.rule(self.format.label))
+        return _notes(self, params, float8.rule(self.format.label, float8.rowwise(self.config)))
 
 
 def convention_scheme(config, fmt):
