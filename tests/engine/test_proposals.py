@@ -138,6 +138,10 @@ def test_a_searched_calibration_measures_proposals_on_a_few_scales(monkeypatch, 
     assert searches  # the counter saw the searches (the test watches the right functions)
     assert proposals._budget(Config(bits=8, calibration=calibration), (384, 384)) == 10 * 384
     assert proposals._budget(Config(bits=8), (384, 384)) == proposals.WHOLE_VALUES
+    searched = Config(bits=8, calibration=calibration)
+    assert proposals._budget(searched, (20000,)) == proposals.SEGMENT  # 32 groups of 128
+    assert proposals._budget(searched, (4, 0)) == proposals.WHOLE_VALUES  # nothing to divide
+    assert proposals._budget(searched, (2, 3, 384)) == 3 * 3 * 384  # 9 groups a row
 
 
 def test_few_values_get_no_structural_proposal():

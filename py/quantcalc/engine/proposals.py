@@ -105,11 +105,12 @@ def _extreme(x):
     return high if abs(float(flat[high])) >= abs(float(flat[low])) else low
 
 
-def sample(values, importance, budget=WHOLE_VALUES):
+def sample(values, importance, budget=None):
     """(values, importance, note): the values the proposals are measured on (about `budget`
     of them), and "" or the sentence that says they were sampled; values None where no sample
     can be made (a 1-D tensor with an importance matrix, one row larger than the budget)."""
     x = np.asarray(values)
+    budget = WHOLE_VALUES if budget is None else budget
     if x.size <= budget:
         return x, importance, ""
     extreme = _extreme(x)
@@ -141,10 +142,13 @@ def _budget(config, shape):
     """Values to measure the proposals on: WHOLE_VALUES, or under a searched calibration the
     rows (1-D: segments) that hold SEARCHED_SCALES scales of the proposal with the most (one
     per row per channel, one per GROUP values in groups), at least one row."""
-    if config.calibration not in SEARCHED or not shape:
+    if config.calibration not in SEARCHED or not shape or 0 in shape:
         return WHOLE_VALUES
-    row = math.prod(shape[1:]) if len(shape) >= 2 else SEGMENT
-    scales_per_row = max(1, math.ceil(shape[-1] / GROUP)) * (row // shape[-1])
+    if len(shape) >= 2:  # groups along the last axis, those of every vector in a row
+        row = math.prod(shape[1:])
+        scales_per_row = math.ceil(shape[-1] / GROUP) * (row // shape[-1])
+    else:
+        row, scales_per_row = SEGMENT, math.ceil(SEGMENT / GROUP)
     return min(WHOLE_VALUES, max(1, SEARCHED_SCALES // scales_per_row) * row)
 
 
