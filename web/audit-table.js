@@ -89,13 +89,17 @@ export function renderTotals(doc) {
     ["Tensors", `${t.tensors} (${t.tensors_measured} measured, ${t.tensors_not_paired} not paired)`],
     ["Size of the measured tensors", formatBytes(t.bytes)],
     ["Bits per weight", number(t.bits_per_value) === null ? "—" : t.bits_per_value.toFixed(3)],
-    ["SQNR of the whole model (dB)", formatNumber(number(t.sqnr_db) ?? NaN)],
+    ["SQNR of the whole model (dB)",
+      number(t.sqnr_db) === null ? "not measured" : formatNumber(number(t.sqnr_db))],
     ...(t.weighted_sqnr_db != null ? [["Importance-weighted SQNR (dB)",
       formatNumber(number(t.weighted_sqnr_db))]] : []),
     ["Reproduced", `${t.reproduced.true} yes, ${t.reproduced.false} no, ${t.reproduced.null} ` +
       "not reproducible here"],
-    ...(t.by_format ?? []).map((f) => [`${f.stored_format}`, `${f.tensors} tensors, ` +
-      `${f.bits_per_value.toFixed(3)} bits/value, SQNR ${formatNumber(number(f.sqnr_db))} dB`]),
+    // a format of tensors kept as they are (an I64 buffer) has no SQNR: null, never "−∞"
+    ...(t.by_format ?? []).map((f) => [`${f.stored_format}`,
+      `${f.tensors} tensor${f.tensors === 1 ? "" : "s"}, ` +
+      `${f.bits_per_value.toFixed(3)} bits/value, ` +
+      (number(f.sqnr_db) === null ? "not measured" : `SQNR ${formatNumber(number(f.sqnr_db))} dB`)]),
   ];
   $("#audit-totals tbody").replaceChildren(...lines.map(([label, value]) => {
     const tr = document.createElement("tr");

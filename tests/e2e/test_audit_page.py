@@ -112,3 +112,25 @@ def test_the_audit_split_over_three_workers_is_the_command_lines(browser, server
     page_doc = json.loads(Path(info.value.path()).read_text())
     assert page_doc == cli_audit(pair / "hf", pair / "model-Q4_K.gguf")
     context.close()
+
+
+def test_totals_say_not_measured_for_a_format_without_an_sqnr(app):
+    """A format whose tensors are kept as they are (an I64 buffer in a W4A16 checkpoint) has
+    sqnr_db null in the JSON: the totals said "SQNR −∞ dB" and "1 tensors"."""
+    page = app.page
+    texts = page.evaluate("""async () => {
+      const base = document.querySelector('script[type=module]').src.replace(/app\\.js$/, '');
+      const { renderTotals } = await import(base + 'audit-table.js');
+      renderTotals({ totals: { tensors: 3, tensors_measured: 2, tensors_not_paired: 1,
+        bytes: 1024, bits_per_value: 4.5, sqnr_db: null, weighted_sqnr_db: null,
+        reproduced: { true: 1, false: 0, null: 1 },
+        by_format: [{ stored_format: 'I64', tensors: 1, bits_per_value: 64, sqnr_db: null },
+                    { stored_format: 'int4 group 128 symmetric', tensors: 2,
+                      bits_per_value: 4.125, sqnr_db: 21.3 }] } });
+      return [...document.querySelectorAll('#audit-totals tbody tr')].map((r) => r.textContent);
+    }""")
+    i64 = next(t for t in texts if t.startswith("I64"))
+    assert "not measured" in i64 and "∞" not in i64 and "1 tensor," in i64
+    assert any("2 tensors, 4.125 bits/value, SQNR 21.3 dB" in t for t in texts)
+    whole = next(t for t in texts if t.startswith("SQNR of the whole model"))
+    assert whole.endswith("not measured")
