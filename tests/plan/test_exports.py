@@ -224,6 +224,7 @@ def test_an_already_quantized_gguf_has_nothing_to_plan_said_in_one_line():
     assert "\n" not in message and message.startswith("smol.json: nothing to plan")
     assert "model.Q4_1.gguf is already quantized (2 tensors in Q4_1, 1 tensor in Q8_0)" in message
     assert "--allow-requantize" in message
+    assert "tick 'Allow re-quantizing'" in message  # the page user has a checkbox, not a flag
 
 
 def test_a_partly_quantized_gguf_keeps_its_quantized_tensors_as_stored():

@@ -46,7 +46,8 @@ def without_candidates(row):
         return kind, f"stored as {stored}: kept as stored", stored_bits(row)
     if kind in QUANTIZED:
         return kind, (f"already quantized as {kind}: kept as stored (scan with "
-                      f"--allow-requantize to plan re-quantizing it)"), stored_bits(row)
+                      f"--allow-requantize, or tick 'Allow re-quantizing' in the page, to "
+                      f"plan re-quantizing it)"), stored_bits(row)
     if kind is not None and kind not in FLOATS:
         return kind, f"{kind} values, not floats: kept as stored", stored_bits(row)
     return "F16", "no candidate format takes it", 16.0
@@ -100,5 +101,5 @@ def refusal(counts, what=None, where=None) -> str:
             f"already quantized "
             f"({types}); the original weights are not in it. To plan re-quantizing its "
             f"dequantized values (their error measured against those values, not the "
-            f"original), scan it with --allow-requantize, as llama-quantize needs "
-            f"--allow-requantize")
+            f"original), scan it with --allow-requantize (in the page: tick 'Allow "
+            f"re-quantizing' under the planner), as llama-quantize needs --allow-requantize")
