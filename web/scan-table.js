@@ -55,7 +55,7 @@ let view = { tensors: [], formats: [], totals: [], notes: [], canOpen: false, on
 function pairs(order = sort) {
   const wantedFormat = $("#scan-format-filter").value;
   const role = $("#scan-role-filter").value;
-  const layer = parseLayers($("#scan-layer-filter").value);
+  const layer = layerFilter();
   const name = $("#scan-name-filter").value.trim().toLowerCase();
   const out = [];
   for (const tensor of view.tensors) {
@@ -78,6 +78,21 @@ function pairs(order = sort) {
     if (y === null || y === undefined || y === "") return -1;
     return (x < y ? -1 : 1) * sign;
   });
+}
+
+// The layer field's test, or null for all layers; text that is no layer number or range is
+// said at the field (and filters nothing) instead of being silently ignored.
+function layerFilter() {
+  const field = $("#scan-layer-filter");
+  const text = field.value.trim();
+  const test = parseLayers(text);
+  const wrong = text !== "" && test === null;
+  const error = $("#error-scan-layer");
+  error.textContent = wrong ? `Layer: “${text}” is not a layer number or range; type 3 or 10-20.` : "";
+  error.hidden = !wrong;
+  if (wrong) field.setAttribute("aria-invalid", "true");
+  else field.removeAttribute("aria-invalid");
+  return test;
 }
 
 // "3" or "10-20" -> a test of a layer number; "" -> null (all layers).

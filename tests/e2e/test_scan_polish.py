@@ -141,3 +141,24 @@ def test_a_download_status_does_not_outlive_its_result(app):
     page.click("#calculate")
     page.wait_for_function("() => document.querySelector('#download-status').textContent === ''",
                            timeout=60_000)
+
+
+def test_a_layer_filter_that_is_no_layer_says_so_at_the_field(app, checkpoint):
+    """"zz" in the Layer field was silently ignored: every row stayed, with no word."""
+    page = app.page
+    scanned(page, checkpoint)
+    page.fill("#scan-layer-filter", "zz")
+    page.dispatch_event("#scan-layer-filter", "input")
+    error = page.locator("#error-scan-layer")
+    error.wait_for(state="visible")
+    assert "not a layer number or range" in error.text_content()
+    assert page.get_attribute("#scan-layer-filter", "aria-invalid") == "true"
+    page.fill("#scan-layer-filter", "1")
+    page.dispatch_event("#scan-layer-filter", "input")
+    error.wait_for(state="hidden")
+    assert page.get_attribute("#scan-layer-filter", "aria-invalid") is None
+    layers = page.eval_on_selector_all(
+        "#scan-table tbody tr td[data-metric=layer]", "cells => cells.map(c => c.textContent)")
+    assert layers and set(layers) == {"1"}
+    page.fill("#scan-layer-filter", "")
+    page.dispatch_event("#scan-layer-filter", "input")
