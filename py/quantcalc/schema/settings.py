@@ -114,13 +114,14 @@ SETTINGS = (
             help="Drop the most negative code so the grid is symmetric (TensorRT, ONNX Runtime "
                  "weights)."),
     Setting("rounding", "Rounding", "choice", "half-even",
-            choices=(("half-even", "Half to even (PyTorch, TensorRT, ONNX Runtime)", ""),
+            choices=(("half-even", "Half to even (frameworks' default)", ""),
                      ("half-away", "Half away from zero", ""),
                      ("floor", "Floor", ""),
                      ("ceil", "Ceil", ""),
                      ("toward-zero", "Toward zero", ""),
                      ("stochastic", "Stochastic (seeded)", "")),
-            help="How a value between two grid points is rounded."),
+            help="How a value exactly between two grid points is rounded; PyTorch, TensorRT "
+                 "and ONNX Runtime round half to even."),
     Setting("convention", "Framework convention", "choice", "exact",
             choices=(("exact", "Exact (float64)", ""), ("pytorch", "PyTorch", ""),
                      ("onnxruntime", "ONNX Runtime", ""),
