@@ -163,12 +163,19 @@ def test_smollm2_is_already_quantized_so_nothing_to_plan(smollm2):
     assert error["message"].startswith(f"scan.json: nothing to plan: {smollm2.name} is already "
                                        f"quantized (")
     assert "--allow-requantize" in error["message"] and "\n" not in error["message"]
+    # the scan itself says that its totals compare the formats on the float tensors only
+    kept = [r for r in doc["tensors"] if not r["results"]]
+    count, total = (sum(r["parameters"] for r in rows) for rows in (kept, doc["tensors"]))
+    [note] = [n for n in doc["notes"] if "already quantized" in n]
+    assert note.startswith(f"{count:,} of {total:,} parameters are already quantized (")
+    assert "Q4_1" in note and f"on the other {total - count:,} only" in note
 
 
 def test_smollm2_requantized_plan_and_every_export(smollm2):
     doc = answer(api.scan_model([str(smollm2)], ["q8_0", "q4_k", "q5_0"], names=SMOL_TENSORS,
                                 allow_requantize=True))["document"]
     rows = {r["name"]: r for r in doc["tensors"]}
+    assert not [n for n in doc["notes"] if "already quantized" in n]  # re-quantized: measured
     assert rows["blk.0.attn_q.weight"]["notes"][0].startswith("stored as Q4_1: measured on its "
                                                               "dequantized values")
     plan = answer(api.plan(doc, {"target_bpw": 6.0}))["plan"]

@@ -15,7 +15,25 @@ def document(checkpoint, formats, rows) -> dict:
             "files": [{"name": f.rsplit("/", 1)[-1], "bytes": size}
                       for f, size in checkpoint.files],
             "formats": [{"label": f.label, "settings": dict(f.settings)} for f in formats],
-            "tensors": rows, "totals": totals(formats, rows), "notes": list(checkpoint.notes)}
+            "tensors": rows, "totals": totals(formats, rows),
+            "notes": list(checkpoint.notes) + already_quantized(rows)}
+
+
+def already_quantized(rows) -> list:
+    """[a note] when tensors already quantized in the file were not measured: every format's
+    totals then count them at their stored size with no error, so a scan of a Q4_1 GGUF shows
+    each format at about the same size and bits, which says nothing unless it is said."""
+    kept = [r for r in rows if r.get("original") is False and not r.get("results")]
+    if not kept:
+        return []
+    count = sum(r.get("parameters") or 0 for r in kept)
+    total = sum(r.get("parameters") or 0 for r in rows)
+    kinds = ", ".join(sorted({str(r.get("stored_format") or r.get("dtype")) for r in kept}))
+    return [f"{count:,} of {total:,} parameters are already quantized ({kinds}) and were not "
+            f"measured: every format's totals count them at their stored size, so the formats "
+            f"are compared on the other {total - count:,} only. To measure re-quantizing them, "
+            f"scan with --allow-requantize (in the page: tick 'Allow re-quantizing' under the "
+            f"planner)."]
 
 
 def rows_from_plain(rows) -> list:
