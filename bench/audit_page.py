@@ -43,7 +43,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -52,6 +51,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "py"), str(ROOT)]
 import estimated_scan as es  # noqa: E402
+from page_session import ready_page  # noqa: E402
 from tests.support import audit_pairs, checkpoints  # noqa: E402
 from tests.support import ggml_reference as ggml  # noqa: E402
 
@@ -228,57 +228,32 @@ def page_audit(original_files, quantized, download, log_every=60):
     """(wall seconds, CPU seconds of the browser, status line, workers used, the page's JSON or
     None, the message at a field if the page refused, what each engine mounted) of the built
     page auditing the pair as a user does."""
-    import build
-    from http.server import ThreadingHTTPServer
-
-    from playwright.sync_api import sync_playwright
-
-    dist = build.build()
-
-    class Handler(build.Handler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(dist), **kwargs)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                 args=["--no-sandbox"])
-            tab = browser.new_context(accept_downloads=True).new_page()
-            tab.on("console", lambda m: m.type == "error" and print(f"  page console: {m.text}",
-                                                                    flush=True))
-            tab.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
-            tab.wait_for_selector("#engine-status[data-state=ready]", timeout=120_000)
-            tab.wait_for_selector("#offline-status[data-state=ready]", timeout=300_000)
-            tab.set_input_files("#audit-original-files", [str(f) for f in original_files])
-            tab.set_input_files("#audit-quantized-files", [str(quantized)])
-            cpu = es.descendants_cpu()
-            start = last = time.perf_counter()
-            tab.click("#audit-start")
-            errors = "#error-audit-original, #error-audit-quantized, #error-audit-imatrix"
-            while True:  # polled: a refusal shows at a field instead of finishing
-                if tab.evaluate("() => document.body.dataset.audits") == "1":
-                    break
-                shown = [e.inner_text() for e in tab.locator(errors).all() if e.is_visible()]
-                if shown:
-                    return time.perf_counter() - start, 0.0, "", 0, None, shown[0], []
-                if time.perf_counter() - last > log_every:
-                    last = time.perf_counter()
-                    print(f"  page, {last - start:5.0f} s: {tab.text_content('#audit-status')}",
-                          flush=True)
-                time.sleep(1)
-            seconds = time.perf_counter() - start
-            cpu = es.descendants_cpu() - cpu
-            status = tab.text_content("#audit-status")
-            used = tab.evaluate("() => document.body.dataset.auditWorkers")
-            mounted = [m for w in tab.workers for m in [mounts_in(w)] if m]
-            with tab.expect_download() as info:
-                tab.click("[data-audit-download=json]")
-            info.value.save_as(download)
-            browser.close()
-    finally:
-        httpd.shutdown()
+    with ready_page(console_errors=True, accept_downloads=True) as tab:
+        tab.set_input_files("#audit-original-files", [str(f) for f in original_files])
+        tab.set_input_files("#audit-quantized-files", [str(quantized)])
+        cpu = es.descendants_cpu()
+        start = last = time.perf_counter()
+        tab.click("#audit-start")
+        errors = "#error-audit-original, #error-audit-quantized, #error-audit-imatrix"
+        while True:  # polled: a refusal shows at a field instead of finishing
+            if tab.evaluate("() => document.body.dataset.audits") == "1":
+                break
+            shown = [e.inner_text() for e in tab.locator(errors).all() if e.is_visible()]
+            if shown:
+                return time.perf_counter() - start, 0.0, "", 0, None, shown[0], []
+            if time.perf_counter() - last > log_every:
+                last = time.perf_counter()
+                print(f"  page, {last - start:5.0f} s: {tab.text_content('#audit-status')}",
+                      flush=True)
+            time.sleep(1)
+        seconds = time.perf_counter() - start
+        cpu = es.descendants_cpu() - cpu
+        status = tab.text_content("#audit-status")
+        used = tab.evaluate("() => document.body.dataset.auditWorkers")
+        mounted = [m for w in tab.workers for m in [mounts_in(w)] if m]
+        with tab.expect_download() as info:
+            tab.click("[data-audit-download=json]")
+        info.value.save_as(download)
     return seconds, cpu, status, used, json.loads(Path(download).read_text()), None, mounted
 
 

@@ -39,7 +39,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -48,6 +47,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "py"))
+from bench.page_session import ready_page  # noqa: E402
 from tests.support.checkpoints import to_bf16_bits  # noqa: E402
 
 HIDDEN, FFN = 4096, 11008
@@ -192,45 +192,22 @@ def compared(exact, estimate):
 def page_scan(path, download):
     """(wall seconds, CPU seconds of the browser, status line, whether Quick was the default,
     the page's JSON) of the built page scanning `path` as a user does."""
-    import build
-    from http.server import ThreadingHTTPServer
-
-    from playwright.sync_api import sync_playwright
-
-    dist = build.build()
-
-    class Handler(build.Handler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(dist), **kwargs)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                 args=["--no-sandbox"])
-            tab = browser.new_context(accept_downloads=True).new_page()
-            tab.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
-            tab.wait_for_selector("#engine-status[data-state=ready]", timeout=120_000)
-            tab.wait_for_selector("#offline-status[data-state=ready]", timeout=300_000)
-            tab.set_input_files("#scan-files", [str(path)])
-            quick_by_default = tab.is_checked("#scan-mode-quick")
-            tab.check("#scan-mode-quick")
-            tab.select_option("#scan-preset", "llama.cpp")
-            cpu = descendants_cpu()
-            start = time.perf_counter()
-            tab.click("#scan-start")
-            tab.wait_for_function("() => Number(document.body.dataset.scans || 0) > 0",
-                                  timeout=3_600_000, polling=1000)
-            seconds = time.perf_counter() - start
-            cpu = descendants_cpu() - cpu
-            status = tab.text_content("#scan-status")
-            with tab.expect_download() as info:
-                tab.click("[data-scan-download=json]")
-            info.value.save_as(download)
-            browser.close()
-    finally:
-        httpd.shutdown()
+    with ready_page(accept_downloads=True) as tab:
+        tab.set_input_files("#scan-files", [str(path)])
+        quick_by_default = tab.is_checked("#scan-mode-quick")
+        tab.check("#scan-mode-quick")
+        tab.select_option("#scan-preset", "llama.cpp")
+        cpu = descendants_cpu()
+        start = time.perf_counter()
+        tab.click("#scan-start")
+        tab.wait_for_function("() => Number(document.body.dataset.scans || 0) > 0",
+                              timeout=3_600_000, polling=1000)
+        seconds = time.perf_counter() - start
+        cpu = descendants_cpu() - cpu
+        status = tab.text_content("#scan-status")
+        with tab.expect_download() as info:
+            tab.click("[data-scan-download=json]")
+        info.value.save_as(download)
     return seconds, cpu, status, quick_by_default, json.loads(Path(download).read_text())
 
 

@@ -21,7 +21,6 @@ import argparse
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,7 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "py"))
-from tests.checkpoints import to_bf16_bits  # noqa: E402
+from bench.page_session import ready_page  # noqa: E402
+from tests.support.checkpoints import to_bf16_bits  # noqa: E402
 
 FORMAT = "format=int bits=8 granularity=channel"
 # Injected before any page script (Playwright init scripts are not subject to the page's CSP).
@@ -81,7 +81,7 @@ def write_checkpoint(path: Path, projections: int, embedding: bool):
 
 FLOOR = """
 import sys, numpy as np
-from quantcalc import checkpoint
+from quantcalc.readers import checkpoint
 model = checkpoint.open_checkpoint([sys.argv[1]])
 for entry in model.tensors:
     for _, slab in checkpoint.SlabReader(entry).slabs(max(1, (1 << 22) // entry.row_values)):
@@ -125,50 +125,26 @@ def cli(path, out, *extra):
 
 def page(path):
     """(seconds, peak wasm memory bytes, tensors) of the page scanning `path`."""
-    import build
-    from http.server import ThreadingHTTPServer
-    from playwright.sync_api import sync_playwright
-
-    dist = build.build()
-
-    class Handler(build.Handler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(dist), **kwargs)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                 args=["--no-sandbox"])
-            context = browser.new_context()
-            context.add_init_script(LONG_TASKS)
-            tab = context.new_page()
-            tab.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
-            tab.wait_for_selector("#engine-status[data-state=ready]", timeout=120_000)
-            # start-up finished (matplotlib in, the service worker's precache done), as when a
-            # user has chosen the files: the long tasks counted are the scan's own
-            tab.wait_for_selector("#offline-status[data-state=ready]", timeout=300_000)
-            tab.set_input_files("#scan-files", [str(path)])
-            tab.select_option("#scan-preset", "custom")
-            tab.fill("#scan-formats", FORMAT)
-            start = time.perf_counter()
-            tab.evaluate("() => { window.__longTasks.length = 0; }")
-            clicked = tab.evaluate("() => performance.now()")
-            tab.click("#scan-start")
-            tab.wait_for_function("() => Number(document.body.dataset.scans || 0) > 0",
-                                  timeout=3_600_000, polling=1000)
-            seconds = time.perf_counter() - start
-            memory = int(tab.evaluate("() => document.body.dataset.scanMemoryBytes || 0"))
-            status = tab.text_content("#scan-status")
-            tasks = tab.evaluate("() => window.__longTasks")
-            longest = max([d for _, d in tasks], default=0)
-            for start, duration in tasks:
-                print(f"  long task {duration:.0f} ms at {(start - clicked) / 1000:.1f} s after "
-                      f"Scan was pressed")
-            browser.close()
-    finally:
-        httpd.shutdown()
+    # start-up finished (matplotlib in, the service worker's precache done), as when a user
+    # has chosen the files: the long tasks counted are the scan's own
+    with ready_page(init_script=LONG_TASKS) as tab:
+        tab.set_input_files("#scan-files", [str(path)])
+        tab.select_option("#scan-preset", "custom")
+        tab.fill("#scan-formats", FORMAT)
+        start = time.perf_counter()
+        tab.evaluate("() => { window.__longTasks.length = 0; }")
+        clicked = tab.evaluate("() => performance.now()")
+        tab.click("#scan-start")
+        tab.wait_for_function("() => Number(document.body.dataset.scans || 0) > 0",
+                              timeout=3_600_000, polling=1000)
+        seconds = time.perf_counter() - start
+        memory = int(tab.evaluate("() => document.body.dataset.scanMemoryBytes || 0"))
+        status = tab.text_content("#scan-status")
+        tasks = tab.evaluate("() => window.__longTasks")
+        longest = max([d for _, d in tasks], default=0)
+        for start, duration in tasks:
+            print(f"  long task {duration:.0f} ms at {(start - clicked) / 1000:.1f} s after "
+                  f"Scan was pressed")
     return seconds, memory, status, longest
 
 
