@@ -12,7 +12,7 @@ from quantcalc.engine.analysis import analyze
 from quantcalc.engine.config import Config
 from quantcalc.errors import QuantcalcError
 from quantcalc.formats import conventions
-from tests.support.convention_cases import CASES, compare, name
+from tests.support.convention_cases import CASES, assert_identical, name
 
 ALL = [case for cases in CASES.values() for case in cases]
 HEAVY = ("entropy", "mse")  # ModelOpt's entropy search loops in Python over 1920 candidates
@@ -44,28 +44,19 @@ def tensors(draw):
     return x.astype(np.float32)
 
 
-def _assert_identical(x, case):
-    ours, theirs = compare(x, case)
-    for what, a, b in zip(("codes", "scale", "zero point", "reconstruction"), ours, theirs):
-        assert a.shape == b.shape, (what, a.shape, b.shape)
-        same = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else a == b
-        assert same.all(), (f"{what} differ at {np.flatnonzero(~same)[:5]}: "
-                            f"ours {a[~same][:3]}, theirs {b[~same][:3]}")
-
-
 @pytest.mark.parametrize("case", [c for c in ALL if c.get("calibration") not in HEAVY],
                          ids=name)
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(x=tensors())
 def test_bit_identical_to_the_framework(case, x):
-    _assert_identical(x, case)
+    assert_identical(x, case)
 
 
 @pytest.mark.parametrize("case", [c for c in ALL if c.get("calibration") in HEAVY], ids=name)
 @settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(x=tensors())
 def test_histogram_searches_bit_identical(case, x):
-    _assert_identical(x, case)
+    assert_identical(x, case)
 
 
 @pytest.mark.slow
@@ -80,7 +71,7 @@ def test_minilm_weights_bit_identical(convention):
                    "encoder.layer.0.output.dense.weight"):
         x = checkpoint.read_tensor(path, tensor)
         for case in CASES[convention]:
-            _assert_identical(x, case)
+            assert_identical(x, case)
 
 
 def test_a_float32_tie_rounds_as_pytorch_does():

@@ -14,19 +14,10 @@ from quantcalc.engine.analysis import analyze
 from quantcalc.engine.config import Config
 from quantcalc.engine.framework_differences import REASONS, differences
 from quantcalc.formats.conventions import float8
-from tests.support.convention_cases import compare
+from tests.support.convention_cases import assert_identical
 
 torch = pytest.importorskip("torch")
 TOP = {"fp8_e4m3": 448.0, "fp8_e5m2": 57344.0}
-
-
-def _assert_identical(x, case):
-    ours, theirs = compare(x, case)
-    for what, a, b in zip(("codes", "scale", "zero point", "reconstruction"), ours, theirs):
-        assert a.shape == b.shape, (what, a.shape, b.shape)
-        same = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else a == b
-        assert same.all(), (f"{what} differ at {np.flatnonzero(~same)[:5]}: "
-                            f"ours {a[~same][:3]}, theirs {b[~same][:3]}")
 
 
 @st.composite
@@ -64,7 +55,7 @@ def hostile_rows(draw):
 @given(drawn=hostile_rows(), axis=st.sampled_from([0, 1]))
 def test_rowwise_is_bit_identical_to_torchao(drawn, axis):
     x, fmt = drawn
-    _assert_identical(x, {"convention": "pytorch", "format": fmt, "granularity": "channel",
+    assert_identical(x, {"convention": "pytorch", "format": fmt, "granularity": "channel",
                           "axis": axis})
 
 
@@ -77,7 +68,7 @@ def test_a_scale_just_below_a_power_of_two_rounds_up_and_saturates_as_torchao_do
     assert np.float32(448.0 / float(amax)) < 2.0 ** 20  # the unrounded scale is below 2^20
     x = np.array([[amax, amax / 2, -amax / 3], [1.0, 2.0, 0.0]], np.float32)
     case = {"convention": "pytorch", "format": "fp8_e4m3", "granularity": "channel"}
-    _assert_identical(x, case)
+    assert_identical(x, case)
     result = analyze(x, Config(**case), keep=x.size)
     assert result.params.scale[0] == 2.0 ** -20
     assert result.per_value.codes[0] == 0x7E  # E4M3's 448, saturated

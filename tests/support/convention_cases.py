@@ -71,3 +71,14 @@ def compare(x, case):
               np.asarray(theirs[2]).astype(np.int64).reshape(-1),
               np.asarray(theirs[3], np.float32).reshape(-1))
     return ours, theirs
+
+
+def assert_identical(x, case):
+    """Our codes, scale, zero point and reconstruction equal the framework's bit for bit (NaN
+    equal to NaN), or the first places that differ are named."""
+    ours, theirs = compare(x, case)
+    for what, a, b in zip(("codes", "scale", "zero point", "reconstruction"), ours, theirs):
+        assert a.shape == b.shape, (what, a.shape, b.shape)
+        same = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else a == b
+        assert same.all(), (f"{what} differ at {np.flatnonzero(~same)[:5]}: "
+                            f"ours {a[~same][:3]}, theirs {b[~same][:3]}")
