@@ -15,7 +15,7 @@ def label_boxes(fig):
     """(text, box) of each point's label, in the figure as it is saved."""
     figures.to_bytes(fig, "svg")  # the layout a reader sees
     fig.draw_without_rendering()
-    return [(a.get_text(), compare_figures._text_box(a)) for a in fig.axes[0].texts]
+    return [(a.get_text(), compare_figures.text_box(a)) for a in fig.axes[0].texts]
 
 
 def overlaps(boxes):
@@ -55,3 +55,31 @@ row = st.builds(lambda bits, sqnr, pareto, i: {"label": f"FMT{i}", "bits_per_val
 def test_labels_of_crowded_points_do_not_overlap(rows):
     fig = compare_figures.tradeoff_figure(rows)
     assert overlaps(label_boxes(fig)) == []
+
+
+# llama.cpp's presets as the planner priced them on MiniLM (bits per weight, total error): the
+# K-quant presets within 0.4 bits of each other printed their names on top of each other
+PRESETS = [("Q2_K", 6.549, 442.272), ("Q3_K_S", 6.549, 442.272), ("Q3_K_M", 6.801, 266.91),
+           ("Q3_K_L", 6.990, 234.734), ("Q4_K_S", 7.042, 104.56), ("Q4_K_M", 7.176, 90.8428),
+           ("Q5_K_S", 7.343, 60.8105), ("Q5_K_M", 7.431, 56.4665), ("Q6_K", 8.294, 4.69346)]
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_no_two_labels_of_the_planner_figure_overlap(theme):
+    from quantcalc.plan import report as plan_report
+
+    bits = np.linspace(4.35, 8.59, 40)
+    curve = [{"bits_per_weight": float(b), "total_error": float(1e3 * 10 ** ((4.35 - b) / 1.5))}
+             for b in bits]
+    plan = {"curve": curve,
+            "presets": [{"preset": name, "bits_per_weight": b, "preset_error": e}
+                        for name, b, e in PRESETS],
+            "bits_per_weight": 6.469, "total_error": 79.599, "metric": "MSE"}
+    with figures.themed(theme):
+        fig = plan_report.figure(plan)
+    boxes = label_boxes(fig)
+    assert sorted(t for t, _ in boxes) == sorted(name for name, _, _ in PRESETS)
+    assert overlaps(boxes) == []
+    assert outside_axes(fig, boxes) == []
+    legend = fig.legends[0].get_window_extent()
+    assert legend.y1 <= fig.axes[0].get_window_extent().y0  # under the axes, covering nothing

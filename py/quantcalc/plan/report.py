@@ -211,7 +211,8 @@ def figure(plan):
     plan shown as a star."""
     from matplotlib.figure import Figure
 
-    from quantcalc.reports.figures import ink, themed
+    from quantcalc.reports.compare_figures import place_labels
+    from quantcalc.reports.figures import ink, legend_below, themed
 
     with themed():
         fig = Figure(figsize=(6.4, 4.0), dpi=100, layout="constrained")
@@ -220,13 +221,9 @@ def figure(plan):
         curve = plan["curve"]
         ax.plot([p["bits_per_weight"] for p in curve], [p["total_error"] for p in curve], "-",
                 color=ink("original"), label="best mix (this planner)")
-        for k, point in enumerate(plan["presets"]):
+        for point in plan["presets"]:
             ax.plot(point["bits_per_weight"], point["preset_error"], "o",
                     color=ink("reconstructed"))
-            # neighbouring presets (Q5_K_S, Q5_K_M) sit close: labels alternate above and below
-            ax.annotate(point["preset"], (point["bits_per_weight"], point["preset_error"]),
-                        xytext=(4, 5 if k % 2 == 0 else -11), textcoords="offset points",
-                        fontsize=8)
         if plan["presets"]:
             ax.plot([], [], "o", color=ink("reconstructed"), label="llama.cpp preset")
         ax.plot(plan["bits_per_weight"], plan["total_error"], "*", ms=12, color=ink("best"),
@@ -234,7 +231,12 @@ def figure(plan):
         ax.set_yscale("log")
         ax.set_xlabel("bits per weight (all tensors, scales included)")
         ax.set_ylabel(f"total error (sum of {plan['metric']} × parameters)")
-        ax.legend(loc="upper right")
+        ax.margins(x=0.08, y=0.1)  # room for labels beside the outermost presets
+        legend_below(fig, ax)  # under the axes: over them it covered presets and their labels
+        # neighbouring presets (Q4_K_S ... Q5_K_M within 0.4 bits) printed their names on top
+        # of each other: each label goes where it covers no other label or point
+        place_labels(fig, ax, [(p["bits_per_weight"], p["preset_error"], p["preset"])
+                               for p in plan["presets"]])
     return fig
 
 

@@ -20,7 +20,7 @@ def _finite_sqnr(value, ceiling):
 
 def tradeoff_figure(rows):
     """SQNR (dB) against bits per value, one point per configuration, the Pareto front joined;
-    each point labelled where its label covers no other label or point (see _place_labels)."""
+    each point labelled where its label covers no other label or point (see place_labels)."""
     with themed():
         fig, ax = new_figure(COMPARE_TITLES["tradeoff"])
         finite = [r["sqnr_db"] for r in rows if np.isfinite(r["sqnr_db"])]
@@ -37,7 +37,7 @@ def tradeoff_figure(rows):
         ax.set_ylabel("SQNR (dB)")
         ax.margins(x=0.12, y=0.15)  # room for labels beside the outermost points
         legend_below(fig, ax)
-        _place_labels(fig, ax, [(x, y, row["label"]) for x, y, row in points])
+        place_labels(fig, ax, [(x, y, row["label"]) for x, y, row in points])
     return fig
 
 
@@ -55,7 +55,7 @@ def _label_spots(max_rows):
     return spots
 
 
-def _place_labels(fig, ax, labelled):
+def place_labels(fig, ax, labelled):
     """Label each (x, y, text) at the first spot where its box overlaps no label placed before
     and no point, and stays inside the axes. Formats of near-equal bits per value (Q4_K, IQ4_NL,
     Q4_0 at 4.5) otherwise print their names on top of each other. Labels are left out of the
@@ -80,7 +80,7 @@ def _place_labels(fig, ax, labelled):
                                     "arrowstyle": "-", "lw": 0.5, "color": ink("faint"),
                                     "shrinkA": 0, "shrinkB": 3})
             label.set_in_layout(False)
-            box = _text_box(label)
+            box = text_box(label)
             inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
                       and box.y1 <= frame.y1)
             if inside and not any(box.overlaps(other) for other in obstacles):
@@ -89,7 +89,7 @@ def _place_labels(fig, ax, labelled):
     return fig
 
 
-def _text_box(annotation):
+def text_box(annotation):
     """The box of an annotation's text alone (its own extent includes the leader line)."""
     annotation.update_positions(annotation.figure._get_renderer())
     return Text.get_window_extent(annotation)
