@@ -247,3 +247,18 @@ def test_a_pair_mounted_in_parts_audits_as_the_whole_files(llama, tmp_path):
     assert json.dumps(got["tensors"], sort_keys=True) == json.dumps(whole["tensors"],
                                                                     sort_keys=True)
     assert got["totals"] == whole["totals"]
+
+
+def test_sides_given_the_other_way_round_are_noticed(llama):
+    """A Q4_K GGUF given as the original and the float model as the quantized one audits
+    without a word (found by the new-user walk): the document now asks, and only then."""
+    folder, _, config, tensors = llama
+    ap.write_gguf(folder / "sides.gguf", tensors, config, {n: "q4_K" for n in tensors
+                                                             if tensors[n].ndim == 2})
+    right = audit(folder / "hf", folder / "sides.gguf")
+    assert not [n for n in right["notes"] if "other way round" in n]
+    swapped = audit(folder / "sides.gguf", folder / "hf")
+    held = sum(1 for x in tensors.values() if x.ndim == 2)
+    [note] = [n for n in swapped["notes"] if "other way round" in n]
+    assert note.startswith(f"the original holds {held} quantized tensors and the quantized "
+                           f"side none")

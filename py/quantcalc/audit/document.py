@@ -33,7 +33,27 @@ def document(original, quantized, rows, facts, imatrix=None, notes=()) -> dict:
             "quantized": {"files": files(quantized)}, "model": dict(facts),
             "imatrix": imatrix, "tensors": rows, "totals": totals(rows),
             "notes": list(original.checkpoint.notes) + list(quantized.checkpoint.notes)
-            + list(notes)}
+            + swapped(original, quantized) + list(notes)}
+
+
+def _quantized_tensors(side) -> int:
+    """How many tensors of a side are stored quantized (a GGUF block type, FP8 with scales,
+    packed integers)."""
+    return sum(1 for e in side.checkpoint.tensors
+               if getattr(e, "quantized", False) or getattr(e, "stored", None) is not None) \
+        + len(getattr(side, "layers", None) or {})
+
+
+def swapped(original, quantized) -> list:
+    """[a note] when the original holds quantized tensors and the quantized side none: the two
+    were most likely given the other way round (each SQNR is then the same, but "reproduced"
+    and the stored formats describe the wrong file)."""
+    held = _quantized_tensors(original)
+    if not held or _quantized_tensors(quantized):
+        return []
+    return [f"the original holds {held} quantized tensor{'s' * (held != 1)} and the quantized "
+            f"side none: were the two given the other way round? (the original first, then the "
+            f"quantized model)"]
 
 
 def from_plain(doc) -> dict:
