@@ -3,7 +3,7 @@
 // slab at a time; the engine pairs their tensors (audit_list), measures each pair (audit_model,
 // rows as they finish, progress, Cancel), and gives the document the command line's --json
 // writes; figures and reports are made from it by the engine.
-import { $, $$, engine } from "./store.js";
+import { $, $$, batchedRender, engine } from "./store.js";
 import { formatBytes } from "./files.js";
 import { clearFigures, showFigure } from "./figures.js";
 import { downloadReport } from "./downloads.js";
@@ -12,7 +12,6 @@ import { auditOnPool } from "./audit-pool.js";
 import { auditError, wireSides } from "./audit-files.js";
 import { buildHead, renderRows, renderTotals } from "./audit-table.js";
 
-const RENDER_EVERY_MS = 250;
 const audit = {
   chosen: { original: null, quantized: null }, // {id, files: [File]} of each side chosen now
   imatrix: null,      // {file_id, file} the audit used
@@ -20,7 +19,6 @@ const audit = {
   doc: null,          // the finished document
   running: null,
 };
-let renderTimer = null;
 
 const ready = () => audit.chosen.original && audit.chosen.quantized && !audit.running;
 const enableStart = () => { $("#audit-start").disabled = !ready(); };
@@ -122,16 +120,7 @@ function useDocument(doc) {
   drawFigures();
 }
 
-function renderSoon() {
-  if (renderTimer) return;
-  renderTimer = setTimeout(renderNow, RENDER_EVERY_MS);
-}
-
-function renderNow() {
-  clearTimeout(renderTimer);
-  renderTimer = null;
-  renderRows(audit.rows);
-}
+const { now: renderNow, soon: renderSoon } = batchedRender(() => renderRows(audit.rows));
 
 async function drawFigures() {
   const holder = $("#audit-figures");

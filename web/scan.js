@@ -5,7 +5,7 @@
 // and reports are made from it by the engine. A quick estimate (scan-estimate.js) can be made
 // exact afterwards for the tensors picked: they are scanned again and the engine builds the
 // document again from the rows.
-import { $, $$, engine } from "./store.js";
+import { $, $$, batchedRender, engine } from "./store.js";
 import { formatBytes, useCheckpointTensor, wireDropZone } from "./files.js";
 import { applyForm, DEFAULTS, form } from "./form.js";
 import { clearFigures, showFigure } from "./figures.js";
@@ -19,7 +19,6 @@ import { chooseForSize, choiceState, estimateArgs, estimateAsked, picked, restor
   showEstimate, statusWords, updatePicked, wireEstimate } from "./scan-estimate.js";
 
 const hooks = globalThis.quantcalcTestHooks ?? {};
-const RENDER_EVERY_MS = 250;
 const scan = {
   files: null,        // {id, files: [File]} of the checkpoint chosen now
   scanned: null,      // {id, files} the rows shown were read from (null: restored from storage)
@@ -33,7 +32,6 @@ const scan = {
 };
 let nextScanId = 1;
 let presets = {};
-let renderTimer = null;
 
 // ---------------------------------------------------------------- choosing files and formats
 function scanError(field, message) {
@@ -237,14 +235,9 @@ function partialDocument(estimate) {
 }
 
 // ---------------------------------------------------------------- the table
-function renderSoon() {
-  if (renderTimer) return;
-  renderTimer = setTimeout(renderNow, RENDER_EVERY_MS);
-}
+const { now: renderNow, soon: renderSoon } = batchedRender(drawTable);
 
-function renderNow() {
-  clearTimeout(renderTimer);
-  renderTimer = null;
+function drawTable() {
   renderTable({ tensors: scan.rows, formats: scan.formats,
     totals: scan.doc?.totals ?? [], notes: scan.doc?.notes ?? [],
     canOpen: Boolean(scan.scanned), onOpen: openInCalculator, picked,

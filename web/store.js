@@ -26,3 +26,16 @@ export const engine = new Engine({ bootTimeoutMs: hooks.bootTimeoutMs });
 
 let nextId = 1;
 export const newRequestId = () => `r${nextId++}`;
+
+// A table that rows stream into, drawn at most every `ms`: soon() asks for a redraw (one is
+// scheduled if none is), now() draws at once and drops the scheduled one. The scan's and the
+// audit's tables use it, so hundreds of rows arriving do not redraw hundreds of times.
+export function batchedRender(render, ms = 250) {
+  let timer = null;
+  const now = () => {
+    clearTimeout(timer);
+    timer = null;
+    render();
+  };
+  return { now, soon: () => { timer ??= setTimeout(now, ms); } };
+}
