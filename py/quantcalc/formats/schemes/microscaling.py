@@ -11,6 +11,15 @@ E8M0_MIN, E8M0_MAX = -127, 127
 MXINT8_MAX = 127 / 64  # int8 with 6 fraction bits
 
 
+def e8m0_exponent(amax, emax_elem):
+    """The OCP block scale's exponent: floor(log2 amax) - emax_elem, clamped to E8M0's range
+    (E8M0_MIN for an all-zero block). floor(log2) exactly, from the binary exponent (np.log2
+    rounds near powers of 2)."""
+    amax = np.asarray(amax, np.float64)
+    exponent = np.frexp(amax)[1] - 1 - emax_elem
+    return np.clip(np.where(amax > 0, exponent, E8M0_MIN), E8M0_MIN, E8M0_MAX)
+
+
 class MXScheme(Scheme):
     """OCP Microscaling: blocks of 32 share an E8M0 scale 2^(floor(log2 amax) - emax_elem)."""
 
@@ -25,10 +34,7 @@ class MXScheme(Scheme):
 
     def params(self, x, lo, hi, segmentation):
         amax = np.maximum(np.abs(lo), np.abs(hi))
-        # floor(log2(amax)) exactly, from the binary exponent (np.log2 rounds near powers of 2)
-        exponent = np.frexp(amax)[1] - 1 - self.emax_elem
-        exponent = np.clip(np.where(amax > 0, exponent, E8M0_MIN), E8M0_MIN, E8M0_MAX)
-        scale = np.ldexp(1.0, exponent)
+        scale = np.ldexp(1.0, e8m0_exponent(amax, self.emax_elem))
         zeros = np.zeros(amax.shape, np.int64)
         return QParams(scale, zeros, -amax, amax, zeros.astype(bool), amax == 0)
 

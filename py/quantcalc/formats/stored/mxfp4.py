@@ -18,11 +18,13 @@ nearest even of x / scale, saturating at 6.
 import numpy as np
 
 from quantcalc.formats.float_grids import FLOAT_GRIDS
+from quantcalc.formats.schemes.microscaling import e8m0_exponent
 from quantcalc.formats.stored import checks
 
 E2M1 = FLOAT_GRIDS["fp4_e2m1"]
-FP4_VALUES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
-                       -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0], np.float32)
+# the 16 codes' values: +0, 0.5, 1, 1.5, 2, 3, 4, 6 and their negatives (-0 included)
+FP4_VALUES = E2M1.decode(np.arange(16)).astype(np.float32)
+E2M1_EMAX = 2  # E2M1's largest exponent: 6 = 1.5 x 2^2
 GROUP = 32
 
 
@@ -63,8 +65,7 @@ def remake(values):
         checks.refuse(f"{stored.shape[-1]} columns are not whole groups of {GROUP}")
     groups = stored.reshape(*stored.shape[:-1], -1, GROUP)
     amax = np.abs(groups).max(axis=-1)
-    exponent = np.frexp(amax.astype(np.float64))[1] - 1 - 2
-    exponent = np.clip(np.where(amax > 0, exponent, -127), -127, 127)
+    exponent = e8m0_exponent(amax, E2M1_EMAX)
     rounded, _ = E2M1.round(groups.astype(np.float64) / np.ldexp(1.0, exponent)[..., None])
     codes = E2M1.encode(np.where(np.signbit(groups), -np.abs(rounded), rounded))
     codes = codes.astype(np.uint8)
