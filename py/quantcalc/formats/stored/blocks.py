@@ -16,21 +16,36 @@ def grid(shape, block) -> tuple:
     return count(shape[-2], block[0]), count(shape[-1], block[1])
 
 
+def padded(values, block, fill=0.0):
+    """(values padded with `fill` to whole blocks over the last two axes, whether padding was
+    needed); unpadded values come back contiguous, so that reshaping them into tiles is a
+    view."""
+    *lead, rows, cols = values.shape
+    height, width = block
+    block_rows, block_cols = grid(values.shape, block)
+    if not (rows % height or cols % width):
+        return np.ascontiguousarray(values), False
+    out = np.full((*lead, block_rows * height, block_cols * width), fill, values.dtype)
+    out[..., :rows, :cols] = values
+    return out, True
+
+
+def tiles(values, block):
+    """Whole-block `values` (..., rows, columns) viewed as (..., block rows, height, block
+    columns, width)."""
+    *lead, rows, cols = values.shape
+    height, width = block
+    return values.reshape(*lead, rows // height, height, cols // width, width)
+
+
 def apply(values, block, scale, zero=None):
     """(values - zero) * scale with one scale (and zero point) per block, in the dtype of
     `values` (float, shape (..., rows, columns), worked on in place: pass a fresh array);
     `scale` and `zero` have shape (..., block rows, block columns), checked by the caller."""
-    *lead, rows, cols = values.shape
-    height, width = block
-    block_rows, block_cols = grid(values.shape, block)
-    ragged = rows % height or cols % width
-    if ragged:
-        padded = np.zeros((*lead, block_rows * height, block_cols * width), values.dtype)
-        padded[..., :rows, :cols] = values
-    else:
-        padded = np.ascontiguousarray(values)  # so that the reshape below is a view
-    tiles = padded.reshape(*lead, block_rows, height, block_cols, width)
+    *_, rows, cols = values.shape
+    whole, ragged = padded(values, block)
+    blocked = tiles(whole, block)
     if zero is not None:
-        tiles -= np.asarray(zero).astype(values.dtype)[..., :, None, :, None]
-    tiles *= np.asarray(scale).astype(values.dtype)[..., :, None, :, None]
-    return np.ascontiguousarray(padded[..., :rows, :cols]) if ragged else padded
+        blocked -= np.asarray(zero).astype(values.dtype)[..., :, None, :, None]
+    blocked *= np.asarray(scale).astype(values.dtype)[..., :, None, :, None]
+    return np.ascontiguousarray(whole[..., :rows, :cols]) if ragged else whole
