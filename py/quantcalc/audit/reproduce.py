@@ -22,6 +22,7 @@ import numpy as np
 
 from quantcalc.engine.metrics import ErrorAccumulator
 from quantcalc.formats.ggml import decode as ggml_decode, encode, types as ggml_types
+from quantcalc.formats.stored import remake
 
 PLAIN_TYPES = ("F32", "F16", "BF16")
 CHUNK_VALUES = 1 << 18
@@ -35,18 +36,11 @@ def applies(entry) -> bool:
     return entry.dtype.lower() in encode.TYPES or entry.dtype in PLAIN_TYPES
 
 
-def _bf16(values):
-    """float32 values rounded to bfloat16 (to nearest even, as torch casts), back in float32."""
-    bits = values.view(np.uint32).astype(np.uint64)
-    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
-    return rounded.astype(np.uint32).view(np.float32)
-
-
-ROUNDINGS = {"via F16": lambda v: v.astype(np.float16).astype(np.float32), "via BF16": _bf16}
+ROUNDINGS = {"via F16": remake.rounder("F16"), "via BF16": remake.bf16}
 
 
 def _bf16_bytes(values):
-    return (_bf16(values).view(np.uint32) >> 16).astype("<u2").view(np.uint8)
+    return (remake.bf16(values).view(np.uint32) >> 16).astype("<u2").view(np.uint8)
 
 
 class Reproduction:
